@@ -1,0 +1,37 @@
+"""mlprov: a model registry where every version is hashed, signed and carries provenance.
+
+The public API is what ``__all__`` lists; modules whose names start with ``_`` are private.
+Imports are lazy so that ``import mlprov`` stays cheap in serving containers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Registry",
+    "RegistryConfig",
+    "__version__",
+    "open_registry",
+]
+
+if TYPE_CHECKING:
+    from mlprov.config import RegistryConfig
+    from mlprov.service import Registry, open_registry
+
+_LAZY = {
+    "Registry": "mlprov.service",
+    "open_registry": "mlprov.service",
+    "RegistryConfig": "mlprov.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlprov' has no attribute {name!r}")
+    import importlib  # noqa: PLC0415 - lazy on purpose
+
+    return getattr(importlib.import_module(module), name)

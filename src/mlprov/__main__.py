@@ -1,0 +1,7 @@
+"""``python -m mlprov`` runs the CLI."""
+
+import sys
+
+from mlprov.cli import main
+
+sys.exit(main())

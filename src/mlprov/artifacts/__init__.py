@@ -1,0 +1,159 @@
+"""Content-addressed artefact storage, chosen by URI scheme.
+
+Blobs are keyed by the SHA-256 of their bytes, written once and never changed, and
+checked against that digest on every read. The same bytes are stored once however
+many versions and models use them.
+
+* ``file:///path`` - a folder (the embedded default, ``$MLPROV_HOME/blobs``);
+* ``memory://`` - an in-process store for tests.
+
+:class:`ArtifactStore` is a tiny abstract class: its public methods validate digests
+and translate IO failures into :class:`~mlprov.errors.StorageError`, then call the
+private abstract methods an implementation provides, so no backend can skip them.
+"""
+
+from __future__ import annotations
+
+import abc
+import errno
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlprov.errors import ConfigError, DigestMismatchError, NotFoundError, StorageError
+
+__all__ = [
+    "ArtifactStore",
+    "StoredBlob",
+    "open_artifact_store",
+]
+
+_SHA256_HEX = re.compile(r"\A[0-9a-f]{64}\Z")
+READ_CHUNK = 4 * 1024 * 1024
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size: int
+    created: bool  # False when the same bytes were already stored
+
+
+def _check_key(sha256: str) -> str:
+    if not _SHA256_HEX.match(sha256):
+        raise StorageError(f"invalid blob key {sha256[:80]!r}: expected 64 lower-case hex")
+    return sha256
+
+
+def storage_error(action: str, error: OSError) -> StorageError:
+    """One line for an OS failure, naming the common causes a user can act on."""
+    code = error.errno
+    if code == errno.ENOSPC:
+        why = "no space left on device"
+    elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        why = "storage is read-only or not writable"
+    elif code == errno.EFBIG:
+        why = "file too large for the storage (size limit reached)"
+    else:
+        why = error.strerror or str(error)
+    return StorageError(f"{action}: {why}")
+
+
+class ArtifactStore(abc.ABC):
+    """Immutable blobs keyed by SHA-256."""
+
+    uri: str
+
+    def put_file(self, path: Path, *, progress: ProgressCallback | None = None) -> StoredBlob:
+        """Store a regular file's bytes; returns its SHA-256, size and whether it was new."""
+        try:
+            return self._put_file(path, progress)
+        except OSError as e:
+            raise storage_error(f"storing {path.name}", e) from e
+
+    def put_bytes(self, data: bytes) -> StoredBlob:
+        try:
+            return self._put_bytes(data)
+        except OSError as e:
+            raise storage_error("storing bytes", e) from e
+
+    def exists(self, sha256: str) -> bool:
+        try:
+            return self._exists(_check_key(sha256))
+        except OSError as e:
+            raise storage_error(f"checking blob {sha256}", e) from e
+
+    def read_chunks(self, sha256: str) -> Iterator[bytes]:
+        """Yield a blob's bytes; raise DigestMismatchError at the end if they are not its key's."""
+        key = _check_key(sha256)
+        hasher = hashlib.sha256()
+        try:
+            for chunk in self._read_chunks(key):
+                hasher.update(chunk)
+                yield chunk
+        except FileNotFoundError as e:
+            raise NotFoundError(f"blob {key} is missing from the artefact store") from e
+        except OSError as e:
+            raise storage_error(f"reading blob {key}", e) from e
+        actual = hasher.hexdigest()
+        if actual != key:
+            raise DigestMismatchError(
+                f"blob {key} is corrupt in the artefact store: its bytes hash to {actual}"
+            )
+
+    def read_bytes(self, sha256: str) -> bytes:
+        return b"".join(self.read_chunks(sha256))
+
+    def delete(self, sha256: str) -> None:
+        """Remove a blob. Used only to undo an operation that failed before committing."""
+        try:
+            self._delete(_check_key(sha256))
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise storage_error(f"removing blob {sha256}", e) from e
+
+    def digests(self) -> list[str]:
+        """Every stored blob key, sorted."""
+        try:
+            return sorted(self._list())
+        except OSError as e:
+            raise storage_error("listing blobs", e) from e
+
+    @abc.abstractmethod
+    def _put_file(self, path: Path, progress: ProgressCallback | None) -> StoredBlob: ...
+
+    @abc.abstractmethod
+    def _put_bytes(self, data: bytes) -> StoredBlob: ...
+
+    @abc.abstractmethod
+    def _exists(self, sha256: str) -> bool: ...
+
+    @abc.abstractmethod
+    def _read_chunks(self, sha256: str) -> Iterator[bytes]: ...
+
+    @abc.abstractmethod
+    def _delete(self, sha256: str) -> None: ...
+
+    @abc.abstractmethod
+    def _list(self) -> Iterator[str]: ...
+
+
+def open_artifact_store(uri: str) -> ArtifactStore:
+    """Open the artefact store a URI names (``file://`` or ``memory://``)."""
+    scheme, sep, _ = uri.partition("://")
+    if not sep:
+        raise ConfigError(f"artefact store URI {uri!r} has no scheme: use file:///PATH")
+    if scheme == "file":
+        from mlprov.artifacts._file import FileArtifactStore  # noqa: PLC0415
+
+        return FileArtifactStore.from_uri(uri)
+    if scheme == "memory":
+        from mlprov.artifacts._memory import MemoryArtifactStore  # noqa: PLC0415
+
+        return MemoryArtifactStore()
+    raise ConfigError(f"unsupported artefact store scheme {scheme!r}: use file:// or memory://")

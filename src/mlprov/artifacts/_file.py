@@ -1,0 +1,134 @@
+"""A content-addressed folder: ``ROOT/sha256/ab/abcdef...``.
+
+Writes follow the crash-safe order (DESIGN.md, "Storage"): copy into a temporary file
+under ``ROOT/tmp`` while hashing, fsync it, rename it to its digest, fsync the folder.
+A process killed at any point leaves at most a temporary file, never a partial blob.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from mlprov.artifacts import READ_CHUNK, ArtifactStore, ProgressCallback, StoredBlob
+from mlprov.errors import ConfigError, UnsafePathError
+
+_COPY_CHUNK = 8 * 1024 * 1024
+
+
+class FileArtifactStore(ArtifactStore):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.uri = root.as_uri()
+
+    @classmethod
+    def from_uri(cls, uri: str) -> FileArtifactStore:
+        parsed = urlparse(uri)
+        if parsed.netloc not in ("", "localhost"):
+            raise ConfigError(f"file store URI {uri!r} names a host; use file:///ABSOLUTE/PATH")
+        return cls(Path(unquote(parsed.path)))
+
+    def _blob_path(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / sha256
+
+    def _tmp_dir(self) -> Path:
+        tmp = self.root / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        return tmp
+
+    def _commit(self, tmp_path: Path, sha256: str) -> bool:
+        final = self._blob_path(sha256)
+        if final.exists():
+            tmp_path.unlink()
+            return False
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp_path, 0o444)
+        os.replace(tmp_path, final)
+        _fsync_dir(final.parent)
+        return True
+
+    def _put_file(self, path: Path, progress: ProgressCallback | None) -> StoredBlob:
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        source_fd = os.open(path, flags)
+        with os.fdopen(source_fd, "rb", buffering=0) as source:
+            if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+                raise UnsafePathError(f"{path}: not a regular file")
+            fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="put-")
+            tmp_path = Path(tmp_name)
+            try:
+                hasher = hashlib.sha256()
+                size = 0
+                buffer = bytearray(_COPY_CHUNK)
+                view = memoryview(buffer)
+                with os.fdopen(fd, "wb", buffering=0) as target:
+                    while True:
+                        count = source.readinto(view)
+                        if not count:
+                            break
+                        hasher.update(view[:count])
+                        _write_all(target.fileno(), view[:count])
+                        size += count
+                        if progress is not None:
+                            progress(count)
+                    os.fsync(target.fileno())
+                view.release()
+                sha256 = hasher.hexdigest()
+                created = self._commit(tmp_path, sha256)
+            except BaseException:
+                tmp_path.unlink(missing_ok=True)
+                raise
+        return StoredBlob(sha256, size, created)
+
+    def _put_bytes(self, data: bytes) -> StoredBlob:
+        sha256 = hashlib.sha256(data).hexdigest()
+        if self._blob_path(sha256).exists():
+            return StoredBlob(sha256, len(data), False)
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="put-")
+        tmp_path = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb", buffering=0) as target:
+                _write_all(target.fileno(), memoryview(data))
+                os.fsync(target.fileno())
+            created = self._commit(tmp_path, sha256)
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
+        return StoredBlob(sha256, len(data), created)
+
+    def _exists(self, sha256: str) -> bool:
+        return self._blob_path(sha256).is_file()
+
+    def _read_chunks(self, sha256: str) -> Iterator[bytes]:
+        with open(self._blob_path(sha256), "rb") as handle:
+            while chunk := handle.read(READ_CHUNK):
+                yield chunk
+
+    def _delete(self, sha256: str) -> None:
+        self._blob_path(sha256).unlink()
+
+    def _list(self) -> Iterator[str]:
+        base = self.root / "sha256"
+        if not base.is_dir():
+            return
+        for prefix in base.iterdir():
+            for blob in prefix.iterdir():
+                yield blob.name
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

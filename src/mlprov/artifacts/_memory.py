@@ -1,0 +1,54 @@
+"""An in-memory artefact store, shipped for tests and short-lived tools."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from mlprov.artifacts import READ_CHUNK, ArtifactStore, ProgressCallback, StoredBlob
+
+
+class MemoryArtifactStore(ArtifactStore):
+    def __init__(self) -> None:
+        self.uri = "memory://"
+        self._blobs: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def _put_file(self, path: Path, progress: ProgressCallback | None) -> StoredBlob:
+        data = path.read_bytes()
+        if progress is not None:
+            progress(len(data))
+        return self._put_bytes(data)
+
+    def _put_bytes(self, data: bytes) -> StoredBlob:
+        key = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            created = key not in self._blobs
+            self._blobs.setdefault(key, bytes(data))
+        return StoredBlob(key, len(data), created)
+
+    def _exists(self, sha256: str) -> bool:
+        return sha256 in self._blobs
+
+    def _read_chunks(self, sha256: str) -> Iterator[bytes]:
+        try:
+            data = self._blobs[sha256]
+        except KeyError as e:
+            raise FileNotFoundError(sha256) from e
+        for start in range(0, len(data), READ_CHUNK):
+            yield data[start : start + READ_CHUNK]
+        if not data:
+            yield b""
+
+    def _delete(self, sha256: str) -> None:
+        with self._lock:
+            self._blobs.pop(sha256, None)
+
+    def _list(self) -> Iterator[str]:
+        return iter(list(self._blobs))
+
+    def corrupt(self, sha256: str, data: bytes) -> None:
+        """Replace a blob's bytes without changing its key (tests of read verification)."""
+        self._blobs[sha256] = data

@@ -1,0 +1,124 @@
+"""The ``mlprov`` command line: a thin layer that parses, calls the registry service, presents.
+
+Each command group lives in its own module and registers itself on :data:`app` in
+:func:`_register_commands`. Heavy imports (SQLAlchemy, cryptography, sigstore) stay
+inside the command functions so that ``mlprov verify`` starts fast in serving containers.
+
+Errors: every :class:`~mlprov.errors.MlprovError` becomes one line on stderr and its exit
+code (0 ok, 1 verification or policy failure, 2 usage or bad input, 3 conflict,
+4 not found, 5 storage or IO). A traceback is shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlprov.cli._state import CliState
+from mlprov.errors import EXIT_INVALID, EXIT_STORAGE, MlprovError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="mlprov",
+    help="A model registry where every version is hashed, signed and carries provenance.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar="MLPROV_HOME",
+            help="Registry folder (default ~/.mlprov).",
+            show_default=False,
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    ctx.obj = CliState(home=home, debug=debug)
+
+
+def _register_commands() -> None:
+    # Imported here, not at the top, so each module can import `app` helpers freely.
+    from mlprov.cli import (  # noqa: PLC0415
+        alias,
+        audit,
+        demo,
+        download,
+        models,
+        register,
+        resolve,
+        stage,
+        versions,
+    )
+
+    for module in (models, versions, register, alias, resolve, stage, download, audit, demo):
+        module.install(app)
+    _install_optional()
+
+
+def _install_optional() -> None:
+    """Command groups added by later features register here the same way."""
+    import importlib  # noqa: PLC0415
+
+    for name in ("mlprov.cli.signing", "mlprov.cli.keys"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        module.install(app)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mlprov`` console script; returns the process exit code."""
+    import click  # noqa: PLC0415
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result = app(args=args, prog_name="mlprov", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    except click.exceptions.Abort:
+        print("mlprov: aborted", file=sys.stderr)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return EXIT_INVALID
+    except MlprovError as e:
+        if debug:
+            raise
+        print(f"mlprov: error: {e.message}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("mlprov: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except OSError as e:
+        # An IO failure the service did not translate is still a storage error, not a crash.
+        if debug:
+            raise
+        print(f"mlprov: error: {e.strerror or e}", file=sys.stderr)
+        return EXIT_STORAGE
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Per-invocation CLI state: global options and the registry opened from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from mlprov.service import Registry
+
+
+@dataclass
+class CliState:
+    home: Path | None = None
+    debug: bool = False
+    _registry: Registry | None = field(default=None, repr=False)
+
+    def registry(self) -> Registry:
+        """Open the registry named by --home / MLPROV_HOME / MLPROV_REGISTRY (once)."""
+        if self._registry is None:
+            from mlprov.config import RegistryConfig  # noqa: PLC0415
+            from mlprov.service import open_registry  # noqa: PLC0415
+
+            self._registry = open_registry(RegistryConfig.from_environment(self.home))
+        return self._registry
+
+
+def state(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, CliState):  # pragma: no cover - only when called outside main()
+        obj = CliState()
+        ctx.find_root().obj = obj
+    return obj

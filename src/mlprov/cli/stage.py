@@ -1,0 +1,44 @@
+"""``mlprov stage set|history``: None, Staging, Production, Archived."""
+
+from __future__ import annotations
+
+import typer
+
+from mlprov.cli._options import JsonOption, ReasonOption
+from mlprov.cli._output import print_json, print_table, say
+from mlprov.cli._state import state
+
+stage_app = typer.Typer(help="Stages of versions.", no_args_is_help=True)
+
+
+@stage_app.command("set")
+def set_stage(
+    ctx: typer.Context, name: str, version: int, stage: str, reason: ReasonOption = ""
+) -> None:
+    """Move VERSION to STAGE (None, Staging, Production, Archived)."""
+    events = state(ctx).registry().set_stage(name, version, stage, reason=reason)
+    if not events:
+        say(f"{name}/{version} is already in {stage}; nothing changed")
+    for event in events:
+        say(f"{event.name}/{event.version}: {event.from_stage.value} -> {event.to_stage.value}")
+
+
+@stage_app.command("history")
+def stage_history(ctx: typer.Context, name: str, as_json: JsonOption = False) -> None:
+    """Every stage transition of a model's versions."""
+    events = state(ctx).registry().stage_history(name)
+    if as_json:
+        print_json([e.to_json() for e in events])
+        return
+    print_table(
+        f"Stage history of {name}",
+        ["version", "from", "to", "who", "when", "reason"],
+        (
+            (e.version, e.from_stage.value, e.to_stage.value, e.actor, e.at, e.reason)
+            for e in events
+        ),
+    )
+
+
+def install(app: typer.Typer) -> None:
+    app.add_typer(stage_app, name="stage")

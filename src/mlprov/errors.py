@@ -1,0 +1,161 @@
+"""The one exception tree of mlprov.
+
+Every failure a user can cause or meet is an :class:`MlprovError`. Each class knows
+its process exit code and renders a one-line message; the CLI prints that line and
+exits with that code, and never shows a traceback unless ``--debug`` is given::
+
+    MlprovError
+    ├── VerificationError            exit 1  the evidence was checked and is wrong
+    │   ├── DigestMismatchError              a file's bytes differ from the manifest
+    │   ├── SignatureError                   a signature does not verify with the trust given
+    │   ├── MalformedSignatureError          a signature bundle under verification does not parse
+    │   │                                    or exceeds limits (also a MalformedDocumentError)
+    │   └── AuditChainError                  the audit log's hash chain is broken
+    ├── PolicyDenied                 exit 1  a gate refused a change
+    ├── InvalidInputError            exit 2  the caller gave something malformed or unsafe
+    │   ├── InvalidNameError                 a model name outside the allowed alphabet
+    │   ├── InvalidReferenceError            a version reference that does not parse
+    │   ├── UnsafePathError                  symlink escape, FIFO, device, unreadable file
+    │   └── MalformedDocumentError           a bundle, envelope or statement that does not parse
+    ├── ConflictError                exit 3  someone else changed the same thing first
+    ├── NotFoundError                exit 4  a model, version, alias or file does not exist
+    ├── StorageError                 exit 5  the metadata store or artefact store failed
+    └── ConfigError                  exit 2  the registry is configured wrongly
+
+"The signature is invalid" (:class:`VerificationError`, exit 1) and "I could not check"
+(:class:`MalformedDocumentError`, :class:`StorageError`) are different errors on purpose.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EXIT_CONFLICT",
+    "EXIT_INVALID",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_STORAGE",
+    "EXIT_VERIFICATION",
+    "AuditChainError",
+    "ConfigError",
+    "ConflictError",
+    "DigestMismatchError",
+    "InvalidInputError",
+    "InvalidNameError",
+    "InvalidReferenceError",
+    "MalformedDocumentError",
+    "MalformedSignatureError",
+    "MlprovError",
+    "NotFoundError",
+    "PolicyDenied",
+    "SignatureError",
+    "StorageError",
+    "UnsafePathError",
+    "VerificationError",
+]
+
+EXIT_OK = 0
+EXIT_VERIFICATION = 1
+EXIT_INVALID = 2
+EXIT_CONFLICT = 3
+EXIT_NOT_FOUND = 4
+EXIT_STORAGE = 5
+
+
+class MlprovError(Exception):
+    """Base of every error mlprov raises on purpose."""
+
+    exit_code: int = EXIT_INVALID
+
+    def __init__(self, message: str) -> None:
+        # One line, always: multi-line text from foreign libraries is folded.
+        self.message = " ".join(str(message).split())
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class VerificationError(MlprovError):
+    """The evidence was checked and it is wrong (digest, signature, chain)."""
+
+    exit_code = EXIT_VERIFICATION
+
+
+class DigestMismatchError(VerificationError):
+    """A file's bytes do not match the digest the manifest records."""
+
+
+class SignatureError(VerificationError):
+    """A signature, certificate chain or identity does not verify against the given trust."""
+
+
+class AuditChainError(VerificationError):
+    """The audit log's hash chain does not recompute."""
+
+    def __init__(self, message: str, *, sequence: int) -> None:
+        super().__init__(message)
+        self.sequence = sequence
+
+
+class PolicyDenied(MlprovError):
+    """A policy gate refused the change."""
+
+    exit_code = EXIT_VERIFICATION
+
+
+class InvalidInputError(MlprovError):
+    """The caller gave something malformed, unsafe or out of range."""
+
+    exit_code = EXIT_INVALID
+
+
+class InvalidNameError(InvalidInputError):
+    """A model name outside ``[a-z0-9][a-z0-9._-]{0,127}``."""
+
+
+class InvalidReferenceError(InvalidInputError):
+    """A version reference that does not parse."""
+
+
+class UnsafePathError(InvalidInputError):
+    """A path that must not be read: an escaping symlink, a FIFO, a device, unreadable."""
+
+
+class MalformedDocumentError(InvalidInputError):
+    """A bundle, envelope, statement or config that cannot be parsed or exceeds limits."""
+
+
+class ConflictError(MlprovError):
+    """Someone else changed the same thing first (lost compare-and-set, duplicate)."""
+
+    exit_code = EXIT_CONFLICT
+
+
+class NotFoundError(MlprovError):
+    """A model, version, alias, file or blob does not exist."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class StorageError(MlprovError):
+    """The metadata store or the artefact store failed (disk full, read-only, unreachable)."""
+
+    exit_code = EXIT_STORAGE
+
+
+class ConfigError(MlprovError):
+    """The registry is configured wrongly (unknown URI scheme, bad environment)."""
+
+    exit_code = EXIT_INVALID
+
+
+class MalformedSignatureError(VerificationError, MalformedDocumentError):
+    """A signature bundle presented for verification is malformed, oversized or too deep.
+
+    The bundle is untrusted evidence: when it cannot even be parsed, the model is not
+    verified, so this is a verification failure (exit 1) like any other tampering. It is
+    also a :class:`MalformedDocumentError`, so code that parses bundles outside
+    verification can catch it as bad input.
+    """
+
+    exit_code = EXIT_VERIFICATION

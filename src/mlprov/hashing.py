@@ -1,0 +1,275 @@
+"""Hash a model file or folder into a :class:`~mlprov.manifest.Manifest` (the IO edge).
+
+What is hashed follows OMS "files" serialization as the reference tool ``model_signing``
+1.1 computes it: every regular file below the model root, named by its relative POSIX
+path; a single-file model gives one entry named ``"."``.
+
+What is refused, without ever blocking on it: FIFOs, sockets and devices (checked with
+``lstat`` before any ``open``, and opened ``O_NONBLOCK``), unreadable files, symlinks
+unless ``allow_symlinks``, and with it any symlink whose target leaves the model folder.
+
+Speed: files are hashed in parallel on every core (``hashlib`` and ``blake3`` release the
+GIL on large buffers), each read with ``readinto`` into one reusable buffer per worker,
+so peak memory is ``workers x chunk size`` whatever the file sizes are.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from mlprov.errors import NotFoundError, StorageError, UnsafePathError
+from mlprov.manifest import SINGLE_FILE_NAME, Digest, FileEntry, Manifest, new_hasher
+
+__all__ = [
+    "DEFAULT_IGNORED_NAMES",
+    "ModelFile",
+    "hash_file",
+    "hash_model",
+    "list_model_files",
+]
+
+#: Ignored at the model root, as the reference tool does (matched by whole components).
+DEFAULT_IGNORED_NAMES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitignore")
+
+CHUNK_SIZE = 8 * 1024 * 1024
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A regular file to hash: where it is on disk, and its name in the manifest."""
+
+    name: str
+    path: Path
+    size: int
+
+
+def _is_within(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def _ignored(relative: PurePosixPath, ignore: frozenset[PurePosixPath]) -> bool:
+    # A path is ignored when it or any of its parents is in the ignore set (whole
+    # components: ignoring "a" ignores "a/b" but not "ab").
+    candidates = {relative, *relative.parents}
+    return not ignore.isdisjoint(candidates)
+
+
+def _classify(path: Path, display: str) -> os.stat_result:
+    """``lstat`` a path and refuse anything that is not a regular file, dir or symlink."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError as e:
+        raise NotFoundError(f"{display}: no such file or directory") from e
+    except PermissionError as e:
+        raise UnsafePathError(f"{display}: permission denied") from e
+    mode = info.st_mode
+    if stat.S_ISFIFO(mode):
+        raise UnsafePathError(f"{display}: is a FIFO; only regular files can be hashed")
+    if stat.S_ISSOCK(mode):
+        raise UnsafePathError(f"{display}: is a socket; only regular files can be hashed")
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        raise UnsafePathError(f"{display}: is a device; only regular files can be hashed")
+    return info
+
+
+def _resolve_symlink(path: Path, root: Path, display: str) -> os.stat_result:
+    """Check a symlink stays inside ``root`` and points at a regular file."""
+    target = path.resolve(strict=False)
+    if not _is_within(target, root):
+        raise UnsafePathError(f"{display}: symlink points outside the model folder")
+    if not target.exists():
+        raise UnsafePathError(f"{display}: dangling symlink")
+    info = _classify(target, display)
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafePathError(f"{display}: symlink to a directory is not supported")
+    return info
+
+
+def list_model_files(
+    model_path: Path,
+    *,
+    ignore_paths: Iterable[str | Path] = (),
+    allow_symlinks: bool = False,
+) -> list[ModelFile]:
+    """Every regular file of the model that is hashed, in manifest order.
+
+    ``ignore_paths`` are relative to the model root, or absolute paths inside it (the
+    signature file, for example); those outside the model are ignored silently, as
+    the reference tool does.
+    """
+    model_path = Path(model_path)
+    display_root = str(model_path)
+    info = _classify(model_path, display_root)
+    if stat.S_ISLNK(info.st_mode):
+        if not allow_symlinks:
+            raise UnsafePathError(
+                f"{display_root}: is a symlink; pass --allow-symlinks to follow it"
+            )
+        model_path = model_path.resolve()
+        info = _classify(model_path, display_root)
+    root = model_path.resolve()
+    if stat.S_ISREG(info.st_mode):
+        _check_readable(model_path, display_root)
+        return [ModelFile(SINGLE_FILE_NAME, model_path, info.st_size)]
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafePathError(f"{display_root}: not a regular file or folder")
+
+    ignore = {PurePosixPath(name) for name in DEFAULT_IGNORED_NAMES}
+    for item in ignore_paths:
+        item_path = Path(item)
+        if item_path.is_absolute():
+            absolute = Path(os.path.abspath(item_path))
+            if _is_within(absolute, Path(os.path.abspath(model_path))):
+                ignore.add(
+                    PurePosixPath(absolute.relative_to(os.path.abspath(model_path)).as_posix())
+                )
+            elif _is_within(absolute.resolve(), root):
+                ignore.add(PurePosixPath(absolute.resolve().relative_to(root).as_posix()))
+        else:
+            ignore.add(PurePosixPath(item_path.as_posix()))
+    frozen_ignore = frozenset(ignore)
+
+    files: list[ModelFile] = []
+    for relative, path in _walk(model_path):
+        if _ignored(relative, frozen_ignore):
+            continue
+        display = f"{display_root}/{relative}"
+        entry_info = _classify(path, display)
+        if stat.S_ISLNK(entry_info.st_mode):
+            if not allow_symlinks:
+                raise UnsafePathError(
+                    f"{display}: is a symlink; pass --allow-symlinks to follow it"
+                )
+            entry_info = _resolve_symlink(path, root, display)
+        elif stat.S_ISDIR(entry_info.st_mode):
+            continue
+        _check_readable(path, display)
+        files.append(ModelFile(relative.as_posix(), path, entry_info.st_size))
+    files.sort(key=lambda f: PurePosixPath(f.name))
+    return files
+
+
+def _walk(root: Path) -> Iterator[tuple[PurePosixPath, Path]]:
+    """Yield (relative path, path) for every entry below root; never follows symlinks."""
+    stack = [(PurePosixPath(), root)]
+    while stack:
+        relative_dir, directory = stack.pop()
+        try:
+            with os.scandir(directory) as entries:
+                children = sorted(entries, key=lambda e: e.name)
+        except PermissionError as e:
+            raise UnsafePathError(f"{directory}: permission denied") from e
+        for child in children:
+            relative = relative_dir / child.name
+            if child.is_dir(follow_symlinks=False):
+                stack.append((relative, Path(child.path)))
+                continue
+            yield relative, Path(child.path)
+
+
+def _check_readable(path: Path, display: str) -> None:
+    if not os.access(path, os.R_OK):
+        raise UnsafePathError(f"{display}: permission denied (file is not readable)")
+
+
+def _open_regular(path: Path, display: str) -> int:
+    """Open read-only without blocking, then re-check it is a regular file (no TOCTOU FIFO)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except PermissionError as e:
+        raise UnsafePathError(f"{display}: permission denied") from e
+    except FileNotFoundError as e:
+        raise NotFoundError(f"{display}: disappeared while hashing") from e
+    except OSError as e:
+        raise StorageError(f"{display}: cannot open: {os.strerror(e.errno or errno.EIO)}") from e
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafePathError(f"{display}: not a regular file")
+    return fd
+
+
+def hash_file(
+    path: Path,
+    algorithm: str = "sha256",
+    *,
+    display: str | None = None,
+    progress: ProgressCallback | None = None,
+    buffer: bytearray | None = None,
+) -> tuple[Digest, int]:
+    """Digest and size of one regular file, read in large chunks into a reused buffer."""
+    shown = display or str(path)
+    hasher = new_hasher(algorithm)
+    chunk = buffer if buffer is not None else bytearray(CHUNK_SIZE)
+    view = memoryview(chunk)
+    fd = _open_regular(path, shown)
+    size = 0
+    try:
+        with os.fdopen(fd, "rb", buffering=0) as handle:
+            while True:
+                try:
+                    count = handle.readinto(view)
+                except OSError as e:
+                    raise StorageError(f"{shown}: read failed: {e.strerror}") from e
+                if not count:
+                    break
+                hasher.update(view[:count])
+                size += count
+                if progress is not None:
+                    progress(count)
+    finally:
+        view.release()
+    return Digest(algorithm, hasher.hexdigest()), size
+
+
+def hash_model(
+    model_path: Path,
+    algorithm: str = "sha256",
+    *,
+    ignore_paths: Iterable[str | Path] = (),
+    allow_symlinks: bool = False,
+    progress: ProgressCallback | None = None,
+    workers: int | None = None,
+) -> Manifest:
+    """Hash every file of a model into a manifest, files in parallel on every core."""
+    files = list_model_files(model_path, ignore_paths=ignore_paths, allow_symlinks=allow_symlinks)
+    return hash_files(files, algorithm, progress=progress, workers=workers)
+
+
+def hash_files(
+    files: list[ModelFile],
+    algorithm: str = "sha256",
+    *,
+    progress: ProgressCallback | None = None,
+    workers: int | None = None,
+) -> Manifest:
+    """Hash listed files into a manifest; largest files start first to balance the cores."""
+    new_hasher(algorithm)  # refuse an unknown algorithm before any work
+    count = workers or min(len(files), os.cpu_count() or 1) or 1
+    if algorithm == "blake3":
+        # blake3 hashes one file on every core itself; more workers only add contention.
+        count = 1
+    order = sorted(files, key=lambda f: f.size, reverse=True)
+
+    def work(item: ModelFile) -> FileEntry:
+        digest, size = hash_file(item.path, algorithm, display=item.name, progress=progress)
+        return FileEntry(item.name, digest, size)
+
+    if count == 1 or len(order) <= 1:
+        entries = [work(item) for item in order]
+    else:
+        with ThreadPoolExecutor(max_workers=count, thread_name_prefix="mlprov-hash") as pool:
+            entries = list(pool.map(work, order))
+    return Manifest.of(algorithm, entries)

@@ -1,0 +1,236 @@
+"""Frozen value objects for digests and manifests: the pure core every other part shares.
+
+A :class:`Manifest` lists every file of a model artefact with its relative POSIX path,
+size and digest. Its content model is that of the OpenSSF Model Signing (OMS) "files"
+serialization, so the same manifest is what a registry version records and what an OMS
+signature covers:
+
+* files are ordered component by component as paths (``a/b`` < ``a-c`` < ``a.d``), the
+  order the reference tool ``model_signing`` 1.1 uses (``sorted(..., key=PurePosixPath)``);
+* the root digest is SHA-256 over the raw (not hex) per-file digests concatenated in that
+  order, whatever the per-file algorithm is (OMS spec v1.0, "subject"; the reference tool
+  agrees), so file names are not part of it: the signature over the manifest protects them.
+
+Nothing here opens a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from mlprov.errors import InvalidInputError, MalformedDocumentError
+
+__all__ = [
+    "HASH_ALGORITHMS",
+    "SINGLE_FILE_NAME",
+    "Digest",
+    "FileEntry",
+    "Manifest",
+    "check_relative_path",
+]
+
+#: Algorithm name -> hex digest length. Names are those of the OMS predicate.
+HASH_ALGORITHMS: dict[str, int] = {"sha256": 64, "blake2b": 128, "blake3": 64}
+
+#: The resource name the reference tool (1.1) gives the one file of a single-file model.
+SINGLE_FILE_NAME = "."
+
+_HEX = re.compile(r"\A[0-9a-f]+\Z")
+
+
+@dataclass(frozen=True, order=True)
+class Digest:
+    """An algorithm and a lower-case hex value; ``str()`` gives ``algorithm:hex``."""
+
+    algorithm: str
+    hex: str
+
+    def __post_init__(self) -> None:
+        expected = HASH_ALGORITHMS.get(self.algorithm)
+        if expected is None:
+            raise InvalidInputError(
+                f"unsupported digest algorithm {self.algorithm!r}; "
+                f"use one of {', '.join(HASH_ALGORITHMS)}"
+            )
+        if len(self.hex) != expected or not _HEX.match(self.hex):
+            raise InvalidInputError(
+                f"malformed {self.algorithm} digest {self.hex[:80]!r}: "
+                f"expected {expected} lower-case hex characters"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        """Parse ``algorithm:hex``."""
+        algorithm, sep, value = text.partition(":")
+        if not sep:
+            raise InvalidInputError(f"malformed digest {text[:80]!r}: expected ALGORITHM:HEX")
+        return cls(algorithm, value.lower() if _HEX.match(value.lower()) else value)
+
+    @classmethod
+    def of_bytes(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        return cls(algorithm, new_hasher(algorithm).update_and_hex(data))
+
+    @property
+    def raw(self) -> bytes:
+        return bytes.fromhex(self.hex)
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+
+class _Hasher:
+    """A tiny common face over hashlib and blake3 so callers need not care which."""
+
+    def __init__(self, algorithm: str) -> None:
+        if algorithm == "sha256":
+            self._impl: object = hashlib.sha256()
+        elif algorithm == "blake2b":
+            self._impl = hashlib.blake2b()
+        elif algorithm == "blake3":
+            import blake3  # noqa: PLC0415 - optional speed path, imported only when asked for
+
+            self._impl = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        else:
+            supported = ", ".join(HASH_ALGORITHMS)
+            raise InvalidInputError(
+                f"unsupported digest algorithm {algorithm!r}; use one of {supported}"
+            )
+        self.algorithm = algorithm
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._impl.update(data)  # type: ignore[attr-defined]
+
+    def hexdigest(self) -> str:
+        return str(self._impl.hexdigest())  # type: ignore[attr-defined]
+
+    def update_and_hex(self, data: bytes) -> str:
+        self.update(data)
+        return self.hexdigest()
+
+
+def new_hasher(algorithm: str) -> _Hasher:
+    """A streaming hasher for ``algorithm`` (sha256, blake2b or blake3)."""
+    return _Hasher(algorithm)
+
+
+def check_relative_path(path: str) -> str:
+    """Return ``path`` if it is a safe relative POSIX path inside a model folder.
+
+    Refuses what a hostile manifest could use to escape the folder on download or
+    verification: absolute paths, ``..`` components, empty components, backslashes, NUL.
+    """
+    if path == SINGLE_FILE_NAME:
+        return path
+    if (
+        not path
+        or path.startswith("/")
+        or "\\" in path
+        or "\x00" in path
+        or any(part in ("", ".", "..") for part in path.split("/"))
+    ):
+        raise MalformedDocumentError(f"unsafe path {path[:200]!r} in manifest")
+    return path
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of an artefact: relative POSIX path, size in bytes (None if unknown), digest."""
+
+    path: str
+    digest: Digest
+    size: int | None = None
+
+    def __post_init__(self) -> None:
+        check_relative_path(self.path)
+        if self.size is not None and self.size < 0:
+            raise MalformedDocumentError(f"negative size for {self.path!r}")
+
+
+def _order_key(entry: FileEntry) -> PurePosixPath:
+    return PurePosixPath(entry.path)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Every file of an artefact, in OMS order, with the algorithm used for all of them."""
+
+    algorithm: str
+    files: tuple[FileEntry, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in HASH_ALGORITHMS:
+            raise InvalidInputError(f"unsupported digest algorithm {self.algorithm!r}")
+        ordered = tuple(sorted(self.files, key=_order_key))
+        seen: set[str] = set()
+        for entry in ordered:
+            if entry.path in seen:
+                raise MalformedDocumentError(f"path {entry.path!r} appears twice in the manifest")
+            if entry.digest.algorithm != self.algorithm:
+                raise MalformedDocumentError(
+                    f"{entry.path!r} uses {entry.digest.algorithm}, the manifest {self.algorithm}"
+                )
+            seen.add(entry.path)
+        if SINGLE_FILE_NAME in seen and len(ordered) > 1:
+            raise MalformedDocumentError("a single-file manifest entry '.' cannot have siblings")
+        object.__setattr__(self, "files", ordered)
+
+    @classmethod
+    def of(cls, algorithm: str, files: Iterable[FileEntry]) -> Manifest:
+        return cls(algorithm, tuple(files))
+
+    def __iter__(self) -> Iterator[FileEntry]:
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def digest(self) -> Digest:
+        """The root digest: SHA-256 over the raw file digests in manifest order (OMS subject)."""
+        root = hashlib.sha256()
+        for entry in self.files:
+            root.update(entry.digest.raw)
+        return Digest("sha256", root.hexdigest())
+
+    @property
+    def total_size(self) -> int:
+        return sum(entry.size or 0 for entry in self.files)
+
+    @property
+    def is_single_file(self) -> bool:
+        return len(self.files) == 1 and self.files[0].path == SINGLE_FILE_NAME
+
+    def by_path(self) -> dict[str, FileEntry]:
+        return {entry.path: entry for entry in self.files}
+
+    def compare(self, actual: Manifest) -> list[str]:
+        """Differences from this (expected) manifest to ``actual``, one sentence each.
+
+        Empty when both name the same files with the same digests. Sizes are compared
+        only where both sides know them.
+        """
+        problems: list[str] = []
+        if self.algorithm != actual.algorithm:
+            return [
+                f"manifest uses {self.algorithm}, the files were hashed with {actual.algorithm}"
+            ]
+        expected_files = self.by_path()
+        actual_files = actual.by_path()
+        for path, entry in expected_files.items():
+            other = actual_files.get(path)
+            if other is None:
+                problems.append(f"{path}: missing")
+            elif other.digest != entry.digest:
+                problems.append(
+                    f"{path}: digest mismatch, expected {entry.digest.hex} got {other.digest.hex}"
+                )
+        problems.extend(
+            f"{path}: extra file not in the manifest"
+            for path in actual_files
+            if path not in expected_files
+        )
+        return problems

@@ -1,0 +1,155 @@
+"""Registry records: what the registry service returns. Strict, frozen pydantic models.
+
+These are views of committed rows; they never carry unverified input. ``to_json()``
+gives the plain structure used by ``--json`` output and the server.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AliasEvent",
+    "AliasState",
+    "AuditEntry",
+    "DatasetRef",
+    "LineageEdge",
+    "ModelVersion",
+    "RegisteredModel",
+    "Stage",
+    "StageEvent",
+    "VersionFile",
+]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class Stage(str, Enum):
+    NONE = "None"
+    STAGING = "Staging"
+    PRODUCTION = "Production"
+    ARCHIVED = "Archived"
+
+    @classmethod
+    def parse(cls, text: str) -> Stage:
+        from mlprov.errors import InvalidInputError  # noqa: PLC0415
+
+        for stage in cls:
+            if stage.value.lower() == text.strip().lower():
+                return stage
+        raise InvalidInputError(
+            f"unknown stage {text[:40]!r}: use one of {', '.join(s.value for s in cls)}"
+        )
+
+
+class RegisteredModel(_Record):
+    name: str
+    description: str
+    tags: dict[str, str]
+    created_at: str
+    created_by: str
+    latest_version: int | None
+    aliases: dict[str, int]
+
+
+class DatasetRef(_Record):
+    """A dataset a version was trained or evaluated on, bound by digest."""
+
+    name: str
+    uri: str
+    digest: str
+
+
+class LineageEdge(_Record):
+    """``relation`` (parent, base, teacher, ...) to a registered version or an external artefact."""
+
+    relation: str
+    target: str  # "name/3" for a registered version, the URI for an external artefact
+    digest: str  # the target's artefact digest: what the edge is bound to
+    registered: bool
+
+
+class VersionFile(_Record):
+    path: str
+    size: int
+    digest: str
+
+
+class ModelVersion(_Record):
+    name: str
+    version: int
+    digest: str
+    hash_algorithm: str
+    size: int
+    file_count: int
+    single_file: bool
+    artifact_name: str
+    stage: Stage
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    tags: dict[str, str]
+    description: str
+    datasets: list[DatasetRef]
+    lineage: list[LineageEdge]
+    source_uri: str | None
+    run_id: str | None
+    code_repo: str | None
+    code_commit: str | None
+    created_at: str
+    created_by: str
+    aliases: list[str] = Field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+class AliasState(_Record):
+    name: str
+    alias: str
+    version: int | None
+    generation: int
+
+
+class AliasEvent(_Record):
+    """One move of an alias: set, rollback or delete."""
+
+    name: str
+    alias: str
+    kind: str
+    from_version: int | None
+    to_version: int | None
+    generation: int
+    actor: str
+    at: str
+    reason: str
+
+
+class StageEvent(_Record):
+    name: str
+    version: int
+    from_stage: Stage
+    to_stage: Stage
+    actor: str
+    at: str
+    reason: str
+
+
+class AuditEntry(_Record):
+    seq: int
+    at: str
+    actor: str
+    action: str
+    subject: str
+    details: str  # canonical JSON text, exactly as hashed
+    reason: str
+    prev_hash: str
+    hash: str

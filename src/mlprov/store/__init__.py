@@ -1,0 +1,185 @@
+"""The metadata store, chosen by URI: ``sqlite:///PATH`` (embedded default) or ``postgresql://...``.
+
+One small interface: :meth:`MetadataStore.read` and :meth:`MetadataStore.write` open a
+transaction and hand back a :class:`~mlprov.store._transaction.StoreTransaction`, whose
+methods are the only SQL in mlprov. Both backends share that code through SQLAlchemy
+Core; the differences are confined to :func:`_make_engine`:
+
+* SQLite runs in WAL mode with a busy timeout and foreign keys on, and every write
+  transaction is ``BEGIN IMMEDIATE`` so writers queue instead of failing mid-way;
+* PostgreSQL write transactions start by locking the audit chain head row
+  (``SELECT ... FOR UPDATE``), which serialises writers in the same way.
+
+The schema is created and changed only by Alembic migrations (``store/migrations``),
+run when a store is opened and found behind :data:`SCHEMA_HEAD`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+
+from mlprov.errors import ConfigError, StorageError
+from mlprov.store._transaction import StoreTransaction, translate_db_error
+
+__all__ = ["SCHEMA_HEAD", "MetadataStore", "StoreTransaction", "open_metadata_store"]
+
+#: The newest migration's revision id. A test checks it equals Alembic's head.
+SCHEMA_HEAD = "0001"
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_PG_MIGRATION_LOCK = 0x6D6C70726F76  # "mlprov": advisory lock key for concurrent first opens
+
+
+def _sqlalchemy_url(uri: str) -> tuple[str, str]:
+    scheme = uri.partition(":")[0]
+    if scheme == "sqlite":
+        return uri, "sqlite"
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        rest = uri.partition("://")[2]
+        return f"postgresql+psycopg://{rest}", "postgresql"
+    raise ConfigError(
+        f"unsupported metadata store URI scheme {scheme!r}: use sqlite:///PATH or postgresql://..."
+    )
+
+
+def _make_engine(url: str, dialect: str) -> sa.Engine:
+    if dialect == "sqlite":
+        path = url.partition("sqlite:///")[2]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 60}, poolclass=sa.NullPool)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" hook below decide how transactions start.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout = 60000")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: sa.Connection) -> None:
+            write = connection.get_execution_options().get("mlprov_write", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+
+
+class MetadataStore:
+    """Registry metadata in SQLite or PostgreSQL."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        url, self.dialect = _sqlalchemy_url(uri)
+        self.engine = _make_engine(url, self.dialect)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[StoreTransaction]:
+        """A read-only transaction (a consistent snapshot on both backends)."""
+        try:
+            with self.engine.connect() as connection, connection.begin():
+                yield StoreTransaction(connection, self.dialect)
+        except exc.SQLAlchemyError as e:
+            raise translate_db_error(e) from e
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[StoreTransaction]:
+        """A write transaction, serialised with every other writer; commits on success."""
+        try:
+            with (
+                self.engine.connect().execution_options(mlprov_write=True) as connection,
+                connection.begin(),
+            ):
+                tx = StoreTransaction(connection, self.dialect)
+                tx.lock_writers()
+                yield tx
+        except exc.SQLAlchemyError as e:
+            raise translate_db_error(e) from e
+
+    def migrate(self) -> None:
+        """Bring the schema to :data:`SCHEMA_HEAD` with Alembic, once across processes."""
+        try:
+            if self.current_revision() == SCHEMA_HEAD:
+                return
+            with self._migration_lock() as connection:
+                if self._revision(connection) == SCHEMA_HEAD:
+                    return
+                from alembic import command  # noqa: PLC0415
+                from alembic.config import Config  # noqa: PLC0415
+
+                config = Config()
+                config.set_main_option("script_location", str(_MIGRATIONS))
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                connection.commit()
+        except exc.SQLAlchemyError as e:
+            raise translate_db_error(e) from e
+
+    def current_revision(self) -> str | None:
+        try:
+            with self.engine.connect() as connection:
+                return self._revision(connection)
+        except exc.SQLAlchemyError as e:
+            raise translate_db_error(e) from e
+
+    @staticmethod
+    def _revision(connection: sa.Connection) -> str | None:
+        if not sa.inspect(connection).has_table("alembic_version"):
+            connection.rollback()
+            return None
+        value = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        connection.rollback()
+        return str(value) if value is not None else None
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[sa.Connection]:
+        if self.dialect == "postgresql":
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql(f"SELECT pg_advisory_lock({_PG_MIGRATION_LOCK})")
+                connection.commit()
+                try:
+                    yield connection
+                finally:
+                    connection.rollback()
+                    connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_PG_MIGRATION_LOCK})")
+                    connection.commit()
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            with self.engine.connect() as connection:
+                yield connection
+            return
+        lock_path = Path(database + ".migrate.lock")
+        try:
+            handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StorageError(f"cannot open the registry at {database}: {e.strerror}") from e
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            with self.engine.connect() as connection:
+                yield connection
+        finally:
+            os.close(handle)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_metadata_store(uri: str, *, migrate: bool = True) -> MetadataStore:
+    """Open (and by default migrate) the metadata store a URI names."""
+    store = MetadataStore(uri)
+    if migrate:
+        store.migrate()
+    return store

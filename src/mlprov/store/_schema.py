@@ -1,0 +1,147 @@
+"""Table definitions used by queries. The schema itself is made only by Alembic migrations.
+
+Times are ISO-8601 UTC text with microseconds (``2026-11-27T03:45:01.123456Z``) so they
+round-trip exactly on SQLite and PostgreSQL, which the audit chain's hashes rely on.
+Documents (params, metrics, datasets, details) are canonical JSON text for the same reason.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("next_version", sa.Integer, nullable=False, server_default="1"),
+)
+
+model_tags = sa.Table(
+    "model_tags",
+    metadata,
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("key", sa.String(256), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+versions = sa.Table(
+    "versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(80), nullable=False),
+    sa.Column("hash_algorithm", sa.String(16), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("file_count", sa.Integer, nullable=False),
+    sa.Column("single_file", sa.Boolean, nullable=False),
+    sa.Column("artifact_name", sa.String(255), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("metrics", sa.Text, nullable=False),
+    sa.Column("datasets", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("source_uri", sa.Text, nullable=True),
+    sa.Column("run_id", sa.String(256), nullable=True),
+    sa.Column("code_repo", sa.Text, nullable=True),
+    sa.Column("code_commit", sa.String(80), nullable=True),
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.UniqueConstraint("model_id", "number", name="uq_versions_model_number"),
+)
+
+version_files = sa.Table(
+    "version_files",
+    metadata,
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("digest", sa.String(140), nullable=False),
+    sa.Column("blob", sa.String(64), nullable=False),
+)
+
+version_tags = sa.Table(
+    "version_tags",
+    metadata,
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), primary_key=True),
+    sa.Column("key", sa.String(256), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+lineage_edges = sa.Table(
+    "lineage_edges",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), nullable=False),
+    sa.Column("relation", sa.String(32), nullable=False),
+    sa.Column("target_version_id", sa.Integer, sa.ForeignKey("versions.id"), nullable=True),
+    sa.Column("target_uri", sa.Text, nullable=True),
+    sa.Column("target_digest", sa.String(140), nullable=True),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), nullable=True),
+    sa.Column("generation", sa.Integer, nullable=False),
+)
+
+alias_history = sa.Table(
+    "alias_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("alias", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("from_version", sa.Integer, nullable=True),
+    sa.Column("to_version", sa.Integer, nullable=True),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
+stage_history = sa.Table(
+    "stage_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), nullable=False),
+    sa.Column("from_stage", sa.String(16), nullable=False),
+    sa.Column("to_stage", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# One row: the head of the audit chain. Every mutation locks it first (SELECT ... FOR
+# UPDATE on PostgreSQL; SQLite's immediate transactions already serialise writers), so
+# audit sequence numbers and the hash chain never fork under concurrency.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
