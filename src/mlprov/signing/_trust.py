@@ -1,0 +1,298 @@
+"""What the user trusts, and how a bundle is authenticated against it.
+
+A key or certificate carried inside a bundle is never trusted by itself:
+
+* :class:`KeyTrust` - the user's public key. The bundle's ``publicKey.hint`` (or, in
+  bundles older than model_signing 1.1, its ``rawBytes``) must name that key, and the
+  DSSE signature must verify with the user's key, never with one from the bundle.
+* :class:`CertificateTrust` - the user's root (and optionally intermediate)
+  certificates. The bundle's leaf must chain to one of them (see
+  :mod:`mlprov.signing._x509` for every rule). Certificates must be valid at
+  verification time: an expired leaf is refused even though ``model_signing`` 1.1
+  accepts it (it checks at the leaf's notBefore), because OMS v1.0 section 8.2 says the
+  leaf "MUST be within its validity period" and no trusted timestamp is verified for
+  certificate bundles.
+* :class:`SigstoreTrust` - an identity and OIDC issuer. Verified offline by the
+  ``sigstore`` package against the public-good ``trusted_root.json`` it ships (or one
+  given), never refreshed over the network; ``sigstore`` is imported only here.
+
+:class:`Trust` is the plug-in point: the public :meth:`Trust.authenticate` checks that
+the bundle's signing method is the one this trust handles and maps foreign errors;
+implementations write :meth:`Trust._authenticate`.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+from mlprov.config import Limits
+from mlprov.errors import (
+    ConfigError,
+    InvalidInputError,
+    MalformedDocumentError,
+    SignatureError,
+)
+from mlprov.signing._bundle import SignatureBundle, SigningMethod
+from mlprov.signing._identity import SignerIdentity
+from mlprov.signing._keys import (
+    describe_key,
+    ecdsa_hash_for,
+    key_hint,
+    load_public_key,
+    public_key_pem,
+    require_ecdsa_key,
+)
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+__all__ = [
+    "CertificateTrust",
+    "CheckRecorder",
+    "KeyTrust",
+    "SigstoreTrust",
+    "Trust",
+]
+
+#: Called once per passed check: (check name, detail). Failures are raised.
+CheckRecorder = Callable[[str, str], None]
+
+_METHOD_HINTS: dict[str, str] = {
+    "key": "verify it with --key PUBLIC_KEY",
+    "certificate": "verify it with --certificate-chain ROOT",
+    "sigstore": "verify it with --identity and --issuer",
+}
+
+
+class Trust(abc.ABC):
+    """What the user trusts for one signing method."""
+
+    method: ClassVar[SigningMethod]
+
+    def authenticate(
+        self, bundle: SignatureBundle, *, now: datetime, limits: Limits, record: CheckRecorder
+    ) -> SignerIdentity:
+        """Check the bundle's signature against this trust; return who signed.
+
+        Raises SignatureError when it does not verify, MalformedDocumentError when the
+        bundle's material cannot be read. ``record`` is told about each passed check.
+        """
+        if bundle.method != self.method:
+            raise SignatureError(
+                f"the signature was made with a {bundle.method} ({_METHOD_HINTS[bundle.method]}), "
+                f"but a {self.method} was given as trust"
+            )
+        record("trust", f"{bundle.method} signature, {self.method} trust given")
+        return self._authenticate(bundle, now=now, limits=limits, record=record)
+
+    @abc.abstractmethod
+    def _authenticate(
+        self, bundle: SignatureBundle, *, now: datetime, limits: Limits, record: CheckRecorder
+    ) -> SignerIdentity:
+        """Implementations raise only MlprovError subclasses."""
+
+
+def _verify_ecdsa(key: EllipticCurvePublicKey, signature: bytes, message: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+
+    try:
+        key.verify(signature, message, ec.ECDSA(ecdsa_hash_for(key)))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _check_dsse_signature(
+    key: EllipticCurvePublicKey, bundle: SignatureBundle, whose: str, record: CheckRecorder
+) -> None:
+    # Only signatures[0] counts, as in the reference tool; the envelope has at least one.
+    if not _verify_ecdsa(key, bundle.envelope.signatures[0].sig, bundle.envelope.pae()):
+        raise SignatureError(
+            f"the DSSE signature does not verify with {whose}: the signature, the payload or "
+            "the key is not the one that was signed with"
+        )
+    record("signature", f"DSSE signature verifies with {whose}")
+
+
+class KeyTrust(Trust):
+    """Trust one public key (PEM)."""
+
+    method = "key"
+
+    def __init__(self, public_key_pem_text: bytes) -> None:
+        self._key: PublicKeyTypes = load_public_key(public_key_pem_text)
+
+    @property
+    def hint(self) -> str:
+        return key_hint(self._key)
+
+    def _authenticate(
+        self, bundle: SignatureBundle, *, now: datetime, limits: Limits, record: CheckRecorder
+    ) -> SignerIdentity:
+        try:
+            key = require_ecdsa_key(self._key, "the given public key")
+        except InvalidInputError as e:
+            raise SignatureError(f"{e}; it cannot have made this signature") from e
+        hint = key_hint(key)
+        if bundle.key_hint:
+            if bundle.key_hint.lower() != hint:
+                raise SignatureError(
+                    f"the signature names key {bundle.key_hint[:16]}..., the given key is "
+                    f"{hint[:16]}... ({describe_key(key)}): wrong key"
+                )
+            record("key", f"bundle names the given key (hint {hint[:16]}...)")
+        elif bundle.key_raw_bytes is not None:
+            # model_signing < 1.1 embedded the key itself; compare, never use it.
+            embedded = bundle.key_raw_bytes
+            try:
+                theirs = load_public_key(
+                    embedded if b"-----BEGIN" in embedded else _der_to_pem(embedded)
+                )
+            except InvalidInputError as e:
+                raise MalformedDocumentError(
+                    f"verificationMaterial.publicKey.rawBytes is not a public key: {e}"
+                ) from e
+            if public_key_pem(theirs) != public_key_pem(key):
+                raise SignatureError(
+                    f"the signature embeds key {key_hint(theirs)[:16]}..., the given key is "
+                    f"{hint[:16]}...: wrong key"
+                )
+            record("key", "bundle embeds the given key (model_signing < 1.1 format)")
+        _check_dsse_signature(key, bundle, f"the given key ({describe_key(key)})", record)
+        return SignerIdentity("key", hint, None, hint)
+
+
+def _der_to_pem(der: bytes) -> bytes:
+    body = base64.encodebytes(der).replace(b"\n", b"")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return b"-----BEGIN PUBLIC KEY-----\n" + b"\n".join(lines) + b"\n-----END PUBLIC KEY-----\n"
+
+
+class CertificateTrust(Trust):
+    """Trust certificates chaining to the given root (or intermediate) certificates."""
+
+    method = "certificate"
+
+    def __init__(self, anchor_pems: Sequence[bytes]) -> None:
+        from mlprov.signing import _x509  # noqa: PLC0415
+
+        if not anchor_pems:
+            raise InvalidInputError("give at least one trusted certificate (--certificate-chain)")
+        self._anchors = [
+            certificate
+            for pem in anchor_pems
+            for certificate in _x509.load_certificates_pem(pem, "trusted certificate chain")
+        ]
+
+    def _authenticate(
+        self, bundle: SignatureBundle, *, now: datetime, limits: Limits, record: CheckRecorder
+    ) -> SignerIdentity:
+        from mlprov.signing import _x509  # noqa: PLC0415
+
+        certificates = _x509.load_certificates_der(
+            bundle.certificates, "x509CertificateChain.certificates"
+        )
+        leaf, intermediates = certificates[0], certificates[1:]
+        path = _x509.build_path(leaf, intermediates, self._anchors)
+        _x509.check_ca(path, self._anchors)
+        record(
+            "certificate-chain",
+            " <- ".join(repr(_x509.subject_of(c)) for c in path) + " (trusted)",
+        )
+        # Validity at verification time; see the module docstring for why not notBefore.
+        _x509.check_validity(path, now, limits.clock_skew_seconds)
+        record("certificate-validity", f"all {len(path)} certificates valid at {now.isoformat()}")
+        usage = _x509.check_signing_usage(leaf)
+        record("certificate-usage", f"leaf may sign ({usage})")
+        try:
+            key = require_ecdsa_key(leaf.public_key(), "the signing certificate's key")
+        except InvalidInputError as e:
+            raise SignatureError(str(e)) from e
+        _check_dsse_signature(key, bundle, "the signing certificate's key", record)
+        return SignerIdentity(
+            "certificate",
+            _x509.subject_of(leaf),
+            leaf.issuer.rfc4514_string(),
+            _x509.fingerprint(leaf),
+        )
+
+
+#: The public-good trusted root shipped inside the sigstore package.
+_PUBLIC_GOOD_ROOT = (
+    "sigstore._store",
+    "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev",
+    "trusted_root.json",
+)
+
+
+class SigstoreTrust(Trust):
+    """Trust Sigstore signatures by one identity from one OIDC issuer, verified offline."""
+
+    method = "sigstore"
+
+    def __init__(self, identity: str, issuer: str, *, trusted_root: bytes | None = None) -> None:
+        if not identity or not issuer:
+            raise InvalidInputError("Sigstore trust needs both --identity and --issuer")
+        self.identity = identity
+        self.issuer = issuer
+        self._trusted_root = trusted_root
+
+    def _root_bytes(self) -> bytes:
+        if self._trusted_root is not None:
+            return self._trusted_root
+        from importlib import resources  # noqa: PLC0415
+
+        package, folder, name = _PUBLIC_GOOD_ROOT
+        try:
+            return resources.files(package).joinpath(folder).joinpath(name).read_bytes()
+        except (ModuleNotFoundError, FileNotFoundError) as e:
+            raise ConfigError(
+                "the Sigstore public-good trusted root was not found; install 'sigstore'"
+            ) from e
+
+    def _authenticate(
+        self, bundle: SignatureBundle, *, now: datetime, limits: Limits, record: CheckRecorder
+    ) -> SignerIdentity:
+        try:
+            from sigstore.errors import Error as SigstoreError  # noqa: PLC0415
+            from sigstore.models import Bundle, TrustedRoot  # noqa: PLC0415
+            from sigstore.verify import Verifier, policy  # noqa: PLC0415
+            from sigstore_models.trustroot import v1 as trustroot_v1  # noqa: PLC0415
+        except ImportError as e:
+            raise ConfigError(
+                "verifying a Sigstore signature needs the optional 'sigstore' package: "
+                "pip install 'mlprov[sigstore]'"
+            ) from e
+        try:
+            root = TrustedRoot(trustroot_v1.TrustedRoot.from_json(self._root_bytes()))
+        except (SigstoreError, ValueError) as e:
+            raise ConfigError(f"the Sigstore trusted root cannot be read: {e}") from e
+        try:
+            parsed = Bundle.from_json(bundle.raw)
+        except (SigstoreError, ValueError) as e:
+            raise MalformedDocumentError(f"Sigstore bundle does not parse: {e}") from e
+        try:
+            verifier = Verifier(trusted_root=root)
+            payload_type, payload = verifier.verify_dsse(
+                parsed, policy.Identity(identity=self.identity, issuer=self.issuer)
+            )
+        except (SigstoreError, ValueError) as e:
+            raise SignatureError(
+                f"Sigstore verification failed for identity {self.identity!r} and issuer "
+                f"{self.issuer!r}: {e}"
+            ) from e
+        if payload != bundle.envelope.payload or payload_type != bundle.envelope.payload_type:
+            raise SignatureError("Sigstore verified a payload other than the bundle's envelope")
+        record(
+            "sigstore",
+            f"certificate chains to the Sigstore public-good root, transparency log entry "
+            f"verified, identity {self.identity!r} from issuer {self.issuer!r}",
+        )
+        record("signature", "DSSE signature verifies with the Fulcio certificate's key")
+        return SignerIdentity("sigstore", self.identity, self.issuer, None)
