@@ -16,6 +16,7 @@ __all__ = [
     "AliasState",
     "AuditEntry",
     "DatasetRef",
+    "Evidence",
     "LineageEdge",
     "ModelVersion",
     "RegisteredModel",
@@ -83,6 +84,19 @@ class VersionFile(_Record):
     digest: str
 
 
+class Evidence(_Record):
+    """A signature or attestation stored with a version (its bytes are fetched apart)."""
+
+    id: int
+    kind: str  # signature, provenance, bom, model-card, attestation
+    media_type: str
+    predicate_type: str
+    digest: str  # sha256 of the exact stored bytes
+    signer: str
+    created_at: str
+    created_by: str
+
+
 class ModelVersion(_Record):
     name: str
     version: int
@@ -106,6 +120,7 @@ class ModelVersion(_Record):
     created_at: str
     created_by: str
     aliases: list[str] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
 
     @property
     def ref(self) -> str:

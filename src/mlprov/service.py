@@ -45,6 +45,7 @@ from mlprov.records import (
     AliasState,
     AuditEntry,
     DatasetRef,
+    Evidence,
     LineageEdge,
     ModelVersion,
     RegisteredModel,
@@ -611,6 +612,7 @@ class Registry:
             created_at=row.created_at,
             created_by=row.created_by,
             aliases=tx.aliases_of_version(version_id),
+            evidence=[_evidence_record(e) for e in tx.evidence(version_id)],
         )
 
     def get_version(self, ref: ModelRef | str) -> ModelVersion:
@@ -683,6 +685,80 @@ class Registry:
                 reason="",
             )
         return self.get_version(ModelRef(parsed.name, version=int(row.number)))
+
+    # -- evidence --------------------------------------------------------------------------
+
+    def add_evidence(
+        self,
+        tx: StoreTransaction,
+        version_id: int,
+        *,
+        kind: str,
+        media_type: str,
+        predicate_type: str,
+        content: bytes,
+        signer: str,
+        subject: str,
+    ) -> Evidence:
+        """Store a signature or attestation with a version, as the exact bytes given,
+        inside the caller's transaction (audited there too)."""
+        digest = str(Digest.of_bytes(content))
+        if tx.evidence_by_digest(version_id, digest) is not None:
+            raise ConflictError(f"{subject} already has this {kind} ({digest})")
+        at = utc_now()
+        evidence_id = tx.insert_evidence(
+            {
+                "version_id": version_id,
+                "kind": kind,
+                "media_type": media_type,
+                "predicate_type": predicate_type,
+                "content": content,
+                "digest": digest,
+                "signer": signer,
+                "created_at": at,
+                "created_by": self.actor,
+            }
+        )
+        tx.append_audit(
+            at=at,
+            actor=self.actor,
+            action="evidence.add",
+            subject=subject,
+            details={
+                "kind": kind,
+                "predicate_type": predicate_type,
+                "digest": digest,
+                "signer": signer,
+            },
+            reason="",
+        )
+        return Evidence(
+            id=evidence_id,
+            kind=kind,
+            media_type=media_type,
+            predicate_type=predicate_type,
+            digest=digest,
+            signer=signer,
+            created_at=at,
+            created_by=self.actor,
+        )
+
+    def evidence(self, ref: ModelRef | str, *, kind: str | None = None) -> list[Evidence]:
+        """The signatures and attestations stored with a version, oldest first."""
+        return [e for e in self.get_version(ref).evidence if kind is None or e.kind == kind]
+
+    def evidence_content(self, ref: ModelRef | str, digest: str) -> bytes:
+        """The exact stored bytes of one piece of evidence (checked against its digest)."""
+        parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        with self.metadata.read() as tx:
+            row = self._resolve_row(tx, parsed)
+            found = tx.evidence_by_digest(int(row.id), digest)
+        if found is None:
+            raise NotFoundError(f"{parsed}: no evidence with digest {digest}")
+        content = bytes(found.content)
+        if str(Digest.of_bytes(content)) != digest:
+            raise DigestMismatchError(f"{parsed}: stored evidence {digest} is corrupt")
+        return content
 
     # -- aliases ---------------------------------------------------------------------------
 
@@ -1004,6 +1080,19 @@ class Registry:
             head_seq, head_hash = tx.audit_head()
             entries = tx.audit_entries()
         return verify_chain(entries, head_seq=head_seq, head_hash=head_hash)
+
+
+def _evidence_record(row: Any) -> Evidence:
+    return Evidence(
+        id=int(row.id),
+        kind=row.kind,
+        media_type=row.media_type,
+        predicate_type=row.predicate_type,
+        digest=row.digest,
+        signer=row.signer,
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from mlprov.store._transaction import StoreTransaction, translate_db_error
 __all__ = ["SCHEMA_HEAD", "MetadataStore", "StoreTransaction", "open_metadata_store"]
 
 #: The newest migration's revision id. A test checks it equals Alembic's head.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x6D6C70726F76  # "mlprov": advisory lock key for concurrent first opens

@@ -145,3 +145,20 @@ audit_head = sa.Table(
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
+
+# Signatures and attestations, kept as the exact bytes that were signed (STYLE.md, 2).
+evidence = sa.Table(
+    "evidence",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("media_type", sa.String(128), nullable=False),
+    sa.Column("predicate_type", sa.String(256), nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("digest", sa.String(80), nullable=False),
+    sa.Column("signer", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.UniqueConstraint("version_id", "digest", name="uq_evidence_version_digest"),
+)

@@ -334,6 +334,29 @@ class StoreTransaction:
             query = query.where(t.alias_history.c.alias == name)
         return self._all(query.order_by(t.alias_history.c.id))
 
+    # -- evidence ------------------------------------------------------------------------
+
+    def insert_evidence(self, values: dict[str, Any]) -> int:
+        result = self.connection.execute(
+            sa.insert(t.evidence).values(**values).returning(t.evidence.c.id)
+        )
+        return int(result.scalar_one())
+
+    def evidence(self, version_id: int, *, with_content: bool = False) -> Sequence[Row]:
+        columns = [c for c in t.evidence.c if with_content or c.name != "content"]
+        return self._all(
+            sa.select(*columns)
+            .where(t.evidence.c.version_id == version_id)
+            .order_by(t.evidence.c.id)
+        )
+
+    def evidence_by_digest(self, version_id: int, digest: str) -> Row | None:
+        return self._one(
+            sa.select(t.evidence).where(
+                t.evidence.c.version_id == version_id, t.evidence.c.digest == digest
+            )
+        )
+
     # -- audit ---------------------------------------------------------------------------
 
     def append_audit(
@@ -415,6 +438,7 @@ class StoreTransaction:
             t.alias_history,
             t.stage_history,
             t.audit_log,
+            t.evidence,
         )
         return {
             table.name: int(
