@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlprov.cli._options import JsonOption, ReasonOption, parse_pairs
 from mlprov.cli._output import dump_json, print_json, print_table, say
 from mlprov.cli._state import state
-from mlprov.records import ModelVersion
+
+if TYPE_CHECKING:
+    from mlprov.records import ModelVersion
 
 versions_app = typer.Typer(help="Versions of a registered model.", no_args_is_help=True)
 
