@@ -39,6 +39,7 @@ from mlprov.errors import (
     VerificationError,
 )
 from mlprov.hashing import ModelFile, hash_files, list_model_files
+from mlprov.lineage import LineageEdgeView, LineageGraph, LineageNode
 from mlprov.manifest import SINGLE_FILE_NAME, Digest, FileEntry, Manifest, check_relative_path
 from mlprov.records import (
     AliasEvent,
@@ -685,6 +686,76 @@ class Registry:
                 reason="",
             )
         return self.get_version(ModelRef(parsed.name, version=int(row.number)))
+
+    # -- lineage ---------------------------------------------------------------------------
+
+    def lineage(
+        self, ref: ModelRef | str, *, descendants: bool = False, max_depth: int | None = None
+    ) -> LineageGraph:
+        """Walk ancestors (or descendants) through every relation, bounded in depth."""
+        parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        bound = min(max_depth or self.limits.max_lineage_depth, self.limits.max_lineage_depth)
+        with self.metadata.read() as tx:
+            root = self._resolve_row(tx, parsed)
+            graph = LineageGraph(
+                root=self._node_key(tx, root),
+                direction="descendants" if descendants else "ancestors",
+            )
+            graph.nodes[graph.root] = self._lineage_node(tx, root)
+            frontier = [root]
+            for _depth in range(bound):
+                next_frontier = []
+                for row in frontier:
+                    key = self._node_key(tx, row)
+                    edges = tx.lineage_into(int(row.id)) if descendants else tx.lineage(int(row.id))
+                    for edge in edges:
+                        if descendants:
+                            other = tx.version_by_id(int(edge.version_id))
+                            other_key = self._node_key(tx, other)
+                            graph.edges.append(LineageEdgeView(other_key, edge.relation, key))
+                        elif edge.target_version_id is None:
+                            other = None
+                            other_key = str(edge.target_uri)
+                            graph.edges.append(LineageEdgeView(key, edge.relation, other_key))
+                            graph.nodes.setdefault(
+                                other_key,
+                                LineageNode(other_key, str(edge.target_digest), registered=False),
+                            )
+                        else:
+                            other = tx.version_by_id(int(edge.target_version_id))
+                            other_key = self._node_key(tx, other)
+                            graph.edges.append(LineageEdgeView(key, edge.relation, other_key))
+                        if other is not None and other_key not in graph.nodes:
+                            graph.nodes[other_key] = self._lineage_node(tx, other)
+                            next_frontier.append(other)
+                frontier = next_frontier
+                if not frontier:
+                    break
+            else:
+                graph.truncated = bool(frontier) and any(
+                    (tx.lineage_into(int(r.id)) if descendants else tx.lineage(int(r.id)))
+                    for r in frontier
+                )
+        return graph
+
+    @staticmethod
+    def _node_key(tx: StoreTransaction, row: Any) -> str:
+        name = tx.model_names([int(row.model_id)])[int(row.model_id)]
+        return f"{name}/{int(row.number)}"
+
+    @staticmethod
+    def _lineage_node(tx: StoreTransaction, row: Any) -> LineageNode:
+        datasets = tuple(
+            (str(d["name"]), str(d["uri"]), str(d["digest"])) for d in json.loads(row.datasets)
+        )
+        return LineageNode(
+            key=Registry._node_key(tx, row),
+            digest=str(row.digest),
+            registered=True,
+            datasets=datasets,
+            code_repo=row.code_repo,
+            code_commit=row.code_commit,
+        )
 
     # -- evidence --------------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ def _register_commands() -> None:
         audit,
         demo,
         download,
+        lineage,
         models,
         register,
         resolve,
@@ -63,7 +64,18 @@ def _register_commands() -> None:
         versions,
     )
 
-    for module in (models, versions, register, alias, resolve, stage, download, audit, demo):
+    for module in (
+        models,
+        versions,
+        register,
+        alias,
+        resolve,
+        stage,
+        download,
+        lineage,
+        audit,
+        demo,
+    ):
         module.install(app)
     _install_optional()
 
