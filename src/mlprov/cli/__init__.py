@@ -47,6 +47,8 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
     ctx.obj = CliState(home=home, debug=debug)
+    # Close database connections when the command ends, whether it succeeded or failed.
+    ctx.call_on_close(ctx.obj.close)
 
 
 def _register_commands() -> None:

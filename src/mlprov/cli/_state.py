@@ -18,6 +18,11 @@ class CliState:
     debug: bool = False
     _registry: Registry | None = field(default=None, repr=False)
 
+    def close(self) -> None:
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+
     def registry(self) -> Registry:
         """Open the registry named by --home / MLPROV_HOME / MLPROV_REGISTRY (once)."""
         if self._registry is None:
