@@ -1,0 +1,315 @@
+"""Provenance documents for a registered version: SLSA provenance, ML-BOM, model card.
+
+Stable API (what ``__all__`` lists). Everything is pure and deterministic except the
+``capture_*``/``detect_git``/``load_*``/``start_run`` functions, which read the outside
+world (files, git, installed distributions, the clock) and are meant to run in the
+training job::
+
+    inputs = ProvenanceInputs.from_version(
+        version,                                  # a mlprov.records.ModelVersion
+        run=run.finish(),                         # RunInfo from start_run()
+        git=detect_git("."),
+        environment=capture_environment(),
+        card=load_card("card.yaml"),
+    )
+    slsa_provenance(inputs)        # bytes: in-toto Statement v1, SLSA Provenance v1
+    cyclonedx_bom(inputs)          # bytes: CycloneDX 1.6 JSON
+    statement_for_bom(inputs)      # bytes: in-toto Statement, predicate = the BOM
+    model_card(inputs)             # str: Markdown with Hugging Face front matter
+    model_card_statement(inputs)   # bytes: in-toto Statement, mlprov model-card predicate
+
+Every statement has the same single subject: the model name and its OMS subject digest
+(the manifest root, ``{"sha256": hex}``). Bytes are canonical JSON (sorted keys, no
+spaces, UTF-8): sign them as they are, never re-serialise them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mlprov.errors import InvalidInputError
+from mlprov.manifest import Digest
+from mlprov.provenance._capture import (
+    LOCAL_BUILDER_ID,
+    Environment,
+    GitInfo,
+    MetricKey,
+    Package,
+    RunInfo,
+    capture_dataset,
+    capture_environment,
+    detect_git,
+    flatten_params,
+    load_card,
+    load_document,
+    load_metrics,
+    load_params,
+    normalize_metrics,
+    normalize_repo_url,
+    parse_dataset_spec,
+    parse_metric_flag,
+    start_run,
+    utc_timestamp,
+)
+from mlprov.provenance._cyclonedx import (
+    bom_document,
+    check_bom_refs,
+    find_bom_ref_problems,
+)
+from mlprov.provenance._model_card import (
+    NO_INFORMATION,
+    ModelCardSpec,
+    card_predicate,
+    render_model_card,
+)
+from mlprov.provenance._slsa import (
+    SLSA_PREDICATE_TYPE,
+    TRAINING_BUILD_TYPE,
+    model_subject,
+    slsa_statement,
+)
+from mlprov.provenance._statement import (
+    STATEMENT_TYPE,
+    ResourceDescriptor,
+    Statement,
+    canonical_json,
+    format_timestamp,
+)
+from mlprov.records import DatasetRef, LineageEdge, ModelVersion
+from mlprov.refs import validate_model_name
+
+__all__ = [
+    "CYCLONEDX_PREDICATE_TYPE",
+    "LOCAL_BUILDER_ID",
+    "MODEL_CARD_PREDICATE_TYPE",
+    "NO_INFORMATION",
+    "SLSA_PREDICATE_TYPE",
+    "STATEMENT_TYPE",
+    "TRAINING_BUILD_TYPE",
+    "Environment",
+    "GitInfo",
+    "MetricKey",
+    "ModelCardSpec",
+    "Package",
+    "ProvenanceInputs",
+    "ResourceDescriptor",
+    "RunInfo",
+    "Statement",
+    "canonical_json",
+    "capture_dataset",
+    "capture_environment",
+    "check_bom_refs",
+    "cyclonedx_bom",
+    "detect_git",
+    "find_bom_ref_problems",
+    "flatten_params",
+    "load_card",
+    "load_document",
+    "load_metrics",
+    "load_params",
+    "model_card",
+    "model_card_statement",
+    "normalize_metrics",
+    "normalize_repo_url",
+    "parse_dataset_spec",
+    "parse_metric_flag",
+    "slsa_provenance",
+    "start_run",
+    "statement_for_bom",
+    "utc_timestamp",
+]
+
+#: Predicate type of an in-toto statement carrying a CycloneDX BOM (in-toto predicate list).
+CYCLONEDX_PREDICATE_TYPE = "https://cyclonedx.org/bom"
+
+#: Predicate type of mlprov's model-card statement (docs/provenance.md, "Model card").
+MODEL_CARD_PREDICATE_TYPE = "https://mlprov.dev/model-card/v1"
+
+_COMMIT = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProvenanceInputs:
+    """Everything the documents are made from: a version's record plus what the
+    training job captured. Validated and normalised on construction (digests parsed,
+    timestamps in RFC 3339 UTC, metrics in the canonical flat shape, datasets and
+    lineage sorted, repository URL without credentials), so two equal inputs give the
+    same bytes whatever order they were given in.
+    """
+
+    name: str
+    version: int
+    digest: str
+    artifact_name: str
+    created_at: str
+    created_by: str = ""
+    hash_algorithm: str = "sha256"
+    description: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    datasets: Sequence[DatasetRef] = ()
+    lineage: Sequence[LineageEdge] = ()
+    code_repo: str | None = None
+    code_commit: str | None = None
+    code_dirty: bool | None = None
+    run_id: str | None = None
+    builder_id: str | None = None
+    started_on: str | None = None
+    finished_on: str | None = None
+    environment: Environment | None = None
+    card: ModelCardSpec | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        validate_model_name(self.name)
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
+            raise InvalidInputError(f"{self.name}: version must be a positive integer")
+        set_(self, "digest", str(Digest.parse(self.digest)))
+        if not self.artifact_name.strip():
+            raise InvalidInputError(f"{self.name}/{self.version}: artifact name is empty")
+        set_(self, "created_at", format_timestamp(self.created_at, "created_at"))
+        # A deep, JSON-only copy: later changes to the caller's dict cannot leak in.
+        set_(self, "params", json.loads(canonical_json(dict(self.params), "params")))
+        set_(self, "metrics", normalize_metrics(self.metrics, numbers_only=False))
+
+        datasets: dict[str, DatasetRef] = {}
+        for dataset in self.datasets:
+            Digest.parse(dataset.digest)
+            known = datasets.get(dataset.name)
+            if known is not None and known != dataset:
+                raise InvalidInputError(
+                    f"{self.name}/{self.version}: two different datasets are named {dataset.name!r}"
+                )
+            datasets[dataset.name] = dataset
+        set_(self, "datasets", tuple(datasets[n] for n in sorted(datasets)))
+        for edge in self.lineage:
+            Digest.parse(edge.digest)
+        set_(
+            self,
+            "lineage",
+            tuple(sorted(set(self.lineage), key=lambda e: (e.relation, e.target, e.digest))),
+        )
+
+        if self.code_commit is not None and not _COMMIT.match(self.code_commit):
+            raise InvalidInputError(
+                f"code commit {self.code_commit[:80]!r} is not a full lower-case hex git "
+                "commit id (40 or 64 characters)"
+            )
+        if self.code_repo is not None:
+            set_(self, "code_repo", normalize_repo_url(self.code_repo) or None)
+        for name in ("started_on", "finished_on"):
+            value = getattr(self, name)
+            if value is not None:
+                set_(self, name, format_timestamp(value, name))
+        if (
+            self.started_on is not None
+            and self.finished_on is not None
+            and datetime.fromisoformat(self.finished_on.replace("Z", "+00:00"))
+            < datetime.fromisoformat(self.started_on.replace("Z", "+00:00"))
+        ):
+            raise InvalidInputError(
+                f"{self.name}/{self.version}: finished ({self.finished_on}) before it "
+                f"started ({self.started_on})"
+            )
+
+    @classmethod
+    def from_version(
+        cls,
+        version: ModelVersion,
+        *,
+        run: RunInfo | None = None,
+        git: GitInfo | None = None,
+        environment: Environment | None = None,
+        card: ModelCardSpec | None = None,
+    ) -> ProvenanceInputs:
+        """Inputs for a registered version plus what the training job captured.
+
+        The version's record wins; captured facts fill what it lacks (builder id, times,
+        dirty flag, environment, card). A captured fact that contradicts the record
+        (another run id or commit) is refused rather than silently mixed in.
+        """
+        if run is not None and version.run_id is not None and run.run_id != version.run_id:
+            raise InvalidInputError(
+                f"{version.ref}: run {run.run_id!r} is not the run recorded with the "
+                f"version ({version.run_id!r})"
+            )
+        if (
+            git is not None
+            and version.code_commit is not None
+            and git.commit != version.code_commit
+        ):
+            raise InvalidInputError(
+                f"{version.ref}: checkout is at {git.commit}, the version records "
+                f"{version.code_commit}"
+            )
+        code_commit = version.code_commit or (git.commit if git is not None else None)
+        code_repo = version.code_repo or (git.repo_url if git is not None else None)
+        return cls(
+            name=version.name,
+            version=version.version,
+            digest=version.digest,
+            artifact_name=version.artifact_name,
+            created_at=version.created_at,
+            created_by=version.created_by,
+            hash_algorithm=version.hash_algorithm,
+            description=version.description,
+            params=version.params,
+            metrics=version.metrics,
+            datasets=tuple(version.datasets),
+            lineage=tuple(version.lineage),
+            code_repo=code_repo,
+            code_commit=code_commit,
+            code_dirty=git.dirty if git is not None and code_commit == git.commit else None,
+            run_id=version.run_id or (run.run_id if run is not None else None),
+            builder_id=run.builder_id if run is not None else None,
+            started_on=run.started_on if run is not None else None,
+            finished_on=run.finished_on if run is not None else None,
+            environment=environment,
+            card=card,
+        )
+
+    @property
+    def subject(self) -> ResourceDescriptor:
+        """The subject of every statement about this version."""
+        return model_subject(self)
+
+
+def slsa_provenance(inputs: ProvenanceInputs) -> bytes:
+    """SLSA Provenance v1 as in-toto Statement v1 bytes (build type
+    :data:`TRAINING_BUILD_TYPE`). Refused without a builder id."""
+    return slsa_statement(inputs).to_bytes()
+
+
+def cyclonedx_bom(inputs: ProvenanceInputs) -> bytes:
+    """The CycloneDX 1.6 ML-BOM as canonical JSON bytes."""
+    return canonical_json(bom_document(inputs), "CycloneDX BOM")
+
+
+def statement_for_bom(inputs: ProvenanceInputs) -> bytes:
+    """An in-toto Statement v1 whose predicate is the ML-BOM
+    (predicate type :data:`CYCLONEDX_PREDICATE_TYPE`)."""
+    return Statement(
+        subject=(inputs.subject,),
+        predicate_type=CYCLONEDX_PREDICATE_TYPE,
+        predicate=bom_document(inputs),
+    ).to_bytes()
+
+
+def model_card(inputs: ProvenanceInputs) -> str:
+    """The model card as Markdown with Hugging Face YAML front matter."""
+    return render_model_card(inputs)
+
+
+def model_card_statement(inputs: ProvenanceInputs) -> bytes:
+    """An in-toto Statement v1 (predicate type :data:`MODEL_CARD_PREDICATE_TYPE`) whose
+    predicate holds the Markdown card and the structured card it was made from."""
+    return Statement(
+        subject=(inputs.subject,),
+        predicate_type=MODEL_CARD_PREDICATE_TYPE,
+        predicate=card_predicate(inputs),
+    ).to_bytes()
