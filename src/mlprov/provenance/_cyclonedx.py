@@ -29,21 +29,6 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from cyclonedx.model import (
-    ExternalReference,
-    ExternalReferenceType,
-    HashAlgorithm,
-    HashType,
-    Property,
-    XsUri,
-)
-from cyclonedx.model.bom import Bom
-from cyclonedx.model.component import Component, ComponentType, Pedigree
-from cyclonedx.model.license import DisjunctiveLicense
-from cyclonedx.output.json import JsonV1Dot6
-from cyclonedx.spdx import fixup_id
-from packageurl import PackageURL
-
 from mlprov.errors import InvalidInputError, MalformedDocumentError
 from mlprov.manifest import Digest
 from mlprov.provenance._capture import MetricKey, flatten_params
@@ -52,6 +37,9 @@ from mlprov.provenance._slsa import code_uri
 from mlprov.provenance._statement import canonical_json
 
 if TYPE_CHECKING:
+    from cyclonedx.model import HashType, Property
+    from cyclonedx.model.component import Component
+
     from mlprov.provenance import ProvenanceInputs
     from mlprov.records import DatasetRef, LineageEdge
 
@@ -64,10 +52,10 @@ __all__ = [
 ]
 
 #: mlprov digest algorithm -> CycloneDX 1.6 ``hash-alg`` (mlprov's blake2b is BLAKE2b-512).
-CYCLONEDX_HASH_ALGORITHMS: dict[str, HashAlgorithm] = {
-    "sha256": HashAlgorithm.SHA_256,
-    "blake2b": HashAlgorithm.BLAKE2B_512,
-    "blake3": HashAlgorithm.BLAKE3,
+CYCLONEDX_HASH_ALGORITHMS: dict[str, str] = {
+    "sha256": "SHA-256",
+    "blake2b": "BLAKE2b-512",
+    "blake3": "BLAKE3",
 }
 
 _SERIAL_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://mlprov.dev/cyclonedx/bom")
@@ -79,11 +67,13 @@ def bom_serial_number(inputs: ProvenanceInputs) -> uuid.UUID:
 
 
 def _hash(digest: str) -> HashType:
+    from cyclonedx.model import HashAlgorithm, HashType  # noqa: PLC0415 - import on use
+
     parsed = Digest.parse(digest)
     algorithm = CYCLONEDX_HASH_ALGORITHMS.get(parsed.algorithm)
     if algorithm is None:  # pragma: no cover - Digest accepts only the mapped algorithms
         raise InvalidInputError(f"no CycloneDX hash algorithm for {parsed.algorithm}")
-    return HashType(alg=algorithm, content=parsed.hex)
+    return HashType(alg=HashAlgorithm(algorithm), content=parsed.hex)
 
 
 def _model_ref(inputs: ProvenanceInputs) -> str:
@@ -99,6 +89,14 @@ def _ancestor_ref(edge: LineageEdge) -> str:
 
 
 def _ancestor(edge: LineageEdge) -> Component:
+    from cyclonedx.model import (  # noqa: PLC0415 - import on use
+        ExternalReference,
+        ExternalReferenceType,
+        Property,
+        XsUri,
+    )
+    from cyclonedx.model.component import Component, ComponentType  # noqa: PLC0415
+
     properties = [Property(name="mlprov:lineage-relation", value=edge.relation)]
     if edge.registered:
         name, _, number = edge.target.rpartition("/")
@@ -128,6 +126,8 @@ def _ancestor(edge: LineageEdge) -> Component:
 
 
 def _model_properties(inputs: ProvenanceInputs) -> list[Property]:
+    from cyclonedx.model import Property  # noqa: PLC0415 - import on use
+
     facts: dict[str, str | None] = {
         "mlprov:artifact-name": inputs.artifact_name,
         "mlprov:hash-algorithm": inputs.hash_algorithm,
@@ -148,6 +148,15 @@ def _model_properties(inputs: ProvenanceInputs) -> list[Property]:
 
 
 def _model_component(inputs: ProvenanceInputs, card: ModelCardSpec) -> Component:
+    from cyclonedx.model import (  # noqa: PLC0415 - import on use
+        ExternalReference,
+        ExternalReferenceType,
+        XsUri,
+    )
+    from cyclonedx.model.component import Component, ComponentType, Pedigree  # noqa: PLC0415
+    from cyclonedx.model.license import DisjunctiveLicense  # noqa: PLC0415
+    from cyclonedx.spdx import fixup_id  # noqa: PLC0415
+
     references = []
     if inputs.code_repo and inputs.code_commit:
         references.append(
@@ -265,8 +274,15 @@ def _model_card_json(inputs: ProvenanceInputs, card: ModelCardSpec) -> dict[str,
 
 def bom_document(inputs: ProvenanceInputs) -> dict[str, Any]:
     """The ML-BOM as a JSON structure (serialise with ``canonical_json``)."""
-    card = inputs.card if inputs.card is not None else ModelCardSpec()
+    # cyclonedx-python-lib costs about 0.3 s to import: only when a BOM is built.
+    from cyclonedx.model.bom import Bom  # noqa: PLC0415
+    from cyclonedx.model.component import Component, ComponentType  # noqa: PLC0415
+    from cyclonedx.output.json import JsonV1Dot6  # noqa: PLC0415
+    from packageurl import PackageURL  # noqa: PLC0415
+
     from mlprov import __version__  # noqa: PLC0415 - the package root imports lazily
+
+    card = inputs.card if inputs.card is not None else ModelCardSpec()
 
     names = [d.name for d in inputs.datasets]
     if len(set(names)) != len(names):

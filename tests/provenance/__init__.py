@@ -1,0 +1,1 @@
+"""Tests of mlprov.provenance (a package, so its conftest does not shadow tests/conftest.py)."""
