@@ -12,6 +12,7 @@ import pytest
 import mlprov.provenance
 from mlprov.errors import InvalidInputError
 from mlprov.provenance import (
+    Environment,
     GitInfo,
     ProvenanceInputs,
     ResourceDescriptor,
@@ -21,6 +22,7 @@ from mlprov.provenance import (
     slsa_provenance,
 )
 from mlprov.provenance._statement import format_timestamp
+from mlprov.records import ModelVersion
 from provenance.provenance_samples import COMMIT, MODEL_DIGEST, full_inputs, version_record
 
 EXPECTED_PUBLIC = {
@@ -208,12 +210,40 @@ def test_from_version_fills_code_from_git() -> None:
 
 def test_from_version_refuses_contradictions() -> None:
     record = version_record()
-    with pytest.raises(InvalidInputError, match="checkout is at"):
+    with pytest.raises(InvalidInputError, match="captured commit"):
         ProvenanceInputs.from_version(record, git=GitInfo(commit="e" * 40, dirty=False))
     started = datetime(2026, 1, 15, tzinfo=timezone.utc)
-    with pytest.raises(InvalidInputError, match="is not the run recorded"):
+    with pytest.raises(InvalidInputError, match=r"captured run .* not the one recorded"):
         ProvenanceInputs.from_version(
             record, run=RunInfo("other-run", "https://b", started.isoformat())
+        )
+
+
+def test_from_version_reads_recorded_training_capture() -> None:
+    if "builder_id" not in ModelVersion.model_fields:
+        pytest.skip("this ModelVersion does not record training capture yet")
+    expected = full_inputs()
+    assert expected.environment is not None
+    assert expected.card is not None
+    record = version_record(
+        code_dirty=False,
+        builder_id=expected.builder_id,
+        started_at="2026-01-15T08:00:00.000000Z",
+        finished_at="2026-01-15T10:15:00.000000Z",
+        environment=expected.environment.lock_lines,
+        card=expected.card.to_json(),
+    )
+    assert ProvenanceInputs.from_version(record) == expected
+    # Captured facts that agree with the record are accepted; others are refused.
+    same = ProvenanceInputs.from_version(
+        record, environment=expected.environment, card=expected.card
+    )
+    assert same == expected
+    with pytest.raises(InvalidInputError, match="captured environment"):
+        ProvenanceInputs.from_version(record, environment=Environment.of({"numpy": "1.0"}))
+    with pytest.raises(InvalidInputError, match="captured builder id"):
+        ProvenanceInputs.from_version(
+            record, run=RunInfo("run-2026-01-15-0007", "https://other", "2026-01-15T08:00:00Z")
         )
 
 

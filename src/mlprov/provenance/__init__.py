@@ -133,6 +133,10 @@ MODEL_CARD_PREDICATE_TYPE = "https://mlprov.dev/model-card/v1"
 _COMMIT = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
 
 
+def _timestamp_or_none(value: str | None) -> str | None:
+    return format_timestamp(value) if value is not None else None
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProvenanceInputs:
     """Everything the documents are made from: a version's record plus what the
@@ -231,24 +235,36 @@ class ProvenanceInputs:
 
         The version's record wins; captured facts fill what it lacks (builder id, times,
         dirty flag, environment, card). A captured fact that contradicts the record
-        (another run id or commit) is refused rather than silently mixed in.
+        (another run, commit, builder, environment or card) is refused rather than
+        silently mixed in. Records without the training-capture fields (``code_dirty``,
+        ``builder_id``, ``started_at``, ``finished_at``, ``environment``, ``card``) work too.
         """
-        if run is not None and version.run_id is not None and run.run_id != version.run_id:
-            raise InvalidInputError(
-                f"{version.ref}: run {run.run_id!r} is not the run recorded with the "
-                f"version ({version.run_id!r})"
-            )
-        if (
-            git is not None
-            and version.code_commit is not None
-            and git.commit != version.code_commit
-        ):
-            raise InvalidInputError(
-                f"{version.ref}: checkout is at {git.commit}, the version records "
-                f"{version.code_commit}"
-            )
-        code_commit = version.code_commit or (git.commit if git is not None else None)
-        code_repo = version.code_repo or (git.repo_url if git is not None else None)
+        recorded_dirty: bool | None = getattr(version, "code_dirty", None)
+        recorded_builder: str | None = getattr(version, "builder_id", None)
+        recorded_started: str | None = getattr(version, "started_at", None)
+        recorded_finished: str | None = getattr(version, "finished_at", None)
+        recorded_lock: list[str] | None = getattr(version, "environment", None)
+        recorded_card: Mapping[str, Any] | None = getattr(version, "card", None)
+        recorded_environment = (
+            Environment.from_lock(recorded_lock) if recorded_lock is not None else None
+        )
+        recorded_spec = (
+            ModelCardSpec.parse(recorded_card, f"{version.ref} card")
+            if recorded_card is not None
+            else None
+        )
+
+        def pick(what: str, recorded: Any, captured: Any) -> Any:
+            if recorded is not None and captured is not None and recorded != captured:
+                raise InvalidInputError(
+                    f"{version.ref}: the captured {what} ({str(captured)[:80]}) is not the "
+                    f"one recorded with the version ({str(recorded)[:80]})"
+                )
+            return recorded if recorded is not None else captured
+
+        run_id = pick("run", version.run_id, run.run_id if run is not None else None)
+        code_commit = pick("commit", version.code_commit, git.commit if git is not None else None)
+        captured_dirty = git.dirty if git is not None and git.commit == code_commit else None
         return cls(
             name=version.name,
             version=version.version,
@@ -262,15 +278,25 @@ class ProvenanceInputs:
             metrics=version.metrics,
             datasets=tuple(version.datasets),
             lineage=tuple(version.lineage),
-            code_repo=code_repo,
+            code_repo=version.code_repo or (git.repo_url if git is not None else None),
             code_commit=code_commit,
-            code_dirty=git.dirty if git is not None and code_commit == git.commit else None,
-            run_id=version.run_id or (run.run_id if run is not None else None),
-            builder_id=run.builder_id if run is not None else None,
-            started_on=run.started_on if run is not None else None,
-            finished_on=run.finished_on if run is not None else None,
-            environment=environment,
-            card=card,
+            code_dirty=pick("dirty flag", recorded_dirty, captured_dirty),
+            run_id=run_id,
+            builder_id=pick(
+                "builder id", recorded_builder, run.builder_id if run is not None else None
+            ),
+            started_on=pick(
+                "start time",
+                _timestamp_or_none(recorded_started),
+                run.started_on if run is not None else None,
+            ),
+            finished_on=pick(
+                "finish time",
+                _timestamp_or_none(recorded_finished),
+                run.finished_on if run is not None else None,
+            ),
+            environment=pick("environment", recorded_environment, environment),
+            card=pick("model card", recorded_spec, card),
         )
 
     @property

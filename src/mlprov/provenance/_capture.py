@@ -590,6 +590,21 @@ class Environment:
         pairs = packages.items() if isinstance(packages, Mapping) else packages
         return cls(tuple(Package(name, version) for name, version in pairs))
 
+    @classmethod
+    def from_lock(cls, lines: Iterable[str]) -> Environment:
+        """Parse ``name==version`` lines (what :attr:`lock_lines` gives and a version records)."""
+        pairs = []
+        for line in lines:
+            name, sep, version = line.strip().partition("==")
+            if not sep:
+                raise InvalidInputError(f"environment lock line {line[:80]!r}: use NAME==VERSION")
+            pairs.append((name, version))
+        return cls.of(pairs)
+
+    @property
+    def lock_lines(self) -> list[str]:
+        return [f"{p.name}=={p.version}" for p in self.packages]
+
     @property
     def lock_text(self) -> str:
         return "".join(f"{p.name}=={p.version}\n" for p in self.packages)
