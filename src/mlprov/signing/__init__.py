@@ -43,7 +43,7 @@ from mlprov.errors import (
 )
 from mlprov.hashing import ProgressCallback, hash_model
 from mlprov.manifest import Manifest
-from mlprov.signing._bundle import SignatureBundle, parse_bundle
+from mlprov.signing._bundle import BUNDLE_MEDIA_TYPE, SignatureBundle, parse_bundle
 from mlprov.signing._dsse import pae
 from mlprov.signing._identity import SignerIdentity
 from mlprov.signing._keys import (
@@ -79,6 +79,7 @@ from mlprov.signing._verify import (
 )
 
 __all__ = [
+    "BUNDLE_MEDIA_TYPE",
     "DEFAULT_SIGNATURE_NAME",
     "PREDICATE_TYPE",
     "CertificateSigner",
@@ -113,6 +114,7 @@ __all__ = [
     "sign_manifest",
     "sign_model",
     "verify_bundle",
+    "verify_bundle_report",
     "verify_model",
     "verify_model_or_raise",
     "write_signature_file",
@@ -294,6 +296,18 @@ def inspect_signature(signature: bytes, limits: Limits = DEFAULT_LIMITS) -> Insp
     """
     bundle: SignatureBundle = parse_bundle(signature, limits)
     return InspectedSignature(bundle.method, parse_statement(bundle.envelope.payload, limits))
+
+
+def verify_bundle_report(
+    signature: bytes,
+    trust: Trust,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    now: datetime | None = None,
+) -> VerificationReport:
+    """Verify a signature against ``trust`` without model files; a report, never raising
+    for a verification failure (the raising twin is :func:`verify_bundle`)."""
+    return run_bundle_checks(signature, trust, limits=limits, now=now)
 
 
 def verify_bundle(
