@@ -32,7 +32,7 @@ from mlprov.store._transaction import StoreTransaction, translate_db_error
 __all__ = ["SCHEMA_HEAD", "MetadataStore", "StoreTransaction", "open_metadata_store"]
 
 #: The newest migration's revision id. A test checks it equals Alembic's head.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x6D6C70726F76  # "mlprov": advisory lock key for concurrent first opens
@@ -136,10 +136,11 @@ class MetadataStore:
 
     @staticmethod
     def _revision(connection: sa.Connection) -> str | None:
-        if not sa.inspect(connection).has_table("alembic_version"):
-            connection.rollback()
-            return None
-        value = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        # One cheap query on every open; schema inspection costs several round trips.
+        try:
+            value = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except (exc.ProgrammingError, exc.OperationalError):
+            value = None  # no table yet: a new, empty database
         connection.rollback()
         return str(value) if value is not None else None
 
