@@ -103,8 +103,9 @@ def test_full_card_content() -> None:
     assert "| corporate | 0.93 | — |" in quantitative
     assert "### By region, segment" in quantitative
     assert "| eu | retail | 0.871 |" in quantitative
-    # A pipe in user prose must not break a table (it is escaped in table cells).
-    assert "median | capped" in sections["## Training data"]
+    assert "median | capped" in sections["## Training data"]  # prose is kept as written
+    # ...but a pipe inside a table cell is escaped, so it cannot add a column.
+    assert "| Thin credit files \\| lower scores. |" in sections["## Ethical considerations"]
     assert "holdout-2025q4" in sections["## Evaluation data"]
     assert "applications-2025" not in sections["## Evaluation data"]
     assert "Applicants under 25" in sections["## Ethical considerations"]
