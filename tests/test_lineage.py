@@ -10,6 +10,7 @@ import pytest
 from conftest import RegistryEnv, make_model, one_line_error
 
 EXTERNAL = "hf://org/big@sha256:" + "b" * 64
+COMMIT = "c0ffee" * 6 + "abcd"
 
 
 @pytest.fixture
@@ -18,15 +19,30 @@ def family(reg: RegistryEnv, tmp_path: Path) -> RegistryEnv:
     tuned = make_model(tmp_path / "tuned", {"w.bin": b"tuned"})
     small = make_model(tmp_path / "small", {"w.bin": b"small"})
     reg.cli(
-        "register", str(base), "--name", "base", "--commit", "c0ffee",
-        "--dataset", "pile=s3://data/pile@sha256:" + "a" * 64, check=True,
+        "register",
+        str(base),
+        "--name",
+        "base",
+        "--commit",
+        COMMIT,
+        "--dataset",
+        "pile=s3://data/pile@sha256:" + "a" * 64,
+        check=True,
     )
     reg.cli(
-        "register", str(tuned), "--name", "tuned", "--parent", "base@latest",
-        "--lineage", f"teacher={EXTERNAL}", check=True,
+        "register",
+        str(tuned),
+        "--name",
+        "tuned",
+        "--parent",
+        "base@latest",
+        "--lineage",
+        f"teacher={EXTERNAL}",
+        check=True,
     )
-    reg.cli("register", str(small), "--name", "small", "--lineage", "quantized-from=tuned/1",
-            check=True)
+    reg.cli(
+        "register", str(small), "--name", "small", "--lineage", "quantized-from=tuned/1", check=True
+    )
     return reg
 
 
@@ -45,14 +61,16 @@ def test_ancestors_json_names_every_relation_with_digests(family: RegistryEnv) -
         assert nodes["base/1"]["digest"] == registry.get_version("base/1").digest
     finally:
         registry.close()
-    assert nodes["base/1"]["code_commit"] == "c0ffee"
+    assert nodes["base/1"]["code_commit"] == COMMIT
     assert nodes["base/1"]["datasets"][0]["name"] == "pile"
     assert nodes["hf://org/big"]["registered"] is False
     assert nodes["hf://org/big"]["digest"] == "sha256:" + "b" * 64
 
 
 def test_descendants_and_mermaid(family: RegistryEnv) -> None:
-    graph = json.loads(family.cli("lineage", "base/1", "--descendants", "--json", check=True).stdout)
+    graph = json.loads(
+        family.cli("lineage", "base/1", "--descendants", "--json", check=True).stdout
+    )
     assert {n["key"] for n in graph["nodes"]} == {"base/1", "tuned/1", "small/1"}
     mermaid = family.cli("lineage", "small/1", "--mermaid", check=True).stdout
     assert mermaid.startswith("graph BT")
@@ -63,7 +81,9 @@ def test_descendants_and_mermaid(family: RegistryEnv) -> None:
 
 
 def test_depth_bound_truncates(family: RegistryEnv) -> None:
-    graph = json.loads(family.cli("lineage", "small/1", "--depth", "1", "--json", check=True).stdout)
+    graph = json.loads(
+        family.cli("lineage", "small/1", "--depth", "1", "--json", check=True).stdout
+    )
     assert {n["key"] for n in graph["nodes"]} == {"small/1", "tuned/1"}
     assert graph["truncated"] is True
 

@@ -117,6 +117,12 @@ class ModelVersion(_Record):
     run_id: str | None
     code_repo: str | None
     code_commit: str | None
+    code_dirty: bool | None = None
+    builder_id: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    environment: list[str] | None = None  # "name==version", sorted
+    card: dict[str, Any] | None = None  # the user-written model card spec
     created_at: str
     created_by: str
     aliases: list[str] = Field(default_factory=list)

@@ -15,17 +15,20 @@ Every mutation follows the same order, so a failure at any step changes nothing:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mlprov import _registry_signing
 from mlprov.artifacts import ArtifactStore, open_artifact_store
 from mlprov.audit import verify_chain
 from mlprov.config import Limits, RegistryConfig, current_actor
@@ -55,6 +58,10 @@ from mlprov.records import (
 )
 from mlprov.refs import LATEST, ModelRef, validate_alias, validate_model_name
 from mlprov.store import MetadataStore, StoreTransaction, open_metadata_store
+
+if TYPE_CHECKING:
+    from mlprov._registry_signing import SignedVersion
+    from mlprov.signing import Signer, Trust, VerificationReport
 
 __all__ = [
     "LINEAGE_RELATIONS",
@@ -130,6 +137,42 @@ class VersionInput:
     run_id: str | None = None
     code_repo: str | None = None
     code_commit: str | None = None
+    code_dirty: bool | None = None
+    builder_id: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    environment: list[str] | None = None
+    card: dict[str, Any] | None = None
+
+
+_COMMIT = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
+
+
+def _normalised(info: VersionInput) -> VersionInput:
+    """The canonical form of what a version records, so that every document made from it
+    later (provenance, ML-BOM, card) accepts it: subgroup metrics in one flat shape, a
+    full commit id, a repository URL without credentials, a sorted environment lock and
+    a validated model card."""
+    from mlprov import provenance  # noqa: PLC0415 - only when registering
+
+    if info.code_commit is not None and not _COMMIT.match(info.code_commit):
+        raise InvalidInputError(
+            f"invalid commit {info.code_commit[:80]!r}: give the full lower-case hex "
+            "commit id (40 or 64 characters), which provenance binds to"
+        )
+    environment = (
+        provenance.Environment.from_lock(info.environment).lock_lines
+        if info.environment is not None
+        else None
+    )
+    card = provenance.ModelCardSpec.parse(info.card).to_json() if info.card is not None else None
+    return dataclasses.replace(
+        info,
+        metrics=provenance.normalize_metrics(info.metrics, numbers_only=False),
+        code_repo=provenance.normalize_repo_url(info.code_repo) or None if info.code_repo else None,
+        environment=environment,
+        card=card,
+    )
 
 
 def _json_document(value: Mapping[str, Any], what: str) -> str:
@@ -348,11 +391,16 @@ class Registry:
                 f"unsupported hash algorithm {hash_algorithm!r}: use one of "
                 f"{', '.join(self.limits.hash_algorithms)}"
             )
+        info = _normalised(info)
         params = _json_document(info.params, "params")
         metrics = _json_document(info.metrics, "metrics")
         for key, value in info.tags.items():
             _check_tag(key, value)
         datasets = [DatasetRef(name=d.name, uri=d.uri, digest=d.digest) for d in info.datasets]
+        names = [d.name for d in datasets]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise InvalidInputError(f"dataset {twice[0]!r} is named twice; names must be unique")
         with self.metadata.read() as tx:
             lineage = [self._resolve_lineage(tx, edge) for edge in info.lineage]
         files = list_model_files(
@@ -462,6 +510,20 @@ class Registry:
                     "stage": Stage.NONE.value,
                     "created_at": at,
                     "created_by": self.actor,
+                    "code_dirty": prepared.info.code_dirty,
+                    "builder_id": prepared.info.builder_id,
+                    "started_at": prepared.info.started_at,
+                    "finished_at": prepared.info.finished_at,
+                    "environment": (
+                        json.dumps(sorted(set(prepared.info.environment)))
+                        if prepared.info.environment is not None
+                        else None
+                    ),
+                    "card": (
+                        json.dumps(prepared.info.card, sort_keys=True)
+                        if prepared.info.card is not None
+                        else None
+                    ),
                 }
             )
             tx.insert_files(
@@ -610,6 +672,12 @@ class Registry:
             run_id=row.run_id,
             code_repo=row.code_repo,
             code_commit=row.code_commit,
+            code_dirty=row.code_dirty,
+            builder_id=row.builder_id,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            environment=json.loads(row.environment) if row.environment else None,
+            card=json.loads(row.card) if row.card else None,
             created_at=row.created_at,
             created_by=row.created_by,
             aliases=tx.aliases_of_version(version_id),
@@ -686,6 +754,30 @@ class Registry:
                 reason="",
             )
         return self.get_version(ModelRef(parsed.name, version=int(row.number)))
+
+    # -- signing (implemented in _registry_signing) ----------------------------------------
+
+    def sign_and_register(
+        self,
+        path: Path,
+        name: str,
+        signer: Signer,
+        info: VersionInput | None = None,
+        **options: Any,
+    ) -> SignedVersion:
+        """Hash, store, sign and register in one step; see
+        :func:`mlprov._registry_signing.sign_and_register` for the options."""
+        return _registry_signing.sign_and_register(self, path, name, signer, info, **options)
+
+    def signature_of(self, ref: ModelRef | str) -> bytes:
+        """The newest stored OMS signature of a version, as the exact bytes written."""
+        return _registry_signing.signature_of(self, ref)
+
+    def verify_version(
+        self, ref: ModelRef | str, trust: Trust, *, path: Path | None = None, **options: Any
+    ) -> VerificationReport:
+        """Verify a registered version's signature, manifest and bytes against ``trust``."""
+        return _registry_signing.verify_version(self, ref, trust, path=path, **options)
 
     # -- lineage ---------------------------------------------------------------------------
 

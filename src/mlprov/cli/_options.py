@@ -1,16 +1,15 @@
-"""Parsing of repeated ``K=V`` options and small option files, shared by command modules."""
+"""Parsing of repeated ``K=V`` options, shared by command modules."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from mlprov.errors import InvalidInputError, NotFoundError
+from mlprov.errors import InvalidInputError
 
-__all__ = ["JsonOption", "ReasonOption", "load_mapping_file", "parse_pairs", "parse_value"]
+__all__ = ["JsonOption", "ReasonOption", "parse_pairs", "parse_value"]
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why; recorded in history and audit.")]
@@ -47,28 +46,3 @@ def parse_pairs(items: list[str] | None, what: str, *, typed: bool) -> dict[str,
             raise InvalidInputError(f"{what} {key!r} given twice")
         result[key] = parse_value(value) if typed else value
     return result
-
-
-def load_mapping_file(path: Path, what: str) -> dict[str, Any]:
-    """A JSON or YAML file holding one mapping (params, metrics)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise NotFoundError(f"{what} file {path} not found") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise InvalidInputError(f"{what} file {path}: cannot read: {e}") from e
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml  # noqa: PLC0415
-
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise InvalidInputError(f"{what} file {path}: invalid YAML: {e}") from e
-    else:
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InvalidInputError(f"{what} file {path}: invalid JSON: {e}") from e
-    if not isinstance(value, dict):
-        raise InvalidInputError(f"{what} file {path}: must hold a mapping at the top level")
-    return value

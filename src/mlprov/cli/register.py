@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlprov.cli._options import JsonOption, load_mapping_file, parse_pairs
+from mlprov.cli._options import JsonOption, parse_pairs
 from mlprov.cli._output import print_json, say
 from mlprov.cli._progress import byte_progress
 from mlprov.cli._state import state
 from mlprov.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from mlprov.service import VersionInput
 
 NameOption = Annotated[str, typer.Option("--name", "-n", help="Registered model name.")]
 ParamOption = Annotated[list[str] | None, typer.Option("--param", help="Param K=V (repeatable).")]
@@ -44,6 +48,25 @@ CommitOption = Annotated[str | None, typer.Option("--commit", help="Code commit 
 RepoOption = Annotated[str | None, typer.Option("--code-repo", help="Code repository URL.")]
 DescriptionOption = Annotated[str, typer.Option("--description", help="Version description.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+BuilderOption = Annotated[
+    str | None, typer.Option("--builder-id", help="URI of the system that trained the model.")
+]
+StartedOption = Annotated[str | None, typer.Option("--started", help="Run start, RFC 3339.")]
+FinishedOption = Annotated[str | None, typer.Option("--finished", help="Run end, RFC 3339.")]
+CardOption = Annotated[
+    Path | None, typer.Option("--card", help="Model card YAML (the prose; see docs/provenance.md).")
+]
+NoGitOption = Annotated[
+    bool,
+    typer.Option("--no-git", help="Do not detect the code repository and commit from git."),
+]
+EnvironmentOption = Annotated[
+    bool,
+    typer.Option(
+        "--capture-environment",
+        help="Record this Python environment's distributions (run where training ran).",
+    ),
+]
 
 
 def version_input(
@@ -61,32 +84,74 @@ def version_input(
     commit: str | None,
     code_repo: str | None,
     description: str,
-) -> object:
+    builder_id: str | None = None,
+    started: str | None = None,
+    finished: str | None = None,
+    card: Path | None = None,
+    detect_git: bool = True,
+    capture_environment: bool = False,
+) -> VersionInput:
     """Build the service's VersionInput from the shared registration options."""
+    from mlprov import provenance  # noqa: PLC0415
     from mlprov.service import DatasetInput, LineageInput, VersionInput  # noqa: PLC0415
 
-    all_params = load_mapping_file(params, "params") if params else {}
-    all_params.update(parse_pairs(param, "param", typed=True))
-    all_metrics = load_mapping_file(metrics, "metrics") if metrics else {}
-    all_metrics.update(parse_pairs(metric, "metric", typed=True))
+    all_params = provenance.load_params(params) if params else {}
+    for key, value in parse_pairs(param, "param", typed=True).items():
+        if key in all_params:
+            raise InvalidInputError(f"param {key!r} is in the params file and given as a flag")
+        all_params[key] = value
+    all_metrics = provenance.load_metrics(metrics) if metrics else {}
+    for item in metric or []:
+        key, number = provenance.parse_metric_flag(item)
+        if key in all_metrics:
+            raise InvalidInputError(f"metric {key!r} is given twice")
+        all_metrics[key] = number
+    datasets = []
+    for item in dataset or []:
+        name, location, digest = provenance.parse_dataset_spec(item)
+        ref = provenance.capture_dataset(name, location, digest=digest)
+        datasets.append(DatasetInput(ref.name, ref.uri, ref.digest))
     edges = [LineageInput("parent", target) for target in parent or []]
     for item in lineage or []:
         relation, sep, target = item.partition("=")
         if not sep or not target:
             raise InvalidInputError(f"invalid lineage {item[:80]!r}: use RELATION=TARGET")
         edges.append(LineageInput(relation.strip(), target.strip()))
+    dirty: bool | None = None
+    if detect_git and commit is None:
+        git = provenance.detect_git(Path.cwd())
+        if git is not None:
+            commit, dirty = git.commit, git.dirty
+            code_repo = code_repo or git.repo_url
+    environment = provenance.capture_environment().lock_lines if capture_environment else None
     return VersionInput(
         params=all_params,
         metrics=all_metrics,
         tags=parse_pairs(tag, "tag", typed=False),
         description=description,
-        datasets=[DatasetInput.parse(item) for item in dataset or []],
+        datasets=datasets,
         lineage=edges,
         source_uri=source,
         run_id=run_id,
         code_repo=code_repo,
         code_commit=commit,
+        code_dirty=dirty,
+        builder_id=builder_id,
+        started_at=provenance.utc_timestamp(_when(started)) if started else None,
+        finished_at=provenance.utc_timestamp(_when(finished)) if finished else None,
+        environment=environment,
+        card=provenance.load_card(card).to_json() if card else None,
     )
+
+
+def _when(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise InvalidInputError(f"invalid time {text[:40]!r}: use ISO 8601 / RFC 3339") from e
+    if value.tzinfo is None:
+        raise InvalidInputError(f"time {text[:40]!r} has no timezone: add Z or +00:00")
+    return value
 
 
 def register(
@@ -106,6 +171,12 @@ def register(
     commit: CommitOption = None,
     code_repo: RepoOption = None,
     description: DescriptionOption = "",
+    builder_id: BuilderOption = None,
+    started: StartedOption = None,
+    finished: FinishedOption = None,
+    card: CardOption = None,
+    no_git: NoGitOption = False,
+    capture_environment: EnvironmentOption = False,
     hash_algorithm: Annotated[
         str, typer.Option("--hash", help="sha256, blake2b or blake3.")
     ] = "sha256",
@@ -114,8 +185,6 @@ def register(
     as_json: JsonOption = False,
 ) -> None:
     """Register a file or folder as the model's next version."""
-    from mlprov.service import VersionInput  # noqa: PLC0415
-
     info = version_input(
         param=param,
         params=params,
@@ -130,8 +199,13 @@ def register(
         commit=commit,
         code_repo=code_repo,
         description=description,
+        builder_id=builder_id,
+        started=started,
+        finished=finished,
+        card=card,
+        detect_git=not no_git,
+        capture_environment=capture_environment,
     )
-    assert isinstance(info, VersionInput)
     registry = state(ctx).registry()
     prepared = registry.prepare_version(
         path, name, info, hash_algorithm=hash_algorithm, allow_symlinks=allow_symlinks

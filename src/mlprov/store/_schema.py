@@ -53,6 +53,13 @@ versions = sa.Table(
     sa.Column("stage", sa.String(16), nullable=False),
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("created_by", sa.String(256), nullable=False),
+    # Added by migration 0003: what the training job captured.
+    sa.Column("code_dirty", sa.Boolean, nullable=True),
+    sa.Column("builder_id", sa.Text, nullable=True),
+    sa.Column("started_at", sa.String(32), nullable=True),
+    sa.Column("finished_at", sa.String(32), nullable=True),
+    sa.Column("environment", sa.Text, nullable=True),  # JSON ["name==version", ...]
+    sa.Column("card", sa.Text, nullable=True),  # JSON: the user's model card spec
     sa.UniqueConstraint("model_id", "number", name="uq_versions_model_number"),
 )
 
