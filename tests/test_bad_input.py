@@ -1,0 +1,414 @@
+"""Bad input gets its exit code and one line, and changes nothing: no row, no blob, no alias,
+no audit entry. On SQLite and PostgreSQL.
+
+Each table's cases run as CLI processes in parallel (they are independent and all must
+leave the registry as it was), then each case is checked by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import RegistryEnv, make_model, one_line_error
+from mlprov.config import RegistryConfig
+from mlprov.service import open_registry
+
+Case = tuple[list[str], int, str]  # arguments, exit code, a word the one-line error contains
+
+
+@pytest.fixture
+def seeded(reg: RegistryEnv, tmp_path: Path) -> RegistryEnv:
+    """A registry holding demo/1 with demo@prod -> 1."""
+    registry = reg.registry()
+    try:
+        registry.register(make_model(tmp_path / "seed"), "demo")
+        registry.set_alias("demo", "prod", 1)
+    finally:
+        registry.close()
+    return reg
+
+
+_BATCH = """\
+import contextlib, io, json, sys, traceback
+from mlprov.cli import main
+
+results = []
+for name, args in json.load(sys.stdin):
+    sys.__stderr__.write(f"case {name}\\n")
+    sys.__stderr__.flush()
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(args)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    results.append([name, code, out.getvalue(), err.getvalue()])
+json.dump(results, sys.__stdout__)
+"""
+
+
+def cli_batch(
+    reg: RegistryEnv, cases: dict[str, list[str]], timeout: float = 120
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Run many CLI invocations in one fresh process, each through ``mlprov.cli.main`` (what
+    ``python -m mlprov`` runs) with its own stdout and stderr: the same exit codes and
+    messages as separate processes, without paying interpreter start-up per case."""
+    process = subprocess.run(
+        [sys.executable, "-c", _BATCH],
+        input=json.dumps(list(cases.items())),
+        env=reg.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if process.returncode != 0:
+        last = process.stderr.strip().splitlines()[-1:] if process.stderr.strip() else []
+        pytest.fail(f"CLI batch failed after {last}: {process.stderr[-2000:]}")
+    return {
+        name: subprocess.CompletedProcess(cases[name], code, out, err)
+        for name, code, out, err in json.loads(process.stdout)
+    }
+
+
+def assert_refused(reg: RegistryEnv, cases: dict[str, Case]) -> None:
+    """Run every case; each must exit with its code and one line naming the problem, and
+    together they must leave the registry exactly as it was."""
+    before = reg.snapshot()
+    try:
+        results = cli_batch(reg, {name: args for name, (args, _, _) in cases.items()})
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"a case blocked: {e.stderr!r}")
+    problems = []
+    for name, (_args, code, word) in cases.items():
+        result = results[name]
+        if result.returncode != code:
+            problems.append(f"{name}: exit {result.returncode}, expected {code}: {result.stderr}")
+            continue
+        try:
+            line = one_line_error(result.stderr)
+        except AssertionError as e:
+            problems.append(f"{name}: not one error line: {e}")
+            continue
+        if word.lower() not in line.lower():
+            problems.append(f"{name}: {word!r} not in {line!r}")
+    assert not problems, "\n".join(problems)
+    assert reg.snapshot() == before
+
+
+BAD_NAMES = {
+    "upper case": "Demo",
+    "space": "de mo",
+    "cyrillic a": "dem\u043e",  # U+043E CYRILLIC SMALL LETTER O looks like 'o'
+    "cyrillic a (2)": "\u0430bc",  # U+0430 looks like 'a'
+    "dot dot": "..",
+    "dot dot inside": "a..b",
+    "slash": "a/b",
+    "traversal": "../etc",
+    "empty": "",
+}
+
+
+def test_bad_model_names_are_refused(seeded: RegistryEnv, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "m", {"w.bin": b"new bytes, never stored"})
+    cases: dict[str, Case] = {
+        f"register {label}": (["register", str(model), "--name", name], 2, "invalid model name")
+        for label, name in BAD_NAMES.items()
+    }
+    cases.update(
+        {
+            "models create upper": (["models", "create", "Demo"], 2, "invalid model name"),
+            "models show cyrillic": (["models", "show", "dem\u043e"], 2, "invalid model name"),
+            "alias set upper model": (["alias", "set", "Demo", "prod", "1"], 2, "invalid"),
+            "resolve cyrillic": (["resolve", "dem\u043e/1"], 2, "invalid reference"),
+            "alias upper case": (["alias", "set", "demo", "Prod", "1"], 2, "invalid alias"),
+            "alias only digits": (["alias", "set", "demo", "42", "1"], 2, "invalid alias"),
+            "alias latest": (["alias", "set", "demo", "latest", "1"], 2, "latest"),
+            "reference without version": (["resolve", "demo"], 2, "invalid reference"),
+            "version zero": (["versions", "show", "demo/0"], 2, "version"),
+        }
+    )
+    assert_refused(seeded, cases)
+
+
+def test_unknown_model_version_alias_and_path_are_not_found(
+    seeded: RegistryEnv, tmp_path: Path
+) -> None:
+    target = tmp_path / "out"
+    model = make_model(tmp_path / "m", {"w.bin": b"never stored"})
+    cases: dict[str, Case] = {
+        "resolve unknown model": (["resolve", "nosuch/1"], 4, "nosuch"),
+        "show unknown model": (["models", "show", "nosuch"], 4, "nosuch"),
+        "versions of unknown model": (["versions", "list", "nosuch"], 4, "nosuch"),
+        "alias on unknown model": (["alias", "set", "nosuch", "prod", "1"], 4, "nosuch"),
+        "tag unknown model": (["models", "tag", "nosuch", "k=v"], 4, "nosuch"),
+        "download unknown model": (["download", "nosuch/1", "--to", str(target)], 4, "nosuch"),
+        "resolve unknown version": (["resolve", "demo/99"], 4, "demo/99"),
+        "show unknown version": (["versions", "show", "demo/99"], 4, "demo/99"),
+        "tag unknown version": (["versions", "tag", "demo/99", "k=v"], 4, "demo/99"),
+        "alias to unknown version": (["alias", "set", "demo", "prod", "99"], 4, "demo/99"),
+        "stage of unknown version": (["stage", "set", "demo", "99", "Production"], 4, "demo/99"),
+        "download unknown version": (["download", "demo/99", "--to", str(target)], 4, "demo/99"),
+        "resolve unknown alias": (["resolve", "demo@nosuch"], 4, "demo@nosuch"),
+        "show unknown alias": (["alias", "show", "demo", "nosuch"], 4, "demo@nosuch"),
+        "delete unknown alias": (["alias", "delete", "demo", "nosuch"], 4, "demo@nosuch"),
+        "download unknown alias": (["download", "demo@nosuch", "--to", str(target)], 4, "nosuch"),
+        "parent unknown version": (
+            ["register", str(model), "--name", "demo", "--parent", "demo/99"],
+            4,
+            "demo/99",
+        ),
+        "missing path": (["register", str(tmp_path / "absent"), "--name", "demo"], 4, "absent"),
+    }
+    assert_refused(seeded, cases)
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_malformed_options_are_refused(seeded: RegistryEnv, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "m", {"w.bin": b"never stored"})
+    register = ["register", str(model), "--name", "demo"]
+    cases: dict[str, Case] = {
+        "param without value": ([*register, "--param", "lr"], 2, "KEY=VALUE"),
+        "param twice": ([*register, "--param", "a=1", "--param", "a=2"], 2, "twice"),
+        "dataset without digest": ([*register, "--dataset", "d=s3://x"], 2, "dataset"),
+        "dataset bad digest": ([*register, "--dataset", "d=s3://x@sha256:zz"], 2, "digest"),
+        "unknown lineage relation": ([*register, "--lineage", "cousin=demo/1"], 2, "relation"),
+        "unknown hash": ([*register, "--hash", "md5"], 2, "md5"),
+        "unknown stage": (["stage", "set", "demo", "1", "Prod"], 2, "stage"),
+        "nothing to tag": (["versions", "tag", "demo/1"], 2, "nothing to do"),
+        "missing params file": ([*register, "--params", str(tmp_path / "p.json")], 4, "p.json"),
+    }
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json", encoding="utf-8")
+    cases["params file not JSON"] = ([*register, "--params", str(bad_json)], 2, "JSON")
+    nan = tmp_path / "nan.json"
+    nan.write_text('{"loss": NaN}', encoding="utf-8")
+    cases["NaN metric"] = ([*register, "--metrics", str(nan)], 2, "nan")
+    assert_refused(seeded, cases)
+
+
+def test_unsafe_paths_are_refused_without_blocking(seeded: RegistryEnv, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of any model", encoding="utf-8")
+
+    def folder(name: str) -> Path:
+        return make_model(tmp_path / name, {"w.bin": f"{name} bytes".encode()})
+
+    escape = folder("escape")
+    (escape / "leak").symlink_to(outside)
+    relative_escape = folder("relative-escape")
+    (relative_escape / "leak").symlink_to(Path("..") / "secret.txt")
+    fifo_inside = folder("fifo-inside")
+    os.mkfifo(fifo_inside / "pipe")
+    os.mkfifo(tmp_path / "fifo-itself")
+    dangling = folder("dangling")
+    (dangling / "gone").symlink_to(dangling / "nothing-here")
+    link_root = tmp_path / "link-root"
+    link_root.symlink_to(folder("real-root"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    socket_dir = folder("with-socket")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(socket_dir / "sock"))  # fits: AF_UNIX paths may be ~107 bytes
+
+    def register(path: Path, *extra: str) -> list[str]:
+        return ["register", str(path), "--name", "demo", *extra]
+
+    cases: dict[str, Case] = {
+        "symlink outside": (register(escape), 2, "symlink"),
+        "symlink outside, symlinks allowed": (
+            register(escape, "--allow-symlinks"),
+            2,
+            "outside the model folder",
+        ),
+        "relative symlink outside, allowed": (
+            register(relative_escape, "--allow-symlinks"),
+            2,
+            "outside the model folder",
+        ),
+        "dangling symlink, allowed": (register(dangling, "--allow-symlinks"), 2, "dangling"),
+        "model root is a symlink": (register(link_root), 2, "symlink"),
+        "fifo inside": (register(fifo_inside), 2, "FIFO"),
+        "fifo itself": (register(tmp_path / "fifo-itself"), 2, "FIFO"),
+        "device": (register(Path("/dev/null")), 2, "device"),
+        "socket inside": (register(socket_dir), 2, "socket"),
+        "empty folder": (register(empty), 2, "no files"),
+    }
+    try:
+        assert_refused(seeded, cases)
+    finally:
+        listener.close()
+
+
+# -- permissions, full disk, read-only store: need root tricks, with fallbacks -----------
+
+
+def _drop_dac_override() -> None:
+    """preexec_fn: remove CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set, so
+    the exec'd process runs as root but obeys file permissions like any user. (Running as
+    ``nobody`` is not portable: the interpreter may live under /root.)"""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def _permissions_preexec() -> Callable[[], None] | None:
+    if os.geteuid() != 0:
+        return None
+    probe = subprocess.run(
+        [sys.executable, "-c", "pass"], preexec_fn=_drop_dac_override, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE")
+    return _drop_dac_override
+
+
+def test_an_unreadable_file_is_refused(seeded: RegistryEnv, tmp_path: Path) -> None:
+    preexec = _permissions_preexec()
+    model = make_model(tmp_path / "m", {"a.bin": b"readable", "b.bin": b"unreadable"})
+    (model / "b.bin").chmod(0)
+    locked_dir = make_model(tmp_path / "d", {"a.bin": b"readable", "sub/c.bin": b"hidden"})
+    (locked_dir / "sub").chmod(0)
+    before = seeded.snapshot()
+    try:
+        for path, word in ((model, "b.bin"), (locked_dir, "permission denied")):
+            result = seeded.cli("register", str(path), "--name", "demo", preexec_fn=preexec)
+            assert result.returncode == 2, result.stderr
+            assert word in one_line_error(result.stderr)
+    finally:
+        (locked_dir / "sub").chmod(0o755)
+    assert seeded.snapshot() == before
+
+
+@dataclass
+class StoreEnv(RegistryEnv):
+    """A RegistryEnv whose artefact store is elsewhere (``MLPROV_ARTIFACTS``)."""
+
+    artifact_uri: str = ""
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = super().env
+        env["MLPROV_ARTIFACTS"] = self.artifact_uri
+        return env
+
+    def registry(self) -> Any:
+        config = RegistryConfig(
+            home=self.home, metadata_uri=self.metadata_uri, artifact_uri=self.artifact_uri
+        )
+        return open_registry(config, actor="tester@ci")
+
+
+@contextlib.contextmanager
+def _mounted(args: list[str], target: Path) -> Iterator[bool]:
+    """Yield True with ``mount ARGS TARGET`` in place (unmounted after), False if refused."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        yield False
+        return
+    done = subprocess.run(["mount", *args, str(target)], capture_output=True, check=False)
+    if done.returncode != 0:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+
+
+def _limit_file_size() -> None:
+    """preexec_fn fallback for a full disk: no file may grow past 2 MiB (EFBIG, not SIGXFSZ)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, 2 << 20))
+
+
+def test_a_full_disk_is_a_storage_error_and_leaves_no_blob(
+    reg: RegistryEnv, tmp_path: Path
+) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    # a.bin (1 MiB) fits and is stored first; b.bin (3 MiB) does not: a.bin's blob must go.
+    model = make_model(
+        tmp_path / "big", {"a.bin": os.urandom(1 << 20), "b.bin": os.urandom(3 << 20)}
+    )
+    with _mounted(["-t", "tmpfs", "-o", "size=2m", "tmpfs"], disk) as on_tmpfs:
+        env = StoreEnv(
+            home=reg.home,
+            metadata_uri=reg.metadata_uri,
+            artifact_uri=(disk / "blobs").as_uri() if on_tmpfs else (reg.home / "blobs").as_uri(),
+        )
+        seed = env.registry()
+        try:
+            seed.register(make_model(tmp_path / "small"), "demo")
+        finally:
+            seed.close()
+        before = env.snapshot()
+        assert len(before["blobs"]) == 3
+        result = env.cli(
+            "register",
+            str(model),
+            "--name",
+            "demo",
+            "-q",
+            preexec_fn=None if on_tmpfs else _limit_file_size,
+        )
+        assert result.returncode == 5, result.stderr
+        line = one_line_error(result.stderr)
+        assert "no space left" in line or "too large" in line, line
+        assert env.snapshot() == before
+        leftovers = list((Path(env.artifact_uri[len("file://") :]) / "tmp").iterdir())
+        assert leftovers == []
+
+
+@contextlib.contextmanager
+def _read_only_view(source: Path, target: Path) -> Iterator[bool]:
+    """Yield True with ``source`` bind-mounted read-only at ``target``, False if refused."""
+    with _mounted(["--bind", str(source)], target) as bound:
+        remount = ["mount", "-o", "remount,ro,bind", str(target)]
+        yield bound and subprocess.run(remount, capture_output=True, check=False).returncode == 0
+
+
+def test_a_read_only_store_is_a_storage_error(seeded: RegistryEnv, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "m", {"w.bin": b"new bytes, never stored"})
+    before = seeded.snapshot()
+    view = tmp_path / "read-only"
+    view.mkdir()
+    with contextlib.ExitStack() as stack:
+        preexec = None
+        if not stack.enter_context(_read_only_view(seeded.home, view)):
+            # No mount: take write permission away from the registry folder instead.
+            view = seeded.home
+            preexec = _permissions_preexec()
+            for path in [view, *view.rglob("*")]:
+                if path.is_dir():
+                    path.chmod(0o555)
+                    stack.callback(path.chmod, 0o755)
+        sqlite = seeded.metadata_uri.startswith("sqlite")
+        env = RegistryEnv(
+            home=view,
+            metadata_uri=f"sqlite:///{view / 'registry.db'}" if sqlite else seeded.metadata_uri,
+        )
+        result = env.cli("register", str(model), "--name", "demo", "-q", preexec_fn=preexec)
+        assert result.returncode == 5, result.stderr
+        line = one_line_error(result.stderr)
+        assert any(w in line for w in ("read-only", "not writable", "cannot open")), line
+    assert seeded.snapshot() == before
