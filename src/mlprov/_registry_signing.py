@@ -29,7 +29,7 @@ from mlprov.refs import ModelRef
 
 if TYPE_CHECKING:
     from mlprov.service import Registry, VersionInput
-    from mlprov.signing import Signer, SignerIdentity, Trust, VerificationReport
+    from mlprov.signing import Check, Signer, SignerIdentity, Trust, VerificationReport
     from mlprov.store import StoreTransaction
 
 __all__ = ["SignedVersion", "sign_and_register", "signature_of", "verify_version"]
@@ -229,7 +229,40 @@ def verify_version(
         except MlprovError as e:
             checks.append(Check("files", False, e.message))
             return VerificationReport(tuple(checks), report.signature, e)
+    try:
+        checks.append(_check_documents(registry, record, trust, now))
+    except MlprovError as e:
+        checks.append(Check("evidence", False, e.message))
+        return VerificationReport(tuple(checks), report.signature, e)
     return VerificationReport(tuple(checks), report.signature, None)
+
+
+#: Evidence that mlprov made with the model's own signer at registration.
+_OWN_DOCUMENTS = ("provenance", "bom", "model-card")
+
+
+def _check_documents(
+    registry: Registry, record: ModelVersion, trust: Trust, now: datetime | None
+) -> Check:
+    """The version's own provenance, ML-BOM and card verify with the same trust as the
+    model signature and name this model's digest. (Attestations attached from elsewhere
+    have their own signers; they were verified against the named identity when attached.)"""
+    from mlprov import signing  # noqa: PLC0415
+    from mlprov.signing import Check  # noqa: PLC0415
+
+    own = [e for e in record.evidence if e.kind in _OWN_DOCUMENTS]
+    model_hex = record.digest.partition(":")[2]
+    for evidence in own:
+        bundle = registry.evidence_content(record.ref, evidence.digest)
+        verified = signing.verify_attestation(bundle, trust, limits=registry.limits, now=now)
+        if not any(d.get("sha256") == model_hex for _n, d in verified.subjects):
+            raise VerificationError(
+                f"{record.ref}: the stored {evidence.kind} is not about this model's digest"
+            )
+    if not own:
+        return Check("evidence", True, "no provenance, ML-BOM or card stored to check")
+    kinds = ", ".join(e.kind for e in own)
+    return Check("evidence", True, f"{kinds} verify with the same trust and name {record.digest}")
 
 
 def _check_stored_bytes(

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlprov import _registry_signing
+from mlprov import _registry_attestations, _registry_signing
 from mlprov.artifacts import ArtifactStore, open_artifact_store
 from mlprov.audit import verify_chain
 from mlprov.config import Limits, RegistryConfig, current_actor
@@ -60,6 +60,7 @@ from mlprov.refs import LATEST, ModelRef, validate_alias, validate_model_name
 from mlprov.store import MetadataStore, StoreTransaction, open_metadata_store
 
 if TYPE_CHECKING:
+    from mlprov._registry_attestations import StoredDocument
     from mlprov._registry_signing import SignedVersion
     from mlprov.signing import Signer, Trust, VerificationReport
 
@@ -763,11 +764,46 @@ class Registry:
         name: str,
         signer: Signer,
         info: VersionInput | None = None,
+        *,
+        with_documents: bool = True,
         **options: Any,
     ) -> SignedVersion:
-        """Hash, store, sign and register in one step; see
-        :func:`mlprov._registry_signing.sign_and_register` for the options."""
-        return _registry_signing.sign_and_register(self, path, name, signer, info, **options)
+        """Hash, store, sign and register in one step; with ``with_documents`` also make,
+        sign and store SLSA provenance, the ML-BOM and the model card in the same
+        transaction. See :func:`mlprov._registry_signing.sign_and_register` for options."""
+        if not with_documents:
+            return _registry_signing.sign_and_register(self, path, name, signer, info, **options)
+        from mlprov.provenance import LOCAL_BUILDER_ID  # noqa: PLC0415
+
+        info = info or VersionInput()
+        if info.builder_id is None:
+            # SLSA needs a builder id; "this host said so" unless the job names its builder.
+            builder = os.environ.get("MLPROV_BUILDER_ID", "").strip() or LOCAL_BUILDER_ID
+            info = dataclasses.replace(info, builder_id=builder)
+
+        def documents(
+            tx: StoreTransaction, version_id: int, _number: int, _manifest: Any, _who: Any
+        ) -> None:
+            _registry_attestations.attest_new_version(self, tx, version_id, name, signer)
+
+        return _registry_signing.sign_and_register(
+            self, path, name, signer, info, on_commit=documents, **options
+        )
+
+    def attest(
+        self, ref: ModelRef | str, predicate_type: str, predicate: dict[str, Any], signer: Signer
+    ) -> Evidence:
+        """Sign a statement about a version (e.g. evaluation results) and store it."""
+        return _registry_attestations.attest(self, ref, predicate_type, predicate, signer)
+
+    def attach(self, ref: ModelRef | str, bundle: bytes, trust: Trust, **options: Any) -> Evidence:
+        """Store an attestation signed elsewhere, after verifying its signature against
+        ``trust`` and that its subject is this version (model or one of its files)."""
+        return _registry_attestations.attach(self, ref, bundle, trust, **options)
+
+    def document(self, ref: ModelRef | str, kind: str) -> StoredDocument:
+        """The newest stored evidence of a kind (provenance, bom, model-card, attestation)."""
+        return _registry_attestations.document(self, ref, kind)
 
     def signature_of(self, ref: ModelRef | str) -> bytes:
         """The newest stored OMS signature of a version, as the exact bytes written."""

@@ -43,6 +43,7 @@ from mlprov.errors import (
 )
 from mlprov.hashing import ProgressCallback, hash_model
 from mlprov.manifest import Manifest
+from mlprov.signing._attestation import VerifiedAttestation, verify_attestation
 from mlprov.signing._bundle import BUNDLE_MEDIA_TYPE, SignatureBundle, parse_bundle
 from mlprov.signing._dsse import pae
 from mlprov.signing._identity import SignerIdentity
@@ -98,6 +99,7 @@ __all__ = [
     "SigstoreTrust",
     "Trust",
     "VerificationReport",
+    "VerifiedAttestation",
     "VerifiedSignature",
     "build_statement",
     "default_signature_path",
@@ -108,11 +110,13 @@ __all__ = [
     "load_public_key",
     "match_manifest",
     "pae",
+    "parse_bundle",
     "parse_statement",
     "public_key_pem",
     "read_signature_file",
     "sign_manifest",
     "sign_model",
+    "verify_attestation",
     "verify_bundle",
     "verify_bundle_report",
     "verify_model",
