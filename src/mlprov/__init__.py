@@ -13,18 +13,30 @@ __version__ = "0.1.0"
 __all__ = [
     "Registry",
     "RegistryConfig",
+    "TrainingRun",
     "__version__",
     "open_registry",
+    "sign",
+    "training_run",
+    "verify",
+    "verify_or_raise",
 ]
 
 if TYPE_CHECKING:
+    from mlprov._api import sign, verify, verify_or_raise
     from mlprov.config import RegistryConfig
     from mlprov.service import Registry, open_registry
+    from mlprov.training import TrainingRun, training_run
 
 _LAZY = {
     "Registry": "mlprov.service",
     "open_registry": "mlprov.service",
     "RegistryConfig": "mlprov.config",
+    "TrainingRun": "mlprov.training",
+    "training_run": "mlprov.training",
+    "sign": "mlprov._api",
+    "verify": "mlprov._api",
+    "verify_or_raise": "mlprov._api",
 }
 
 

@@ -562,6 +562,11 @@ class Registry:
             )
         return self.get_version(ModelRef(prepared.name, version=number))
 
+    def check_lineage(self, edges: Sequence[LineageInput]) -> list[LineageEdge]:
+        """Resolve lineage targets now (each must exist); the edges as they would be stored."""
+        with self.metadata.read() as tx:
+            return [self._resolve_lineage(tx, edge) for edge in edges]
+
     def _resolve_lineage(self, tx: StoreTransaction, edge: LineageInput) -> LineageEdge:
         target = edge.target
         if "://" not in target or target.startswith("models:/"):

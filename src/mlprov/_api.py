@@ -1,0 +1,61 @@
+"""The top-level conveniences ``mlprov.sign`` and ``mlprov.verify`` (with a raising twin)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlprov.signing import Signer, SignResult, Trust, VerificationReport, VerifiedSignature
+
+__all__ = ["sign", "verify", "verify_or_raise"]
+
+
+def sign(path: str | Path, *, signer: Signer, **options: Any) -> SignResult:
+    """Hash a model file or folder, sign it (OMS v1.0) and write the detached signature
+    (default ``model.sig`` inside the folder). Options: ``signature_path``,
+    ``hash_algorithm`` (sha256, blake2b, blake3), ``ignore_paths``, ``allow_symlinks``."""
+    from mlprov.signing import sign_model  # noqa: PLC0415
+
+    return sign_model(Path(path), signer, **options)
+
+
+def _signature_bytes(path: Path, signature: bytes | str | Path | None) -> tuple[bytes, Path | None]:
+    from mlprov.signing import default_signature_path, read_signature_file  # noqa: PLC0415
+
+    if isinstance(signature, bytes):
+        return signature, None
+    location = Path(signature) if signature is not None else default_signature_path(path)
+    return read_signature_file(location), location
+
+
+def verify(
+    path: str | Path,
+    *,
+    signature: bytes | str | Path | None = None,
+    trust: Trust,
+    **options: Any,
+) -> VerificationReport:
+    """Verify a model against its detached signature and ``trust``: a report with one
+    check per step (``report.passed``, ``report.checks``); never raises for a failed
+    check. ``signature`` is the bundle's bytes or its path (default ``model.sig``)."""
+    from mlprov.signing import verify_model  # noqa: PLC0415
+
+    model = Path(path)
+    data, location = _signature_bytes(model, signature)
+    return verify_model(model, data, trust, signature_path=location, **options)
+
+
+def verify_or_raise(
+    path: str | Path,
+    *,
+    signature: bytes | str | Path | None = None,
+    trust: Trust,
+    **options: Any,
+) -> VerifiedSignature:
+    """Like :func:`verify`, but raise the first failure (an MlprovError with its exit
+    code); return who signed what."""
+    report = verify(path, signature=signature, trust=trust, **options)
+    report.raise_for_failure()
+    assert report.signature is not None
+    return report.signature
