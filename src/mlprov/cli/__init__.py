@@ -86,7 +86,7 @@ def _install_optional() -> None:
     """Command groups added by later features register here the same way."""
     import importlib  # noqa: PLC0415
 
-    for name in ("mlprov.cli.signing", "mlprov.cli.keys"):
+    for name in ("mlprov.cli.signing", "mlprov.cli.keys", "mlprov.cli.evidence"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:

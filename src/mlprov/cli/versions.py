@@ -61,6 +61,10 @@ def show_version_table(record: ModelVersion) -> None:
             "lineage",
             "\n".join(f"{e.relation}: {e.target} ({e.digest})" for e in record.lineage),
         ),
+        (
+            "evidence",
+            "\n".join(f"{e.kind}: {e.predicate_type} by {e.signer}" for e in record.evidence),
+        ),
     ]
     print_table(f"Version {record.ref}", ["field", "value"], rows)
 
