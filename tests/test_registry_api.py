@@ -317,8 +317,9 @@ def test_alias_refusals_change_nothing(api: Registry, reg: RegistryEnv, tmp_path
 
 
 def test_latest_is_the_highest_version(api: Registry, tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError):
-        api.create_model("empty") and api.resolve("empty@latest")
+    api.create_model("empty")
+    with pytest.raises(NotFoundError, match="no versions"):
+        api.resolve("empty@latest")
     _versions(api, tmp_path, "m", 3)
     assert api.resolve("m@latest").version == 3
     assert api.resolve("models:/m@latest").version == 3
