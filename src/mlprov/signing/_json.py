@@ -3,9 +3,11 @@
 Every document that reaches a verifier is hostile until proven otherwise, so it is
 refused *before* ``json.loads`` when it is larger than ``Limits.max_document_bytes`` or
 nested deeper than ``Limits.max_json_depth``. The depth is measured with a cheap scan
-over bytes (strings removed with one regular expression, then matched brackets peeled
-off one level per pass with ``bytes.replace``), so a 10,000-deep document is refused in
-microseconds and with memory bounded by the document itself, never by Python recursion.
+over bytes that never recurses and runs in C-speed passes (``bytes.replace`` and
+``bytes.translate``): escapes are dropped, the document is reduced to its skeleton of
+quotes and brackets, string contents are removed, and matched bracket pairs are peeled
+off one nesting level per pass. A 10,000-deep document is refused in microseconds with
+memory bounded by a few copies of the document.
 
 After parsing, a few ambiguities that different JSON parsers resolve differently are
 refused too: duplicate object keys, ``NaN``/``Infinity``, and a top level that is not
@@ -23,21 +25,35 @@ from mlprov.errors import MalformedDocumentError
 
 __all__ = ["check_size_and_depth", "json_depth_exceeds", "parse_json_object"]
 
-# A JSON string: a quote, then runs of ordinary bytes or backslash escapes, then a quote.
-# The alternation is unambiguous, so matching is linear in the input.
-_STRING = re.compile(rb'"(?:[^"\\]+|\\.)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_SKELETON_DELETE = bytes(b for b in range(256) if b not in b'"[]{}')
 _UNIFY = bytes.maketrans(b"{}", b"[]")
+# After escapes are gone a string is a quote, non-quotes, a quote: linear to match.
+_STRING = re.compile(rb'"[^"]*"')
+
+
+def _skeleton(data: bytes) -> bytes | None:
+    """Quotes removed with string contents; only structural brackets, all as ``[]``."""
+    # Drop escapes first: pairs of backslashes, then escaped quotes. Pairing left to
+    # right is exactly how JSON pairs a run of backslashes.
+    text = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = text.translate(None, _SKELETON_DELETE).replace(b'""', b"")
+    if b'"' in skeleton:
+        skeleton = _STRING.sub(b"", skeleton)
+        if b'"' in skeleton:
+            return None  # an unterminated string
+    return skeleton.translate(_UNIFY)
 
 
 def json_depth_exceeds(data: bytes, max_depth: int) -> bool | None:
-    """True if ``data`` nests deeper than ``max_depth``; None if brackets do not balance.
+    """True if ``data`` nests deeper than ``max_depth``; None if it cannot be JSON.
 
     Works on bytes without parsing: each pass removes the innermost ``[]`` pairs, so the
     number of passes needed to empty the bracket skeleton is the nesting depth. At most
     ``max_depth`` passes run, each linear in the (shrinking) skeleton.
     """
-    skeleton = _STRING.sub(b"", data).translate(_UNIFY, _NOT_BRACKETS)
+    skeleton = _skeleton(data)
+    if skeleton is None:
+        return None
     for _ in range(max_depth):
         if not skeleton:
             return False
@@ -61,7 +77,7 @@ def check_size_and_depth(data: bytes, what: str, limits: Limits = DEFAULT_LIMITS
         )
     exceeded = json_depth_exceeds(data, limits.max_json_depth)
     if exceeded is None:
-        raise MalformedDocumentError(f"{what} is not valid JSON: brackets do not balance")
+        raise MalformedDocumentError(f"{what} is not valid JSON: brackets or quotes do not balance")
     if exceeded:
         raise MalformedDocumentError(
             f"{what} nests deeper than {limits.max_json_depth} levels; refused without parsing"

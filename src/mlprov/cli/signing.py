@@ -1,0 +1,343 @@
+"""``mlprov sign`` and ``mlprov verify`` for model files and folders on disk.
+
+Thin: options become a :class:`~mlprov.signing.Signer` or :class:`~mlprov.signing.Trust`
+and the library does the rest. The registry forms hook in cleanly: ``sign --name NAME``
+(sign and register) branches after :func:`signer_from_options`, beside
+:func:`sign_path`; ``verify NAME@REF`` (a target that is not a path on disk) goes to
+:func:`verify_registered`, which for now says the target is not found.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mlprov.cli._output import print_json, say
+from mlprov.cli._progress import byte_progress
+from mlprov.cli.keys import read_passphrase, read_private_key_file
+from mlprov.errors import InvalidInputError, NotFoundError
+
+if TYPE_CHECKING:
+    from mlprov.signing import Signer, Trust, VerificationReport
+
+__all__ = ["install", "sign", "verify"]
+
+IgnorePathsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ignore-paths",
+        help="Path (relative to the model root) left out of the signature (repeatable).",
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+QuietFlag = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def _read_pem(path: Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError as e:
+        raise NotFoundError(f"{what} {path}: no such file") from e
+    except IsADirectoryError as e:
+        raise InvalidInputError(f"{what} {path} is a folder, not a file") from e
+    except PermissionError as e:
+        raise InvalidInputError(f"{what} {path}: permission denied") from e
+
+
+def _model_bytes(path: Path) -> int:
+    """Total size of the regular files below ``path`` (for the progress bar only)."""
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _wants_bar(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def signer_from_options(
+    *,
+    key: Path | None,
+    certificate: Path | None,
+    certificate_chain: list[Path] | None,
+    sigstore: bool,
+    identity_token: str | None,
+    passphrase_env: str | None,
+) -> Signer:
+    """The signer the options name: --key, --certificate + --key, or --sigstore."""
+    from mlprov.signing import CertificateSigner, KeySigner, SigstoreSigner  # noqa: PLC0415
+
+    if sigstore:
+        if key is not None or certificate is not None or certificate_chain:
+            raise InvalidInputError("--sigstore signs keylessly: drop --key and --certificate")
+        return SigstoreSigner(identity_token)
+    if identity_token is not None:
+        raise InvalidInputError("--identity-token is only for --sigstore")
+    if key is None:
+        raise InvalidInputError(
+            "say how to sign: --key KEY, --certificate CERT --key KEY, or --sigstore"
+        )
+    passphrase = read_passphrase(passphrase_env)
+    key_pem = read_private_key_file(key)
+    if certificate is None:
+        if certificate_chain:
+            raise InvalidInputError("--certificate-chain needs --certificate")
+        return KeySigner.from_pem(key_pem, passphrase)
+    return CertificateSigner.from_pem(
+        key_pem,
+        _read_pem(certificate, "certificate"),
+        [_read_pem(path, "certificate chain") for path in certificate_chain or []],
+        passphrase,
+    )
+
+
+def trust_from_options(
+    *,
+    key: Path | None,
+    certificate_chain: list[Path] | None,
+    identity: str | None,
+    issuer: str | None,
+) -> Trust:
+    """The trust the options name: --key, --certificate-chain, or --identity + --issuer."""
+    from mlprov.signing import CertificateTrust, KeyTrust, SigstoreTrust  # noqa: PLC0415
+
+    given = [
+        name
+        for name, present in (
+            ("--key", key is not None),
+            ("--certificate-chain", bool(certificate_chain)),
+            ("--identity/--issuer", identity is not None or issuer is not None),
+        )
+        if present
+    ]
+    if len(given) != 1:
+        raise InvalidInputError(
+            "say what to trust, once: --key PUBLIC_KEY, --certificate-chain ROOT, or "
+            f"--identity ID --issuer URL (given: {', '.join(given) or 'none'})"
+        )
+    if key is not None:
+        return KeyTrust(_read_pem(key, "public key"))
+    if certificate_chain:
+        return CertificateTrust([_read_pem(p, "certificate chain") for p in certificate_chain])
+    if not identity or not issuer:
+        raise InvalidInputError("Sigstore verification needs both --identity and --issuer")
+    return SigstoreTrust(identity, issuer)
+
+
+def sign_path(
+    model_path: Path,
+    signer: Signer,
+    *,
+    signature: Path | None,
+    hash_algorithm: str,
+    ignore_paths: list[str],
+    allow_symlinks: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Sign a model on disk and write its detached signature."""
+    from mlprov.signing import sign_model  # noqa: PLC0415
+
+    if not model_path.exists():
+        raise NotFoundError(f"{model_path}: no such file or directory")
+    total = _model_bytes(model_path) if _wants_bar(quiet) else 0
+    with byte_progress(f"hashing {model_path.name}", total, quiet=quiet) as progress:
+        result = sign_model(
+            model_path,
+            signer,
+            hash_algorithm=hash_algorithm,
+            ignore_paths=ignore_paths,
+            allow_symlinks=allow_symlinks,
+            signature_path=signature,
+            progress=progress,
+        )
+    if as_json:
+        print_json(
+            {
+                "signature": str(result.signature_path),
+                "signer": result.signer.to_json_value(),
+                "digest": str(result.manifest.digest),
+                "hash_algorithm": result.manifest.algorithm,
+                "files": len(result.manifest),
+                "bytes": result.manifest.total_size,
+            }
+        )
+    elif not quiet:
+        say(
+            f"signed {model_path} ({len(result.manifest)} files, {result.manifest.digest}) "
+            f"as {result.signer}; signature written to {result.signature_path}"
+        )
+
+
+def sign(
+    model_path: Annotated[
+        Path, typer.Argument(help="Model file or folder to sign.", show_default=False)
+    ],
+    key: Annotated[
+        Path | None, typer.Option("--key", help="Private key (PEM), alone or with --certificate.")
+    ] = None,
+    certificate: Annotated[
+        Path | None, typer.Option("--certificate", help="Signing certificate (PEM) for --key.")
+    ] = None,
+    certificate_chain: Annotated[
+        list[Path] | None,
+        typer.Option("--certificate-chain", help="Chain to embed after the leaf (repeatable)."),
+    ] = None,
+    sigstore: Annotated[
+        bool, typer.Option("--sigstore", help="Sign keylessly with Sigstore (needs a network).")
+    ] = False,
+    identity_token: Annotated[
+        str | None,
+        typer.Option(
+            "--identity-token", help="OIDC token for --sigstore (else from the environment)."
+        ),
+    ] = None,
+    signature: Annotated[
+        Path | None,
+        typer.Option("--signature", help="Where to write the signature (default MODEL/model.sig)."),
+    ] = None,
+    hash_algorithm: Annotated[
+        str, typer.Option("--hash", help="File digest: sha256, blake2b or blake3.")
+    ] = "sha256",
+    ignore_paths: IgnorePathsOption = None,
+    allow_symlinks: Annotated[
+        bool, typer.Option("--allow-symlinks", help="Follow symlinks that stay inside the model.")
+    ] = False,
+    passphrase_env: Annotated[
+        str | None,
+        typer.Option("--passphrase-env", metavar="VAR", help="Variable holding the passphrase."),
+    ] = None,
+    quiet: QuietFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Sign a model file or folder in the OpenSSF Model Signing format."""
+    signer = signer_from_options(
+        key=key,
+        certificate=certificate,
+        certificate_chain=certificate_chain,
+        sigstore=sigstore,
+        identity_token=identity_token,
+        passphrase_env=passphrase_env,
+    )
+    sign_path(
+        model_path,
+        signer,
+        signature=signature,
+        hash_algorithm=hash_algorithm.lower(),
+        ignore_paths=list(ignore_paths or []),
+        allow_symlinks=allow_symlinks,
+        quiet=quiet,
+        as_json=as_json,
+    )
+
+
+def _present(report: VerificationReport, target: str, as_json: bool) -> None:
+    if as_json:
+        value = report.to_json_value()
+        value["target"] = target
+        print_json(value)
+    report.raise_for_failure()
+    if not as_json and report.signature is not None:
+        signed = report.signature
+        say(
+            f"verified {target}: {len(signed.manifest)} files match the signature by "
+            f"{signed.signer} (sha256:{signed.subject_digest})"
+        )
+
+
+def verify_path(
+    model_path: Path,
+    trust: Trust,
+    *,
+    signature: Path | None,
+    ignore_paths: list[str],
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Verify a model on disk against its detached signature."""
+    from mlprov.signing import (  # noqa: PLC0415
+        default_signature_path,
+        read_signature_file,
+        verify_model,
+    )
+
+    signature_path = signature if signature is not None else default_signature_path(model_path)
+    data = read_signature_file(signature_path)
+    total = _model_bytes(model_path) if _wants_bar(quiet) else 0
+    with byte_progress(f"verifying {model_path.name}", total, quiet=quiet) as progress:
+        report = verify_model(
+            model_path,
+            data,
+            trust,
+            ignore_paths=ignore_paths,
+            signature_path=signature_path,
+            progress=progress,
+        )
+    _present(report, str(model_path), as_json)
+
+
+def verify_registered(target: str) -> None:
+    """Hook for ``mlprov verify NAME@REF``: verify a registered version.
+
+    Until the registry form exists, a target that is not a path on disk is not found.
+    """
+    raise NotFoundError(f"{target}: no such file or directory")
+
+
+def verify(
+    target: Annotated[
+        str, typer.Argument(help="Model file or folder to verify.", show_default=False)
+    ],
+    signature: Annotated[
+        Path | None,
+        typer.Option("--signature", help="Signature file (default MODEL/model.sig)."),
+    ] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Trusted public key (PEM).")] = None,
+    certificate_chain: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--certificate-chain", help="Trusted root or CA certificate (PEM, repeatable)."
+        ),
+    ] = None,
+    identity: Annotated[
+        str | None, typer.Option("--identity", help="Trusted Sigstore identity (e-mail, URI).")
+    ] = None,
+    issuer: Annotated[
+        str | None, typer.Option("--issuer", help="OIDC issuer of the Sigstore identity.")
+    ] = None,
+    ignore_paths: IgnorePathsOption = None,
+    quiet: QuietFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Verify a model against its OMS signature; exit 0 only if every check passes."""
+    path = Path(target)
+    if not path.exists() and not path.is_symlink():
+        verify_registered(target)
+        return
+    trust = trust_from_options(
+        key=key, certificate_chain=certificate_chain, identity=identity, issuer=issuer
+    )
+    verify_path(
+        path,
+        trust,
+        signature=signature,
+        ignore_paths=list(ignore_paths or []),
+        quiet=quiet,
+        as_json=as_json,
+    )
+
+
+def install(app: typer.Typer) -> None:
+    app.command("sign")(sign)
+    app.command("verify")(verify)
