@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -188,6 +189,40 @@ def test_release_signatures_refuse_the_wrong_trust(
     assert message in one_error_line(result.err)
 
 
+def _swap_sigstore_certificate(testdata: Path) -> Callable[[dict[str, Any]], None]:
+    other = json.loads((testdata / "oms-releases" / "v1.0.0-sigstore" / "model.sig").read_text())
+
+    def swap(bundle: dict[str, Any]) -> None:
+        bundle["verificationMaterial"]["certificate"] = other["verificationMaterial"]["certificate"]
+
+    return swap
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("payload", "DSSE: invalid signature"),
+        ("signature", "DSSE: invalid signature"),
+        ("certificate", "Sigstore verification failed"),
+        ("log-entry", "Sigstore bundle does not parse"),
+    ],
+)
+def test_tampered_sigstore_bundles_are_refused(
+    testdata: Path, tmp_path: Path, cli: Cli, case: str, message: str
+) -> None:
+    copy = _release_copy(testdata, "v1.1.0-sigstore", tmp_path)
+    edits: dict[str, Callable[[dict[str, Any]], None]] = {
+        "payload": _edit_statement(_retarget_digest),
+        "signature": _flip_signature,
+        "certificate": _swap_sigstore_certificate(testdata),
+        "log-entry": lambda b: b["verificationMaterial"]["tlogEntries"][0].pop("inclusionProof"),
+    }
+    _edit_bundle(copy / "model.sig", edits[case])
+    result = cli("verify", copy, *_trust_args(testdata, "sigstore"))
+    assert result.code == 1
+    assert message in one_error_line(result.err)
+
+
 def test_sigstore_verification_needs_no_network(testdata: Path) -> None:
     # Nothing here may refresh the trusted root: the bundle verifies from what is shipped.
     base = testdata / "oms-releases" / "v1.1.0-sigstore"
@@ -347,6 +382,16 @@ def test_huge_bundle_is_refused_without_reading_it(tmp_path: Path) -> None:
     with pytest.raises(MalformedSignatureError, match="refused without reading it"):
         read_signature_file(signature)
     assert time.perf_counter() - started < 0.1
+
+
+def test_a_fifo_as_signature_does_not_hang(
+    tmp_path: Path, model: Path, keys: Keys, cli: Cli
+) -> None:
+    fifo = tmp_path / "sig.fifo"
+    os.mkfifo(fifo)
+    result = cli("verify", model, "--signature", fifo, "--key", keys.p256.public)
+    assert result.code == 2
+    assert "is not a regular file" in one_error_line(result.err)
 
 
 def test_huge_bundle_bytes_are_refused_before_parsing(model: Path, keys: Keys) -> None:

@@ -28,6 +28,7 @@ bad input (exit 2).
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -269,23 +270,38 @@ def write_signature_file(path: Path, bundle: bytes) -> None:
 
 
 def read_signature_file(path: Path, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """Read a signature file, refusing one larger than the limit without reading it all."""
+    """Read a signature file, refusing one larger than the limit without reading it all.
+
+    Opened without blocking and checked to be a regular file first, so a FIFO or device
+    named as the signature cannot hang the verifier.
+    """
     path = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with path.open("rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            if size > limits.max_document_bytes:
-                raise MalformedSignatureError(
-                    f"signature {path} is {size} bytes, more than the limit of "
-                    f"{limits.max_document_bytes} bytes; refused without reading it"
-                )
-            data = stream.read(limits.max_document_bytes + 1)
+        fd = os.open(path, flags)
     except FileNotFoundError as e:
         raise NotFoundError(f"signature {path}: no such file") from e
     except IsADirectoryError as e:
         raise InvalidInputError(f"signature {path} is a folder, not a file") from e
     except PermissionError as e:
         raise InvalidInputError(f"signature {path}: permission denied") from e
+    except OSError as e:
+        raise StorageError(f"signature {path}: cannot open: {e.strerror}") from e
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(stream.fileno())
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidInputError(f"signature {path} is a folder, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidInputError(f"signature {path} is not a regular file")
+        if info.st_size > limits.max_document_bytes:
+            raise MalformedSignatureError(
+                f"signature {path} is {info.st_size} bytes, more than the limit of "
+                f"{limits.max_document_bytes} bytes; refused without reading it"
+            )
+        try:
+            data = stream.read(limits.max_document_bytes + 1)
+        except OSError as e:
+            raise StorageError(f"signature {path}: read failed: {e.strerror}") from e
     if len(data) > limits.max_document_bytes:
         raise MalformedSignatureError(
             f"signature {path} is more than the limit of {limits.max_document_bytes} bytes"
