@@ -223,6 +223,26 @@ def test_tampered_sigstore_bundles_are_refused(
     assert message in one_error_line(result.err)
 
 
+@pytest.mark.parametrize(
+    "vector",
+    [
+        "invalid/empty.bundle.json",
+        "invalid/missing-envelope.bundle.json",
+        "invalid/missing-tlog-entries.bundle.json",
+        "invalid/missing-verification-material.bundle.json",
+        "invalid-payload/wrong-predicate.bundle.json",
+    ],
+)
+def test_invalid_spec_vectors_fail_verification_with_exit_1(
+    testdata: Path, cli: Cli, vector: str
+) -> None:
+    base = testdata / "oms-releases" / "v1.1.0-elliptic-key"
+    signature = testdata / "oms-spec" / "test-vectors" / vector
+    result = cli("verify", base, "--signature", signature, *_trust_args(testdata, "key"))
+    assert result.code == 1
+    one_error_line(result.err)
+
+
 def test_sigstore_verification_needs_no_network(testdata: Path) -> None:
     # Nothing here may refresh the trusted root: the bundle verifies from what is shipped.
     base = testdata / "oms-releases" / "v1.1.0-sigstore"
