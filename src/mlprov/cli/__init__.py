@@ -58,10 +58,13 @@ def _register_commands() -> None:
         audit,
         demo,
         download,
+        evidence,
+        keys,
         lineage,
         models,
         register,
         resolve,
+        signing,
         stage,
         versions,
     )
@@ -70,29 +73,17 @@ def _register_commands() -> None:
         models,
         versions,
         register,
+        signing,
+        keys,
         alias,
         resolve,
         stage,
         download,
         lineage,
+        evidence,
         audit,
         demo,
     ):
-        module.install(app)
-    _install_optional()
-
-
-def _install_optional() -> None:
-    """Command groups added by later features register here the same way."""
-    import importlib  # noqa: PLC0415
-
-    for name in ("mlprov.cli.signing", "mlprov.cli.keys", "mlprov.cli.evidence"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue
         module.install(app)
 
 

@@ -1,10 +1,9 @@
-"""``mlprov sign`` and ``mlprov verify`` for model files and folders on disk.
+"""``mlprov sign`` and ``mlprov verify``: for model files and folders, and registered versions.
 
 Thin: options become a :class:`~mlprov.signing.Signer` or :class:`~mlprov.signing.Trust`
-and the library does the rest. The registry forms hook in cleanly: ``sign --name NAME``
-(sign and register) branches after :func:`signer_from_options`, beside
-:func:`sign_path`; ``verify NAME@REF`` (a target that is not a path on disk) goes to
-:func:`verify_registered`, which for now says the target is not found.
+and the library or the registry service does the rest. ``sign --name NAME`` signs and
+registers in one step (:func:`sign_and_register`); ``verify REF`` (a target that is not
+a path on disk) verifies a registered version (:func:`verify_registered`).
 """
 
 from __future__ import annotations
@@ -16,12 +15,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mlprov.cli import register as register_options
 from mlprov.cli._output import print_json, say
 from mlprov.cli._progress import byte_progress
+from mlprov.cli._state import state
 from mlprov.cli.keys import read_passphrase, read_private_key_file
 from mlprov.errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
+    from mlprov.service import VersionInput
     from mlprov.signing import Signer, Trust, VerificationReport
 
 __all__ = ["install", "sign", "verify"]
@@ -181,6 +183,7 @@ def sign_path(
 
 
 def sign(
+    ctx: typer.Context,
     model_path: Annotated[
         Path, typer.Argument(help="Model file or folder to sign.", show_default=False)
     ],
@@ -220,8 +223,61 @@ def sign(
     ] = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            "-n",
+            help="Also register the signed model as this model's next version, with signed "
+            "provenance, ML-BOM and model card.",
+        ),
+    ] = None,
+    param: register_options.ParamOption = None,
+    params: register_options.ParamsFile = None,
+    metric: register_options.MetricOption = None,
+    metrics: register_options.MetricsFile = None,
+    tag: register_options.TagOption = None,
+    dataset: register_options.DatasetOption = None,
+    parent: register_options.ParentOption = None,
+    lineage: register_options.LineageOption = None,
+    source: register_options.SourceOption = None,
+    run_id: register_options.RunIdOption = None,
+    commit: register_options.CommitOption = None,
+    code_repo: register_options.RepoOption = None,
+    description: register_options.DescriptionOption = "",
+    builder_id: register_options.BuilderOption = None,
+    started: register_options.StartedOption = None,
+    finished: register_options.FinishedOption = None,
+    card: register_options.CardOption = None,
+    no_git: register_options.NoGitOption = False,
+    capture_environment: register_options.EnvironmentOption = False,
 ) -> None:
-    """Sign a model file or folder in the OpenSSF Model Signing format."""
+    """Sign a model file or folder in the OpenSSF Model Signing format (and with --name,
+    register it with its signature and signed provenance in one step)."""
+    info = None
+    if name is not None:
+        # Parse every registration input before signing: bad input changes nothing.
+        info = register_options.version_input(
+            param=param,
+            params=params,
+            metric=metric,
+            metrics=metrics,
+            tag=tag,
+            dataset=dataset,
+            parent=parent,
+            lineage=lineage,
+            source=source,
+            run_id=run_id,
+            commit=commit,
+            code_repo=code_repo,
+            description=description,
+            builder_id=builder_id,
+            started=started,
+            finished=finished,
+            card=card,
+            detect_git=not no_git,
+            capture_environment=capture_environment,
+        )
     signer = signer_from_options(
         key=key,
         certificate=certificate,
@@ -230,6 +286,21 @@ def sign(
         identity_token=identity_token,
         passphrase_env=passphrase_env,
     )
+    if name is not None and info is not None:
+        sign_and_register(
+            ctx,
+            model_path,
+            name,
+            signer,
+            info,
+            signature=signature,
+            hash_algorithm=hash_algorithm.lower(),
+            ignore_paths=list(ignore_paths or []),
+            allow_symlinks=allow_symlinks,
+            quiet=quiet,
+            as_json=as_json,
+        )
+        return
     sign_path(
         model_path,
         signer,
@@ -240,6 +311,56 @@ def sign(
         quiet=quiet,
         as_json=as_json,
     )
+
+
+def sign_and_register(
+    ctx: typer.Context,
+    model_path: Path,
+    name: str,
+    signer: Signer,
+    info: VersionInput,
+    *,
+    signature: Path | None,
+    hash_algorithm: str,
+    ignore_paths: list[str],
+    allow_symlinks: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Sign, store and register in one step that completes or leaves nothing behind."""
+    if not model_path.exists():
+        raise NotFoundError(f"{model_path}: no such file or directory")
+    registry = state(ctx).registry()
+    total = 2 * _model_bytes(model_path) if _wants_bar(quiet) else 0
+    with byte_progress(f"signing {model_path.name}", total, quiet=quiet) as progress:
+        signed = registry.sign_and_register(
+            model_path,
+            name,
+            signer,
+            info,
+            hash_algorithm=hash_algorithm,
+            ignore_paths=ignore_paths,
+            allow_symlinks=allow_symlinks,
+            signature_path=signature,
+            progress=progress,
+        )
+    version = signed.version
+    if as_json:
+        print_json(
+            {
+                "ref": version.ref,
+                "digest": version.digest,
+                "signature": str(signed.signature_path),
+                "signer": signed.signer.to_json_value(),
+                "evidence": [e.to_json() for e in version.evidence],
+            }
+        )
+    elif not quiet:
+        say(
+            f"signed and registered {version.ref} {version.digest} as {signed.signer}; "
+            f"signature written to {signed.signature_path}; "
+            f"evidence: {', '.join(e.kind for e in version.evidence)}"
+        )
 
 
 def _present(report: VerificationReport, target: str, as_json: bool) -> None:
@@ -287,17 +408,42 @@ def verify_path(
     _present(report, str(model_path), as_json)
 
 
-def verify_registered(target: str) -> None:
-    """Hook for ``mlprov verify NAME@REF``: verify a registered version.
+def verify_registered(
+    ctx: typer.Context,
+    target: str,
+    trust: Trust,
+    *,
+    local_copy: Path | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """``mlprov verify REF``: a registered version's stored signature against the trust
+    given, its recorded manifest against the signed one, and its bytes: those stored in
+    the registry, or a local copy at ``--path``."""
+    from mlprov.refs import ModelRef  # noqa: PLC0415
 
-    Until the registry form exists, a target that is not a path on disk is not found.
-    """
-    raise NotFoundError(f"{target}: no such file or directory")
+    try:
+        ref = ModelRef.parse(target)
+    except InvalidInputError as e:
+        raise NotFoundError(
+            f"{target}: neither a file or folder nor a registered version reference"
+        ) from e
+    registry = state(ctx).registry()
+    version = registry.get_version(ref)
+    total = version.size if _wants_bar(quiet) else 0
+    with byte_progress(f"verifying {version.ref}", total, quiet=quiet) as progress:
+        report = registry.verify_version(version.ref, trust, path=local_copy, progress=progress)
+    _present(report, version.ref, as_json)
 
 
 def verify(
+    ctx: typer.Context,
     target: Annotated[
-        str, typer.Argument(help="Model file or folder to verify.", show_default=False)
+        str,
+        typer.Argument(
+            help="Model file or folder, or a registered version (NAME/3, NAME@ALIAS).",
+            show_default=False,
+        ),
     ],
     signature: Annotated[
         Path | None,
@@ -319,15 +465,23 @@ def verify(
     ignore_paths: IgnorePathsOption = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
+    local_copy: Annotated[
+        Path | None,
+        typer.Option(
+            "--path", help="With a registered version: verify this local copy of its files."
+        ),
+    ] = None,
 ) -> None:
     """Verify a model against its OMS signature; exit 0 only if every check passes."""
     path = Path(target)
-    if not path.exists() and not path.is_symlink():
-        verify_registered(target)
-        return
     trust = trust_from_options(
         key=key, certificate_chain=certificate_chain, identity=identity, issuer=issuer
     )
+    if not path.exists() and not path.is_symlink():
+        verify_registered(ctx, target, trust, local_copy=local_copy, quiet=quiet, as_json=as_json)
+        return
+    if local_copy is not None:
+        raise InvalidInputError("--path goes with a registered version, not a model on disk")
     verify_path(
         path,
         trust,
