@@ -84,11 +84,17 @@ def test_concurrent_first_opens_migrate_once(backend: str, tmp_path: Path) -> No
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(6)
+        for _ in range(4)
     ]
-    for process in processes:
-        out, err = process.communicate(timeout=120)
-        assert process.returncode == 0, err
+    try:
+        outcomes = [(p.communicate(timeout=120), p.returncode) for p in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for (out, err), code in outcomes:
+        assert code == 0, err
         assert out.strip() == "[]"
     registry = env.registry()
     try:
