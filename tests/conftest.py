@@ -21,9 +21,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
-PG_ADMIN_URI = os.environ.get(
-    "MLPROV_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test"
-)
+PG_ADMIN_URI = os.environ.get("MLPROV_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test")
 
 
 def _postgres_available() -> str | None:
@@ -123,9 +121,7 @@ class RegistryEnv:
                 counts = tx.counts()
                 head = tx.audit_head()
             blobs = registry.artifacts.digests()
-            aliases = {
-                m.name: dict(m.aliases) for m in registry.list_models()
-            }
+            aliases = {m.name: dict(m.aliases) for m in registry.list_models()}
         finally:
             registry.close()
         return {"rows": counts, "audit_head": head, "blobs": blobs, "aliases": aliases}
