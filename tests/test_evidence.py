@@ -302,9 +302,7 @@ def test_training_run_records_everything_and_failure_registers_nothing(
         assert version.started_at is not None
         assert version.finished_at is not None
         assert version.environment
-        assert any(
-            line.startswith("pytest==") for line in version.environment
-        )
+        assert any(line.startswith("pytest==") for line in version.environment)
         assert {d.name for d in version.datasets} == {"train", "eval"}
         assert version.card is not None
         assert version.card["license"] == "apache-2.0"
