@@ -48,31 +48,6 @@ class SignedVersion:
     bundle: bytes
 
 
-def relative_ignores(
-    model_path: Path, ignore_paths: Sequence[str | Path], signature_path: Path | None
-) -> list[str]:
-    """Ignore paths relative to the model root, the signature file included when inside."""
-    if not model_path.is_dir():
-        return []
-    root = model_path.resolve()
-    result: set[str] = set()
-    candidates: list[str | Path] = list(ignore_paths)
-    if signature_path is not None:
-        candidates.append(Path(signature_path).absolute())
-    for item in candidates:
-        path = Path(item)
-        if path.is_absolute():
-            try:
-                relative = path.resolve().relative_to(root)
-            except ValueError:
-                continue
-            if relative.parts:
-                result.add(relative.as_posix())
-        else:
-            result.add(Path(item).as_posix().strip("/"))
-    return sorted(result)
-
-
 def sign_and_register(
     registry: Registry,
     path: Path,
@@ -102,7 +77,7 @@ def sign_and_register(
     target = (
         Path(signature_path) if signature_path is not None else signing.default_signature_path(path)
     )
-    ignores = relative_ignores(path, ignore_paths, target)
+    ignores = signing.relative_ignore_paths(path, ignore_paths, target)
     prepared = registry.prepare_version(
         path,
         name,

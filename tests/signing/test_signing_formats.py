@@ -403,6 +403,7 @@ def test_public_api_is_pinned() -> None:
             "parse_statement",
             "public_key_pem",
             "read_signature_file",
+            "relative_ignore_paths",
             "sign_manifest",
             "sign_model",
             "verify_attestation",

@@ -115,6 +115,7 @@ __all__ = [
     "parse_statement",
     "public_key_pem",
     "read_signature_file",
+    "relative_ignore_paths",
     "sign_manifest",
     "sign_model",
     "verify_attestation",
@@ -158,7 +159,7 @@ def default_signature_path(model_path: Path) -> Path:
     return model_path.with_name(model_path.name + ".sig")
 
 
-def _relative_ignores(
+def relative_ignore_paths(
     model_path: Path, ignore_paths: Iterable[str | Path], signature_path: Path | None
 ) -> list[str]:
     """Ignore paths as canonical paths relative to the model root.
@@ -231,7 +232,7 @@ def sign_model(
     target = (
         Path(signature_path) if signature_path is not None else default_signature_path(model_path)
     )
-    ignores = _relative_ignores(model_path, ignore_paths, target)
+    ignores = relative_ignore_paths(model_path, ignore_paths, target)
     manifest = hash_model(
         model_path,
         hash_algorithm,
