@@ -97,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
+        # `verify PATH --key ...` and `sign PATH --key ...` skip Typer's parser (0.3 s).
+        from mlprov.cli.signing import run_simple_form  # noqa: PLC0415
+
+        if run_simple_form(args):
+            return 0
         result = app(args=args, prog_name="mlprov", standalone_mode=False)
     except click.exceptions.Exit as e:
         return int(e.exit_code)

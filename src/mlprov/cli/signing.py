@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from mlprov.service import VersionInput
     from mlprov.signing import Signer, Trust, VerificationReport
 
-__all__ = ["install", "sign", "verify"]
+__all__ = ["install", "run_simple_form", "sign", "verify"]
 
 IgnorePathsOption = Annotated[
     list[str] | None,
@@ -490,6 +491,115 @@ def verify(
         quiet=quiet,
         as_json=as_json,
     )
+
+
+# --- the common forms, run without Typer's parser ------------------------------------------
+#
+# Typer turns every parameter of the command being run into a pydantic TypeAdapter (and
+# imports pydantic for it), and builds all of mlprov's commands first: about 0.3 s before
+# ``mlprov verify`` does any work. The two forms a serving container or a CI job runs,
+# ``verify PATH --key PUB`` and ``sign PATH --key KEY``, are recognised here and run through
+# the very same functions as the Typer commands. Anything else (other options, ``--opt=value``,
+# a repeated option, a value starting with "-", help, a target that is not on disk) returns
+# None and goes through Typer, so what each command accepts and does is unchanged.
+
+_REPEATABLE = frozenset({"--ignore-paths"})
+_VERIFY_VALUES = frozenset({"--signature", "--key", "--ignore-paths"})
+_VERIFY_FLAGS = {"--quiet": "--quiet", "-q": "--quiet", "--json": "--json"}
+_SIGN_VALUES = frozenset({"--key", "--signature", "--hash", "--ignore-paths"})
+_SIGN_FLAGS = {**_VERIFY_FLAGS, "--allow-symlinks": "--allow-symlinks"}
+
+
+def _simple_form(
+    args: Sequence[str], values: frozenset[str], flags: dict[str, str]
+) -> tuple[str, dict[str, list[str]], set[str]] | None:
+    """One positional argument, options from ``values`` each followed by a plain value,
+    flags from ``flags``; each at most once (``--ignore-paths`` repeatable). Else None."""
+    target: str | None = None
+    options: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    index = 0
+    while index < len(args):
+        token = args[index]
+        if token in values:
+            if index + 1 >= len(args) or (token in options and token not in _REPEATABLE):
+                return None
+            value = args[index + 1]
+            if not value or value.startswith("-"):
+                return None
+            options.setdefault(token, []).append(value)
+            index += 2
+            continue
+        flag = flags.get(token)
+        if flag is not None:
+            if flag in seen:
+                return None
+            seen.add(flag)
+        elif token.startswith("-") or not token or target is not None:
+            return None
+        else:
+            target = token
+        index += 1
+    if target is None or "--key" not in options:
+        return None
+    return target, options, seen
+
+
+def run_simple_form(args: Sequence[str]) -> bool:
+    """Run ``verify PATH --key ...`` or ``sign PATH --key ...`` directly, as :func:`verify`
+    and :func:`sign` would; False (nothing done) for any other command line."""
+    if not args:
+        return False
+    command, rest = args[0], args[1:]
+    if command == "verify":
+        parsed = _simple_form(rest, _VERIFY_VALUES, _VERIFY_FLAGS)
+        if parsed is None:
+            return False
+        target, options, flags = parsed
+        signature = options.get("--signature")
+        # As verify(): the trust first, then the target (not on disk: a registered version).
+        trust = trust_from_options(
+            key=Path(options["--key"][0]), certificate_chain=None, identity=None, issuer=None
+        )
+        path = Path(target)
+        if not path.exists() and not path.is_symlink():
+            return False
+        verify_path(
+            path,
+            trust,
+            signature=Path(signature[0]) if signature else None,
+            ignore_paths=options.get("--ignore-paths", []),
+            quiet="--quiet" in flags,
+            as_json="--json" in flags,
+        )
+        return True
+    if command == "sign":
+        parsed = _simple_form(rest, _SIGN_VALUES, _SIGN_FLAGS)
+        if parsed is None:
+            return False
+        target, options, flags = parsed
+        signature = options.get("--signature")
+        # As sign() without --name, --certificate, --sigstore or --passphrase-env.
+        signer = signer_from_options(
+            key=Path(options["--key"][0]),
+            certificate=None,
+            certificate_chain=None,
+            sigstore=False,
+            identity_token=None,
+            passphrase_env=None,
+        )
+        sign_path(
+            Path(target),
+            signer,
+            signature=Path(signature[0]) if signature else None,
+            hash_algorithm=options.get("--hash", ["sha256"])[0].lower(),
+            ignore_paths=options.get("--ignore-paths", []),
+            allow_symlinks="--allow-symlinks" in flags,
+            quiet="--quiet" in flags,
+            as_json="--json" in flags,
+        )
+        return True
+    return False
 
 
 def install(app: typer.Typer) -> None:
