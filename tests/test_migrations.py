@@ -104,12 +104,18 @@ def test_concurrent_first_opens_migrate_once(backend: str, tmp_path: Path) -> No
         registry.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: a store at an unknown (newer) revision makes Alembic raise "
-    "CommandError, which MetadataStore.migrate() does not translate: traceback, not one line",
-)
-def test_a_store_newer_than_the_code_is_refused_with_one_line(reg: RegistryEnv) -> None:
+def test_a_store_newer_than_the_code_is_refused_with_one_line(
+    reg: RegistryEnv, request: pytest.FixtureRequest
+) -> None:
+    if reg.metadata_uri.startswith("postgresql"):
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="src bug: open_metadata_store() does not dispose the engine when "
+                "migrate() raises, so the pooled psycopg connection is garbage-collected "
+                "open at exit: a ResourceWarning traceback after the one-line error",
+            )
+        )
     registry = reg.registry()
     try:
         with registry.metadata.engine.begin() as connection:
