@@ -88,11 +88,23 @@ def verify_chain(entries: Iterable[AuditEntry], *, head_seq: int, head_hash: str
         expected_prev = entry.hash
         expected_seq += 1
         count += 1
-    if count != head_seq or expected_prev != head_hash:
+    if count > head_seq:
+        extra = head_seq + 1
+        raise AuditChainError(
+            f"audit entry {extra} is not covered by the chain head ({head_seq} entries): "
+            "it was appended outside mlprov",
+            sequence=extra,
+        )
+    if count < head_seq:
         missing = count + 1
         raise AuditChainError(
             f"audit entry {missing} is missing: the chain head records {head_seq} entries, "
             f"{count} remain",
             sequence=missing,
+        )
+    if expected_prev != head_hash:
+        raise AuditChainError(
+            f"audit entry {count} does not match the chain head: it was changed or replaced",
+            sequence=count,
         )
     return count

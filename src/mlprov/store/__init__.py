@@ -29,10 +29,18 @@ from sqlalchemy import event, exc
 from mlprov.errors import ConfigError, StorageError
 from mlprov.store._transaction import StoreTransaction, translate_db_error
 
-__all__ = ["SCHEMA_HEAD", "MetadataStore", "StoreTransaction", "open_metadata_store"]
+__all__ = [
+    "SCHEMA_HEAD",
+    "SCHEMA_REVISIONS",
+    "MetadataStore",
+    "StoreTransaction",
+    "open_metadata_store",
+]
 
-#: The newest migration's revision id. A test checks it equals Alembic's head.
-SCHEMA_HEAD = "0003"
+#: Every migration's revision id, oldest first; the last is the head. A test checks
+#: they equal Alembic's revisions.
+SCHEMA_REVISIONS = ("0001", "0002", "0003")
+SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x6D6C70726F76  # "mlprov": advisory lock key for concurrent first opens
@@ -111,21 +119,36 @@ class MetadataStore:
     def migrate(self) -> None:
         """Bring the schema to :data:`SCHEMA_HEAD` with Alembic, once across processes."""
         try:
-            if self.current_revision() == SCHEMA_HEAD:
+            current = self.current_revision()
+            if current == SCHEMA_HEAD:
                 return
+            self._refuse_unknown(current)
             with self._migration_lock() as connection:
-                if self._revision(connection) == SCHEMA_HEAD:
+                current = self._revision(connection)
+                if current == SCHEMA_HEAD:
                     return
+                self._refuse_unknown(current)
                 from alembic import command  # noqa: PLC0415
                 from alembic.config import Config  # noqa: PLC0415
+                from alembic.util import CommandError  # noqa: PLC0415
 
                 config = Config()
                 config.set_main_option("script_location", str(_MIGRATIONS))
                 config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                try:
+                    command.upgrade(config, "head")
+                except CommandError as e:
+                    raise StorageError(f"cannot migrate the metadata store: {e}") from e
                 connection.commit()
         except exc.SQLAlchemyError as e:
             raise translate_db_error(e) from e
+
+    def _refuse_unknown(self, revision: str | None) -> None:
+        if revision is not None and revision not in SCHEMA_REVISIONS:
+            raise ConfigError(
+                f"the metadata store is at schema revision {revision!r}, which this mlprov "
+                f"does not know (it knows up to {SCHEMA_HEAD}): upgrade mlprov"
+            )
 
     def current_revision(self) -> str | None:
         try:
@@ -182,5 +205,9 @@ def open_metadata_store(uri: str, *, migrate: bool = True) -> MetadataStore:
     """Open (and by default migrate) the metadata store a URI names."""
     store = MetadataStore(uri)
     if migrate:
-        store.migrate()
+        try:
+            store.migrate()
+        except BaseException:
+            store.dispose()  # no pooled connection may outlive a failed open
+            raise
     return store
