@@ -37,7 +37,9 @@ __all__ = [
 #: Ignored at the model root, as the reference tool does (matched by whole components).
 DEFAULT_IGNORED_NAMES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitignore")
 
-CHUNK_SIZE = 8 * 1024 * 1024
+#: 2 MiB: small enough to stay in cache between the read and the hash (8 MiB cost about
+#: 5% more CPU with sha256 and 15-20% with blake3 here), large enough for few syscalls.
+CHUNK_SIZE = 2 * 1024 * 1024
 
 ProgressCallback = Callable[[int], None]
 
