@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -104,18 +103,7 @@ def test_concurrent_first_opens_migrate_once(backend: str, tmp_path: Path) -> No
         registry.close()
 
 
-def test_a_store_newer_than_the_code_is_refused_with_one_line(
-    reg: RegistryEnv, request: pytest.FixtureRequest
-) -> None:
-    if reg.metadata_uri.startswith("postgresql"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="src bug: open_metadata_store() does not dispose the engine when "
-                "migrate() raises, so the pooled psycopg connection is garbage-collected "
-                "open at exit: a ResourceWarning traceback after the one-line error",
-            )
-        )
+def test_a_store_newer_than_the_code_is_refused_with_one_line(reg: RegistryEnv) -> None:
     registry = reg.registry()
     try:
         with registry.metadata.engine.begin() as connection:

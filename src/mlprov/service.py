@@ -1050,6 +1050,10 @@ class Registry:
     ) -> AliasEvent:
         validate_model_name(name)
         validate_alias(alias)
+        if alias == LATEST:
+            raise InvalidInputError(
+                "alias 'latest' is built in (the highest version): cannot delete"
+            )
         with self.metadata.write() as tx:
             model = self._require_model(tx, name)
             model_id = int(model.id)
