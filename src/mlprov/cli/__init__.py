@@ -3,6 +3,9 @@
 Each command group lives in its own module and registers itself on :data:`app` in
 :func:`_register_commands`. Heavy imports (SQLAlchemy, cryptography, sigstore) stay
 inside the command functions so that ``mlprov verify`` starts fast in serving containers.
+Typer itself (and the pydantic it builds each parameter with) is imported only when
+:data:`app` is first used: ``verify PATH --key ...`` and ``sign PATH --key ...`` run
+without it (:func:`mlprov.cli._direct.run_simple_form`).
 
 Errors: every :class:`~mlprov.errors.MlprovError` becomes one line on stderr and its exit
 code (0 ok, 1 verification or policy failure, 2 usage or bad input, 3 conflict,
@@ -12,46 +15,35 @@ code (0 ok, 1 verification or policy failure, 2 usage or bad input, 3 conflict,
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-import typer
-
-from mlprov.cli._state import CliState
 from mlprov.errors import EXIT_INVALID, EXIT_STORAGE, MlprovError
+
+if TYPE_CHECKING:
+    import typer
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
-    name="mlprov",
-    help="A model registry where every version is hashed, signed and carries provenance.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+
+def _build_app() -> typer.Typer:
+    import typer  # noqa: PLC0415
+
+    from mlprov.cli._state import root_options  # noqa: PLC0415
+
+    app = typer.Typer(
+        name="mlprov",
+        help="A model registry where every version is hashed, signed and carries provenance.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+    app.callback()(root_options)
+    _register_commands(app)
+    return app
 
 
-@app.callback()
-def _root(
-    ctx: typer.Context,
-    home: Annotated[
-        Path | None,
-        typer.Option(
-            "--home",
-            envvar="MLPROV_HOME",
-            help="Registry folder (default ~/.mlprov).",
-            show_default=False,
-        ),
-    ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
-) -> None:
-    ctx.obj = CliState(home=home, debug=debug)
-    # Close database connections when the command ends, whether it succeeded or failed.
-    ctx.call_on_close(ctx.obj.close)
-
-
-def _register_commands() -> None:
+def _register_commands(app: typer.Typer) -> None:
     # Imported here, not at the top, so each module can import `app` helpers freely.
     from mlprov.cli import (  # noqa: PLC0415
         alias,
@@ -87,22 +79,20 @@ def _register_commands() -> None:
         module.install(app)
 
 
-_register_commands()
+def __getattr__(name: str) -> typer.Typer:
+    # `app` is built on first use (PEP 562), then is an ordinary module attribute.
+    if name == "app":
+        app = _build_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``mlprov`` console script; returns the process exit code."""
+def _run_typer(args: list[str]) -> int:
     import click  # noqa: PLC0415
 
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
     try:
-        # `verify PATH --key ...` and `sign PATH --key ...` skip Typer's parser (0.3 s).
-        from mlprov.cli.signing import run_simple_form  # noqa: PLC0415
-
-        if run_simple_form(args):
-            return 0
-        result = app(args=args, prog_name="mlprov", standalone_mode=False)
+        result = __getattr__("app")(args=args, prog_name="mlprov", standalone_mode=False)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
     except click.exceptions.Abort:
@@ -111,6 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         e.show()
         return EXIT_INVALID
+    return int(result) if isinstance(result, int) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mlprov`` console script; returns the process exit code."""
+    from mlprov.cli._direct import run_simple_form  # noqa: PLC0415
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        # `verify PATH --key ...` and `sign PATH --key ...` skip Typer (0.35 s of start-up).
+        if run_simple_form(args):
+            return 0
+        return _run_typer(args)
     except MlprovError as e:
         if debug:
             raise
@@ -127,7 +131,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"mlprov: error: {e.strerror or e}", file=sys.stderr)
         return EXIT_STORAGE
-    return int(result) if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -31,6 +31,25 @@ class CliState:
 
             self._registry = open_registry(RegistryConfig.from_environment(self.home))
         return self._registry
+
+
+def root_options(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar="MLPROV_HOME",
+            help="Registry folder (default ~/.mlprov).",
+            show_default=False,
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    # The callback of the root command (no docstring: the app's help is the root's help).
+    ctx.obj = CliState(home=home, debug=debug)
+    # Close database connections when the command ends, whether it succeeded or failed.
+    ctx.call_on_close(ctx.obj.close)
 
 
 def state(ctx: typer.Context) -> CliState:

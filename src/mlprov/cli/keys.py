@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
+from mlprov.cli._direct import read_passphrase, read_private_key_file
 from mlprov.cli._output import print_json, say
-from mlprov.errors import ConflictError, InvalidInputError, NotFoundError, StorageError
+from mlprov.errors import ConflictError, NotFoundError, StorageError
 
 __all__ = ["install", "keys_app", "read_passphrase", "read_private_key_file"]
 
@@ -28,29 +29,6 @@ PassphraseEnvOption = Annotated[
         help="Name of the environment variable holding the key's passphrase.",
     ),
 ]
-
-
-def read_passphrase(variable: str | None) -> bytes | None:
-    """The passphrase from the environment variable named ``variable`` (never argv)."""
-    if variable is None:
-        return None
-    value = os.environ.get(variable)
-    if value is None:
-        raise InvalidInputError(f"environment variable {variable} (--passphrase-env) is not set")
-    if not value:
-        raise InvalidInputError(f"environment variable {variable} (--passphrase-env) is empty")
-    return value.encode("utf-8")
-
-
-def read_private_key_file(path: Path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError as e:
-        raise NotFoundError(f"key {path}: no such file") from e
-    except IsADirectoryError as e:
-        raise InvalidInputError(f"key {path} is a folder, not a key file") from e
-    except PermissionError as e:
-        raise InvalidInputError(f"key {path}: permission denied") from e
 
 
 def _write_new_file(path: Path, data: bytes, mode: int) -> None:

@@ -3,31 +3,46 @@
 Thin: options become a :class:`~mlprov.signing.Signer` or :class:`~mlprov.signing.Trust`
 and the library or the registry service does the rest. ``sign --name NAME`` signs and
 registers in one step (:func:`sign_and_register`); ``verify REF`` (a target that is not
-a path on disk) verifies a registered version (:func:`verify_registered`).
+a path on disk) verifies a registered version (:func:`verify_registered`). What needs no
+Typer (the options made a signer or a trust, signing and verifying a path) lives in
+:mod:`mlprov.cli._direct`, which also runs the common command lines without Typer.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlprov.cli import register as register_options
+from mlprov.cli._direct import (
+    _model_bytes,
+    _present,
+    _wants_bar,
+    sign_path,
+    signer_from_options,
+    trust_from_options,
+    verify_path,
+)
 from mlprov.cli._output import print_json, say
 from mlprov.cli._progress import byte_progress
 from mlprov.cli._state import state
-from mlprov.cli.keys import read_passphrase, read_private_key_file
 from mlprov.errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
     from mlprov.service import VersionInput
-    from mlprov.signing import Signer, Trust, VerificationReport
+    from mlprov.signing import Signer, Trust
 
-__all__ = ["install", "run_simple_form", "sign", "verify"]
+__all__ = [
+    "install",
+    "sign",
+    "sign_path",
+    "signer_from_options",
+    "trust_from_options",
+    "verify",
+    "verify_path",
+]
 
 IgnorePathsOption = Annotated[
     list[str] | None,
@@ -38,149 +53,6 @@ IgnorePathsOption = Annotated[
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 QuietFlag = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-
-
-def _read_pem(path: Path, what: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError as e:
-        raise NotFoundError(f"{what} {path}: no such file") from e
-    except IsADirectoryError as e:
-        raise InvalidInputError(f"{what} {path} is a folder, not a file") from e
-    except PermissionError as e:
-        raise InvalidInputError(f"{what} {path}: permission denied") from e
-
-
-def _model_bytes(path: Path) -> int:
-    """Total size of the regular files below ``path`` (for the progress bar only)."""
-    if path.is_file():
-        return path.stat().st_size
-    total = 0
-    for folder, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(folder, name)).st_size
-            except OSError:
-                continue
-    return total
-
-
-def _wants_bar(quiet: bool) -> bool:
-    return not quiet and sys.stderr.isatty()
-
-
-def signer_from_options(
-    *,
-    key: Path | None,
-    certificate: Path | None,
-    certificate_chain: list[Path] | None,
-    sigstore: bool,
-    identity_token: str | None,
-    passphrase_env: str | None,
-) -> Signer:
-    """The signer the options name: --key, --certificate + --key, or --sigstore."""
-    from mlprov.signing import CertificateSigner, KeySigner, SigstoreSigner  # noqa: PLC0415
-
-    if sigstore:
-        if key is not None or certificate is not None or certificate_chain:
-            raise InvalidInputError("--sigstore signs keylessly: drop --key and --certificate")
-        return SigstoreSigner(identity_token)
-    if identity_token is not None:
-        raise InvalidInputError("--identity-token is only for --sigstore")
-    if key is None:
-        raise InvalidInputError(
-            "say how to sign: --key KEY, --certificate CERT --key KEY, or --sigstore"
-        )
-    passphrase = read_passphrase(passphrase_env)
-    key_pem = read_private_key_file(key)
-    if certificate is None:
-        if certificate_chain:
-            raise InvalidInputError("--certificate-chain needs --certificate")
-        return KeySigner.from_pem(key_pem, passphrase)
-    return CertificateSigner.from_pem(
-        key_pem,
-        _read_pem(certificate, "certificate"),
-        [_read_pem(path, "certificate chain") for path in certificate_chain or []],
-        passphrase,
-    )
-
-
-def trust_from_options(
-    *,
-    key: Path | None,
-    certificate_chain: list[Path] | None,
-    identity: str | None,
-    issuer: str | None,
-) -> Trust:
-    """The trust the options name: --key, --certificate-chain, or --identity + --issuer."""
-    from mlprov.signing import CertificateTrust, KeyTrust, SigstoreTrust  # noqa: PLC0415
-
-    given = [
-        name
-        for name, present in (
-            ("--key", key is not None),
-            ("--certificate-chain", bool(certificate_chain)),
-            ("--identity/--issuer", identity is not None or issuer is not None),
-        )
-        if present
-    ]
-    if len(given) != 1:
-        raise InvalidInputError(
-            "say what to trust, once: --key PUBLIC_KEY, --certificate-chain ROOT, or "
-            f"--identity ID --issuer URL (given: {', '.join(given) or 'none'})"
-        )
-    if key is not None:
-        return KeyTrust(_read_pem(key, "public key"))
-    if certificate_chain:
-        return CertificateTrust([_read_pem(p, "certificate chain") for p in certificate_chain])
-    if not identity or not issuer:
-        raise InvalidInputError("Sigstore verification needs both --identity and --issuer")
-    return SigstoreTrust(identity, issuer)
-
-
-def sign_path(
-    model_path: Path,
-    signer: Signer,
-    *,
-    signature: Path | None,
-    hash_algorithm: str,
-    ignore_paths: list[str],
-    allow_symlinks: bool,
-    quiet: bool,
-    as_json: bool,
-) -> None:
-    """Sign a model on disk and write its detached signature."""
-    from mlprov.signing import sign_model  # noqa: PLC0415
-
-    if not model_path.exists():
-        raise NotFoundError(f"{model_path}: no such file or directory")
-    total = _model_bytes(model_path) if _wants_bar(quiet) else 0
-    with byte_progress(f"hashing {model_path.name}", total, quiet=quiet) as progress:
-        result = sign_model(
-            model_path,
-            signer,
-            hash_algorithm=hash_algorithm,
-            ignore_paths=ignore_paths,
-            allow_symlinks=allow_symlinks,
-            signature_path=signature,
-            progress=progress,
-        )
-    if as_json:
-        print_json(
-            {
-                "signature": str(result.signature_path),
-                "signer": result.signer.to_json_value(),
-                "digest": str(result.manifest.digest),
-                "hash_algorithm": result.manifest.algorithm,
-                "files": len(result.manifest),
-                "bytes": result.manifest.total_size,
-            }
-        )
-    elif not quiet:
-        say(
-            f"signed {model_path} ({len(result.manifest)} files, {result.manifest.digest}) "
-            f"as {result.signer}; signature written to {result.signature_path}"
-        )
 
 
 def sign(
@@ -364,51 +236,6 @@ def sign_and_register(
         )
 
 
-def _present(report: VerificationReport, target: str, as_json: bool) -> None:
-    if as_json:
-        value = report.to_json_value()
-        value["target"] = target
-        print_json(value)
-    report.raise_for_failure()
-    if not as_json and report.signature is not None:
-        signed = report.signature
-        say(
-            f"verified {target}: {len(signed.manifest)} files match the signature by "
-            f"{signed.signer} (sha256:{signed.subject_digest})"
-        )
-
-
-def verify_path(
-    model_path: Path,
-    trust: Trust,
-    *,
-    signature: Path | None,
-    ignore_paths: list[str],
-    quiet: bool,
-    as_json: bool,
-) -> None:
-    """Verify a model on disk against its detached signature."""
-    from mlprov.signing import (  # noqa: PLC0415
-        default_signature_path,
-        read_signature_file,
-        verify_model,
-    )
-
-    signature_path = signature if signature is not None else default_signature_path(model_path)
-    data = read_signature_file(signature_path)
-    total = _model_bytes(model_path) if _wants_bar(quiet) else 0
-    with byte_progress(f"verifying {model_path.name}", total, quiet=quiet) as progress:
-        report = verify_model(
-            model_path,
-            data,
-            trust,
-            ignore_paths=ignore_paths,
-            signature_path=signature_path,
-            progress=progress,
-        )
-    _present(report, str(model_path), as_json)
-
-
 def verify_registered(
     ctx: typer.Context,
     target: str,
@@ -491,115 +318,6 @@ def verify(
         quiet=quiet,
         as_json=as_json,
     )
-
-
-# --- the common forms, run without Typer's parser ------------------------------------------
-#
-# Typer turns every parameter of the command being run into a pydantic TypeAdapter (and
-# imports pydantic for it), and builds all of mlprov's commands first: about 0.3 s before
-# ``mlprov verify`` does any work. The two forms a serving container or a CI job runs,
-# ``verify PATH --key PUB`` and ``sign PATH --key KEY``, are recognised here and run through
-# the very same functions as the Typer commands. Anything else (other options, ``--opt=value``,
-# a repeated option, a value starting with "-", help, a target that is not on disk) returns
-# None and goes through Typer, so what each command accepts and does is unchanged.
-
-_REPEATABLE = frozenset({"--ignore-paths"})
-_VERIFY_VALUES = frozenset({"--signature", "--key", "--ignore-paths"})
-_VERIFY_FLAGS = {"--quiet": "--quiet", "-q": "--quiet", "--json": "--json"}
-_SIGN_VALUES = frozenset({"--key", "--signature", "--hash", "--ignore-paths"})
-_SIGN_FLAGS = {**_VERIFY_FLAGS, "--allow-symlinks": "--allow-symlinks"}
-
-
-def _simple_form(
-    args: Sequence[str], values: frozenset[str], flags: dict[str, str]
-) -> tuple[str, dict[str, list[str]], set[str]] | None:
-    """One positional argument, options from ``values`` each followed by a plain value,
-    flags from ``flags``; each at most once (``--ignore-paths`` repeatable). Else None."""
-    target: str | None = None
-    options: dict[str, list[str]] = {}
-    seen: set[str] = set()
-    index = 0
-    while index < len(args):
-        token = args[index]
-        if token in values:
-            if index + 1 >= len(args) or (token in options and token not in _REPEATABLE):
-                return None
-            value = args[index + 1]
-            if not value or value.startswith("-"):
-                return None
-            options.setdefault(token, []).append(value)
-            index += 2
-            continue
-        flag = flags.get(token)
-        if flag is not None:
-            if flag in seen:
-                return None
-            seen.add(flag)
-        elif token.startswith("-") or not token or target is not None:
-            return None
-        else:
-            target = token
-        index += 1
-    if target is None or "--key" not in options:
-        return None
-    return target, options, seen
-
-
-def run_simple_form(args: Sequence[str]) -> bool:
-    """Run ``verify PATH --key ...`` or ``sign PATH --key ...`` directly, as :func:`verify`
-    and :func:`sign` would; False (nothing done) for any other command line."""
-    if not args:
-        return False
-    command, rest = args[0], args[1:]
-    if command == "verify":
-        parsed = _simple_form(rest, _VERIFY_VALUES, _VERIFY_FLAGS)
-        if parsed is None:
-            return False
-        target, options, flags = parsed
-        signature = options.get("--signature")
-        # As verify(): the trust first, then the target (not on disk: a registered version).
-        trust = trust_from_options(
-            key=Path(options["--key"][0]), certificate_chain=None, identity=None, issuer=None
-        )
-        path = Path(target)
-        if not path.exists() and not path.is_symlink():
-            return False
-        verify_path(
-            path,
-            trust,
-            signature=Path(signature[0]) if signature else None,
-            ignore_paths=options.get("--ignore-paths", []),
-            quiet="--quiet" in flags,
-            as_json="--json" in flags,
-        )
-        return True
-    if command == "sign":
-        parsed = _simple_form(rest, _SIGN_VALUES, _SIGN_FLAGS)
-        if parsed is None:
-            return False
-        target, options, flags = parsed
-        signature = options.get("--signature")
-        # As sign() without --name, --certificate, --sigstore or --passphrase-env.
-        signer = signer_from_options(
-            key=Path(options["--key"][0]),
-            certificate=None,
-            certificate_chain=None,
-            sigstore=False,
-            identity_token=None,
-            passphrase_env=None,
-        )
-        sign_path(
-            Path(target),
-            signer,
-            signature=Path(signature[0]) if signature else None,
-            hash_algorithm=options.get("--hash", ["sha256"])[0].lower(),
-            ignore_paths=options.get("--ignore-paths", []),
-            allow_symlinks="--allow-symlinks" in flags,
-            quiet="--quiet" in flags,
-            as_json="--json" in flags,
-        )
-        return True
-    return False
 
 
 def install(app: typer.Typer) -> None:
