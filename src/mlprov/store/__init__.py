@@ -63,7 +63,7 @@ def _make_engine(url: str, dialect: str) -> sa.Engine:
         path = url.partition("sqlite:///")[2]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 60}, poolclass=sa.NullPool)
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
