@@ -210,10 +210,14 @@ def hash_file(
     display: str | None = None,
     progress: ProgressCallback | None = None,
     buffer: bytearray | None = None,
+    multithreaded: bool = True,
 ) -> tuple[Digest, int]:
-    """Digest and size of one regular file, read in large chunks into a reused buffer."""
+    """Digest and size of one regular file, read in large chunks into a reused buffer.
+
+    ``multithreaded=False`` keeps a blake3 hasher on the calling thread's core.
+    """
     shown = display or str(path)
-    hasher = new_hasher(algorithm)
+    hasher = new_hasher(algorithm, multithreaded=multithreaded)
     chunk = buffer if buffer is not None else bytearray(CHUNK_SIZE)
     view = memoryview(chunk)
     fd = _open_regular(path, shown)
@@ -260,13 +264,28 @@ def hash_files(
     """Hash listed files into a manifest; largest files start first to balance the cores."""
     new_hasher(algorithm)  # refuse an unknown algorithm before any work
     count = workers or min(len(files), os.cpu_count() or 1) or 1
-    if algorithm == "blake3":
-        # blake3 hashes one file on every core itself; more workers only add contention.
-        count = 1
     order = sorted(files, key=lambda f: f.size, reverse=True)
+    multithreaded = True
+    if algorithm == "blake3":
+        # blake3 can spread one file over every core itself, but its threads cost and the
+        # reads between updates stay serial: when the files can keep every worker busy on
+        # their own (none larger than an even share), one single-threaded hasher per
+        # worker is about twice as fast (2 GiB in 8 files on 2 cores: 0.55 s, not 1.2 s);
+        # otherwise (one big file, say) one file at a time on every core is faster.
+        total = sum(f.size for f in order)
+        if count > 1 and order and order[0].size * count <= total:
+            multithreaded = False
+        else:
+            count = 1
 
     def work(item: ModelFile) -> FileEntry:
-        digest, size = hash_file(item.path, algorithm, display=item.name, progress=progress)
+        digest, size = hash_file(
+            item.path,
+            algorithm,
+            display=item.name,
+            progress=progress,
+            multithreaded=multithreaded,
+        )
         return FileEntry(item.name, digest, size)
 
     if count == 1 or len(order) <= 1:

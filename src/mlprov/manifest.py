@@ -85,7 +85,7 @@ class Digest:
 class _Hasher:
     """A tiny common face over hashlib and blake3 so callers need not care which."""
 
-    def __init__(self, algorithm: str) -> None:
+    def __init__(self, algorithm: str, *, multithreaded: bool = True) -> None:
         if algorithm == "sha256":
             self._impl: object = hashlib.sha256()
         elif algorithm == "blake2b":
@@ -93,7 +93,8 @@ class _Hasher:
         elif algorithm == "blake3":
             import blake3  # noqa: PLC0415 - optional speed path, imported only when asked for
 
-            self._impl = blake3.blake3(max_threads=blake3.blake3.AUTO)
+            threads = blake3.blake3.AUTO if multithreaded else 1
+            self._impl = blake3.blake3(max_threads=threads)
         else:
             supported = ", ".join(HASH_ALGORITHMS)
             raise InvalidInputError(
@@ -112,9 +113,13 @@ class _Hasher:
         return self.hexdigest()
 
 
-def new_hasher(algorithm: str) -> _Hasher:
-    """A streaming hasher for ``algorithm`` (sha256, blake2b or blake3)."""
-    return _Hasher(algorithm)
+def new_hasher(algorithm: str, *, multithreaded: bool = True) -> _Hasher:
+    """A streaming hasher for ``algorithm`` (sha256, blake2b or blake3).
+
+    blake3 hashes large updates on every core unless ``multithreaded`` is False (the
+    digest is the same either way); the other algorithms use one core regardless.
+    """
+    return _Hasher(algorithm, multithreaded=multithreaded)
 
 
 def check_relative_path(path: str) -> str:
