@@ -88,18 +88,49 @@ def __getattr__(name: str) -> typer.Typer:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _run_typer(args: list[str]) -> int:
-    import click  # noqa: PLC0415
+def _click_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
+    """(exit, abort, usage error) classes of Typer and of every click it may raise from.
 
+    Typer 0.29 ships its own click (``typer._click``) and raises its exceptions; older
+    Typer raises the ``click`` package's. All are caught so a usage error is one line.
+    """
+    import importlib  # noqa: PLC0415
+
+    import typer  # noqa: PLC0415 - Typer loads only for commands that need it
+
+    exits: list[type[BaseException]] = [typer.Exit]
+    aborts: list[type[BaseException]] = [typer.Abort]
+    usage: list[type[BaseException]] = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        exits.extend(c for c in (getattr(module, "Exit", None),) if c is not None)
+        aborts.extend(c for c in (getattr(module, "Abort", None),) if c is not None)
+        usage.extend(c for c in (getattr(module, "ClickException", None),) if c is not None)
+    return tuple(exits), tuple(aborts), tuple(usage)
+
+
+def _run_typer(args: list[str]) -> int:
+    exits, aborts, usage_errors = _click_exceptions()
     try:
         result = __getattr__("app")(args=args, prog_name="mlprov", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        return int(e.exit_code)
-    except click.exceptions.Abort:
+    except exits as e:
+        return int(getattr(e, "exit_code", 0))
+    except aborts:
         print("mlprov: aborted", file=sys.stderr)
         return 130
-    except click.ClickException as e:
-        e.show()
+    except usage_errors as e:
+        context = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and context is not None:
+            print(context.get_help())  # a bare group: show what it offers
+            return EXIT_INVALID
+        # One line naming the problem and where to read more: no usage block, no traceback.
+        formatter = getattr(e, "format_message", None)
+        message = " ".join(str(formatter() if callable(formatter) else e).split())
+        where = f"{context.command_path} --help" if context is not None else "mlprov --help"
+        print(f"mlprov: error: {message} (see {where})", file=sys.stderr)
         return EXIT_INVALID
     return int(result) if isinstance(result, int) else 0
 
