@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlprov.cli._output import print_table, say
 from mlprov.cli._state import state
+
+if TYPE_CHECKING:
+    from mlprov.signing import Signer, Trust
 
 
 def _write_model(folder: Path, generation: int) -> None:
@@ -33,12 +36,31 @@ def _write_model(folder: Path, generation: int) -> None:
     (folder / "README.md").write_text(f"# demo-classifier, revision {generation}\n", "utf-8")
 
 
+def _demo_key(registry_uri: str, scratch: str) -> tuple[Signer, Trust, Path]:
+    """A P-256 key for the demo: in the registry folder when it is local, else scratch."""
+    from mlprov import signing  # noqa: PLC0415
+
+    home = (
+        Path(registry_uri.partition("sqlite:///")[2]).parent
+        if registry_uri.startswith("sqlite:///")
+        else Path(scratch)
+    )
+    key_path = home / "demo-signing-key.pem"
+    if not key_path.exists():
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        key_path.write_bytes(signing.generate_private_key_pem())
+        key_path.chmod(0o600)
+    private = signing.load_private_key(key_path.read_bytes())
+    trust = signing.KeyTrust(signing.public_key_pem(private.public_key()))
+    return signing.KeySigner(private), trust, key_path
+
+
 def demo(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", help="Model name to use.")] = "demo-classifier",
 ) -> None:
     """Register two versions of a small model, promote, roll back, show history and audit."""
-    from mlprov.service import VersionInput  # noqa: PLC0415
+    from mlprov.service import LineageInput, VersionInput  # noqa: PLC0415
 
     registry = state(ctx).registry()
     say(f"registry: {registry.metadata.uri}")
@@ -57,17 +79,28 @@ def demo(
         )
         say(f"registered {first.ref} {first.digest}")
         _write_model(folder, 2)
-        second = registry.register(
+        # The second version is signed at registration, with signed provenance, ML-BOM
+        # and model card, by a key made for the demo (kept in the registry folder).
+        signer, trust, key_path = _demo_key(registry.metadata.uri, scratch)
+        signed = registry.sign_and_register(
             folder,
             name,
+            signer,
             VersionInput(
                 params={"C": 0.5, "epochs": 8},
-                metrics={"auc": 0.93},
+                metrics={"auc": 0.93, "auc[segment=retail]": 0.9},
                 description="retrained with more epochs",
-                lineage=[],
+                lineage=[LineageInput("parent", first.ref)],
             ),
+            write_signature=False,
         )
-        say(f"registered {second.ref} {second.digest}")
+        second = signed.version
+        say(
+            f"signed and registered {second.ref} {second.digest} with "
+            f"{', '.join(e.kind for e in second.evidence)} (key {key_path})"
+        )
+    report = registry.verify_version(second.ref, trust)
+    say(f"verified {second.ref}: " + ", ".join(c.name for c in report.checks if c.passed))
     registry.set_alias(name, "production", first.version, reason="initial release")
     event = registry.set_alias(name, "production", second.version, reason="better AUC")
     generation = event.generation if event else "?"
