@@ -23,7 +23,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from mlprov.cli import main
 from signing.signing_support import (
     SHARED_TESTDATA,
-    VENDORED_SCHEMAS,
     CliResult,
     KeyFiles,
     Keys,
@@ -43,17 +42,21 @@ def testdata() -> Path:
 
 @pytest.fixture(scope="session")
 def schema_dir() -> Path:
-    """The OMS v1.0 JSON schemas: from shared testdata when usable, else the vendored copy."""
+    """The OMS v1.0 JSON schemas from the shared testdata, or skip saying what is missing.
+
+    (The schemas are data from the OMS spec repository: tests read them from
+    ``../shared/testdata`` and never commit copies.)
+    """
     names = ("bundle", "envelope", "statement", "predicate")
-    for candidate in (
-        SHARED_TESTDATA / "oms-spec" / "schemas" / "v1.0",
-        SHARED_TESTDATA / "oms-spec" / "schemas",
-        VENDORED_SCHEMAS,
-    ):
+    base = SHARED_TESTDATA / "oms-spec" / "schemas"
+    for candidate in (base / "v1.0", base):
         files = [candidate / f"{name}.schema.json" for name in names]
         if all(f.is_file() and f.stat().st_size > 0 for f in files):
             return candidate
-    pytest.skip("no OMS JSON schemas found (shared testdata or tests/signing/data)")
+    pytest.skip(
+        f"the OMS v1.0 JSON schemas ({', '.join(n + '.schema.json' for n in names)}) are not "
+        f"in {base}: the shared testdata holds no usable schema files"
+    )
 
 
 def _pem_private(key: Any) -> bytes:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
-VENDORED_SCHEMAS = Path(__file__).resolve().parent / "data" / "oms-schemas" / "v1.0"
 
 RELEASE_IDENTITY = "stefanb@us.ibm.com"
 RELEASE_ISSUER = "https://sigstore.verify.ibm.com/oauth2"
