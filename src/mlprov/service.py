@@ -206,6 +206,13 @@ def _check_tag(key: str, value: str | None) -> None:
         raise InvalidInputError(f"tag {key!r}: value too long or contains NUL")
 
 
+def _check_tag_changes(changes: Mapping[str, str | None]) -> None:
+    if not changes:
+        raise InvalidInputError("nothing to do: give tags to set or remove")
+    for key, value in changes.items():
+        _check_tag(key, value)
+
+
 class Registry:
     """Registered models, versions, aliases, stages and the audit log."""
 
@@ -308,10 +315,7 @@ class Registry:
     ) -> RegisteredModel:
         """Set tags (a value) or remove them (None), all in one audited transaction."""
         validate_model_name(name)
-        if not changes:
-            raise InvalidInputError("nothing to do: give tags to set or remove")
-        for key, value in changes.items():
-            _check_tag(key, value)
+        _check_tag_changes(changes)
         with self.metadata.write() as tx:
             row = self._require_model(tx, name)
             for key, value in sorted(changes.items()):
@@ -728,10 +732,7 @@ class Registry:
     ) -> ModelVersion:
         """Tags and the description are the only things that change on a version; audited."""
         parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
-        if not changes:
-            raise InvalidInputError("nothing to do: give tags to set or remove")
-        for key, value in changes.items():
-            _check_tag(key, value)
+        _check_tag_changes(changes)
         with self.metadata.write() as tx:
             row = self._resolve_row(tx, parsed)
             for key, value in sorted(changes.items()):
