@@ -279,6 +279,9 @@ def _permissions_preexec() -> Callable[[], None] | None:
         [sys.executable, "-c", "pass"], preexec_fn=_drop_dac_override, check=False
     )
     if probe.returncode != 0:
+        # In CI (root, on this machine) the permission tests must run, never skip.
+        if os.environ.get("CI"):
+            pytest.fail("running as root in CI and cannot drop CAP_DAC_OVERRIDE")
         pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE")
     return _drop_dac_override
 
