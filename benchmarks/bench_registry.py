@@ -4,7 +4,7 @@ side by side.
     python benchmarks/bench_registry.py                 # print the table, update docs
     python benchmarks/bench_registry.py --no-write      # print only
 
-What is measured, through the Python API (``mlprov.service.Registry``):
+What is measured, through the Python API (``mlprov.registry.Registry``):
 
 * **register**: N small models (3 files, ~2 KiB, distinct bytes) registered one after
   another as versions of one model; each call is timed (hash, store blobs with fsync, one
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mlprov.config import RegistryConfig
-from mlprov.service import Registry, open_registry
+from mlprov.registry import Registry, open_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -108,9 +108,9 @@ def bench_resolve(
         for m in range(models):
             name = f"model-{m:03d}"
             prepared = registry.prepare_version(small_model(work / f"fill-{m}", m), name)
-            with registry.stored_files(prepared) as stored:
-                for _ in range(per_model):
-                    registry.commit_version(prepared, stored)
+            stored = registry.store_files(prepared)
+            for _ in range(per_model):
+                registry.commit_version(prepared, stored)
             registry.set_alias(name, "prod", per_model // 2)
         fill_seconds = time.perf_counter() - start
         with registry.metadata.read() as tx:

@@ -89,7 +89,7 @@ class RegistryEnv:
 
     def registry(self) -> Any:
         from mlprov.config import RegistryConfig
-        from mlprov.service import open_registry
+        from mlprov.registry import open_registry
 
         return open_registry(
             RegistryConfig(home=self.home, metadata_uri=self.metadata_uri), actor="tester@ci"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 import resource
@@ -26,7 +27,7 @@ import pytest
 
 from conftest import RegistryEnv, make_model, one_line_error
 from mlprov.config import RegistryConfig
-from mlprov.service import open_registry
+from mlprov.registry import open_registry
 
 Case = tuple[list[str], int, str]  # arguments, exit code, a word the one-line error contains
 
@@ -344,15 +345,15 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, 2 << 20))
 
 
-def test_a_full_disk_is_a_storage_error_and_leaves_no_blob(
+def test_a_full_disk_is_a_storage_error_and_leaves_no_row_or_partial_blob(
     reg: RegistryEnv, tmp_path: Path
 ) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()
-    # a.bin (1 MiB) fits and is stored first; b.bin (3 MiB) does not: a.bin's blob must go.
-    model = make_model(
-        tmp_path / "big", {"a.bin": os.urandom(1 << 20), "b.bin": os.urandom(3 << 20)}
-    )
+    # a.bin (1 MiB) fits and is stored first; b.bin (3 MiB) does not. a.bin's blob stays,
+    # unreferenced, for `gc`: deleting it could break a concurrent registration reusing it.
+    a_bin = os.urandom(1 << 20)
+    model = make_model(tmp_path / "big", {"a.bin": a_bin, "b.bin": os.urandom(3 << 20)})
     with _mounted(["-t", "tmpfs", "-o", "size=2m", "tmpfs"], disk) as on_tmpfs:
         env = StoreEnv(
             home=reg.home,
@@ -377,7 +378,11 @@ def test_a_full_disk_is_a_storage_error_and_leaves_no_blob(
         assert result.returncode == 5, result.stderr
         line = one_line_error(result.stderr)
         assert "no space left" in line or "too large" in line, line
-        assert env.snapshot() == before
+        after = env.snapshot()
+        assert {k: v for k, v in after.items() if k != "blobs"} == {
+            k: v for k, v in before.items() if k != "blobs"
+        }
+        assert set(after["blobs"]) - set(before["blobs"]) <= {hashlib.sha256(a_bin).hexdigest()}
         leftovers = list((Path(env.artifact_uri[len("file://") :]) / "tmp").iterdir())
         assert leftovers == []
 

@@ -44,7 +44,7 @@ def _trust(public: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def signed(reg: RegistryEnv, tmp_path: Path, keys: tuple[Path, Path]) -> RegistryEnv:
-    from mlprov.service import VersionInput
+    from mlprov.registry import VersionInput
 
     model = make_model(tmp_path / "model")
     registry = reg.registry()

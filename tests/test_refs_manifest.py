@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlprov.audit import GENESIS_HASH, canonical_json, entry_hash, verify_chain
+from mlprov.audit import GENESIS_HASH, details_text, entry_hash, verify_chain
 from mlprov.errors import (
     AuditChainError,
     InvalidInputError,
@@ -265,7 +265,7 @@ def _chain(count: int) -> list[AuditEntry]:
             "actor": "alice@ci",
             "action": "alias.set",
             "subject": f"m@prod{seq}",
-            "details": canonical_json({"to": seq, "note": "\u00e9"}),
+            "details": details_text({"to": seq, "note": "\u00e9"}),
             "reason": "because",
             "prev_hash": prev,
         }
@@ -279,9 +279,33 @@ def _head(entries: list[AuditEntry]) -> dict[str, object]:
     return {"head_seq": entries[-1].seq, "head_hash": entries[-1].hash}
 
 
-def test_canonical_json_is_deterministic_and_keeps_utf8() -> None:
-    assert canonical_json({"b": 1, "a": [1, {"d": 2, "c": "\u00e9"}]}) == (
-        '{"a":[1,{"c":"\u00e9","d":2}],"b":1}'
+def test_audit_details_are_rfc8785_text() -> None:
+    # RFC 8785 section 3.2.3: keys sort by UTF-16 code units, so U+1F600 (D83D DE00)
+    # comes before U+FFFF, unlike a sort by code points; numbers are ECMAScript's form.
+    assert details_text({"\uffff": 1, "\U0001f600": 2, "a": 1.0, "b": 1e21, "c": "\u00e9"}) == (
+        '{"a":1,"b":1e+21,"c":"\u00e9","\U0001f600":2,"\uffff":1}'
+    )
+
+
+def test_an_entry_hash_is_sha256_of_the_rfc8785_bytes_of_its_fields() -> None:
+    # What docs/registry.md tells a third party to recompute, written out by hand.
+    body = (
+        '{"action":"alias.set","actor":"ci@example","at":"2026-01-01T00:00:00.000000Z",'
+        '"details":"{\\"to\\":2}","prev_hash":"' + GENESIS_HASH + '","reason":"r\u00e9",'
+        '"seq":1,"subject":"m@prod"}'
+    )
+    assert (
+        entry_hash(
+            seq=1,
+            at="2026-01-01T00:00:00.000000Z",
+            actor="ci@example",
+            action="alias.set",
+            subject="m@prod",
+            details=details_text({"to": 2}),
+            reason="r\u00e9",
+            prev_hash=GENESIS_HASH,
+        )
+        == hashlib.sha256(body.encode("utf-8")).hexdigest()
     )
 
 
@@ -298,7 +322,7 @@ def test_an_intact_chain_verifies() -> None:
         ("actor", "mallory@ci"),
         ("action", "alias.rollback"),
         ("subject", "m@other"),
-        ("details", canonical_json({"to": 99})),
+        ("details", details_text({"to": 99})),
         ("reason", ""),
     ],
 )

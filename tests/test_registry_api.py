@@ -20,8 +20,8 @@ from mlprov.errors import (
     NotFoundError,
 )
 from mlprov.hashing import hash_model
-from mlprov.records import Stage
-from mlprov.service import DatasetInput, LineageInput, Registry, VersionInput
+from mlprov.records import ModelVersion, Stage
+from mlprov.registry import DatasetInput, LineageInput, Registry, VersionInput
 from mlprov.store import open_metadata_store
 
 COMMIT = "c0ffee" * 6 + "c0ff"
@@ -185,7 +185,7 @@ def test_lineage_is_bound_to_the_target_digest(api: Registry, tmp_path: Path) ->
 # -- failures change nothing -------------------------------------------------------------------
 
 
-def test_a_failure_inside_the_commit_leaves_no_rows_and_no_new_blobs(
+def test_a_failure_before_the_commit_leaves_no_rows_and_keeps_every_blob(
     api: Registry, reg: RegistryEnv, tmp_path: Path
 ) -> None:
     api.register(make_model(tmp_path / "seed"), "m")
@@ -193,19 +193,41 @@ def test_a_failure_inside_the_commit_leaves_no_rows_and_no_new_blobs(
     prepared = api.prepare_version(
         make_model(tmp_path / "new", {"w.bin": b"fresh", "config.json": '{"layers": 2}\n'}), "m"
     )
+    stored = api.store_files(prepared)
 
-    def explode(tx: Any, version_id: int, number: int) -> None:
-        assert number == 2
-        raise RuntimeError("evidence could not be stored")
+    def explode(draft: ModelVersion) -> list[Any]:
+        assert draft.version == 2
+        raise RuntimeError("evidence could not be made")
 
-    with (
-        pytest.raises(RuntimeError, match="evidence"),
-        api.stored_files(prepared) as stored,
-    ):
-        api.commit_version(prepared, stored, on_commit=explode)
-    # The new blob is gone again; the shared config.json blob (used by version 1) stays.
-    assert reg.snapshot() == before
+    with pytest.raises(RuntimeError, match="evidence"):
+        api.commit_version(prepared, stored, evidence_for=explode)
+    after = reg.snapshot()
+    # No row and no audit entry; the new blob stays, unreferenced, for `gc`: deleting it
+    # could break a concurrent registration that is reusing the same bytes.
+    assert {k: v for k, v in after.items() if k != "blobs"} == {
+        k: v for k, v in before.items() if k != "blobs"
+    }
+    assert set(before["blobs"]) <= set(after["blobs"])
     assert api.register(make_model(tmp_path / "new"), "m").version == 2
+
+
+def test_a_blob_reused_by_a_concurrent_registration_survives_a_failed_one(
+    api: Registry, tmp_path: Path
+) -> None:
+    """Registration A stores a new blob; B reuses it and commits; A then fails. B's
+    bytes must still be there (the old compensation deleted the blob A had created)."""
+    shared = {"weights.bin": b"shared weights " * 100}
+    prepared = api.prepare_version(make_model(tmp_path / "a", shared), "a")
+    stored = api.store_files(prepared)
+
+    def register_b_then_fail(draft: ModelVersion) -> list[Any]:
+        api.register(make_model(tmp_path / "b", shared), "b")
+        raise RuntimeError("A fails after B reused its blob")
+
+    with pytest.raises(RuntimeError, match="A fails"):
+        api.commit_version(prepared, stored, evidence_for=register_b_then_fail)
+    api.download("b/1", tmp_path / "out")
+    assert (tmp_path / "out" / "weights.bin").read_bytes() == shared["weights.bin"]
 
 
 def test_refused_inputs_change_nothing(api: Registry, reg: RegistryEnv, tmp_path: Path) -> None:

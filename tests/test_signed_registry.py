@@ -126,8 +126,7 @@ def test_verify_registered_failures_exit_1_and_change_nothing(
     # A blob corrupted inside the artefact store is caught when verifying stored bytes.
     registry = reg.registry()
     try:
-        _version, files = registry._blob_map(ModelRef("clf", version=1))
-        blob = files[0][1]
+        blob = registry.version_files(ModelRef("clf", version=1))[0].blob
     finally:
         registry.close()
     path = reg.home / "blobs" / "sha256" / blob[:2] / blob

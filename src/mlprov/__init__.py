@@ -25,12 +25,12 @@ __all__ = [
 if TYPE_CHECKING:
     from mlprov._api import sign, verify, verify_or_raise
     from mlprov.config import RegistryConfig
-    from mlprov.service import Registry, open_registry
+    from mlprov.registry import Registry, open_registry
     from mlprov.training import TrainingRun, training_run
 
 _LAZY = {
-    "Registry": "mlprov.service",
-    "open_registry": "mlprov.service",
+    "Registry": "mlprov.registry",
+    "open_registry": "mlprov.registry",
     "RegistryConfig": "mlprov.config",
     "TrainingRun": "mlprov.training",
     "training_run": "mlprov.training",

@@ -1,7 +1,8 @@
 """The audit log's hash chain: pure functions over entries.
 
-Each entry's hash is SHA-256 over the canonical JSON of its fields and the previous
-entry's hash, so editing, deleting, inserting or reordering any entry breaks the chain
+Each entry's hash is SHA-256 over the RFC 8785 canonical JSON of its fields and the
+previous entry's hash (:func:`details_text` and :func:`entry_hash` say exactly which
+bytes), so editing, deleting, inserting or reordering any entry breaks the chain
 from that entry on. The chain head (last sequence number and hash) is stored apart
 from the entries, so deleting the newest entries is detected too.
 """
@@ -9,21 +10,21 @@ from the entries, so deleting the newest entries is detected too.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from mlprov.canonical import rfc8785_json
 from mlprov.errors import AuditChainError
 from mlprov.records import AuditEntry
 
-__all__ = ["GENESIS_HASH", "canonical_json", "entry_hash", "verify_chain"]
+__all__ = ["GENESIS_HASH", "details_text", "entry_hash", "verify_chain"]
 
 GENESIS_HASH = "0" * 64
 
 
-def canonical_json(value: Any) -> str:
-    """Deterministic JSON text: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def details_text(details: Mapping[str, Any]) -> str:
+    """An entry's details as stored and hashed: the RFC 8785 text of the object."""
+    return rfc8785_json(dict(details), "audit details").decode("utf-8")
 
 
 def entry_hash(
@@ -37,7 +38,9 @@ def entry_hash(
     reason: str,
     prev_hash: str,
 ) -> str:
-    body = canonical_json(
+    """SHA-256 (hex) of the RFC 8785 bytes of the object with these eight members;
+    ``details`` is the stored details text, a string member like the others."""
+    body = rfc8785_json(
         {
             "seq": seq,
             "at": at,
@@ -47,9 +50,10 @@ def entry_hash(
             "details": details,
             "reason": reason,
             "prev_hash": prev_hash,
-        }
+        },
+        "audit entry",
     )
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return hashlib.sha256(body).hexdigest()
 
 
 def verify_chain(entries: Iterable[AuditEntry], *, head_seq: int, head_hash: str) -> int:

@@ -37,7 +37,7 @@ from mlprov.errors import ConflictError, InvalidInputError
 if TYPE_CHECKING:
     from mlprov.provenance import RunInfo
     from mlprov.records import ModelVersion
-    from mlprov.service import DatasetInput, LineageInput, Registry
+    from mlprov.registry import DatasetInput, LineageInput, Registry
     from mlprov.signing import Signer
 
 __all__ = ["TrainingRun", "training_run"]
@@ -110,7 +110,7 @@ class TrainingRun:
 
     def version_input(self) -> Any:
         """Everything captured so far, as the registry records it (the run finishes now)."""
-        from mlprov.service import VersionInput  # noqa: PLC0415
+        from mlprov.registry import VersionInput  # noqa: PLC0415
 
         finished = self.run.finish()
         return VersionInput(
@@ -148,7 +148,7 @@ class TrainingRun:
     ) -> ModelVersion:
         """Sign the trained model and register it with signed provenance, ML-BOM and card.
 
-        Options are those of :meth:`mlprov.service.Registry.sign_and_register`
+        Options are those of :meth:`mlprov.registry.Registry.sign_and_register`
         (``signature_path``, ``hash_algorithm``, ``ignore_paths`` ...).
         """
         self._once()
@@ -185,7 +185,7 @@ def training_run(
     """
     from mlprov import provenance  # noqa: PLC0415
     from mlprov.refs import validate_model_name  # noqa: PLC0415
-    from mlprov.service import DatasetInput, LineageInput, open_registry  # noqa: PLC0415
+    from mlprov.registry import DatasetInput, LineageInput, open_registry  # noqa: PLC0415
 
     validate_model_name(name)
     captured: list[DatasetInput] = []

@@ -19,9 +19,9 @@ from mlprov.provenance import (
     RunInfo,
     Statement,
     canonical_json,
+    format_timestamp,
     slsa_provenance,
 )
-from mlprov.provenance._statement import format_timestamp
 from provenance.provenance_samples import COMMIT, MODEL_DIGEST, full_inputs, version_record
 
 EXPECTED_PUBLIC = {
@@ -49,6 +49,7 @@ EXPECTED_PUBLIC = {
     "detect_git",
     "find_bom_ref_problems",
     "flatten_params",
+    "format_timestamp",
     "load_card",
     "load_document",
     "load_metrics",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from mlprov.service import Registry
+    from mlprov.registry import Registry
 
 
 @dataclass
@@ -27,7 +27,7 @@ class CliState:
         """Open the registry named by --home / MLPROV_HOME / MLPROV_REGISTRY (once)."""
         if self._registry is None:
             from mlprov.config import RegistryConfig  # noqa: PLC0415
-            from mlprov.service import open_registry  # noqa: PLC0415
+            from mlprov.registry import open_registry  # noqa: PLC0415
 
             self._registry = open_registry(RegistryConfig.from_environment(self.home))
         return self._registry

@@ -60,7 +60,7 @@ def demo(
     name: Annotated[str, typer.Option("--name", help="Model name to use.")] = "demo-classifier",
 ) -> None:
     """Register two versions of a small model, promote, roll back, show history and audit."""
-    from mlprov.service import LineageInput, VersionInput  # noqa: PLC0415
+    from mlprov.registry import LineageInput, VersionInput  # noqa: PLC0415
 
     registry = state(ctx).registry()
     say(f"registry: {registry.metadata.uri}")

@@ -15,7 +15,7 @@ from mlprov.cli._state import state
 from mlprov.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from mlprov.service import VersionInput
+    from mlprov.registry import VersionInput
 
 NameOption = Annotated[str, typer.Option("--name", "-n", help="Registered model name.")]
 ParamOption = Annotated[list[str] | None, typer.Option("--param", help="Param K=V (repeatable).")]
@@ -93,7 +93,7 @@ def version_input(
 ) -> VersionInput:
     """Build the service's VersionInput from the shared registration options."""
     from mlprov import provenance  # noqa: PLC0415
-    from mlprov.service import DatasetInput, LineageInput, VersionInput  # noqa: PLC0415
+    from mlprov.registry import DatasetInput, LineageInput, VersionInput  # noqa: PLC0415
 
     all_params = provenance.load_params(params) if params else {}
     for key, value in parse_pairs(param, "param", typed=True).items():
@@ -211,10 +211,8 @@ def register(
         path, name, info, hash_algorithm=hash_algorithm, allow_symlinks=allow_symlinks
     )
     total = 2 * sum(f.size for f in prepared.files)
-    with (
-        byte_progress(f"registering {name}", total, quiet=quiet) as progress,
-        registry.stored_files(prepared, progress=progress) as stored,
-    ):
+    with byte_progress(f"registering {name}", total, quiet=quiet) as progress:
+        stored = registry.store_files(prepared, progress=progress)
         record = registry.commit_version(prepared, stored)
     if as_json:
         print_json(record.to_json())

@@ -31,7 +31,7 @@ from mlprov.cli._state import state
 from mlprov.errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
-    from mlprov.service import VersionInput
+    from mlprov.registry import VersionInput
     from mlprov.signing import Signer, Trust
 
 __all__ = [

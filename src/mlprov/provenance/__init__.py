@@ -108,6 +108,7 @@ __all__ = [
     "detect_git",
     "find_bom_ref_problems",
     "flatten_params",
+    "format_timestamp",
     "load_card",
     "load_document",
     "load_metrics",

@@ -17,16 +17,13 @@ The models follow the in-toto Attestation Framework v1 (``spec/v1/statement.md``
 
 from __future__ import annotations
 
-import json
-import math
 import re
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlprov.config import DEFAULT_LIMITS
+from mlprov.canonical import canonical_json, check_json_value
 from mlprov.errors import InvalidInputError
 from mlprov.manifest import Digest
 
@@ -47,58 +44,6 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 # camel-case ones such as gitCommit (spec/v1/digest_set.md).
 _DIGEST_KEY = re.compile(r"\A[a-z][A-Za-z0-9_]*\Z")
 _HEX = re.compile(r"\A[0-9a-f]+\Z")
-
-
-def check_json_value(value: Any, what: str, *, max_depth: int | None = None) -> None:
-    """Refuse anything that JSON cannot carry unambiguously.
-
-    Allowed: None, bool, int, finite float, str, lists/tuples and mappings with string
-    keys, nested at most ``max_depth`` levels (``Limits.max_json_depth`` by default, so
-    what we write a verifier with the same limits can read back).
-    """
-    limit = DEFAULT_LIMITS.max_json_depth if max_depth is None else max_depth
-
-    def check(item: Any, where: str, depth: int) -> None:
-        if depth > limit:
-            raise InvalidInputError(f"{what}: {where or 'the document'} nests deeper than {limit}")
-        if item is None or isinstance(item, bool | int | str):
-            return
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                raise InvalidInputError(
-                    f"{what}: {where or 'value'} is {item}, which JSON cannot represent"
-                )
-            return
-        if isinstance(item, Mapping):
-            for key, sub in item.items():
-                if not isinstance(key, str):
-                    raise InvalidInputError(
-                        f"{what}: key {key!r} under {where or 'the top level'} is not a string"
-                    )
-                check(sub, f"{where}.{key}" if where else key, depth + 1)
-            return
-        if isinstance(item, list | tuple):
-            for index, sub in enumerate(item):
-                check(sub, f"{where}[{index}]", depth + 1)
-            return
-        raise InvalidInputError(
-            f"{what}: {where or 'value'} has type {type(item).__name__}, which JSON cannot hold"
-        )
-
-    check(value, "", 0)
-
-
-def canonical_json(value: Any, what: str = "document") -> bytes:
-    """The deterministic UTF-8 JSON bytes of ``value`` (see the module docstring)."""
-    check_json_value(value, what)
-    try:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-        return text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        # A lone surrogate (from a mis-decoded file name, say) has no UTF-8 encoding.
-        raise InvalidInputError(f"{what}: text is not valid Unicode ({e.reason})") from e
 
 
 def format_timestamp(value: datetime | str, what: str = "timestamp") -> str:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -250,24 +249,9 @@ def sign_model(
 
 def write_signature_file(path: Path, bundle: bytes) -> None:
     """Write ``bundle`` to ``path`` atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    except FileNotFoundError as e:
-        raise NotFoundError(f"{directory}: folder for the signature does not exist") from e
-    except OSError as e:
-        raise StorageError(f"cannot write the signature in {directory}: {e.strerror}") from e
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(bundle)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError as e:
-        Path(temporary).unlink(missing_ok=True)
-        raise StorageError(f"cannot write the signature {path}: {e.strerror}") from e
+    from mlprov.fs import write_file_atomically  # noqa: PLC0415
+
+    write_file_atomically(Path(path), bundle, what="signature")
 
 
 def read_signature_file(path: Path, limits: Limits = DEFAULT_LIMITS) -> bytes:

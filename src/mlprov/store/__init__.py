@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,13 @@ class MetadataStore:
         self.uri = uri
         url, self.dialect = _sqlalchemy_url(uri)
         self.engine = _make_engine(url, self.dialect)
+        self._writing = threading.local()
+
+    @property
+    def in_write_transaction(self) -> bool:
+        """Whether this thread holds a write transaction now. Signing, hashing and
+        network calls must never run while it does (ARCHITECTURE.md, rule 4)."""
+        return bool(getattr(self._writing, "active", False))
 
     @contextlib.contextmanager
     def read(self) -> Iterator[StoreTransaction]:
@@ -111,8 +119,12 @@ class MetadataStore:
                 connection.begin(),
             ):
                 tx = StoreTransaction(connection, self.dialect)
-                tx.lock_writers()
-                yield tx
+                tx.audit.lock_head()
+                self._writing.active = True
+                try:
+                    yield tx
+                finally:
+                    self._writing.active = False
         except exc.SQLAlchemyError as e:
             raise translate_db_error(e) from e
 

@@ -1,0 +1,352 @@
+"""The registry: the one place where IO and decisions meet.
+
+:class:`Registry` is a facade and only wires: each method is one use case, implemented
+in its own module of this package over a shared :class:`~mlprov.registry._context.RegistryContext`
+(ARCHITECTURE.md, "Target tree"). The CLI and the server call it and never touch the
+stores, so every rule (validation, immutability, compare-and-set, the gate, audit) is
+enforced here and cannot be bypassed.
+
+* ``models``, ``versions``, ``lineage``, ``evidence``, ``signatures``, ``audit``: the
+  aggregates and what a user does with each;
+* ``pointers``: aliases and stages, through one move path with the gate in it (``gate``);
+* ``download``: a version installed in a folder, every digest checked;
+* ``_unit``: :class:`~mlprov.registry._unit.Mutation`, one write transaction with its audit
+  entries, and the denial record written in its own transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlprov.artifacts import ArtifactStore, open_artifact_store
+from mlprov.config import Limits, RegistryConfig
+from mlprov.lineage import LineageGraph
+from mlprov.manifest import Manifest
+from mlprov.records import (
+    AliasEvent,
+    AliasState,
+    AuditEntry,
+    Evidence,
+    LineageEdge,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    StageEvent,
+)
+from mlprov.refs import ModelRef
+from mlprov.registry import (
+    audit,
+    download,
+    evidence,
+    lineage,
+    models,
+    pointers,
+    signatures,
+    versions,
+)
+from mlprov.registry._context import RegistryContext
+from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove
+from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
+from mlprov.registry.types import (
+    NewEvidence,
+    PreparedVersion,
+    SignedVersion,
+    StoredDocument,
+    StoredFiles,
+)
+from mlprov.store import MetadataStore, open_metadata_store
+from mlprov.store.versions import StoredFile
+
+if TYPE_CHECKING:
+    from mlprov.signing import Signer, Trust, VerificationReport
+
+__all__ = [
+    "LINEAGE_RELATIONS",
+    "DatasetInput",
+    "Gate",
+    "GateDecision",
+    "LineageInput",
+    "NewEvidence",
+    "OpenGate",
+    "PointerMove",
+    "PreparedVersion",
+    "Registry",
+    "SignedVersion",
+    "StoredDocument",
+    "StoredFile",
+    "StoredFiles",
+    "VersionInput",
+    "open_registry",
+]
+
+ProgressCallback = versions.ProgressCallback
+
+
+class Registry:
+    """Registered models, versions, evidence, aliases, stages and the audit log."""
+
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        artifacts: ArtifactStore,
+        *,
+        actor: str | None = None,
+        limits: Limits | None = None,
+        gate: Gate | None = None,
+    ) -> None:
+        self._context = RegistryContext(
+            metadata=metadata,
+            artifacts=artifacts,
+            limits=limits or Limits(),
+            gate=gate or OpenGate(),
+            fixed_actor=actor,
+        )
+
+    @property
+    def metadata(self) -> MetadataStore:
+        return self._context.metadata
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        return self._context.artifacts
+
+    @property
+    def limits(self) -> Limits:
+        return self._context.limits
+
+    @property
+    def actor(self) -> str:
+        return self._context.actor
+
+    def close(self) -> None:
+        self._context.metadata.dispose()
+
+    # -- models ------------------------------------------------------------------------
+
+    def create_model(
+        self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> RegisteredModel:
+        return models.create_model(self._context, name, description=description, tags=tags)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return models.get_model(self._context, name)
+
+    def list_models(
+        self, *, prefix: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> list[RegisteredModel]:
+        return models.list_models(self._context, prefix=prefix, tags=tags)
+
+    def tag_model(
+        self, name: str, changes: Mapping[str, str | None], *, reason: str = ""
+    ) -> RegisteredModel:
+        return models.tag_model(self._context, name, changes, reason=reason)
+
+    def describe_model(self, name: str, description: str) -> RegisteredModel:
+        return models.describe_model(self._context, name, description)
+
+    # -- versions ----------------------------------------------------------------------
+
+    def register(
+        self,
+        path: Path,
+        name: str,
+        info: VersionInput | None = None,
+        *,
+        hash_algorithm: str = "sha256",
+        ignore_paths: Sequence[str | Path] = (),
+        allow_symlinks: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ModelVersion:
+        return versions.register(
+            self._context,
+            path,
+            name,
+            info,
+            hash_algorithm=hash_algorithm,
+            ignore_paths=ignore_paths,
+            allow_symlinks=allow_symlinks,
+            progress=progress,
+        )
+
+    def prepare_version(
+        self,
+        path: Path,
+        name: str,
+        info: VersionInput | None = None,
+        *,
+        hash_algorithm: str = "sha256",
+        ignore_paths: Sequence[str | Path] = (),
+        allow_symlinks: bool = False,
+    ) -> PreparedVersion:
+        return versions.prepare_version(
+            self._context,
+            path,
+            name,
+            info,
+            hash_algorithm=hash_algorithm,
+            ignore_paths=ignore_paths,
+            allow_symlinks=allow_symlinks,
+        )
+
+    def store_files(
+        self, prepared: PreparedVersion, *, progress: ProgressCallback | None = None
+    ) -> StoredFiles:
+        return versions.store_files(self._context, prepared, progress=progress)
+
+    def commit_version(
+        self,
+        prepared: PreparedVersion,
+        stored: StoredFiles,
+        *,
+        evidence_for: versions.EvidenceMaker | None = None,
+    ) -> ModelVersion:
+        return versions.commit_version(self._context, prepared, stored, evidence_for=evidence_for)
+
+    def get_version(self, ref: ModelRef | str) -> ModelVersion:
+        return versions.get_version(self._context, ref)
+
+    resolve = get_version
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        return versions.list_versions(self._context, name)
+
+    def manifest(self, ref: ModelRef | str) -> Manifest:
+        return versions.manifest(self._context, ref)
+
+    def version_files(self, ref: ModelRef | str) -> list[StoredFile]:
+        return versions.version_files(self._context, ref)
+
+    def tag_version(
+        self, ref: ModelRef | str, changes: Mapping[str, str | None], *, reason: str = ""
+    ) -> ModelVersion:
+        return versions.tag_version(self._context, ref, changes, reason=reason)
+
+    def describe_version(self, ref: ModelRef | str, description: str) -> ModelVersion:
+        return versions.describe_version(self._context, ref, description)
+
+    def check_lineage(self, edges: Sequence[LineageInput]) -> list[LineageEdge]:
+        return lineage.check_lineage(self._context, edges)
+
+    def lineage(
+        self, ref: ModelRef | str, *, descendants: bool = False, max_depth: int | None = None
+    ) -> LineageGraph:
+        return lineage.lineage(self._context, ref, descendants=descendants, max_depth=max_depth)
+
+    # -- signatures and evidence -------------------------------------------------------
+
+    def sign_and_register(
+        self,
+        path: Path,
+        name: str,
+        signer: Signer,
+        info: VersionInput | None = None,
+        *,
+        with_documents: bool = True,
+        **options: Any,
+    ) -> SignedVersion:
+        """Hash, store, sign and register in one step (see
+        :func:`mlprov.registry.signatures.sign_and_register` for the options)."""
+        return signatures.sign_and_register(
+            self._context, path, name, signer, info, with_documents=with_documents, **options
+        )
+
+    def signature_of(self, ref: ModelRef | str) -> bytes:
+        return signatures.signature_of(self._context, ref)
+
+    def verify_version(
+        self, ref: ModelRef | str, trust: Trust, *, path: Path | None = None, **options: Any
+    ) -> VerificationReport:
+        return signatures.verify_version(self._context, ref, trust, path=path, **options)
+
+    def attest(
+        self, ref: ModelRef | str, predicate_type: str, predicate: dict[str, Any], signer: Signer
+    ) -> Evidence:
+        return evidence.attest(self._context, ref, predicate_type, predicate, signer)
+
+    def attach(self, ref: ModelRef | str, bundle: bytes, trust: Trust, **options: Any) -> Evidence:
+        return evidence.attach(self._context, ref, bundle, trust, **options)
+
+    def document(self, ref: ModelRef | str, kind: str) -> StoredDocument:
+        return evidence.document(self._context, ref, kind)
+
+    def evidence(self, ref: ModelRef | str, *, kind: str | None = None) -> list[Evidence]:
+        return evidence.evidence(self._context, ref, kind=kind)
+
+    def evidence_content(self, ref: ModelRef | str, digest: str) -> bytes:
+        return evidence.evidence_content(self._context, ref, digest)
+
+    # -- aliases and stages ------------------------------------------------------------
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        reason: str = "",
+        expected_generation: int | None = None,
+    ) -> AliasEvent | None:
+        """Point ``name@alias`` at ``version`` through the gate. Returns the move, or None
+        when the alias already pointed there (a no-op). With ``expected_generation`` a
+        lost race is a ConflictError and nothing changes."""
+        return pointers.set_alias(
+            self._context,
+            name,
+            alias,
+            version,
+            reason=reason,
+            expected_generation=expected_generation,
+        )
+
+    def delete_alias(
+        self,
+        name: str,
+        alias: str,
+        *,
+        reason: str = "",
+        expected_generation: int | None = None,
+    ) -> AliasEvent:
+        return pointers.delete_alias(
+            self._context, name, alias, reason=reason, expected_generation=expected_generation
+        )
+
+    def get_alias(self, name: str, alias: str) -> AliasState:
+        return pointers.get_alias(self._context, name, alias)
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        return pointers.alias_history(self._context, name, alias)
+
+    def set_stage(
+        self, name: str, version: int, stage: Stage | str, *, reason: str = ""
+    ) -> list[StageEvent]:
+        return pointers.set_stage(self._context, name, version, stage, reason=reason)
+
+    def stage_history(self, name: str) -> list[StageEvent]:
+        return pointers.stage_history(self._context, name)
+
+    # -- download and audit ------------------------------------------------------------
+
+    def download(
+        self, ref: ModelRef | str, to: Path, *, progress: ProgressCallback | None = None
+    ) -> ModelVersion:
+        return download.download(self._context, ref, to, progress=progress)
+
+    def audit_log(
+        self, *, subject: str | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
+        return audit.audit_log(self._context, subject=subject, limit=limit)
+
+    def verify_audit(self) -> int:
+        return audit.verify_audit(self._context)
+
+
+def open_registry(
+    config: RegistryConfig | None = None, *, actor: str | None = None, gate: Gate | None = None
+) -> Registry:
+    """Open the registry a config names (default: ``$MLPROV_HOME``, SQLite and a folder)."""
+    config = config or RegistryConfig.from_environment()
+    metadata = open_metadata_store(config.resolved_metadata_uri)
+    artifacts = open_artifact_store(config.resolved_artifact_uri)
+    return Registry(metadata, artifacts, actor=actor, limits=config.limits, gate=gate)

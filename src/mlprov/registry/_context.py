@@ -1,0 +1,84 @@
+"""What every use case shares: the stores, who acts, the limits, the clock, the gate,
+and resolving a reference to a stored version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from mlprov.artifacts import ArtifactStore
+from mlprov.config import Limits, current_actor
+from mlprov.errors import NotFoundError
+from mlprov.refs import LATEST, ModelRef
+from mlprov.registry.gate import Gate
+from mlprov.store import MetadataStore, StoreTransaction
+from mlprov.store.models import ModelKey
+from mlprov.store.versions import VersionKey
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "LostRace",
+    "RegistryContext",
+    "coerce_ref",
+    "require_model",
+    "resolve",
+    "utc_now",
+]
+
+#: How often a use case redoes its outside work after losing a compare-and-set race.
+MAX_ATTEMPTS = 8
+
+
+class LostRace(Exception):
+    """A compare-and-set found the row changed: roll back, redo the outside work, retry."""
+
+
+def utc_now() -> str:
+    """Now as ISO-8601 UTC text with microseconds: the registry's one time format."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class RegistryContext:
+    metadata: MetadataStore
+    artifacts: ArtifactStore
+    limits: Limits
+    gate: Gate
+    fixed_actor: str | None = None
+
+    @property
+    def actor(self) -> str:
+        return self.fixed_actor or current_actor()
+
+
+def coerce_ref(ref: ModelRef | str) -> ModelRef:
+    return ModelRef.parse(ref) if isinstance(ref, str) else ref
+
+
+def require_model(tx: StoreTransaction, name: str) -> ModelKey:
+    model = tx.models.find(name)
+    if model is None:
+        raise NotFoundError(f"model {name!r} not found")
+    return model
+
+
+def resolve(tx: StoreTransaction, ref: ModelRef) -> VersionKey:
+    """The stored version a reference names (number, alias or ``latest``)."""
+    model = require_model(tx, ref.name)
+    if ref.version is not None:
+        found = tx.versions.find(model, ref.version)
+        if found is None:
+            raise NotFoundError(f"version {ref.name}/{ref.version} not found")
+        return found
+    if ref.alias == LATEST:
+        latest = tx.versions.latest(model)
+        if latest is None:
+            raise NotFoundError(f"model {ref.name!r} has no versions")
+        return latest
+    pointer = tx.aliases.pointer(model, ref.alias or "")
+    if pointer.version_id is None:
+        raise NotFoundError(f"alias {ref.name}@{ref.alias} not found")
+    target = tx.versions.by_id(pointer.version_id)
+    if target is None:  # pragma: no cover - foreign keys forbid it
+        raise NotFoundError(f"alias {ref.name}@{ref.alias} points at a missing version")
+    return target

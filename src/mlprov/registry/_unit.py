@@ -1,0 +1,69 @@
+"""Mutation: one write transaction and the audit entries it commits with.
+
+Every change of registry state goes through :class:`Mutation` (ARCHITECTURE.md, rule 5):
+the rows and their audit entries commit together or not at all, all stamped with one
+time and one actor. A refused change is recorded by :func:`record_denial` in a short
+transaction of its own, so the refusal is audited although the change rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from mlprov.records import AuditEntry
+from mlprov.registry._context import LostRace, RegistryContext, utc_now
+from mlprov.store import StoreTransaction
+
+__all__ = ["Mutation", "mutation", "record_denial"]
+
+
+class Mutation:
+    """An open write transaction (``tx``) with its time and actor."""
+
+    def __init__(self, tx: StoreTransaction, at: str, actor: str) -> None:
+        self.tx = tx
+        self.at = at
+        self.actor = actor
+
+    def expect(self, won: bool) -> None:
+        """After a compare-and-set: if it lost, roll this mutation back (:class:`LostRace`)
+        so the use case can redo its outside work and try again."""
+        if not won:
+            raise LostRace
+
+    def audit(
+        self, action: str, subject: str, details: Mapping[str, Any], reason: str = ""
+    ) -> AuditEntry:
+        return self.tx.audit.append(
+            at=self.at,
+            actor=self.actor,
+            action=action,
+            subject=subject,
+            details=details,
+            reason=reason,
+        )
+
+
+@contextmanager
+def mutation(
+    context: RegistryContext, *, at: str | None = None, actor: str | None = None
+) -> Iterator[Mutation]:
+    """One write transaction, serialised with every other writer; commits on success.
+    ``at`` and ``actor`` are given when documents signed beforehand already carry them."""
+    who = actor or context.actor
+    with context.metadata.write() as tx:
+        yield Mutation(tx, at or utc_now(), who)
+
+
+def record_denial(
+    context: RegistryContext,
+    action: str,
+    subject: str,
+    details: Mapping[str, Any],
+    reason: str = "",
+) -> AuditEntry:
+    """Audit a refused change in its own transaction (nothing else is written)."""
+    with mutation(context) as unit:
+        return unit.audit(action, subject, details, reason)

@@ -1,0 +1,242 @@
+"""Signed evidence about registered versions: provenance, ML-BOM, model card, attestations.
+
+* :func:`documents_for_new_version` builds SLSA provenance, the ML-BOM statement and the
+  model-card statement from a version's record and signs each with the model's signer,
+  before the registration's write transaction, which then stores the exact bundle bytes
+  with the version, so a version never exists without its evidence;
+* :func:`attest` adds evidence later (an evaluation job's results), signed by the caller;
+* :func:`attach` stores evidence signed elsewhere (a CI system's keyless SLSA
+  provenance) after verifying its signature against the identity the caller names and
+  checking that its subject is this version: the model's digest, or the SHA-256 of one
+  of its files (a CI system attests the files it produced).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mlprov.errors import (
+    ConflictError,
+    DigestMismatchError,
+    MalformedDocumentError,
+    NotFoundError,
+    VerificationError,
+)
+from mlprov.manifest import Digest
+from mlprov.records import Evidence, ModelVersion
+from mlprov.refs import ModelRef
+from mlprov.registry._context import RegistryContext, coerce_ref, resolve
+from mlprov.registry._unit import Mutation, mutation
+from mlprov.registry.types import NewEvidence, StoredDocument
+from mlprov.store.versions import VersionKey
+
+if TYPE_CHECKING:
+    from mlprov.signing import Signer, Trust
+
+__all__ = [
+    "DOCUMENT_KINDS",
+    "add_evidence_in",
+    "attach",
+    "attest",
+    "document",
+    "documents_for_new_version",
+    "evidence",
+    "evidence_content",
+]
+
+#: Evidence kind -> what it is; every kind is an in-toto statement in a Sigstore bundle.
+DOCUMENT_KINDS = {
+    "provenance": "SLSA Provenance v1",
+    "bom": "CycloneDX 1.6 ML-BOM",
+    "model-card": "model card",
+    "attestation": "attestation",
+}
+
+
+def add_evidence_in(unit: Mutation, key: VersionKey, new: NewEvidence) -> Evidence:
+    """Store a signature or attestation with a version, as the exact bytes given, inside
+    an open mutation (audited there too)."""
+    digest = str(Digest.of_bytes(new.content))
+    if unit.tx.evidence.exists(key.id, digest):
+        raise ConflictError(f"{key.ref} already has this {new.kind} ({digest})")
+    stored = unit.tx.evidence.insert(
+        key.id,
+        kind=new.kind,
+        media_type=new.media_type,
+        predicate_type=new.predicate_type,
+        content=new.content,
+        digest=digest,
+        signer=new.signer,
+        at=unit.at,
+        actor=unit.actor,
+    )
+    unit.audit(
+        "evidence.add",
+        key.ref,
+        {
+            "kind": new.kind,
+            "predicate_type": new.predicate_type,
+            "digest": digest,
+            "signer": new.signer,
+        },
+    )
+    return stored
+
+
+def _bundle_evidence(kind: str, predicate_type: str, bundle: bytes, signer: Any) -> NewEvidence:
+    from mlprov import signing  # noqa: PLC0415
+
+    return NewEvidence(kind, signing.BUNDLE_MEDIA_TYPE, predicate_type, bundle, str(signer))
+
+
+def documents_for_new_version(signer: Signer) -> Callable[[ModelVersion], list[NewEvidence]]:
+    """Provenance, ML-BOM and model card for a version about to be registered, each
+    built from its record and signed by ``signer`` (outside any write transaction)."""
+
+    def make(version: ModelVersion) -> list[NewEvidence]:
+        from mlprov import provenance  # noqa: PLC0415
+
+        inputs = provenance.ProvenanceInputs.from_version(version)
+        documents = [
+            ("provenance", provenance.SLSA_PREDICATE_TYPE, provenance.slsa_provenance(inputs)),
+            ("bom", provenance.CYCLONEDX_PREDICATE_TYPE, provenance.statement_for_bom(inputs)),
+            (
+                "model-card",
+                provenance.MODEL_CARD_PREDICATE_TYPE,
+                provenance.model_card_statement(inputs),
+            ),
+        ]
+        made = []
+        for kind, predicate_type, statement in documents:
+            signed = signer.sign(statement)
+            made.append(_bundle_evidence(kind, predicate_type, signed.bundle, signed.signer))
+        return made
+
+    return make
+
+
+def _store(context: RegistryContext, version: ModelVersion, new: NewEvidence) -> Evidence:
+    with mutation(context) as unit:
+        key = resolve(unit.tx, ModelRef(version.name, version=version.version))
+        return add_evidence_in(unit, key, new)
+
+
+def attest(
+    context: RegistryContext,
+    ref: ModelRef | str,
+    predicate_type: str,
+    predicate: dict[str, Any],
+    signer: Signer,
+) -> Evidence:
+    """Sign a statement about a version (subject: the model digest) and store it."""
+    from mlprov import provenance  # noqa: PLC0415
+    from mlprov.registry.versions import get_version  # noqa: PLC0415
+
+    if not predicate_type or "://" not in predicate_type:
+        raise MalformedDocumentError(
+            f"predicate type {predicate_type[:80]!r} must be a URI (e.g. https://example.com/eval/v1)"
+        )
+    if not isinstance(predicate, dict):
+        raise MalformedDocumentError("the predicate must be a JSON object")
+    version = get_version(context, ref)
+    statement = provenance.Statement(
+        subject=(
+            provenance.ResourceDescriptor(
+                name=version.name, digest={"sha256": version.digest.partition(":")[2]}
+            ),
+        ),
+        predicate_type=predicate_type,
+        predicate=predicate,
+    ).to_bytes()
+    signed = signer.sign(statement)
+    return _store(
+        context,
+        version,
+        _bundle_evidence("attestation", predicate_type, signed.bundle, signed.signer),
+    )
+
+
+def attach(
+    context: RegistryContext,
+    ref: ModelRef | str,
+    bundle: bytes,
+    trust: Trust,
+    *,
+    now: datetime | None = None,
+) -> Evidence:
+    """Verify an attestation signed elsewhere against ``trust``, check that it is about
+    this version, and store it as the exact bytes given."""
+    from mlprov import signing  # noqa: PLC0415
+    from mlprov.registry.versions import get_version, version_files  # noqa: PLC0415
+
+    version = get_version(context, ref)
+    verified = signing.verify_attestation(bundle, trust, limits=context.limits, now=now)
+    # SLSA verifying-artifacts, step "check subject": the attestation must name this
+    # artefact by digest: the model's OMS digest, or the SHA-256 of one of its files.
+    model_hex = version.digest.partition(":")[2]
+    file_hexes = {f.blob for f in version_files(context, ModelRef(version.name, version.version))}
+    if not any(
+        (value := digest.get("sha256")) is not None and (value == model_hex or value in file_hexes)
+        for _name, digest in verified.subjects
+    ):
+        named = ", ".join(
+            f"{name or '?'} ({', '.join(f'{k}:{v[:16]}...' for k, v in digest.items())})"
+            for name, digest in verified.subjects[:3]
+        )
+        raise VerificationError(
+            f"the attestation is not about {version.ref}: its subjects ({named}) match neither "
+            f"the model digest {version.digest} nor any of its files' SHA-256"
+        )
+    return _store(
+        context,
+        version,
+        _bundle_evidence("attestation", verified.predicate_type, bundle, verified.signer),
+    )
+
+
+def evidence(
+    context: RegistryContext, ref: ModelRef | str, *, kind: str | None = None
+) -> list[Evidence]:
+    """The signatures and attestations stored with a version, oldest first."""
+    with context.metadata.read() as tx:
+        key = resolve(tx, coerce_ref(ref))
+        found = tx.evidence.records(key.id)
+    return [e for e in found if kind is None or e.kind == kind]
+
+
+def evidence_content(context: RegistryContext, ref: ModelRef | str, digest: str) -> bytes:
+    """The exact stored bytes of one piece of evidence (checked against its digest)."""
+    parsed = coerce_ref(ref)
+    with context.metadata.read() as tx:
+        key = resolve(tx, parsed)
+        content = tx.evidence.content(key.id, digest)
+    if content is None:
+        raise NotFoundError(f"{parsed}: no evidence with digest {digest}")
+    if str(Digest.of_bytes(content)) != digest:
+        raise DigestMismatchError(f"{parsed}: stored evidence {digest} is corrupt")
+    return content
+
+
+def document(context: RegistryContext, ref: ModelRef | str, kind: str) -> StoredDocument:
+    """The newest stored evidence of a kind, with its statement decoded (not verified:
+    use ``mlprov verify`` for that)."""
+    from mlprov import signing  # noqa: PLC0415
+
+    if kind not in DOCUMENT_KINDS:
+        raise MalformedDocumentError(
+            f"unknown evidence kind {kind!r}: use one of {', '.join(DOCUMENT_KINDS)}"
+        )
+    parsed = coerce_ref(ref)
+    with context.metadata.read() as tx:
+        key = resolve(tx, parsed)
+        found = [e for e in tx.evidence.records(key.id) if e.kind == kind]
+    if not found:
+        raise NotFoundError(f"{key.ref} has no {DOCUMENT_KINDS[kind]}")
+    latest = found[-1]
+    bundle = evidence_content(context, ModelRef(key.name, version=key.number), latest.digest)
+    parsed_bundle = signing.parse_bundle(bundle, context.limits)
+    statement = json.loads(parsed_bundle.envelope.payload)
+    return StoredDocument(latest, bundle, parsed_bundle.envelope.payload, statement)

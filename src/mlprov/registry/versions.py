@@ -1,0 +1,327 @@
+"""Model versions: registration (prepare, store the bytes, commit) and reading.
+
+A registration runs in three steps, so a failure at any one changes nothing that a
+reader can see (DESIGN.md, "Storage"; ARCHITECTURE.md, rule 4):
+
+1. :func:`prepare_version` validates every input and lists the files; nothing is written;
+2. :func:`store_files` hashes the files and stores their bytes, content-addressed. A blob
+   is never deleted here, even when a later step fails: another registration may be
+   reusing it at this moment. Blobs no version references are left for ``gc``;
+3. :func:`commit_version` reads the next version number, builds the version's record,
+   makes and signs its evidence (outside any transaction), then commits the rows with a
+   compare-and-set on that number. A registration that lost the number to another
+   redoes the outside work with the next one, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from mlprov.errors import ConflictError, InvalidInputError, VerificationError
+from mlprov.hashing import ModelFile, hash_files, list_model_files
+from mlprov.manifest import Digest, FileEntry, Manifest
+from mlprov.records import DatasetRef, ModelVersion, Stage
+from mlprov.refs import ModelRef, validate_model_name
+from mlprov.registry._context import (
+    LostRace,
+    RegistryContext,
+    coerce_ref,
+    require_model,
+    resolve,
+    utc_now,
+)
+from mlprov.registry._unit import mutation
+from mlprov.registry.evidence import add_evidence_in
+from mlprov.registry.inputs import (
+    VersionInput,
+    check_tag,
+    check_tag_changes,
+    json_document,
+    normalised,
+)
+from mlprov.registry.lineage import resolve_edge, stored_edge
+from mlprov.registry.models import create_model_in
+from mlprov.registry.types import NewEvidence, PreparedVersion, StoredFiles
+from mlprov.store.versions import StoredFile
+
+__all__ = [
+    "ProgressCallback",
+    "commit_version",
+    "describe_version",
+    "get_version",
+    "list_versions",
+    "manifest",
+    "prepare_version",
+    "register",
+    "store_files",
+    "tag_version",
+    "version_files",
+]
+
+ProgressCallback = Callable[[int], None]
+EvidenceMaker = Callable[[ModelVersion], Sequence[NewEvidence]]
+
+#: Signed registrations racing for one model's next number each redo their signing on a
+#: lost race; with jittered back-off 16 racers on 2 cores settle well within this.
+MAX_REGISTRATION_ATTEMPTS = 32
+
+
+def prepare_version(
+    context: RegistryContext,
+    path: Path,
+    name: str,
+    info: VersionInput | None = None,
+    *,
+    hash_algorithm: str = "sha256",
+    ignore_paths: Sequence[str | Path] = (),
+    allow_symlinks: bool = False,
+) -> PreparedVersion:
+    """Step 1: validate everything and list the files. Nothing is written."""
+    validate_model_name(name)
+    info = info or VersionInput()
+    limits = context.limits
+    if hash_algorithm not in limits.hash_algorithms:
+        raise InvalidInputError(
+            f"unsupported hash algorithm {hash_algorithm!r}: use one of "
+            f"{', '.join(limits.hash_algorithms)}"
+        )
+    info = normalised(info)
+    params = json_document(info.params, "params")
+    metrics = json_document(info.metrics, "metrics")
+    for key, value in info.tags.items():
+        check_tag(key, value)
+    datasets = [DatasetRef(name=d.name, uri=d.uri, digest=d.digest) for d in info.datasets]
+    names = [d.name for d in datasets]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise InvalidInputError(f"dataset {twice[0]!r} is named twice; names must be unique")
+    with context.metadata.read() as tx:
+        lineage = [resolve_edge(tx, edge) for edge in info.lineage]
+    files = list_model_files(Path(path), ignore_paths=ignore_paths, allow_symlinks=allow_symlinks)
+    if not files:
+        raise InvalidInputError(f"{path}: the model folder has no files to register")
+    if len(files) > limits.max_manifest_files:
+        raise InvalidInputError(
+            f"{path}: {len(files)} files exceed the limit of {limits.max_manifest_files}"
+        )
+    return PreparedVersion(
+        name=name,
+        path=Path(path),
+        files=files,
+        hash_algorithm=hash_algorithm,
+        params=params,
+        metrics=metrics,
+        info=info,
+        datasets=datasets,
+        lineage=lineage,
+    )
+
+
+def store_files(
+    context: RegistryContext, prepared: PreparedVersion, *, progress: ProgressCallback | None = None
+) -> StoredFiles:
+    """Step 2: hash the files and store their bytes (content-addressed, never deleted
+    here; see the module docstring). ``progress`` receives byte counts for both passes
+    (hashing, then storing): twice the total size in all."""
+    manifest = hash_files(prepared.files, prepared.hash_algorithm, progress=progress)
+    blobs = {
+        item.name: context.artifacts.put_file(item.path, progress=progress).sha256
+        for item in prepared.files
+    }
+    _check_unchanged(manifest, blobs, prepared.files)
+    return StoredFiles(manifest=manifest, blobs=blobs)
+
+
+def _check_unchanged(manifest: Manifest, blobs: dict[str, str], files: list[ModelFile]) -> None:
+    """A file that changed between hashing and storing would make the manifest lie."""
+    by_path = manifest.by_path()
+    for item in files:
+        entry = by_path[item.name]
+        if manifest.algorithm == "sha256" and entry.digest.hex != blobs[item.name]:
+            raise VerificationError(
+                f"{item.name}: changed while being registered "
+                f"(hashed {entry.digest.hex}, stored {blobs[item.name]})"
+            )
+
+
+def _draft(
+    prepared: PreparedVersion, stored: StoredFiles, number: int, at: str, actor: str
+) -> ModelVersion:
+    """The record the version will have once committed (what its documents describe)."""
+    manifest = stored.manifest
+    info = prepared.info
+    return ModelVersion(
+        name=prepared.name,
+        version=number,
+        digest=str(manifest.digest),
+        hash_algorithm=manifest.algorithm,
+        size=manifest.total_size,
+        file_count=len(manifest),
+        single_file=manifest.is_single_file,
+        artifact_name=prepared.path.resolve().name or prepared.name,
+        stage=Stage.NONE,
+        params=json.loads(prepared.params),
+        metrics=json.loads(prepared.metrics),
+        tags=dict(info.tags),
+        description=info.description,
+        datasets=list(prepared.datasets),
+        lineage=list(prepared.lineage),
+        source_uri=info.source_uri,
+        run_id=info.run_id,
+        code_repo=info.code_repo,
+        code_commit=info.code_commit,
+        code_dirty=info.code_dirty,
+        builder_id=info.builder_id,
+        started_at=info.started_at,
+        finished_at=info.finished_at,
+        environment=sorted(set(info.environment)) if info.environment is not None else None,
+        card=json.loads(json.dumps(info.card, sort_keys=True)) if info.card is not None else None,
+        created_at=at,
+        created_by=actor,
+    )
+
+
+def commit_version(
+    context: RegistryContext,
+    prepared: PreparedVersion,
+    stored: StoredFiles,
+    *,
+    evidence_for: EvidenceMaker | None = None,
+) -> ModelVersion:
+    """Step 3: record the version, its files, lineage, evidence and audit entries.
+
+    ``evidence_for(record)`` makes the evidence to store with it (signatures, signed
+    documents) from the record it will have; it runs before the write transaction and
+    again if the version number was lost to a concurrent registration. Without it the
+    number is simply the next free one when the transaction commits.
+    """
+    manifest = stored.manifest
+    files = [StoredFile(e.path, e.size or 0, str(e.digest), stored.blobs[e.path]) for e in manifest]
+    for attempt in range(MAX_REGISTRATION_ATTEMPTS):
+        with context.metadata.read() as tx:
+            model = tx.models.find(prepared.name)
+        number = model.next_version if model is not None else 1
+        at, actor = utc_now(), context.actor
+        draft = _draft(prepared, stored, number, at, actor)
+        evidence = list(evidence_for(draft)) if evidence_for is not None else []
+        try:
+            with mutation(context, at=at, actor=actor) as unit:
+                current = unit.tx.models.find(prepared.name)
+                if current is None:
+                    current = create_model_in(unit, prepared.name)
+                if current.next_version != number and evidence_for is None:
+                    # Nothing signed names the number yet: take the one that is free now.
+                    number = current.next_version
+                    draft = _draft(prepared, stored, number, at, actor)
+                unit.expect(unit.tx.models.claim_version_number(current, number))
+                edges = [stored_edge(unit.tx, edge) for edge in prepared.lineage]
+                key = unit.tx.versions.insert(current, draft, files, edges)
+                for item in evidence:
+                    add_evidence_in(unit, key, item)
+                unit.audit(
+                    "version.register",
+                    key.ref,
+                    {
+                        "digest": str(manifest.digest),
+                        "files": len(manifest),
+                        "size": manifest.total_size,
+                        "lineage": [
+                            {"relation": e.relation, "target": e.target, "digest": e.digest}
+                            for e in prepared.lineage
+                        ],
+                    },
+                )
+        except LostRace:
+            # Another registration took the number; let the racers spread out.
+            time.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311 - jitter
+            continue
+        return get_version(context, ModelRef(prepared.name, version=number))
+    raise ConflictError(
+        f"{prepared.name}: lost the next version number {MAX_REGISTRATION_ATTEMPTS} times; retry"
+    )
+
+
+def register(
+    context: RegistryContext,
+    path: Path,
+    name: str,
+    info: VersionInput | None = None,
+    *,
+    hash_algorithm: str = "sha256",
+    ignore_paths: Sequence[str | Path] = (),
+    allow_symlinks: bool = False,
+    progress: ProgressCallback | None = None,
+) -> ModelVersion:
+    """Register a file or folder as the model's next version (the model is created if it
+    does not exist yet). Either every row is recorded or none is."""
+    prepared = prepare_version(
+        context,
+        path,
+        name,
+        info,
+        hash_algorithm=hash_algorithm,
+        ignore_paths=ignore_paths,
+        allow_symlinks=allow_symlinks,
+    )
+    return commit_version(context, prepared, store_files(context, prepared, progress=progress))
+
+
+def get_version(context: RegistryContext, ref: ModelRef | str) -> ModelVersion:
+    """Resolve a reference (number or alias) to its version."""
+    with context.metadata.read() as tx:
+        return tx.versions.record(resolve(tx, coerce_ref(ref)))
+
+
+def list_versions(context: RegistryContext, name: str) -> list[ModelVersion]:
+    validate_model_name(name)
+    with context.metadata.read() as tx:
+        model = require_model(tx, name)
+        return [tx.versions.record(key) for key in tx.versions.of_model(model)]
+
+
+def version_files(context: RegistryContext, ref: ModelRef | str) -> list[StoredFile]:
+    """The version's manifest entries, each with the blob holding its bytes."""
+    with context.metadata.read() as tx:
+        return tx.versions.files(resolve(tx, coerce_ref(ref)))
+
+
+def manifest(context: RegistryContext, ref: ModelRef | str) -> Manifest:
+    """The version's manifest as recorded (paths, sizes, digests)."""
+    with context.metadata.read() as tx:
+        key = resolve(tx, coerce_ref(ref))
+        files = tx.versions.files(key)
+    return Manifest.of(
+        key.hash_algorithm, (FileEntry(f.path, Digest.parse(f.digest), f.size) for f in files)
+    )
+
+
+def tag_version(
+    context: RegistryContext,
+    ref: ModelRef | str,
+    changes: Mapping[str, str | None],
+    *,
+    reason: str = "",
+) -> ModelVersion:
+    """Tags and the description are the only things that change on a version; audited."""
+    parsed = coerce_ref(ref)
+    check_tag_changes(changes)
+    with mutation(context) as unit:
+        key = resolve(unit.tx, parsed)
+        for tag, value in sorted(changes.items()):
+            unit.tx.versions.set_tag(key.id, tag, value)
+        unit.audit("version.tag", key.ref, {"tags": dict(changes)}, reason)
+    return get_version(context, ModelRef(key.name, version=key.number))
+
+
+def describe_version(
+    context: RegistryContext, ref: ModelRef | str, description: str
+) -> ModelVersion:
+    with mutation(context) as unit:
+        key = resolve(unit.tx, coerce_ref(ref))
+        unit.tx.versions.set_description(key, description)
+        unit.audit("version.describe", key.ref, {"description": description})
+    return get_version(context, ModelRef(key.name, version=key.number))

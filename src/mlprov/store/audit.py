@@ -1,0 +1,78 @@
+"""The audit log: rows of ``audit_log`` and its head, appended only under the writer lock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from mlprov.audit import GENESIS_HASH, details_text, entry_hash
+from mlprov.records import AuditEntry
+from mlprov.store import _schema as t
+from mlprov.store._rows import Rows
+from mlprov.store.models import like_literal
+
+__all__ = ["AuditRows"]
+
+
+class AuditRows(Rows):
+    def lock_head(self) -> None:
+        """Take the global writer lock: the audit head row (a no-op clause on SQLite,
+        whose BEGIN IMMEDIATE already holds the database's write lock)."""
+        self._one(sa.select(t.audit_head.c.seq).where(t.audit_head.c.id == 1).with_for_update())
+
+    def append(
+        self,
+        *,
+        at: str,
+        actor: str,
+        action: str,
+        subject: str,
+        details: Mapping[str, Any],
+        reason: str,
+    ) -> AuditEntry:
+        """Append one entry to the hash chain and move the head (caller holds the lock)."""
+        prev_seq, prev_hash = self.head()
+        seq = prev_seq + 1
+        text = details_text(details)
+        values = {
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "details": text,
+            "reason": reason,
+            "prev_hash": prev_hash,
+        }
+        digest = entry_hash(**values)  # type: ignore[arg-type]
+        self.connection.execute(sa.insert(t.audit_log).values(**values, hash=digest))
+        self.connection.execute(
+            sa.update(t.audit_head).where(t.audit_head.c.id == 1).values(seq=seq, hash=digest)
+        )
+        return AuditEntry.model_validate({**values, "hash": digest})
+
+    def head(self) -> tuple[int, str]:
+        row = self._one(
+            sa.select(t.audit_head.c.seq, t.audit_head.c.hash).where(t.audit_head.c.id == 1)
+        )
+        return (int(row.seq), str(row.hash)) if row else (0, GENESIS_HASH)
+
+    def entries(self, *, subject: str | None = None, limit: int | None = None) -> list[AuditEntry]:
+        """Entries oldest first; ``subject`` matches a model (and its versions and aliases)
+        or one exact subject, literally (``_`` and ``%`` are not wildcards)."""
+        query = sa.select(t.audit_log).order_by(t.audit_log.c.seq)
+        if subject:
+            escaped = like_literal(subject)
+            query = query.where(
+                sa.or_(
+                    t.audit_log.c.subject == subject,
+                    t.audit_log.c.subject.like(escaped + "/%", escape="\\"),
+                    t.audit_log.c.subject.like(escaped + "@%", escape="\\"),
+                )
+            )
+        if limit is not None:
+            query = query.order_by(None).order_by(t.audit_log.c.seq.desc()).limit(limit)
+        entries = [AuditEntry.model_validate(dict(row._mapping)) for row in self._all(query)]
+        return sorted(entries, key=lambda e: e.seq)

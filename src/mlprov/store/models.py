@@ -1,0 +1,130 @@
+"""Registered models: rows of ``models`` and ``model_tags`` as records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from mlprov.records import RegisteredModel
+from mlprov.store import _schema as t
+from mlprov.store._rows import Row, Rows
+
+__all__ = ["ModelKey", "ModelRows"]
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """A model's identity in this store and the number its next version will get."""
+
+    id: int
+    name: str
+    next_version: int
+
+
+def _key(row: Row) -> ModelKey:
+    return ModelKey(int(row.id), str(row.name), int(row.next_version))
+
+
+class ModelRows(Rows):
+    def find(self, name: str) -> ModelKey | None:
+        row = self._one(sa.select(t.models).where(t.models.c.name == name))
+        return _key(row) if row is not None else None
+
+    def insert(self, *, name: str, description: str, at: str, actor: str) -> ModelKey:
+        result = self.connection.execute(
+            sa.insert(t.models)
+            .values(name=name, description=description, created_at=at, created_by=actor)
+            .returning(t.models.c.id)
+        )
+        return ModelKey(int(result.scalar_one()), name, 1)
+
+    def keys(self, prefix: str | None = None) -> list[ModelKey]:
+        query = sa.select(t.models).order_by(t.models.c.name)
+        if prefix:
+            query = query.where(t.models.c.name.like(_like_prefix(prefix), escape="\\"))
+        return [_key(row) for row in self._all(query)]
+
+    def records(self, keys: Sequence[ModelKey]) -> list[RegisteredModel]:
+        """The records of these models, in the order given (four queries in all)."""
+        ids = [key.id for key in keys]
+        if not ids:
+            return []
+        rows = {
+            int(row.id): row for row in self._all(sa.select(t.models).where(t.models.c.id.in_(ids)))
+        }
+        tags: dict[int, dict[str, str]] = {i: {} for i in ids}
+        for row in self._all(sa.select(t.model_tags).where(t.model_tags.c.model_id.in_(ids))):
+            tags[int(row.model_id)][str(row.key)] = str(row.value)
+        latest = {
+            int(row.model_id): int(row.latest)
+            for row in self._all(
+                sa.select(t.versions.c.model_id, sa.func.max(t.versions.c.number).label("latest"))
+                .where(t.versions.c.model_id.in_(ids))
+                .group_by(t.versions.c.model_id)
+            )
+        }
+        aliases: dict[int, dict[str, int]] = {i: {} for i in ids}
+        for row in self._all(
+            sa.select(t.aliases.c.model_id, t.aliases.c.name, t.versions.c.number)
+            .join(t.versions, t.versions.c.id == t.aliases.c.version_id)
+            .where(t.aliases.c.model_id.in_(ids))
+            .order_by(t.aliases.c.name)
+        ):
+            aliases[int(row.model_id)][str(row.name)] = int(row.number)
+        return [
+            RegisteredModel(
+                name=str(rows[i].name),
+                description=str(rows[i].description),
+                tags=tags[i],
+                created_at=str(rows[i].created_at),
+                created_by=str(rows[i].created_by),
+                latest_version=latest.get(i),
+                aliases=aliases[i],
+            )
+            for i in ids
+        ]
+
+    def set_tag(self, model: ModelKey, key: str, value: str | None) -> None:
+        self.connection.execute(
+            sa.delete(t.model_tags).where(
+                t.model_tags.c.model_id == model.id, t.model_tags.c.key == key
+            )
+        )
+        if value is not None:
+            self.connection.execute(
+                sa.insert(t.model_tags).values(model_id=model.id, key=key, value=value)
+            )
+
+    def set_description(self, model: ModelKey, description: str) -> None:
+        self.connection.execute(
+            sa.update(t.models).where(t.models.c.id == model.id).values(description=description)
+        )
+
+    def claim_version_number(self, model: ModelKey, number: int) -> bool:
+        """Compare-and-set on the model's counter: take ``number`` only if it is still the
+        next one. False means another registration committed it first."""
+        result = self.connection.execute(
+            sa.update(t.models)
+            .where(t.models.c.id == model.id, t.models.c.next_version == number)
+            .values(next_version=number + 1)
+        )
+        return result.rowcount == 1
+
+    def names(self, model_ids: Iterable[int]) -> dict[int, str]:
+        ids = list(set(model_ids))
+        if not ids:
+            return {}
+        rows = self._all(sa.select(t.models.c.id, t.models.c.name).where(t.models.c.id.in_(ids)))
+        return {int(row.id): str(row.name) for row in rows}
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching ``prefix`` literally (``_`` and ``%`` are not wildcards)."""
+    return like_literal(prefix) + "%"
+
+
+def like_literal(text: str) -> str:
+    """``text`` escaped for LIKE with ``ESCAPE '\\'``."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
