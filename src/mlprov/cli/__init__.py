@@ -24,22 +24,29 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "main"]
 
+#: ``-h`` works wherever ``--help`` does; sub-commands inherit it from the root context.
+_CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
 
 def _build_app() -> typer.Typer:
     import typer  # noqa: PLC0415
 
+    from mlprov.cli._help import HelpGroup, use_help_classes  # noqa: PLC0415
     from mlprov.cli._state import root_options  # noqa: PLC0415
 
     app = typer.Typer(
         name="mlprov",
+        cls=HelpGroup,
         help="A model registry where every version is hashed, signed and carries provenance.",
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
+        context_settings=_CONTEXT_SETTINGS,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
     )
     app.callback()(root_options)
     _register_commands(app)
+    use_help_classes(app)
     return app
 
 
@@ -118,6 +125,11 @@ def _run_typer(args: list[str]) -> int:
         result = __getattr__("app")(args=args, prog_name="mlprov", standalone_mode=False)
     except exits as e:
         return int(getattr(e, "exit_code", 0))
+    except SystemExit as e:
+        # Typer's --show-completion / --install-completion and shell completion exit so.
+        if e.code is None or isinstance(e.code, int):
+            return e.code or 0
+        raise
     except aborts:
         print("mlprov: aborted", file=sys.stderr)
         return 130
