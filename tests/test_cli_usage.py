@@ -210,3 +210,24 @@ def test_unexpected_exception_with_debug_shows_the_traceback(
     assert main(["models", "list"]) == 70
     with pytest.raises(RuntimeError, match="no registry today"):
         main(["--debug", "models", "list"])
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+@pytest.mark.parametrize("command", ["verify", "sign"])
+def test_help_on_a_fast_path_form_is_typer_help(
+    command: str,
+    flag: str,
+    signed_model: tuple[Path, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    model, key, public = signed_model
+    args = [command, str(model), "--key", str(public if command == "verify" else key), flag]
+    values, flags = (
+        (_VERIFY_VALUES, _VERIFY_FLAGS) if command == "verify" else (_SIGN_VALUES, _SIGN_FLAGS)
+    )
+    assert _simple_form(args[1:], values, flags) is None, "help is never run by the fast path"
+    fast = _run(main, args, capsys)
+    slow = _run(_typer_only, args, capsys)
+    assert fast == slow
+    assert fast[0] == 0
+    assert fast[1].startswith(f"Usage: mlprov {command} [OPTIONS] ")
