@@ -154,3 +154,80 @@ def test_fast_path_matches_typer(
     assert fast[2] == slow[2]
     if fast[0] != 0:
         one_line_error(fast[2])
+
+
+# --- an exception mlprov did not expect is still one line, exit 70 --------------------------
+
+
+def _foreign_failure(message: str) -> Callable[..., None]:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(message)
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ("disk quota\nsecond line of detail", "RuntimeError: disk quota"),
+        ("", "RuntimeError"),
+    ],
+)
+def test_unexpected_exception_is_one_line_exit_70(
+    message: str,
+    shown: str,
+    signed_model: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import mlprov.signing
+
+    model, _key, public = signed_model
+    before = {p: p.read_bytes() for p in model.rglob("*") if p.is_file()}
+    monkeypatch.setattr(mlprov.signing, "verify_model", _foreign_failure(message))
+    capsys.readouterr()
+    # The fast path (verify PATH --key K) and the Typer path (--key=K is not a fast form).
+    for args in (
+        ["verify", str(model), "--key", str(public)],
+        ["verify", str(model), f"--key={public}"],
+    ):
+        assert main(args) == 70
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err == (
+            f"mlprov: internal error: {shown} (run with --debug for the traceback)\n"
+        )
+    assert {p: p.read_bytes() for p in model.rglob("*") if p.is_file()} == before
+
+
+def test_unexpected_exception_with_debug_shows_the_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlprov.cli._state import CliState
+
+    monkeypatch.setenv("MLPROV_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(CliState, "registry", _foreign_failure("no registry today"))
+    assert main(["models", "list"]) == 70
+    with pytest.raises(RuntimeError, match="no registry today"):
+        main(["--debug", "models", "list"])
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+@pytest.mark.parametrize("command", ["verify", "sign"])
+def test_help_on_a_fast_path_form_is_typer_help(
+    command: str,
+    flag: str,
+    signed_model: tuple[Path, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    model, key, public = signed_model
+    args = [command, str(model), "--key", str(public if command == "verify" else key), flag]
+    values, flags = (
+        (_VERIFY_VALUES, _VERIFY_FLAGS) if command == "verify" else (_SIGN_VALUES, _SIGN_FLAGS)
+    )
+    assert _simple_form(args[1:], values, flags) is None, "help is never run by the fast path"
+    fast = _run(main, args, capsys)
+    slow = _run(_typer_only, args, capsys)
+    assert fast == slow
+    assert fast[0] == 0
+    assert fast[1].startswith(f"Usage: mlprov {command} [OPTIONS] ")

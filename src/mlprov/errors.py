@@ -24,6 +24,10 @@ exits with that code, and never shows a traceback unless ``--debug`` is given::
 
 "The signature is invalid" (:class:`VerificationError`, exit 1) and "I could not check"
 (:class:`MalformedDocumentError`, :class:`StorageError`) are different errors on purpose.
+
+Anything that is not an :class:`MlprovError` reaching the CLI is a bug in mlprov: the CLI
+prints one line, ``mlprov: internal error: TYPE: MESSAGE (run with --debug for the
+traceback)``, and exits 70 (``EX_SOFTWARE`` of sysexits.h).
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ without it (:func:`mlprov.cli._direct.run_simple_form`).
 
 Errors: every :class:`~mlprov.errors.MlprovError` becomes one line on stderr and its exit
 code (0 ok, 1 verification or policy failure, 2 usage or bad input, 3 conflict,
-4 not found, 5 storage or IO). A traceback is shown only with ``--debug``.
+4 not found, 5 storage or IO). Any other exception is a bug in mlprov: it too is one line,
+``mlprov: internal error: ...``, with exit 70 (``EX_SOFTWARE`` of sysexits.h). A
+traceback is shown only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -22,24 +24,34 @@ from mlprov.errors import EXIT_INVALID, EXIT_STORAGE, MlprovError
 if TYPE_CHECKING:
     import typer
 
-__all__ = ["app", "main"]
+__all__ = ["EXIT_INTERNAL", "app", "main"]
+
+#: An exception mlprov did not expect (a bug): ``EX_SOFTWARE`` of sysexits.h.
+EXIT_INTERNAL = 70
+
+#: ``-h`` works wherever ``--help`` does; sub-commands inherit it from the root context.
+_CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 
 def _build_app() -> typer.Typer:
     import typer  # noqa: PLC0415
 
+    from mlprov.cli._help import HelpGroup, use_help_classes  # noqa: PLC0415
     from mlprov.cli._state import root_options  # noqa: PLC0415
 
     app = typer.Typer(
         name="mlprov",
+        cls=HelpGroup,
         help="A model registry where every version is hashed, signed and carries provenance.",
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
+        context_settings=_CONTEXT_SETTINGS,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
     )
     app.callback()(root_options)
     _register_commands(app)
+    use_help_classes(app)
     return app
 
 
@@ -118,6 +130,11 @@ def _run_typer(args: list[str]) -> int:
         result = __getattr__("app")(args=args, prog_name="mlprov", standalone_mode=False)
     except exits as e:
         return int(getattr(e, "exit_code", 0))
+    except SystemExit as e:
+        # Typer's --show-completion / --install-completion and shell completion exit so.
+        if e.code is None or isinstance(e.code, int):
+            return e.code or 0
+        raise
     except aborts:
         print("mlprov: aborted", file=sys.stderr)
         return 130
@@ -162,6 +179,19 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"mlprov: error: {e.strerror or e}", file=sys.stderr)
         return EXIT_STORAGE
+    except Exception as e:
+        # Every failure mlprov expects is an MlprovError; anything else is a bug. Still one
+        # line (the README promises one-line errors), and --debug shows where it came from.
+        if debug:
+            raise
+        lines = str(e).strip().splitlines()
+        detail = f": {lines[0].strip()}" if lines else ""
+        print(
+            f"mlprov: internal error: {type(e).__name__}{detail} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,9 @@ from mlprov.errors import InvalidInputError
 __all__ = ["JsonOption", "ReasonOption", "parse_pairs", "parse_value"]
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-ReasonOption = Annotated[str, typer.Option("--reason", help="Why; recorded in history and audit.")]
+ReasonOption = Annotated[
+    str, typer.Option("--reason", metavar="TEXT", help="Why; recorded in history and audit.")
+]
 
 
 def parse_value(text: str) -> Any:

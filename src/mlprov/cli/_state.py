@@ -33,6 +33,14 @@ class CliState:
         return self._registry
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from mlprov._version import __version__  # noqa: PLC0415
+
+        print(f"mlprov {__version__}")
+        raise typer.Exit
+
+
 def root_options(
     ctx: typer.Context,
     home: Annotated[
@@ -40,11 +48,22 @@ def root_options(
         typer.Option(
             "--home",
             envvar="MLPROV_HOME",
+            metavar="DIR",
             help="Registry folder (default ~/.mlprov).",
             show_default=False,
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            expose_value=False,
+            callback=_print_version,
+            help="Print mlprov's version and exit.",
+        ),
+    ] = False,
 ) -> None:
     # The callback of the root command (no docstring: the app's help is the root's help).
     ctx.obj = CliState(home=home, debug=debug)

@@ -18,6 +18,7 @@ ExpectOption = Annotated[
     int | None,
     typer.Option(
         "--expect-generation",
+        metavar="N",
         help="Move only if the alias is still at this generation (0: does not exist yet).",
     ),
 ]

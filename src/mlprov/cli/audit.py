@@ -17,9 +17,11 @@ audit_app = typer.Typer(help="The hash-chained audit log of every mutation.", no
 def audit_log(
     ctx: typer.Context,
     subject: Annotated[
-        str | None, typer.Option("--subject", help="Only entries about this model.")
+        str | None, typer.Option("--subject", metavar="NAME", help="Only entries about this model.")
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="Only the newest N.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", metavar="N", help="Only the newest N.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show audit entries, oldest first."""

@@ -57,7 +57,9 @@ def _demo_key(registry_uri: str, scratch: str) -> tuple[Signer, Trust, Path]:
 
 def demo(
     ctx: typer.Context,
-    name: Annotated[str, typer.Option("--name", help="Model name to use.")] = "demo-classifier",
+    name: Annotated[
+        str, typer.Option("--name", metavar="NAME", help="Model name to use.")
+    ] = "demo-classifier",
 ) -> None:
     """Register two versions of a small model, promote, roll back, show history and audit."""
     from mlprov.registry import LineageInput, VersionInput  # noqa: PLC0415

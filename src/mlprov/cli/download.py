@@ -16,8 +16,11 @@ from mlprov.cli._state import state
 def download(
     ctx: typer.Context,
     ref: str,
-    to: Annotated[Path, typer.Option("--to", help="Target folder (must not exist or be empty).")],
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    to: Annotated[
+        Path,
+        typer.Option("--to", metavar="DIR", help="Target folder (must not exist or be empty)."),
+    ],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Write a version's files to DIR, checking every digest; nothing is left on failure."""

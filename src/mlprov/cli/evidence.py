@@ -16,12 +16,17 @@ from mlprov.errors import InvalidInputError, MalformedDocumentError, NotFoundErr
 RawOption = Annotated[
     bool, typer.Option("--raw", help="Print the stored signed bundle (DSSE envelope) as is.")
 ]
-KeyOption = Annotated[Path | None, typer.Option("--key", help="Key file (PEM).")]
+KeyOption = Annotated[Path | None, typer.Option("--key", metavar="FILE", help="Key file (PEM).")]
 ChainOption = Annotated[
-    list[Path] | None, typer.Option("--certificate-chain", help="Trusted root / chain (PEM).")
+    list[Path] | None,
+    typer.Option("--certificate-chain", metavar="FILE", help="Trusted root / chain (PEM)."),
 ]
-IdentityOption = Annotated[str | None, typer.Option("--identity", help="Sigstore identity.")]
-IssuerOption = Annotated[str | None, typer.Option("--issuer", help="Sigstore OIDC issuer.")]
+IdentityOption = Annotated[
+    str | None, typer.Option("--identity", metavar="IDENTITY", help="Sigstore identity.")
+]
+IssuerOption = Annotated[
+    str | None, typer.Option("--issuer", metavar="URL", help="Sigstore OIDC issuer.")
+]
 
 
 def _show(ctx: typer.Context, ref: str, kind: str, raw: bool) -> None:
@@ -60,18 +65,32 @@ def attest(
     ctx: typer.Context,
     ref: str,
     predicate_type: Annotated[
-        str, typer.Option("--predicate-type", help="URI naming the predicate's schema.")
+        str,
+        typer.Option("--predicate-type", metavar="URI", help="URI naming the predicate's schema."),
     ],
-    predicate: Annotated[Path, typer.Option("--predicate", help="JSON file: the predicate.")],
+    predicate: Annotated[
+        Path, typer.Option("--predicate", metavar="FILE", help="JSON file: the predicate.")
+    ],
     key: KeyOption = None,
     certificate: Annotated[
-        Path | None, typer.Option("--certificate", help="Signing certificate (PEM).")
+        Path | None,
+        typer.Option("--certificate", metavar="FILE", help="Signing certificate (PEM)."),
     ] = None,
     certificate_chain: ChainOption = None,
     sigstore: Annotated[bool, typer.Option("--sigstore", help="Sign keylessly.")] = False,
-    identity_token: Annotated[str | None, typer.Option("--identity-token")] = None,
+    identity_token: Annotated[
+        str | None,
+        typer.Option(
+            "--identity-token",
+            metavar="TOKEN",
+            help="OIDC token for --sigstore (else from the environment).",
+        ),
+    ] = None,
     passphrase_env: Annotated[
-        str | None, typer.Option("--passphrase-env", help="Variable holding the key's passphrase.")
+        str | None,
+        typer.Option(
+            "--passphrase-env", metavar="VAR", help="Variable holding the key's passphrase."
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -104,7 +123,9 @@ def attest(
 def attach(
     ctx: typer.Context,
     ref: str,
-    bundle: Annotated[Path, typer.Argument(help="Sigstore bundle holding a DSSE attestation.")],
+    bundle: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Sigstore bundle holding a DSSE attestation.")
+    ],
     key: KeyOption = None,
     certificate_chain: ChainOption = None,
     identity: IdentityOption = None,

@@ -51,10 +51,16 @@ def _write_new_file(path: Path, data: bytes, mode: int) -> None:
 @keys_app.command("generate")
 def generate(
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Where to write the new private key (PEM).")
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="FILE", help="Where to write the new private key (PEM)."
+        ),
     ],
     curve: Annotated[
-        str, typer.Option("--curve", help="Elliptic curve: p256 or p384.", show_default=True)
+        str,
+        typer.Option(
+            "--curve", metavar="CURVE", help="Elliptic curve: p256 or p384.", show_default=True
+        ),
     ] = "p256",
     passphrase_env: PassphraseEnvOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -82,10 +88,13 @@ def generate(
 
 @keys_app.command("public")
 def public(
-    key: Annotated[Path, typer.Argument(help="Private key (PEM).", show_default=False)],
+    key: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Private key (PEM).", show_default=False)
+    ],
     passphrase_env: PassphraseEnvOption = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the public key here, not stdout.")
+        Path | None,
+        typer.Option("--out", "-o", metavar="FILE", help="Write the public key here, not stdout."),
     ] = None,
 ) -> None:
     """Print (or write) the public key of a private key, as PEM."""

@@ -19,7 +19,7 @@ def lineage(
     ] = False,
     mermaid: Annotated[bool, typer.Option("--mermaid", help="Print a Mermaid flowchart.")] = False,
     depth: Annotated[
-        int | None, typer.Option("--depth", min=1, help="Walk at most N hops.")
+        int | None, typer.Option("--depth", min=1, metavar="N", help="Walk at most N hops.")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:

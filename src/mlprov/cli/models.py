@@ -16,8 +16,12 @@ models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
 @models_app.command("list")
 def list_models(
     ctx: typer.Context,
-    prefix: Annotated[str | None, typer.Option("--prefix", help="Only names starting so.")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only with tag K=V.")] = None,
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", metavar="TEXT", help="Only names starting so.")
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", metavar="KEY=VALUE", help="Only with tag K=V.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """List registered models (search by name prefix and tags)."""
@@ -67,8 +71,12 @@ def show_model(ctx: typer.Context, name: str, as_json: JsonOption = False) -> No
 def create_model(
     ctx: typer.Context,
     name: str,
-    description: Annotated[str, typer.Option("--description")] = "",
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag K=V (repeatable).")] = None,
+    description: Annotated[
+        str, typer.Option("--description", metavar="TEXT", help="Model description.")
+    ] = "",
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", metavar="KEY=VALUE", help="Tag K=V (repeatable).")
+    ] = None,
 ) -> None:
     """Create an empty registered model."""
     record = (
@@ -83,8 +91,12 @@ def create_model(
 def tag_model(
     ctx: typer.Context,
     name: str,
-    tags: Annotated[list[str] | None, typer.Argument(help="K=V pairs to set.")] = None,
-    remove: Annotated[list[str] | None, typer.Option("--remove", help="Tag key to remove.")] = None,
+    tags: Annotated[
+        list[str] | None, typer.Argument(metavar="KEY=VALUE", help="Tags to set.")
+    ] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", metavar="KEY", help="Tag key to remove.")
+    ] = None,
     reason: ReasonOption = "",
 ) -> None:
     """Set or remove model tags (audited)."""

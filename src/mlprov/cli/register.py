@@ -17,44 +17,71 @@ from mlprov.errors import InvalidInputError
 if TYPE_CHECKING:
     from mlprov.registry import VersionInput
 
-NameOption = Annotated[str, typer.Option("--name", "-n", help="Registered model name.")]
-ParamOption = Annotated[list[str] | None, typer.Option("--param", help="Param K=V (repeatable).")]
-ParamsFile = Annotated[Path | None, typer.Option("--params", help="JSON or YAML file of params.")]
+NameOption = Annotated[
+    str, typer.Option("--name", "-n", metavar="NAME", help="Registered model name.")
+]
+ParamOption = Annotated[
+    list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help="Param K=V (repeatable).")
+]
+ParamsFile = Annotated[
+    Path | None, typer.Option("--params", metavar="FILE", help="JSON or YAML file of params.")
+]
 MetricOption = Annotated[
-    list[str] | None, typer.Option("--metric", help="Metric K=V (repeatable).")
+    list[str] | None, typer.Option("--metric", metavar="KEY=VALUE", help="Metric K=V (repeatable).")
 ]
 MetricsFile = Annotated[
-    Path | None, typer.Option("--metrics", help="JSON or YAML file of metrics.")
+    Path | None, typer.Option("--metrics", metavar="FILE", help="JSON or YAML file of metrics.")
 ]
-TagOption = Annotated[list[str] | None, typer.Option("--tag", help="Tag K=V (repeatable).")]
+TagOption = Annotated[
+    list[str] | None, typer.Option("--tag", metavar="KEY=VALUE", help="Tag K=V (repeatable).")
+]
 DatasetOption = Annotated[
     list[str] | None,
-    typer.Option("--dataset", help="Dataset NAME=URI@sha256:HEX (repeatable)."),
+    typer.Option("--dataset", metavar="NAME=URI", help="Dataset NAME=URI@sha256:HEX (repeatable)."),
 ]
 ParentOption = Annotated[
     list[str] | None,
-    typer.Option("--parent", help="Parent version NAME@VERSION or NAME/VERSION (repeatable)."),
+    typer.Option(
+        "--parent", metavar="REF", help="Parent version NAME@VERSION or NAME/VERSION (repeatable)."
+    ),
 ]
 LineageOption = Annotated[
     list[str] | None,
     typer.Option(
         "--lineage",
+        metavar="RELATION=REF",
         help="Lineage edge RELATION=TARGET, e.g. base=llama/3 or teacher=hf://x@sha256:HEX.",
     ),
 ]
-SourceOption = Annotated[str | None, typer.Option("--source", help="Source URI of the artefact.")]
-RunIdOption = Annotated[str | None, typer.Option("--run-id", help="Training run id.")]
-CommitOption = Annotated[str | None, typer.Option("--commit", help="Code commit SHA.")]
-RepoOption = Annotated[str | None, typer.Option("--code-repo", help="Code repository URL.")]
-DescriptionOption = Annotated[str, typer.Option("--description", help="Version description.")]
+SourceOption = Annotated[
+    str | None, typer.Option("--source", metavar="URI", help="Source URI of the artefact.")
+]
+RunIdOption = Annotated[str | None, typer.Option("--run-id", metavar="ID", help="Training run id.")]
+CommitOption = Annotated[
+    str | None, typer.Option("--commit", metavar="SHA", help="Code commit SHA.")
+]
+RepoOption = Annotated[
+    str | None, typer.Option("--code-repo", metavar="URL", help="Code repository URL.")
+]
+DescriptionOption = Annotated[
+    str, typer.Option("--description", metavar="TEXT", help="Version description.")
+]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 BuilderOption = Annotated[
-    str | None, typer.Option("--builder-id", help="URI of the system that trained the model.")
+    str | None,
+    typer.Option("--builder-id", metavar="URI", help="URI of the system that trained the model."),
 ]
-StartedOption = Annotated[str | None, typer.Option("--started", help="Run start, RFC 3339.")]
-FinishedOption = Annotated[str | None, typer.Option("--finished", help="Run end, RFC 3339.")]
+StartedOption = Annotated[
+    str | None, typer.Option("--started", metavar="TIME", help="Run start, RFC 3339.")
+]
+FinishedOption = Annotated[
+    str | None, typer.Option("--finished", metavar="TIME", help="Run end, RFC 3339.")
+]
 CardOption = Annotated[
-    Path | None, typer.Option("--card", help="Model card YAML (the prose; see docs/provenance.md).")
+    Path | None,
+    typer.Option(
+        "--card", metavar="FILE", help="Model card YAML (the prose; see docs/provenance.md)."
+    ),
 ]
 NoGitOption = Annotated[
     bool,
@@ -156,7 +183,7 @@ def _when(text: str) -> datetime:
 
 def register(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="Model file or folder.")],
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Model file or folder.")],
     name: NameOption,
     param: ParamOption = None,
     params: ParamsFile = None,
@@ -178,9 +205,12 @@ def register(
     no_git: NoGitOption = False,
     capture_environment: EnvironmentOption = False,
     hash_algorithm: Annotated[
-        str, typer.Option("--hash", help="sha256, blake2b or blake3.")
+        str,
+        typer.Option("--hash", metavar="ALGORITHM", help="File digest: sha256, blake2b or blake3."),
     ] = "sha256",
-    allow_symlinks: Annotated[bool, typer.Option("--allow-symlinks")] = False,
+    allow_symlinks: Annotated[
+        bool, typer.Option("--allow-symlinks", help="Follow symlinks that stay inside the model.")
+    ] = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:

@@ -10,7 +10,7 @@ from mlprov.cli._state import state
 
 
 def resolve(ctx: typer.Context, ref: str, as_json: JsonOption = False) -> None:
-    """Resolve NAME/VERSION, NAME@ALIAS or models:/... to a version and its digest."""
+    """Resolve NAME/VERSION, NAME@ALIAS or a models:/ URI to a version and its digest."""
     record = state(ctx).registry().resolve(ref)
     if as_json:
         print_json(

@@ -48,6 +48,7 @@ IgnorePathsOption = Annotated[
     list[str] | None,
     typer.Option(
         "--ignore-paths",
+        metavar="PATH",
         help="Path (relative to the model root) left out of the signature (repeatable).",
     ),
 ]
@@ -58,17 +59,26 @@ QuietFlag = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.
 def sign(
     ctx: typer.Context,
     model_path: Annotated[
-        Path, typer.Argument(help="Model file or folder to sign.", show_default=False)
+        Path,
+        typer.Argument(metavar="PATH", help="Model file or folder to sign.", show_default=False),
     ],
     key: Annotated[
-        Path | None, typer.Option("--key", help="Private key (PEM), alone or with --certificate.")
+        Path | None,
+        typer.Option(
+            "--key", metavar="FILE", help="Private key (PEM), alone or with --certificate."
+        ),
     ] = None,
     certificate: Annotated[
-        Path | None, typer.Option("--certificate", help="Signing certificate (PEM) for --key.")
+        Path | None,
+        typer.Option("--certificate", metavar="FILE", help="Signing certificate (PEM) for --key."),
     ] = None,
     certificate_chain: Annotated[
         list[Path] | None,
-        typer.Option("--certificate-chain", help="Chain to embed after the leaf (repeatable)."),
+        typer.Option(
+            "--certificate-chain",
+            metavar="FILE",
+            help="Chain to embed after the leaf (repeatable).",
+        ),
     ] = None,
     sigstore: Annotated[
         bool, typer.Option("--sigstore", help="Sign keylessly with Sigstore (needs a network).")
@@ -76,15 +86,22 @@ def sign(
     identity_token: Annotated[
         str | None,
         typer.Option(
-            "--identity-token", help="OIDC token for --sigstore (else from the environment)."
+            "--identity-token",
+            metavar="TOKEN",
+            help="OIDC token for --sigstore (else from the environment).",
         ),
     ] = None,
     signature: Annotated[
         Path | None,
-        typer.Option("--signature", help="Where to write the signature (default MODEL/model.sig)."),
+        typer.Option(
+            "--signature",
+            metavar="FILE",
+            help="Where to write the signature (default MODEL/model.sig).",
+        ),
     ] = None,
     hash_algorithm: Annotated[
-        str, typer.Option("--hash", help="File digest: sha256, blake2b or blake3.")
+        str,
+        typer.Option("--hash", metavar="ALGORITHM", help="File digest: sha256, blake2b or blake3."),
     ] = "sha256",
     ignore_paths: IgnorePathsOption = None,
     allow_symlinks: Annotated[
@@ -101,6 +118,7 @@ def sign(
         typer.Option(
             "--name",
             "-n",
+            metavar="NAME",
             help="Also register the signed model as this model's next version, with signed "
             "provenance, ML-BOM and model card.",
         ),
@@ -269,26 +287,37 @@ def verify(
     target: Annotated[
         str,
         typer.Argument(
+            metavar="PATH|REF",
             help="Model file or folder, or a registered version (NAME/3, NAME@ALIAS).",
             show_default=False,
         ),
     ],
     signature: Annotated[
         Path | None,
-        typer.Option("--signature", help="Signature file (default MODEL/model.sig)."),
+        typer.Option(
+            "--signature", metavar="FILE", help="Signature file (default MODEL/model.sig)."
+        ),
     ] = None,
-    key: Annotated[Path | None, typer.Option("--key", help="Trusted public key (PEM).")] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", metavar="FILE", help="Trusted public key (PEM).")
+    ] = None,
     certificate_chain: Annotated[
         list[Path] | None,
         typer.Option(
-            "--certificate-chain", help="Trusted root or CA certificate (PEM, repeatable)."
+            "--certificate-chain",
+            metavar="FILE",
+            help="Trusted root or CA certificate (PEM, repeatable).",
         ),
     ] = None,
     identity: Annotated[
-        str | None, typer.Option("--identity", help="Trusted Sigstore identity (e-mail, URI).")
+        str | None,
+        typer.Option(
+            "--identity", metavar="IDENTITY", help="Trusted Sigstore identity (e-mail, URI)."
+        ),
     ] = None,
     issuer: Annotated[
-        str | None, typer.Option("--issuer", help="OIDC issuer of the Sigstore identity.")
+        str | None,
+        typer.Option("--issuer", metavar="URL", help="OIDC issuer of the Sigstore identity."),
     ] = None,
     ignore_paths: IgnorePathsOption = None,
     quiet: QuietFlag = False,
@@ -296,7 +325,9 @@ def verify(
     local_copy: Annotated[
         Path | None,
         typer.Option(
-            "--path", help="With a registered version: verify this local copy of its files."
+            "--path",
+            metavar="DIR",
+            help="With a registered version: verify this local copy of its files.",
         ),
     ] = None,
 ) -> None:

@@ -72,7 +72,9 @@ def show_version_table(record: ModelVersion) -> None:
 @versions_app.command("show")
 def show_version(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME/VERSION, NAME@ALIAS or models:/...")],
+    ref: Annotated[
+        str, typer.Argument(metavar="REF", help="NAME/VERSION, NAME@ALIAS or a models:/ URI.")
+    ],
     files: Annotated[bool, typer.Option("--files", help="Also list every file.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -99,8 +101,12 @@ def show_version(
 def tag_version(
     ctx: typer.Context,
     ref: str,
-    tags: Annotated[list[str] | None, typer.Argument(help="K=V pairs to set.")] = None,
-    remove: Annotated[list[str] | None, typer.Option("--remove", help="Tag key to remove.")] = None,
+    tags: Annotated[
+        list[str] | None, typer.Argument(metavar="KEY=VALUE", help="Tags to set.")
+    ] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", metavar="KEY", help="Tag key to remove.")
+    ] = None,
     reason: ReasonOption = "",
 ) -> None:
     """Set or remove version tags (audited; the only change a version allows besides its

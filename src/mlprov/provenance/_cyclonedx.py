@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from mlprov._version import __version__
 from mlprov.errors import InvalidInputError, MalformedDocumentError
 from mlprov.manifest import Digest
 from mlprov.provenance._capture import MetricKey, flatten_params
@@ -279,8 +280,6 @@ def bom_document(inputs: ProvenanceInputs) -> dict[str, Any]:
     from cyclonedx.model.component import Component, ComponentType  # noqa: PLC0415
     from cyclonedx.output.json import JsonV1Dot6  # noqa: PLC0415
     from packageurl import PackageURL  # noqa: PLC0415
-
-    from mlprov import __version__  # noqa: PLC0415 - the package root imports lazily
 
     card = inputs.card if inputs.card is not None else ModelCardSpec()
 

@@ -13,8 +13,9 @@ A key or certificate carried inside a bundle is never trusted by itself:
   leaf "MUST be within its validity period" and no trusted timestamp is verified for
   certificate bundles.
 * :class:`SigstoreTrust` - an identity and OIDC issuer. Verified offline by the
-  ``sigstore`` package against the public-good ``trusted_root.json`` it ships (or one
-  given), never refreshed over the network; ``sigstore`` is imported only here.
+  ``sigstore`` package against the public-good trusted root it ships (or a trusted root
+  file given), read through sigstore's public API in offline mode and never refreshed
+  over the network; ``sigstore`` is imported only here.
 
 :class:`Trust` is the plug-in point: the public :meth:`Trust.authenticate` checks that
 the bundle's signing method is the one this trust handles and maps foreign errors;
@@ -25,8 +26,10 @@ from __future__ import annotations
 
 import abc
 import base64
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from mlprov.config import Limits
@@ -34,6 +37,7 @@ from mlprov.errors import (
     ConfigError,
     InvalidInputError,
     MalformedDocumentError,
+    NotFoundError,
     SignatureError,
 )
 from mlprov.signing._bundle import SignatureBundle, SigningMethod
@@ -50,6 +54,7 @@ from mlprov.signing._keys import (
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+    from sigstore.models import TrustedRoot
 
 __all__ = [
     "CertificateTrust",
@@ -223,56 +228,91 @@ class CertificateTrust(Trust):
         )
 
 
-#: The public-good trusted root shipped inside the sigstore package.
-_PUBLIC_GOOD_ROOT = (
-    "sigstore._store",
-    "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev",
-    "trusted_root.json",
-)
+class _OfflineNotice(logging.Filter):
+    """Drops sigstore's "loaded in offline mode" warning, which mlprov asks for on purpose.
+
+    Without a logging configuration Python prints warnings to stderr, so the notice would
+    break the CLI's one-line output on every Sigstore verification.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("TUF repository is loaded in offline mode")
+
+
+_OFFLINE_NOTICE = _OfflineNotice()
+
+
+def _public_good_root() -> TrustedRoot:
+    """The Sigstore public-good trusted root, offline, through sigstore's public API.
+
+    ``ClientTrustConfig.production(offline=True)`` never touches the network: it seeds
+    sigstore's TUF cache (``$XDG_CACHE_HOME/sigstore-python``, else ``~/.cache``) with the
+    trusted root bundled in the package when the cache has none, and reads the cache. A
+    root that an online ``sigstore`` run refreshed there is used as it stands.
+    """
+    from sigstore.errors import Error as SigstoreError  # noqa: PLC0415
+    from sigstore.models import ClientTrustConfig  # noqa: PLC0415
+
+    # The logger of sigstore's TUF module (sigstore 4.x); addFilter ignores a repeat.
+    logging.getLogger("sigstore._internal.tuf").addFilter(_OFFLINE_NOTICE)
+    try:
+        return ClientTrustConfig.production(offline=True).trusted_root
+    except OSError as e:
+        raise ConfigError(
+            f"Sigstore's trust cache cannot be prepared ({e.strerror or e}: {e.filename}); "
+            "point XDG_CACHE_HOME at a writable folder"
+        ) from e
+    except (SigstoreError, ValueError) as e:
+        raise ConfigError(f"the Sigstore public-good trusted root cannot be read: {e}") from e
+
+
+def _trusted_root_file(path: Path) -> TrustedRoot:
+    from sigstore.errors import Error as SigstoreError  # noqa: PLC0415
+    from sigstore.models import TrustedRoot  # noqa: PLC0415
+
+    try:
+        return TrustedRoot.from_file(str(path))
+    except FileNotFoundError as e:
+        raise NotFoundError(f"Sigstore trusted root {path}: no such file") from e
+    except OSError as e:
+        raise ConfigError(f"Sigstore trusted root {path}: {e.strerror or e}") from e
+    except (SigstoreError, ValueError) as e:
+        raise ConfigError(f"Sigstore trusted root {path} cannot be read: {e}") from e
 
 
 class SigstoreTrust(Trust):
-    """Trust Sigstore signatures by one identity from one OIDC issuer, verified offline."""
+    """Trust Sigstore signatures by one identity from one OIDC issuer, verified offline.
+
+    ``trusted_root`` names a ``trusted_root.json`` file (e.g. of a private Sigstore
+    instance); without it the public-good root that ships with ``sigstore`` is used.
+    """
 
     method = "sigstore"
 
-    def __init__(self, identity: str, issuer: str, *, trusted_root: bytes | None = None) -> None:
+    def __init__(self, identity: str, issuer: str, *, trusted_root: Path | None = None) -> None:
         if not identity or not issuer:
             raise InvalidInputError("Sigstore trust needs both --identity and --issuer")
         self.identity = identity
         self.issuer = issuer
         self._trusted_root = trusted_root
 
-    def _root_bytes(self) -> bytes:
-        if self._trusted_root is not None:
-            return self._trusted_root
-        from importlib import resources  # noqa: PLC0415
-
-        package, folder, name = _PUBLIC_GOOD_ROOT
-        try:
-            return resources.files(package).joinpath(folder).joinpath(name).read_bytes()
-        except (ModuleNotFoundError, FileNotFoundError) as e:
-            raise ConfigError(
-                "the Sigstore public-good trusted root was not found; install 'sigstore'"
-            ) from e
-
     def _authenticate(
         self, bundle: SignatureBundle, *, now: datetime, limits: Limits, record: CheckRecorder
     ) -> SignerIdentity:
         try:
+            # Imported here: sigstore costs about 0.3 s, and only Sigstore bundles need it.
             from sigstore.errors import Error as SigstoreError  # noqa: PLC0415
-            from sigstore.models import Bundle, TrustedRoot  # noqa: PLC0415
+            from sigstore.models import Bundle  # noqa: PLC0415
             from sigstore.verify import Verifier, policy  # noqa: PLC0415
-            from sigstore_models.trustroot import v1 as trustroot_v1  # noqa: PLC0415
         except ImportError as e:
             raise ConfigError(
-                "verifying a Sigstore signature needs the optional 'sigstore' package: "
-                "pip install 'mlprov[sigstore]'"
+                "the 'sigstore' package, a dependency of mlprov, is missing: "
+                "pip install 'sigstore>=4.0,<5'"
             ) from e
-        try:
-            root = TrustedRoot(trustroot_v1.TrustedRoot.from_json(self._root_bytes()))
-        except (SigstoreError, ValueError) as e:
-            raise ConfigError(f"the Sigstore trusted root cannot be read: {e}") from e
+        if self._trusted_root is None:
+            root = _public_good_root()
+        else:
+            root = _trusted_root_file(self._trusted_root)
         try:
             parsed = Bundle.from_json(bundle.raw)
         except (SigstoreError, ValueError) as e:
