@@ -285,6 +285,14 @@ def hash_model(
     return hash_files(files, algorithm, progress=progress, workers=workers)
 
 
+def available_cpus() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under ``taskset``)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
 def shard_names(files: Iterable[ModelFile], shard_size: int) -> list[str]:
     """The shard resource names of the listed files, without reading them."""
     return [
@@ -361,7 +369,7 @@ def hash_shards(
         (item, start, end) for item in files for start, end in shard_ranges(item.size, shard_size)
     ]
     tasks.sort(key=lambda task: task[2] - task[1], reverse=True)
-    pool_size = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    pool_size = max(1, min(workers or available_cpus(), len(tasks)))
     local = threading.local()
 
     def work(task: tuple[ModelFile, int, int]) -> FileEntry:
