@@ -3,6 +3,7 @@
     python benchmarks/bench_signing.py                      # 2 GiB in 8 files, 5 repeats
     python benchmarks/bench_signing.py --markdown           # also print Markdown tables
     python benchmarks/bench_signing.py --size-gib 0.25 --repeats 3
+    python benchmarks/bench_signing.py --shards             # one 2 GiB file, --shard-size
 
 What is measured, each command as a separate process (as a user or a serving container
 runs it), all in ONE run with the tools interleaved within every repeat (the order rotates
@@ -25,6 +26,15 @@ The model (random-ish bytes written in chunks, never held in memory) and the P-2
 (``mlprov keys generate``) are generated in ``--workdir`` (default a temporary folder,
 removed afterwards); the page cache is warmed by reading every file once, so every tool is
 measured with the model in memory.
+
+``--shards`` runs the shard benchmark instead, also in ONE run with the commands
+interleaved: ONE file of ``--size-gib`` (default 2 GiB, written under ``/tmp`` and deleted
+afterwards) signed by ``mlprov sign FILE --key K`` without shards and with
+``--shard-size`` (512 MiB, four equal shards, and the spec's default 1,000,000,000 bytes),
+the sharded one also pinned to 1 core, 2 cores, ... with ``taskset`` (mlprov sizes its
+shard pool from the process's CPU affinity), printing wall time and speed-up per worker
+count so the figure of a larger machine can be read from it; plus the start-up of
+``mlprov verify PATH --key`` on a 1 MB model (target < 0.2 s, with ``sigstore`` installed).
 
 ``PYTHONDONTWRITEBYTECODE`` is removed from the children's environment and every command
 runs once before measuring: without bytecode for mlprov's own (editable) sources every
@@ -244,7 +254,10 @@ def main() -> int:
     parser.add_argument("--startup-repeats", type=int, default=10, help="runs for start-up")
     parser.add_argument("--workdir", type=Path, default=None, help="kept if given")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    parser.add_argument("--shards", action="store_true", help="the shard benchmark instead")
     args = parser.parse_args()
+    if args.shards:
+        return bench_shards(args, tool("mlprov"), child_env())
 
     mlprov = tool("mlprov")
     model_signing = tool("model_signing")
@@ -445,6 +458,131 @@ def report(
         print(f"| {label} <= {target:g} | {value:.2f} | {'yes' if value <= target else 'no'} |")
     print(f"| mlprov verify of 1 MB < 0.5 s | {startup:.3f} s | "
           f"{'yes' if startup < 0.5 else 'no'} |")  # fmt: skip
+
+
+# --- shards: one large file on every core -------------------------------------------------
+
+SHARD_SIZES = {"512 MiB": 512 * 1024 * 1024, "1 GB (spec default)": 1_000_000_000}
+
+
+def _affinity_prefix(cores: int) -> list[str]:
+    if cores >= (os.cpu_count() or 1) or not shutil.which("taskset"):
+        return []
+    return ["taskset", "-c", ",".join(str(c) for c in range(cores))]
+
+
+def bench_shards(args: argparse.Namespace, mlprov: str, env: dict[str, str]) -> int:
+    total = int(args.size_gib * GIB)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-shards-", dir="/tmp"))
+    try:
+        big, small, scratch = workdir / "big", workdir / "small", workdir / "scratch"
+        scratch.mkdir()
+        print(f"generating one {total / GIB:g} GiB file in {big} ...", flush=True)
+        make_model(big, total, 1)
+        make_model(small, 1_000_000, 1)
+        key, pub = workdir / "key.pem", workdir / "key.pub"
+        subprocess.run([mlprov, "keys", "generate", "--out", str(key)], env=env, check=True,
+                       capture_output=True)  # fmt: skip
+        subprocess.run([mlprov, "keys", "public", str(key), "--out", str(pub)], env=env,
+                       check=True, capture_output=True)  # fmt: skip
+        file = str(next(big.iterdir()))
+        small_sig = str(workdir / "small.sig")
+        subprocess.run([mlprov, "sign", str(small), "--key", str(key), "--signature", small_sig,
+                        "--quiet"], env=env, check=True, capture_output=True)  # fmt: skip
+
+        def sign(*extra: str) -> list[str]:
+            out = str(workdir / "out.sig")
+            return [mlprov, "sign", file, "--key", str(key), "--signature", out, "--quiet", *extra]
+
+        cores = os.cpu_count() or 1
+        commands: dict[str, list[str]] = {"no shards": sign()}
+        for label, size in SHARD_SIZES.items():
+            commands[f"--shard-size {label}"] = sign("--shard-size", str(size))
+        scaling = SHARD_SIZES["512 MiB"]
+        for workers in range(1, cores):
+            commands[f"--shard-size 512 MiB, {workers} worker(s)"] = [
+                *_affinity_prefix(workers),
+                *sign("--shard-size", str(scaling)),
+            ]
+        startup = [mlprov, "verify", str(small), "--signature", small_sig, "--key", str(pub),
+                   "--quiet"]  # fmt: skip
+
+        print("warming the page cache and bytecode ...", flush=True)
+        warm(big)
+        for cmd in [*commands.values(), startup]:
+            run(cmd, env, scratch)
+        samples = {name: Sample() for name in commands}
+        names = list(commands)
+        for repeat in range(args.repeats):
+            order = names[repeat % len(names) :] + names[: repeat % len(names)]
+            for name in order:
+                wall, rss, cpu = run(commands[name], env, scratch)
+                samples[name].wall.append(wall)
+                samples[name].rss_kib.append(rss)
+                samples[name].cpu.append(cpu)
+            print(f"repeat {repeat + 1}/{args.repeats} done (load {load()})", flush=True)
+        start = Sample()
+        for _ in range(args.startup_repeats):
+            wall, rss, cpu = run(startup, env, scratch)
+            start.wall.append(wall)
+            start.rss_kib.append(rss)
+            start.cpu.append(cpu)
+        report_shards(args, samples, start, total, cores)
+        return 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report_shards(
+    args: argparse.Namespace, samples: dict[str, Sample], start: Sample, total: int, cores: int
+) -> None:
+    gib = total / GIB
+    print()
+    print(f"machine: {cores} cores ({cpu_model()}), python {platform.python_version()}, "
+          f"mlprov {version('mlprov')}, sigstore {version('sigstore')} installed; one "
+          f"{gib:g} GiB file, {args.repeats} repeats interleaved")  # fmt: skip
+    rows = [(name, s.median, min(s.wall), max(s.wall), s.cpu_median, s.peak_mib)
+            for name, s in samples.items()]  # fmt: skip
+    width = max(len(r[0]) for r in rows)
+    print(f"{'mlprov sign FILE':<{width}}  {'median s':>8}  {'min-max s':>11}  {'GiB/s':>6}  "
+          f"{'CPU s':>6}  {'peak RSS MiB':>12}")  # fmt: skip
+    for name, median, low, high, cpu, peak in rows:
+        print(f"{name:<{width}}  {median:8.3f}  {low:5.2f}-{high:5.2f}  {gib / median:6.2f}  "
+              f"{cpu:6.2f}  {peak:12.1f}")  # fmt: skip
+    plain = samples["no shards"].median
+    sharded = samples["--shard-size 512 MiB"].median
+    ratio = sharded / plain
+    print()
+    print("scaling of --shard-size 512 MiB with worker count (taskset):")
+    single = samples.get("--shard-size 512 MiB, 1 worker(s)", samples["--shard-size 512 MiB"])
+    for workers in range(1, cores + 1):
+        name = (
+            "--shard-size 512 MiB"
+            if workers == cores
+            else f"--shard-size 512 MiB, {workers} worker(s)"
+        )
+        median = samples[name].median
+        speedup = single.median / median
+        print(f"  {workers} worker(s): {median:6.3f} s, speed-up {speedup:4.2f}, "
+              f"efficiency {speedup / workers:4.2f}")  # fmt: skip
+    print()
+    print(f"{'sharded / unsharded sign, wall':<44} {fmt_ratio(ratio, 0.6)}")
+    ok = start.median < 0.2
+    print(f"{'mlprov verify --key of 1 MB, wall s':<44} {start.median:.3f} (target < 0.2: "
+          f"{'met' if ok else 'MISSED'})")  # fmt: skip
+    if not args.markdown:
+        return
+    print()
+    print(
+        "| `mlprov sign FILE` | median wall (s) | min-max (s) | GiB/s | CPU (s) | peak RSS (MiB) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, median, low, high, cpu, peak in rows:
+        print(f"| {name} | {median:.2f} | {low:.2f}-{high:.2f} | {gib / median:.2f} | "
+              f"{cpu:.2f} | {peak:.0f} |")  # fmt: skip
+    print(f"| `mlprov verify --key` 1 MB (start-up) | {start.median:.3f} | "
+          f"{min(start.wall):.3f}-{max(start.wall):.3f} | | {start.cpu_median:.2f} | "
+          f"{start.peak_mib:.0f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

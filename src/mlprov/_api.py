@@ -14,7 +14,8 @@ __all__ = ["sign", "verify", "verify_or_raise"]
 def sign(path: str | Path, *, signer: Signer, **options: Any) -> SignResult:
     """Hash a model file or folder, sign it (OMS v1.0) and write the detached signature
     (default ``model.sig`` inside the folder). Options: ``signature_path``,
-    ``hash_algorithm`` (sha256, blake2b, blake3), ``ignore_paths``, ``allow_symlinks``."""
+    ``hash_algorithm`` (sha256, blake2b, blake3), ``ignore_paths``, ``allow_symlinks``,
+    ``shard_size`` (bytes: OMS shard serialization)."""
     from mlprov.signing import sign_model  # noqa: PLC0415
 
     return sign_model(Path(path), signer, **options)
@@ -38,7 +39,9 @@ def verify(
 ) -> VerificationReport:
     """Verify a model against its detached signature and ``trust``: a report with one
     check per step (``report.passed``, ``report.checks``); never raises for a failed
-    check. ``signature`` is the bundle's bytes or its path (default ``model.sig``)."""
+    check. ``signature`` is the bundle's bytes or its path (default ``model.sig``).
+    Options: ``ignore_paths``, ``ignore_unsigned_files`` (files present but not signed
+    are tolerated and listed in ``report.unsigned_files``), ``limits``, ``now``."""
     from mlprov.signing import verify_model  # noqa: PLC0415
 
     model = Path(path)

@@ -11,6 +11,11 @@ unless ``allow_symlinks``, and with it any symlink whose target leaves the model
 Speed: files are hashed in parallel on every core (``hashlib`` and ``blake3`` release the
 GIL on large buffers), each read with ``readinto`` into one reusable buffer per worker,
 so peak memory is ``workers x chunk size`` whatever the file sizes are.
+
+Shard serialization (OMS v1.0 section 6.3.2, :func:`hash_shards`) splits every file into
+``shard_size`` byte ranges and hashes the ranges on a pool of workers, each reading its
+range with ``os.pread`` into its own buffer: one large file then uses every core, with the
+same bounded memory.
 """
 
 from __future__ import annotations
@@ -18,20 +23,32 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from mlprov.errors import NotFoundError, StorageError, UnsafePathError
-from mlprov.manifest import SINGLE_FILE_NAME, Digest, FileEntry, Manifest, new_hasher
+from mlprov.errors import InvalidInputError, NotFoundError, StorageError, UnsafePathError
+from mlprov.manifest import (
+    SINGLE_FILE_NAME,
+    Digest,
+    FileEntry,
+    Manifest,
+    new_hasher,
+    shard_count,
+    shard_name,
+    shard_ranges,
+)
 
 __all__ = [
     "DEFAULT_IGNORED_NAMES",
     "ModelFile",
     "hash_file",
     "hash_model",
+    "hash_shards",
     "list_model_files",
+    "shard_names",
 ]
 
 #: Ignored at the model root, as the reference tool does (matched by whole components).
@@ -248,10 +265,125 @@ def hash_model(
     allow_symlinks: bool = False,
     progress: ProgressCallback | None = None,
     workers: int | None = None,
+    shard_size: int | None = None,
+    max_entries: int | None = None,
 ) -> Manifest:
-    """Hash every file of a model into a manifest, files in parallel on every core."""
+    """Hash every file of a model into a manifest, files in parallel on every core.
+
+    With ``shard_size``, a shard manifest (see :func:`hash_shards`).
+    """
     files = list_model_files(model_path, ignore_paths=ignore_paths, allow_symlinks=allow_symlinks)
+    if shard_size is not None:
+        return hash_shards(
+            files,
+            algorithm,
+            shard_size,
+            progress=progress,
+            workers=workers,
+            max_entries=max_entries,
+        )
     return hash_files(files, algorithm, progress=progress, workers=workers)
+
+
+def available_cpus() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under ``taskset``)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def shard_names(files: Iterable[ModelFile], shard_size: int) -> list[str]:
+    """The shard resource names of the listed files, without reading them."""
+    return [
+        shard_name(item.name, start, end)
+        for item in files
+        for start, end in shard_ranges(item.size, shard_size)
+    ]
+
+
+def _hash_range(
+    item: ModelFile,
+    start: int,
+    end: int,
+    algorithm: str,
+    buffer: bytearray,
+    progress: ProgressCallback | None,
+) -> FileEntry:
+    """Digest of bytes ``[start, end)`` of one file, read with ``os.pread`` into ``buffer``."""
+    hasher = new_hasher(algorithm, multithreaded=False)
+    view = memoryview(buffer)
+    fd = _open_regular(item.path, item.name)
+    offset = start
+    try:
+        while offset < end:
+            want = min(len(buffer), end - offset)
+            try:
+                count = os.preadv(fd, [view[:want]], offset)
+            except OSError as e:
+                raise StorageError(f"{item.name}: read failed: {e.strerror}") from e
+            if not count:
+                raise StorageError(
+                    f"{item.name}: shrank while hashing (ends at {offset}, expected {end} bytes)"
+                )
+            hasher.update(view[:count])
+            offset += count
+            if progress is not None:
+                progress(count)
+        # The ranges come from the size listed; bytes appended since would go unhashed.
+        if end == item.size and os.fstat(fd).st_size != item.size:
+            raise StorageError(f"{item.name}: changed size while hashing")
+    finally:
+        view.release()
+        os.close(fd)
+    return FileEntry(
+        shard_name(item.name, start, end), Digest(algorithm, hasher.hexdigest()), end - start
+    )
+
+
+def hash_shards(
+    files: list[ModelFile],
+    algorithm: str,
+    shard_size: int,
+    *,
+    progress: ProgressCallback | None = None,
+    workers: int | None = None,
+    max_entries: int | None = None,
+) -> Manifest:
+    """Hash listed files as ``shard_size`` byte ranges into a shard manifest.
+
+    The ranges of all files go to one pool of ``workers`` threads (default: every core),
+    largest first; each worker keeps one buffer, so memory stays ``workers x chunk size``.
+    A file that is empty gives no range (OMS v1.0 section 6.3.2 step 1).
+    """
+    new_hasher(algorithm)  # refuse an unknown algorithm before any work
+    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+        raise InvalidInputError(f"shard size {shard_size!r} must be a positive number of bytes")
+    count = sum(shard_count(item.size, shard_size) for item in files)
+    if max_entries is not None and count > max_entries:
+        raise InvalidInputError(
+            f"{shard_size}-byte shards would give {count} manifest entries, more than the "
+            f"limit of {max_entries}; choose a larger --shard-size"
+        )
+    tasks = [
+        (item, start, end) for item in files for start, end in shard_ranges(item.size, shard_size)
+    ]
+    tasks.sort(key=lambda task: task[2] - task[1], reverse=True)
+    pool_size = max(1, min(workers or available_cpus(), len(tasks)))
+    local = threading.local()
+
+    def work(task: tuple[ModelFile, int, int]) -> FileEntry:
+        buffer = getattr(local, "buffer", None)
+        if buffer is None:
+            buffer = local.buffer = bytearray(min(CHUNK_SIZE, shard_size))
+        return _hash_range(*task, algorithm, buffer, progress)
+
+    if pool_size == 1:
+        entries = [work(task) for task in tasks]
+    else:
+        with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="mlprov-shard") as pool:
+            entries = list(pool.map(work, tasks))
+    return Manifest.of(algorithm, entries, shard_size=shard_size)
 
 
 def hash_files(

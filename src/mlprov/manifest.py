@@ -11,6 +11,12 @@ signature covers:
   order, whatever the per-file algorithm is (OMS spec v1.0, "subject"; the reference tool
   agrees), so file names are not part of it: the signature over the manifest protects them.
 
+A manifest with a ``shard_size`` is a shard manifest (OMS v1.0 section 6.3.2): each entry
+is one byte range of a file, named ``"<path>:<start>:<end>"`` (end exclusive), every range
+``shard_size`` bytes long except the last of each file, empty files left out. Entries are
+ordered by path (as above), then by start offset as a number, the order the reference tool
+writes (the spec text sorts the names as strings; see docs/adr/0011).
+
 Nothing here opens a file.
 """
 
@@ -31,6 +37,10 @@ __all__ = [
     "FileEntry",
     "Manifest",
     "check_relative_path",
+    "parse_shard_name",
+    "shard_count",
+    "shard_name",
+    "shard_ranges",
 ]
 
 #: Algorithm name -> hex digest length. Names are those of the OMS predicate.
@@ -40,6 +50,10 @@ HASH_ALGORITHMS: dict[str, int] = {"sha256": 64, "blake2b": 128, "blake3": 64}
 SINGLE_FILE_NAME = "."
 
 _HEX = re.compile(r"\A[0-9a-f]+\Z")
+
+# OMS v1.0 section 6.3.2: the byte range is the LAST two colon-separated decimal integers
+# (file names may hold colons). Canonical decimals only, so one range has one name.
+_SHARD_NAME = re.compile(r"\A(.+):(0|[1-9][0-9]*):(0|[1-9][0-9]*)\Z", re.DOTALL)
 
 
 @dataclass(frozen=True, order=True)
@@ -141,6 +155,38 @@ def check_relative_path(path: str) -> str:
     return path
 
 
+def shard_name(path: str, start: int, end: int) -> str:
+    """The resource name of bytes ``[start, end)`` of ``path`` (OMS v1.0 section 6.3.2)."""
+    return f"{path}:{start}:{end}"
+
+
+def parse_shard_name(name: str) -> tuple[str, int, int]:
+    """``(path, start, end)`` of a shard resource name; MalformedDocumentError if it is not one.
+
+    The path is checked like any manifest path; ``start < end`` is required.
+    """
+    match = _SHARD_NAME.match(name)
+    if match is None:
+        raise MalformedDocumentError(
+            f"shard resource {name[:200]!r} is not named '<path>:<start>:<end>'"
+        )
+    path, start, end = match.group(1), int(match.group(2)), int(match.group(3))
+    check_relative_path(path)
+    if start >= end:
+        raise MalformedDocumentError(f"shard resource {name[:200]!r} is an empty byte range")
+    return path, start, end
+
+
+def shard_ranges(size: int, shard_size: int) -> Iterator[tuple[int, int]]:
+    """The ``[start, end)`` ranges of a ``size``-byte file; none for an empty file."""
+    for start in range(0, size, shard_size):
+        yield start, min(start + shard_size, size)
+
+
+def shard_count(size: int, shard_size: int) -> int:
+    return -(-size // shard_size)
+
+
 @dataclass(frozen=True)
 class FileEntry:
     """One file of an artefact: relative POSIX path, size in bytes (None if unknown), digest."""
@@ -159,17 +205,50 @@ def _order_key(entry: FileEntry) -> PurePosixPath:
     return PurePosixPath(entry.path)
 
 
+def _shard_order_key(entry: FileEntry) -> tuple[PurePosixPath, int, int]:
+    path, start, end = parse_shard_name(entry.path)
+    return PurePosixPath(path), start, end
+
+
+def _check_shard_layout(files: tuple[FileEntry, ...], shard_size: int) -> None:
+    """Each file's ranges are consecutive from 0, ``shard_size`` long but the last."""
+    expected_start: dict[str, int] = {}
+    short: set[str] = set()
+    for entry in files:
+        path, start, end = parse_shard_name(entry.path)
+        if path in short or start != expected_start.get(path, 0) or end - start > shard_size:
+            raise MalformedDocumentError(
+                f"shard {entry.path[:200]!r} does not continue the consecutive "
+                f"{shard_size}-byte ranges of {path[:200]!r}"
+            )
+        if end - start < shard_size:
+            short.add(path)
+        expected_start[path] = end
+    if SINGLE_FILE_NAME in expected_start and len(expected_start) > 1:
+        raise MalformedDocumentError("a single-file manifest entry '.' cannot have siblings")
+
+
 @dataclass(frozen=True)
 class Manifest:
-    """Every file of an artefact, in OMS order, with the algorithm used for all of them."""
+    """Every file of an artefact, in OMS order, with the algorithm used for all of them.
+
+    With ``shard_size`` set, every entry is a byte range of a file (a shard manifest).
+    """
 
     algorithm: str
     files: tuple[FileEntry, ...] = field(default_factory=tuple)
+    shard_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.algorithm not in HASH_ALGORITHMS:
             raise InvalidInputError(f"unsupported digest algorithm {self.algorithm!r}")
-        ordered = tuple(sorted(self.files, key=_order_key))
+        if self.shard_size is not None:
+            if isinstance(self.shard_size, bool) or self.shard_size < 1:
+                raise InvalidInputError(f"shard size {self.shard_size!r} is not a positive integer")
+            ordered = tuple(sorted(self.files, key=_shard_order_key))
+            _check_shard_layout(ordered, self.shard_size)
+        else:
+            ordered = tuple(sorted(self.files, key=_order_key))
         seen: set[str] = set()
         for entry in ordered:
             if entry.path in seen:
@@ -184,8 +263,10 @@ class Manifest:
         object.__setattr__(self, "files", ordered)
 
     @classmethod
-    def of(cls, algorithm: str, files: Iterable[FileEntry]) -> Manifest:
-        return cls(algorithm, tuple(files))
+    def of(
+        cls, algorithm: str, files: Iterable[FileEntry], *, shard_size: int | None = None
+    ) -> Manifest:
+        return cls(algorithm, tuple(files), shard_size)
 
     def __iter__(self) -> Iterator[FileEntry]:
         return iter(self.files)
@@ -207,7 +288,21 @@ class Manifest:
 
     @property
     def is_single_file(self) -> bool:
+        if self.shard_size is not None:
+            return {p for p, _, _ in map(parse_shard_name, self.names)} == {SINGLE_FILE_NAME}
         return len(self.files) == 1 and self.files[0].path == SINGLE_FILE_NAME
+
+    @property
+    def names(self) -> list[str]:
+        """The resource names in order (file paths, or shard names)."""
+        return [entry.path for entry in self.files]
+
+    @property
+    def file_paths(self) -> list[str]:
+        """The paths of the files covered, in order (shards give their file once)."""
+        if self.shard_size is None:
+            return self.names
+        return list(dict.fromkeys(parse_shard_name(name)[0] for name in self.names))
 
     def by_path(self) -> dict[str, FileEntry]:
         return {entry.path: entry for entry in self.files}

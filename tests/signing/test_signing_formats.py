@@ -219,9 +219,9 @@ def _statement(**changes: Any) -> bytes:
         pytest.param(_statement(_type="x"), "_type", id="statement-type"),
         pytest.param(_statement(predicateType="https://x/y"), "predicateType", id="predicate"),
         pytest.param(
-            _statement(predicateType="https://model_signing/Digests/v0.1"),
-            "deprecated predicate",
-            id="v0.2-predicate",
+            _statement(predicateType="https://model_signing/Digests/v0.1", subject__0__digest={}),
+            "no sha256 digest",
+            id="v0.2-predicate-without-digest",
         ),
         pytest.param(_statement(subject=[]), "exactly one subject", id="no-subject"),
         pytest.param(

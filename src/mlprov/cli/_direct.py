@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mlprov.signing import Signer, Trust, VerificationReport
 
 __all__ = [
+    "check_shard_size",
     "read_passphrase",
     "read_private_key_file",
     "run_simple_form",
@@ -155,6 +156,30 @@ def trust_from_options(
     return SigstoreTrust(identity, issuer)
 
 
+def check_shard_size(shard_size: int | None, *, registering: bool) -> None:
+    """``--shard-size``: a positive byte count, and only for a detached signature."""
+    if shard_size is None:
+        return
+    if registering:
+        raise InvalidInputError(
+            "--shard-size cannot be used with --name: sharded manifests cannot be registered "
+            "yet (the registry stores file-level manifests); sign without --name"
+        )
+    if shard_size < 1:
+        raise InvalidInputError(
+            f"--shard-size must be a positive number of bytes, not {shard_size}"
+        )
+
+
+def _parse_shard_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as e:
+        raise InvalidInputError(f"--shard-size {text!r} is not a number of bytes") from e
+    check_shard_size(value, registering=False)
+    return value
+
+
 def sign_path(
     model_path: Path,
     signer: Signer,
@@ -165,6 +190,7 @@ def sign_path(
     allow_symlinks: bool,
     quiet: bool,
     as_json: bool,
+    shard_size: int | None = None,
 ) -> None:
     """Sign a model on disk and write its detached signature."""
     from mlprov.signing import sign_model  # noqa: PLC0415
@@ -181,21 +207,26 @@ def sign_path(
             allow_symlinks=allow_symlinks,
             signature_path=signature,
             progress=progress,
+            shard_size=shard_size,
         )
+    manifest = result.manifest
     if as_json:
-        print_json(
-            {
-                "signature": str(result.signature_path),
-                "signer": result.signer.to_json_value(),
-                "digest": str(result.manifest.digest),
-                "hash_algorithm": result.manifest.algorithm,
-                "files": len(result.manifest),
-                "bytes": result.manifest.total_size,
-            }
-        )
+        value: dict[str, object] = {
+            "signature": str(result.signature_path),
+            "signer": result.signer.to_json_value(),
+            "digest": str(manifest.digest),
+            "hash_algorithm": manifest.algorithm,
+            "files": len(manifest.file_paths),
+            "bytes": manifest.total_size,
+        }
+        if manifest.shard_size is not None:
+            value["shard_size"] = manifest.shard_size
+            value["shards"] = len(manifest)
+        print_json(value)
     elif not quiet:
+        shards = "" if manifest.shard_size is None else f" in {len(manifest)} shards"
         say(
-            f"signed {model_path} ({len(result.manifest)} files, {result.manifest.digest}) "
+            f"signed {model_path} ({len(manifest.file_paths)} files{shards}, {manifest.digest}) "
             f"as {result.signer}; signature written to {result.signature_path}"
         )
 
@@ -208,9 +239,14 @@ def _present(report: VerificationReport, target: str, as_json: bool) -> None:
     report.raise_for_failure()
     if not as_json and report.signature is not None:
         signed = report.signature
+        tolerated = ""
+        if report.unsigned_files:
+            shown = ", ".join(repr(name) for name in report.unsigned_files[:10])
+            more = " ..." if len(report.unsigned_files) > 10 else ""
+            tolerated = f"; {len(report.unsigned_files)} unsigned file(s) tolerated: {shown}{more}"
         say(
-            f"verified {target}: {len(signed.manifest)} files match the signature by "
-            f"{signed.signer} (sha256:{signed.subject_digest})"
+            f"verified {target}: {len(signed.manifest.file_paths)} files match the signature "
+            f"by {signed.signer} (sha256:{signed.subject_digest}){tolerated}"
         )
 
 
@@ -222,6 +258,7 @@ def verify_path(
     ignore_paths: list[str],
     quiet: bool,
     as_json: bool,
+    ignore_unsigned_files: bool = False,
 ) -> None:
     """Verify a model on disk against its detached signature."""
     from mlprov.signing import (  # noqa: PLC0415
@@ -240,6 +277,7 @@ def verify_path(
             trust,
             ignore_paths=ignore_paths,
             signature_path=signature_path,
+            ignore_unsigned_files=ignore_unsigned_files,
             progress=progress,
         )
     _present(report, str(model_path), as_json)
@@ -248,7 +286,8 @@ def verify_path(
 # --- the common forms, run without Typer ----------------------------------------------------
 #
 # ``verify PATH --key PUB`` and ``sign PATH --key KEY`` with --signature, --hash,
-# --ignore-paths (repeatable), --allow-symlinks, --quiet/-q, --json are run here as
+# --ignore-paths (repeatable), --allow-symlinks, --shard-size (sign),
+# --ignore-unsigned-files (verify), --quiet/-q, --json are run here as
 # signing.verify() and signing.sign() run them, in the same order. Anything else (other
 # options, ``--opt=value``, a repeated option, a value starting with "-", help, a target
 # that is not on disk) returns False and goes through Typer, so what each command accepts
@@ -256,9 +295,10 @@ def verify_path(
 
 _REPEATABLE = frozenset({"--ignore-paths"})
 _VERIFY_VALUES = frozenset({"--signature", "--key", "--ignore-paths"})
-_VERIFY_FLAGS = {"--quiet": "--quiet", "-q": "--quiet", "--json": "--json"}
-_SIGN_VALUES = frozenset({"--key", "--signature", "--hash", "--ignore-paths"})
-_SIGN_FLAGS = {**_VERIFY_FLAGS, "--allow-symlinks": "--allow-symlinks"}
+_COMMON_FLAGS = {"--quiet": "--quiet", "-q": "--quiet", "--json": "--json"}
+_VERIFY_FLAGS = {**_COMMON_FLAGS, "--ignore-unsigned-files": "--ignore-unsigned-files"}
+_SIGN_VALUES = frozenset({"--key", "--signature", "--hash", "--ignore-paths", "--shard-size"})
+_SIGN_FLAGS = {**_COMMON_FLAGS, "--allow-symlinks": "--allow-symlinks"}
 
 
 def _simple_form(
@@ -322,6 +362,7 @@ def run_simple_form(args: Sequence[str]) -> bool:
             ignore_paths=options.get("--ignore-paths", []),
             quiet="--quiet" in flags,
             as_json="--json" in flags,
+            ignore_unsigned_files="--ignore-unsigned-files" in flags,
         )
         return True
     if command == "sign":
@@ -330,7 +371,13 @@ def run_simple_form(args: Sequence[str]) -> bool:
             return False
         target, options, flags = parsed
         signature = options.get("--signature")
-        # As sign() without --name, --certificate, --sigstore or --passphrase-env.
+        shard_text = options.get("--shard-size")
+        if shard_text and not (shard_text[0].isascii() and shard_text[0].isdigit()):
+            return False  # Typer reports a value that is not an integer
+        # As sign() without --name, --certificate, --sigstore or --passphrase-env: the
+        # shard size is checked first, then the signer is made.
+        shard_size = int(shard_text[0]) if shard_text else None
+        check_shard_size(shard_size, registering=False)
         signer = signer_from_options(
             key=Path(options["--key"][0]),
             certificate=None,
@@ -348,6 +395,7 @@ def run_simple_form(args: Sequence[str]) -> bool:
             allow_symlinks="--allow-symlinks" in flags,
             quiet="--quiet" in flags,
             as_json="--json" in flags,
+            shard_size=shard_size,
         )
         return True
     return False

@@ -20,6 +20,7 @@ from mlprov.cli._direct import (
     _model_bytes,
     _present,
     _wants_bar,
+    check_shard_size,
     sign_path,
     signer_from_options,
     trust_from_options,
@@ -54,6 +55,23 @@ IgnorePathsOption = Annotated[
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 QuietFlag = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+ShardSizeOption = Annotated[
+    int | None,
+    typer.Option(
+        "--shard-size",
+        metavar="BYTES",
+        help="Sign byte ranges of this size (OMS shard serialization; one large file is "
+        "hashed on every core). Not with --name.",
+    ),
+]
+IgnoreUnsignedFlag = Annotated[
+    bool,
+    typer.Option(
+        "--ignore-unsigned-files",
+        help="Tolerate (and report) files on disk that the signature does not cover. "
+        "Not for registered versions.",
+    ),
+]
 
 
 def sign(
@@ -113,6 +131,7 @@ def sign(
     ] = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
+    shard_size: ShardSizeOption = None,
     name: Annotated[
         str | None,
         typer.Option(
@@ -146,6 +165,7 @@ def sign(
     """Sign a model file or folder in the OpenSSF Model Signing format (and with --name,
     register it with its signature and signed provenance in one step)."""
     info = None
+    check_shard_size(shard_size, registering=name is not None)
     if name is not None:
         # Parse every registration input before signing: bad input changes nothing.
         info = register_options.version_input(
@@ -201,6 +221,7 @@ def sign(
         allow_symlinks=allow_symlinks,
         quiet=quiet,
         as_json=as_json,
+        shard_size=shard_size,
     )
 
 
@@ -322,6 +343,7 @@ def verify(
     ignore_paths: IgnorePathsOption = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
+    ignore_unsigned_files: IgnoreUnsignedFlag = False,
     local_copy: Annotated[
         Path | None,
         typer.Option(
@@ -337,6 +359,11 @@ def verify(
         key=key, certificate_chain=certificate_chain, identity=identity, issuer=issuer
     )
     if not path.exists() and not path.is_symlink():
+        if ignore_unsigned_files:
+            raise InvalidInputError(
+                "--ignore-unsigned-files is for a model on disk; a registered version is "
+                "verified against exactly its signed files"
+            )
         verify_registered(ctx, target, trust, local_copy=local_copy, quiet=quiet, as_json=as_json)
         return
     if local_copy is not None:
@@ -348,6 +375,7 @@ def verify(
         ignore_paths=list(ignore_paths or []),
         quiet=quiet,
         as_json=as_json,
+        ignore_unsigned_files=ignore_unsigned_files,
     )
 
 

@@ -218,12 +218,16 @@ def sign_model(
     model_name: str | None = None,
     progress: ProgressCallback | None = None,
     write: bool = True,
+    shard_size: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> SignResult:
     """Hash the model, sign its manifest, and write the detached signature.
 
     The signature goes to ``signature_path`` (default :func:`default_signature_path`)
     and, when it lies inside the model folder, is left out of the manifest. The model
-    name in the statement defaults to the folder's or file's base name.
+    name in the statement defaults to the folder's or file's base name. With
+    ``shard_size`` (bytes) the manifest lists byte ranges of the files (OMS v1.0 shard
+    serialization), hashed in parallel even within one file.
     """
     model_path = Path(model_path)
     if not model_path.exists() and not model_path.is_symlink():
@@ -238,6 +242,8 @@ def sign_model(
         ignore_paths=ignores,
         allow_symlinks=allow_symlinks,
         progress=progress,
+        shard_size=shard_size,
+        max_entries=limits.max_manifest_files,
     )
     name = model_name or model_path.absolute().name or "model"
     statement = build_statement(manifest, name, ignore_paths=ignores, allow_symlinks=allow_symlinks)
@@ -339,6 +345,7 @@ def verify_model(
     *,
     ignore_paths: Iterable[str | Path] = (),
     signature_path: Path | None = None,
+    ignore_unsigned_files: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     now: datetime | None = None,
     progress: ProgressCallback | None = None,
@@ -346,7 +353,9 @@ def verify_model(
     """Verify the signature and the model's files; a report with one check per step.
 
     ``signature_path``, when it lies inside the model folder, is left out of the files
-    compared (as are the signed ``ignore_paths`` and the ``.git`` defaults).
+    compared (as are the signed ``ignore_paths`` and the ``.git`` defaults). With
+    ``ignore_unsigned_files`` files that are present but not signed do not fail the
+    verification; they are listed in ``report.unsigned_files`` (OMS v1.0 section 8.5).
     """
     return run_model_checks(
         Path(model_path),
@@ -354,6 +363,7 @@ def verify_model(
         trust,
         ignore_paths=ignore_paths,
         signature_path=signature_path,
+        ignore_unsigned_files=ignore_unsigned_files,
         limits=limits,
         now=now,
         progress=progress,
@@ -367,6 +377,7 @@ def verify_model_or_raise(
     *,
     ignore_paths: Iterable[str | Path] = (),
     signature_path: Path | None = None,
+    ignore_unsigned_files: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     now: datetime | None = None,
     progress: ProgressCallback | None = None,
@@ -378,6 +389,7 @@ def verify_model_or_raise(
         trust,
         ignore_paths=ignore_paths,
         signature_path=signature_path,
+        ignore_unsigned_files=ignore_unsigned_files,
         limits=limits,
         now=now,
         progress=progress,

@@ -14,9 +14,16 @@ Building is deterministic: keys sorted, compact separators, resources in manifes
 process. The reference tool's bytes are not deterministic, so parsing never compares
 bytes, only the parsed values.
 
-A single-file model is written with the one resource named ``"."``, as ``model_signing``
-1.1 writes and expects it; when parsing, a single resource named after the file is
-accepted too (what the spec text asks for).
+With a shard manifest, ``serialization`` is ``{method: "shards", shard_size: <int>, ...}``
+and each resource is named ``"<path>:<start>:<end>"`` (OMS v1.0 section 6.3.2).
+
+A single-file model is written with the one resource named ``"."`` (``".:<start>:<end>"``
+for shards), as ``model_signing`` 1.1 writes and expects it; when verifying, resources
+named after the file are accepted too (what the spec text asks for; docs/adr/0011).
+
+Statements of model_signing 0.2 (predicate ``https://model_signing/Digests/v0.1``: one
+subject per file, no predicate body) are read as a ``files``/``sha256`` manifest, as the
+reference verifier reads them (docs/adr/0010); they are never written.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from typing import Any
 from mlprov.config import DEFAULT_LIMITS, Limits
 from mlprov.errors import InvalidInputError, MalformedDocumentError
 from mlprov.hashing import DEFAULT_IGNORED_NAMES
-from mlprov.manifest import HASH_ALGORITHMS, Digest, FileEntry, Manifest
+from mlprov.manifest import HASH_ALGORITHMS, Digest, FileEntry, Manifest, parse_shard_name
 from mlprov.signing._json import parse_json_object
 
 __all__ = [
@@ -60,14 +67,20 @@ class Serialization:
     hash_type: str = "sha256"
     allow_symlinks: bool = False
     ignore_paths: tuple[str, ...] = ()
+    #: Bytes per shard; set exactly when ``method`` is ``"shards"``.
+    shard_size: int | None = None
 
     def to_json_value(self) -> dict[str, Any]:
-        return {
+        value: dict[str, Any] = {
             "allow_symlinks": self.allow_symlinks,
             "hash_type": self.hash_type,
             "ignore_paths": list(self.ignore_paths),
             "method": self.method,
         }
+        if self.shard_size is not None:
+            # OMS v1.0 section 5.2.2: an integer (model_signing 1.1 writes a float).
+            value["shard_size"] = self.shard_size
+        return value
 
 
 @dataclass(frozen=True)
@@ -131,14 +144,20 @@ def build_statement(
         "predicate": {
             "resources": [
                 {
-                    "algorithm": entry.digest.algorithm,
+                    "algorithm": entry.digest.algorithm
+                    if manifest.shard_size is None
+                    else shard_algorithm(entry.digest.algorithm, manifest.shard_size),
                     "digest": entry.digest.hex,
                     "name": entry.path,
                 }
                 for entry in manifest.files
             ],
             "serialization": Serialization(
-                "files", manifest.algorithm, allow_symlinks, tuple(ignored)
+                "files" if manifest.shard_size is None else "shards",
+                manifest.algorithm,
+                allow_symlinks,
+                tuple(ignored),
+                manifest.shard_size,
             ).to_json_value(),
         },
     }
@@ -154,13 +173,15 @@ def _parse_serialization(value: object) -> Serialization:
     _require(isinstance(value, dict), "statement predicate.serialization is not an object")
     assert isinstance(value, dict)
     method = value.get("method")
-    if method == "shards":
-        raise MalformedDocumentError(
-            "statement uses shard serialization, which mlprov does not verify; "
-            "re-sign with method 'files'"
-        )
-    _require(method == "files", f"statement serialization.method {method!r} is not 'files'")
-    _require("shard_size" not in value, "statement serialization.shard_size is set for 'files'")
+    _require(
+        method in ("files", "shards"),
+        f"statement serialization.method {str(method)[:100]!r} is not 'files' or 'shards'",
+    )
+    shard_size: int | None = None
+    if method == "files":
+        _require("shard_size" not in value, "statement serialization.shard_size is set for 'files'")
+    else:
+        shard_size = _parse_shard_size(value.get("shard_size"))
     hash_type = value.get("hash_type")
     _require(
         isinstance(hash_type, str) and hash_type in HASH_ALGORITHMS,
@@ -178,7 +199,23 @@ def _parse_serialization(value: object) -> Serialization:
     )
     assert isinstance(hash_type, str)
     assert isinstance(allow_symlinks, bool)
-    return Serialization("files", hash_type, allow_symlinks, tuple(raw_ignore))
+    return Serialization(str(method), hash_type, allow_symlinks, tuple(raw_ignore), shard_size)
+
+
+def _parse_shard_size(value: object) -> int:
+    """A positive integer; an integral float is read as that integer (docs/adr/0012).
+
+    model_signing 1.1 writes ``shard_size`` through a protobuf Struct, which turns every
+    number into a float (``1000000000.0``); the value is the same number of bytes.
+    """
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and value > 0,
+        f"statement serialization.shard_size {str(value)[:40]!r} is not a positive integer",
+    )
+    assert isinstance(value, int)
+    return value
 
 
 def _parse_subject(value: object) -> tuple[str, Digest]:
@@ -201,7 +238,17 @@ def _parse_subject(value: object) -> tuple[str, Digest]:
     return name, digest
 
 
-def _parse_resources(value: object, hash_type: str, limits: Limits) -> list[FileEntry]:
+def shard_algorithm(hash_type: str, shard_size: int) -> str:
+    """The resource ``algorithm`` of a shard, as model_signing 1.1 writes and compares it
+    (``sha256-sharded-1000000000``); OMS v1.0 section 6.3.2 says plain ``hash_type``.
+    mlprov writes this form so the reference verifier accepts its shard signatures and
+    accepts both when verifying (docs/adr/0012)."""
+    return f"{hash_type}-sharded-{shard_size}"
+
+
+def _parse_resources(
+    value: object, hash_type: str, limits: Limits, *, shard_size: int | None
+) -> list[FileEntry]:
     _require(isinstance(value, list), "statement predicate.resources is not a list")
     assert isinstance(value, list)
     _require(bool(value), "statement predicate.resources is empty (OMS needs at least one file)")
@@ -214,15 +261,23 @@ def _parse_resources(value: object, hash_type: str, limits: Limits) -> list[File
         _require(isinstance(item, dict), f"statement resource #{index} is not an object")
         name, algorithm, digest = item.get("name"), item.get("algorithm"), item.get("digest")
         _require(isinstance(name, str), f"statement resource #{index} has no name")
+        allowed = {hash_type}
+        if shard_size is not None:
+            allowed.add(shard_algorithm(hash_type, shard_size))
         _require(
-            algorithm == hash_type,
-            f"statement resource {name!r} uses {algorithm!r}, serialization says {hash_type!r}",
+            algorithm in allowed,
+            f"statement resource {name[:200]!r} uses {str(algorithm)[:100]!r}, serialization "
+            f"says {hash_type!r}",
         )
         _require(isinstance(digest, str), f"statement resource {name!r} has no digest")
         assert isinstance(name, str)
         assert isinstance(digest, str)
+        size = None
+        if shard_size is not None:
+            _, start, end = parse_shard_name(name)
+            size = end - start
         try:
-            entries.append(FileEntry(name, Digest(hash_type, digest)))
+            entries.append(FileEntry(name, Digest(hash_type, digest), size))
         except MalformedDocumentError:
             raise
         except InvalidInputError as e:
@@ -253,10 +308,7 @@ def parse_statement(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> ModelSta
     )
     predicate_type = value.get("predicateType")
     if predicate_type == LEGACY_PREDICATE_TYPE:
-        raise MalformedDocumentError(
-            f"statement uses the deprecated predicate {LEGACY_PREDICATE_TYPE} "
-            "(model_signing 0.2); re-sign the model with a current signer"
-        )
+        return _parse_legacy_statement(value, payload, limits)
     _require(
         predicate_type == PREDICATE_TYPE,
         f"statement predicateType {str(predicate_type)[:100]!r} is not {PREDICATE_TYPE!r}",
@@ -266,9 +318,15 @@ def parse_statement(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> ModelSta
     _require(isinstance(predicate, dict), "statement predicate is not an object")
     assert isinstance(predicate, dict)
     serialization = _parse_serialization(predicate.get("serialization"))
-    entries = _parse_resources(predicate.get("resources"), serialization.hash_type, limits)
-    # Manifest refuses duplicate paths and a "." entry with siblings.
-    manifest = Manifest.of(serialization.hash_type, entries)
+    entries = _parse_resources(
+        predicate.get("resources"),
+        serialization.hash_type,
+        limits,
+        shard_size=serialization.shard_size,
+    )
+    # Manifest refuses duplicate paths, a "." entry with siblings, and shards that are
+    # not consecutive shard_size ranges.
+    manifest = Manifest.of(serialization.hash_type, entries, shard_size=serialization.shard_size)
     # The signer computed the root over its own resource order; mlprov and model_signing
     # use path order, the spec text says code-point order. Either binding is accepted.
     in_payload_order = root_digest(entry.digest for entry in entries)
@@ -278,3 +336,44 @@ def parse_statement(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> ModelSta
             f"which hash to {manifest.digest.hex}"
         )
     return ModelStatement(name, manifest, serialization, subject_digest, payload)
+
+
+#: The model name model_signing 1.1 gives a 0.2 statement, which names no model.
+LEGACY_MODEL_NAME = "compat-undefined-not-present"
+
+
+def _parse_legacy_statement(
+    value: dict[str, Any], payload: bytes, limits: Limits
+) -> ModelStatement:
+    """A model_signing 0.2 ``Digests/v0.1`` statement, read as the reference verifier reads
+    it: every subject is a file (``name``, ``digest.sha256``), the manifest is ``files`` +
+    ``sha256`` without symlinks or signed ignore paths. There is no root digest to bind.
+    """
+    subjects = value.get("subject")
+    _require(isinstance(subjects, list), "statement subject is not a list")
+    assert isinstance(subjects, list)
+    _require(bool(subjects), "statement (Digests/v0.1) has no subjects")
+    _require(
+        len(subjects) <= limits.max_manifest_files,
+        f"statement lists {len(subjects)} files, more than the limit of "
+        f"{limits.max_manifest_files}",
+    )
+    entries: list[FileEntry] = []
+    for index, subject in enumerate(subjects):
+        _require(isinstance(subject, dict), f"statement subject #{index} is not an object")
+        name = subject.get("name")
+        _require(isinstance(name, str), f"statement subject #{index} has no name")
+        digests = subject.get("digest")
+        _require(isinstance(digests, dict), f"statement subject #{index} has no digest")
+        sha256 = digests.get("sha256")
+        _require(isinstance(sha256, str), f"statement subject #{index} has no sha256 digest")
+        assert isinstance(name, str)
+        assert isinstance(sha256, str)
+        try:
+            entries.append(FileEntry(name, Digest("sha256", sha256)))
+        except MalformedDocumentError:
+            raise
+        except InvalidInputError as e:
+            raise MalformedDocumentError(f"statement subject {name[:200]!r}: {e}") from e
+    manifest = Manifest.of("sha256", entries)
+    return ModelStatement(LEGACY_MODEL_NAME, manifest, Serialization(), manifest.digest, payload)

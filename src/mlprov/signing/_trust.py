@@ -41,6 +41,7 @@ from mlprov.errors import (
     SignatureError,
 )
 from mlprov.signing._bundle import SignatureBundle, SigningMethod
+from mlprov.signing._dsse import IN_TOTO_PAYLOAD_TYPE
 from mlprov.signing._identity import SignerIdentity
 from mlprov.signing._keys import (
     describe_key,
@@ -54,6 +55,7 @@ from mlprov.signing._keys import (
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+    from cryptography.hazmat.primitives.hashes import HashAlgorithm
     from sigstore.models import TrustedRoot
 
 __all__ = [
@@ -113,16 +115,56 @@ def _verify_ecdsa(key: EllipticCurvePublicKey, signature: bytes, message: bytes)
     return True
 
 
+def legacy_pae(payload: bytes) -> bytes:
+    """The message model_signing 0.2 signed instead of the DSSE PAE (docs/adr/0010).
+
+    Its encoder formatted the payload *bytes* into a text string, so what was signed is
+    ``DSSEV1`` (capital V), the in-toto payload type and its length, the payload's byte
+    length, and then the Python ``repr`` of the payload bytes (``b'...'`` with escapes),
+    all UTF-8 encoded. The reference verifier (model_signing 1.1) accepts this encoding
+    when the real PAE does not verify; so does mlprov, and nothing else.
+    """
+    text = f"DSSEV1 {len(IN_TOTO_PAYLOAD_TYPE)} {IN_TOTO_PAYLOAD_TYPE} {len(payload)} {payload!r}"
+    return text.encode("utf-8")
+
+
 def _check_dsse_signature(
-    key: EllipticCurvePublicKey, bundle: SignatureBundle, whose: str, record: CheckRecorder
+    key: EllipticCurvePublicKey,
+    bundle: SignatureBundle,
+    whose: str,
+    record: CheckRecorder,
+    *,
+    legacy_hash: HashAlgorithm,
 ) -> None:
+    """DSSE v1.0.2 over the exact payload; else the model_signing 0.2 encoding.
+
+    ``legacy_hash`` is the hash the reference verifier uses on its compatibility path:
+    the curve's hash for keys, always SHA-256 for certificates (0.2 hard-coded it).
+    """
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+
     # Only signatures[0] counts, as in the reference tool; the envelope has at least one.
-    if not _verify_ecdsa(key, bundle.envelope.signatures[0].sig, bundle.envelope.pae()):
-        raise SignatureError(
-            f"the DSSE signature does not verify with {whose}: the signature, the payload or "
-            "the key is not the one that was signed with"
-        )
-    record("signature", f"DSSE signature verifies with {whose}")
+    signature = bundle.envelope.signatures[0].sig
+    if _verify_ecdsa(key, signature, bundle.envelope.pae()):
+        record("signature", f"DSSE signature verifies with {whose}")
+        return
+    if bundle.envelope.payload_type == IN_TOTO_PAYLOAD_TYPE:
+        try:
+            key.verify(signature, legacy_pae(bundle.envelope.payload), ec.ECDSA(legacy_hash))
+        except InvalidSignature:
+            pass
+        else:
+            record(
+                "signature",
+                f"signature verifies with {whose} over the pre-1.0 model_signing encoding "
+                f"(model_signing 0.2 PAE, {legacy_hash.name.upper()}); re-sign to use DSSE PAE",
+            )
+            return
+    raise SignatureError(
+        f"the DSSE signature does not verify with {whose}: the signature, the payload or "
+        "the key is not the one that was signed with"
+    )
 
 
 class KeyTrust(Trust):
@@ -169,8 +211,22 @@ class KeyTrust(Trust):
                     f"{hint[:16]}...: wrong key"
                 )
             record("key", "bundle embeds the given key (model_signing < 1.1 format)")
-        _check_dsse_signature(key, bundle, f"the given key ({describe_key(key)})", record)
+        _check_dsse_signature(
+            key,
+            bundle,
+            f"the given key ({describe_key(key)})",
+            record,
+            legacy_hash=ecdsa_hash_for(key),
+        )
         return SignerIdentity("key", hint, None, hint)
+
+
+def _sha256() -> HashAlgorithm:
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+
+    # model_signing 0.2 signed with SHA-256 whatever the certificate's curve; its 1.1
+    # verifier checks certificate bundles on the compatibility path with SHA-256 only.
+    return hashes.SHA256()
 
 
 def _der_to_pem(der: bytes) -> bytes:
@@ -204,13 +260,18 @@ class CertificateTrust(Trust):
             bundle.certificates, "x509CertificateChain.certificates"
         )
         leaf, intermediates = certificates[0], certificates[1:]
-        path = _x509.build_path(leaf, intermediates, self._anchors)
-        _x509.check_ca(path, self._anchors)
+        # Validity at verification time; see the module docstring for why not notBefore.
+        _x509.check_validity([leaf], now, limits.clock_skew_seconds)
+        path = _x509.verify_chain(
+            leaf,
+            intermediates,
+            self._anchors,
+            _x509.verification_time(leaf, now, limits.clock_skew_seconds),
+        )
         record(
             "certificate-chain",
             " <- ".join(repr(_x509.subject_of(c)) for c in path) + " (trusted)",
         )
-        # Validity at verification time; see the module docstring for why not notBefore.
         _x509.check_validity(path, now, limits.clock_skew_seconds)
         record("certificate-validity", f"all {len(path)} certificates valid at {now.isoformat()}")
         usage = _x509.check_signing_usage(leaf)
@@ -219,7 +280,13 @@ class CertificateTrust(Trust):
             key = require_ecdsa_key(leaf.public_key(), "the signing certificate's key")
         except InvalidInputError as e:
             raise SignatureError(str(e)) from e
-        _check_dsse_signature(key, bundle, "the signing certificate's key", record)
+        _check_dsse_signature(
+            key,
+            bundle,
+            "the signing certificate's key",
+            record,
+            legacy_hash=_sha256(),
+        )
         return SignerIdentity(
             "certificate",
             _x509.subject_of(leaf),

@@ -9,7 +9,9 @@ Order of the checks (each needs the ones before it):
 5. ``statement`` - the signed statement is an OMS v1.0 statement whose paths are safe
    and whose subject digest binds its resources;
 6. ``files`` (models only) - the model's files are exactly the signed ones, with the
-   signed digests.
+   signed digests (or byte ranges, for shard signatures). With ``ignore_unsigned_files``
+   (OMS v1.0 section 8.5) files present but not signed are listed in the report and
+   tolerated; every signed file must still be present and match.
 
 A bundle that cannot be parsed, or a signed statement that is malformed, is a
 verification failure (:class:`~mlprov.errors.MalformedSignatureError`, exit 1): the
@@ -32,18 +34,26 @@ from mlprov.errors import (
     MlprovError,
     VerificationError,
 )
-from mlprov.hashing import ProgressCallback, hash_files, list_model_files
+from mlprov.hashing import (
+    ModelFile,
+    ProgressCallback,
+    hash_files,
+    hash_shards,
+    list_model_files,
+    shard_names,
+)
 from mlprov.manifest import (
     HASH_ALGORITHMS,
     SINGLE_FILE_NAME,
     Digest,
     FileEntry,
     Manifest,
-    check_relative_path,
+    parse_shard_name,
+    shard_count,
 )
 from mlprov.signing._bundle import parse_bundle
 from mlprov.signing._identity import SignerIdentity
-from mlprov.signing._oms import Serialization, parse_statement
+from mlprov.signing._oms import Serialization, normalise_ignore_path, parse_statement
 from mlprov.signing._trust import Trust
 
 __all__ = [
@@ -94,6 +104,8 @@ class VerificationReport:
     signature: VerifiedSignature | None = None
     #: The first failure, as the error ``raise_for_failure`` raises.
     error: MlprovError | None = field(default=None, compare=False)
+    #: Files present in the model but not signed, tolerated by ``ignore_unsigned_files``.
+    unsigned_files: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -118,7 +130,12 @@ class VerificationReport:
             value["model_name"] = self.signature.model_name
             value["digest"] = f"sha256:{self.signature.subject_digest}"
             value["hash_algorithm"] = self.signature.serialization.hash_type
-            value["files"] = len(self.signature.manifest)
+            value["files"] = len(self.signature.manifest.file_paths)
+            if self.signature.manifest.shard_size is not None:
+                value["shard_size"] = self.signature.manifest.shard_size
+                value["shards"] = len(self.signature.manifest)
+        if self.unsigned_files:
+            value["unsigned_files"] = list(self.unsigned_files)
         return value
 
 
@@ -241,11 +258,13 @@ def match_manifest(signed: Manifest, actual: Manifest) -> None:
 def _signed_ignores(serialization: Serialization) -> list[str]:
     # Signed ignore paths widen what is skipped, so only safe relative ones are used;
     # dropping an unusable one can only make verification stricter.
+    # They are read as OMS v1.0 section 6.2.1 defines them (relative to the model root,
+    # "./x" and "x/" meaning "x"); entries it forbids (absolute, "..", globs) are dropped.
     usable = []
     for path in serialization.ignore_paths:
         try:
-            usable.append(check_relative_path(path.rstrip("/")))
-        except MalformedDocumentError:
+            usable.append(normalise_ignore_path(path))
+        except MlprovError:
             continue
     return usable
 
@@ -262,15 +281,96 @@ def _ignore_list(
     return ignores
 
 
-def _single_file_view(signed: Manifest, actual: Manifest, model_path: Path) -> Manifest:
-    """Name the one actual file as the signature does: ``"."`` or the file's name."""
-    if not actual.is_single_file or len(signed) != 1:
-        return actual
-    name = signed.files[0].path
-    if name in (SINGLE_FILE_NAME, model_path.name):
-        entry = actual.files[0]
-        return Manifest.of(actual.algorithm, [FileEntry(name, entry.digest, entry.size)])
-    return actual
+def _single_file_name(signed: Manifest, model_path: Path) -> str | None:
+    """How the signature names a single-file model: ``"."`` or the file's name."""
+    paths = signed.file_paths
+    if len(paths) == 1 and paths[0] in (SINGLE_FILE_NAME, model_path.name):
+        return paths[0]
+    return None
+
+
+def _rename_single(files: list[ModelFile], signed: Manifest, model_path: Path) -> list[ModelFile]:
+    """Name the one file of a single-file model as the signature does (OMS v1.0 6.1.2
+    step 5 says its name, model_signing 1.1 writes ``"."``; docs/adr/0011)."""
+    if len(files) != 1 or files[0].name != SINGLE_FILE_NAME:
+        return files
+    name = _single_file_name(signed, model_path)
+    if name is None:
+        return files
+    return [ModelFile(name, files[0].path, files[0].size)]
+
+
+def _tolerate_unsigned(
+    files: list[ModelFile], signed: Manifest
+) -> tuple[list[ModelFile], list[str]]:
+    """Split the listed files into the signed ones and the unsigned ones.
+
+    An empty file has no shard to sign (OMS v1.0 section 6.3.2 step 1), so under shard
+    serialization it is neither signed nor unsigned: it stays, and gives no name.
+    """
+    signed_paths = set(signed.file_paths)
+    shards = signed.shard_size is not None
+
+    def covered(item: ModelFile) -> bool:
+        return item.name in signed_paths or (shards and item.size == 0)
+
+    return [f for f in files if covered(f)], [f.name for f in files if not covered(f)]
+
+
+def _expected_names(files: list[ModelFile], signed: Manifest, limits: Limits) -> list[str]:
+    """The resource names the listed files give under the signed serialization."""
+    if signed.shard_size is None:
+        return [f.name for f in files]
+    count = sum(shard_count(f.size, signed.shard_size) for f in files)
+    if count > max(len(signed), limits.max_manifest_files):
+        # A hostile shard_size (1 byte, say) must not make us list billions of names.
+        raise VerificationError(
+            f"the model's files give {count} shards of {signed.shard_size} bytes, the "
+            f"signature lists {len(signed)}: the files are not the signed ones"
+        )
+    return shard_names(files, signed.shard_size)
+
+
+def _compare_names(expected: list[str], signed: Manifest) -> None:
+    """Fail on a missing, unsigned or renamed file before any byte is hashed."""
+    signed_names = set(signed.names)
+    if set(expected) == signed_names:
+        return
+    placeholder = _placeholder(signed.algorithm)
+    by_name = signed.by_path()
+    listed = Manifest.of(
+        signed.algorithm,
+        [FileEntry(n, by_name[n].digest if n in by_name else placeholder) for n in expected],
+        shard_size=signed.shard_size,
+    )
+    if signed.shard_size is not None:
+        _compare_shard_files(listed, signed)
+    match_manifest(signed, listed)
+
+
+def _compare_shard_files(listed: Manifest, signed: Manifest) -> None:
+    """Name the file whose shards differ (missing, unsigned, or of another size)."""
+    listed_paths, signed_paths = set(listed.file_paths), set(signed.file_paths)
+    missing = [p for p in signed.file_paths if p not in listed_paths]
+    extra = [p for p in listed.file_paths if p not in signed_paths]
+    resized = [
+        path
+        for path in signed.file_paths
+        if path in listed_paths
+        and {n for n in signed.names if parse_shard_name(n)[0] == path}
+        != {n for n in listed.names if parse_shard_name(n)[0] == path}
+    ]
+    problems = [f"file {m!r} is signed but missing from the model" for m in missing]
+    problems += [f"file {x!r} is in the model but not signed" for x in extra]
+    problems += [
+        f"file {r!r} does not match its signed digest: its size is not the one signed "
+        "(its byte ranges differ from the signed shards)"
+        for r in resized
+    ]
+    if resized:
+        raise DigestMismatchError(_describe_problems(problems))
+    if problems:
+        raise VerificationError(_describe_problems(problems))
 
 
 def run_model_checks(
@@ -280,6 +380,7 @@ def run_model_checks(
     *,
     ignore_paths: Iterable[str | Path] = (),
     signature_path: Path | None = None,
+    ignore_unsigned_files: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     now: datetime | None = None,
     progress: ProgressCallback | None = None,
@@ -287,6 +388,7 @@ def run_model_checks(
     """Verify the signature, then the model's files against the signed manifest."""
     log = _Log()
     verified: VerifiedSignature | None = None
+    unsigned: list[str] = []
     try:
         verified = _authenticate(
             signature, trust, log, limits=limits, now=now or datetime.now(timezone.utc)
@@ -294,47 +396,40 @@ def run_model_checks(
         log.begin("files")
         model_path = Path(model_path)
         serialization = verified.serialization
+        signed = verified.manifest
         files = list_model_files(
             model_path,
             ignore_paths=_ignore_list(model_path, ignore_paths, signature_path, serialization),
             allow_symlinks=serialization.allow_symlinks,
         )
-        signed = verified.manifest
+        files = _rename_single(files, signed, model_path)
+        if ignore_unsigned_files:
+            files, unsigned = _tolerate_unsigned(files, signed)
         # Compare names before hashing: a missing or extra file fails without reading bytes.
-        listed = Manifest.of(
-            signed.algorithm,
-            [FileEntry(f.name, _placeholder(signed.algorithm), f.size) for f in files],
-        )
-        listed = _single_file_view(signed, listed, model_path)
-        names_only = {e.path for e in signed.files} ^ {e.path for e in listed.files}
-        if names_only:
-            match_manifest(signed, _with_signed_digests(listed, signed))
-        actual = _single_file_view(
-            signed, hash_files(files, signed.algorithm, progress=progress), model_path
-        )
+        _compare_names(_expected_names(files, signed, limits), signed)
+        if signed.shard_size is not None:
+            actual = hash_shards(files, signed.algorithm, signed.shard_size, progress=progress)
+        else:
+            actual = hash_files(files, signed.algorithm, progress=progress)
         match_manifest(signed, actual)
-        log.passed(
-            "files",
-            f"{len(actual)} files, {actual.total_size} bytes match their signed "
-            f"{signed.algorithm} digests",
+        what = (
+            f"{len(actual.file_paths)} files, {actual.total_size} bytes match their signed "
+            f"{signed.algorithm} digests"
         )
+        if signed.shard_size is not None:
+            what += f" ({len(actual)} shards of at most {signed.shard_size} bytes)"
+        if unsigned:
+            what += (
+                f"; {len(unsigned)} unsigned file(s) tolerated (--ignore-unsigned-files): "
+                + ", ".join(repr(name) for name in unsigned[:10])
+                + (" ..." if len(unsigned) > 10 else "")
+            )
+        log.passed("files", what)
     except MlprovError as e:
         log.failed(e)
-        return VerificationReport(tuple(log.checks), verified, e)
-    return VerificationReport(tuple(log.checks), verified, None)
+        return VerificationReport(tuple(log.checks), verified, e, tuple(unsigned))
+    return VerificationReport(tuple(log.checks), verified, None, tuple(unsigned))
 
 
 def _placeholder(algorithm: str) -> Digest:
     return Digest(algorithm, "0" * HASH_ALGORITHMS[algorithm])
-
-
-def _with_signed_digests(listed: Manifest, signed: Manifest) -> Manifest:
-    """The listed names, carrying signed digests where known (only names then differ)."""
-    expected = signed.by_path()
-    return Manifest.of(
-        listed.algorithm,
-        [
-            FileEntry(e.path, expected[e.path].digest if e.path in expected else e.digest, e.size)
-            for e in listed.files
-        ],
-    )

@@ -1,17 +1,15 @@
-"""X.509 helpers shared by the certificate signer and the certificate trust.
+"""X.509 checks shared by the certificate signer and the certificate trust.
 
-Chain validation is done here with ``cryptography`` primitives rather than a WebPKI
-verifier, because code-signing PKIs (the OMS reference test PKI included) use
-certificates a TLS-oriented verifier refuses. What is checked, in order:
+Chain validation uses ``cryptography``'s X.509 verification API (``PolicyBuilder`` and
+its client verifier), never a hand-written path walk (docs/adr/0013). What is checked:
 
-1. a path from the leaf through the bundle's certificates to a certificate the user
-   trusts (each link: issuer name equals subject name and the issuer's key verifies the
-   signature; a trusted certificate ends the path, even as the leaf itself);
-2. every issuer on the path is a CA (basicConstraints cA, keyUsage keyCertSign when
-   keyUsage is present, pathLenConstraint respected); a trusted certificate without
-   basicConstraints is accepted as an explicit trust decision;
-3. every certificate on the path is inside its validity period at the checking time
-   (``Limits.clock_skew_seconds`` of slack);
+1. the leaf is inside its validity period at the checking time, with
+   ``Limits.clock_skew_seconds`` of slack (checked first, for a clear message);
+2. a path from the leaf through the bundle's certificates to a certificate the user
+   trusts, validated by :func:`verify_chain`: issuers are CAs (WebPKI CA policy), every
+   signature and validity period holds, and no certificate carries a critical extension
+   nothing accounts for; the leaf policy is relaxed (see :func:`_leaf_policy`);
+3. every certificate on the path is valid at the checking time;
 4. the leaf may sign: keyUsage digitalSignature, or extendedKeyUsage codeSigning
    (the rule of the reference tool ``model_signing`` 1.1).
 """
@@ -27,16 +25,17 @@ from mlprov.errors import InvalidInputError, SignatureError
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
+    from cryptography.x509.verification import ExtensionPolicy
 
 __all__ = [
-    "build_path",
-    "check_ca",
     "check_signing_usage",
     "check_validity",
     "fingerprint",
     "load_certificates_der",
     "load_certificates_pem",
     "subject_of",
+    "verification_time",
+    "verify_chain",
 ]
 
 MAX_PATH_LENGTH = 10
@@ -80,86 +79,60 @@ def fingerprint(certificate: Certificate) -> str:
     return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
 
 
-def _issued_by(child: Certificate, issuer: Certificate) -> bool:
-    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+def _leaf_policy() -> ExtensionPolicy:
+    """Extensions allowed on the signing (end-entity) certificate: any, in any criticality.
 
-    try:
-        child.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+    The WebPKI leaf policy refuses a leaf that asserts ``cA`` (the OMS reference test PKI
+    signs with such a certificate, ``keys/signing-key-cert.pem``) and wants TLS-style
+    names; neither says anything about code signing. What a signing leaf needs is checked
+    by :func:`check_signing_usage`. An unknown *critical* extension is still refused: the
+    verifier refuses every critical extension no policy accounts for (RFC 5280 4.2).
+    """
+    from cryptography.x509.verification import ExtensionPolicy  # noqa: PLC0415
+
+    return ExtensionPolicy.permit_all()
 
 
-def build_path(
-    leaf: Certificate, intermediates: Sequence[Certificate], anchors: Sequence[Certificate]
+def verify_chain(
+    leaf: Certificate,
+    intermediates: Sequence[Certificate],
+    anchors: Sequence[Certificate],
+    when: datetime,
 ) -> list[Certificate]:
-    """Leaf, intermediates..., trusted certificate; SignatureError if there is none."""
+    """The path leaf, intermediates..., trusted certificate, as of ``when``.
 
-    def is_anchor(certificate: Certificate) -> bool:
-        return any(certificate == anchor for anchor in anchors)
+    Built and checked by ``cryptography``'s X.509 verifier (RFC 5280 path validation with
+    the WebPKI CA policy: basicConstraints cA, keyCertSign, path length, names, signatures,
+    validity at ``when``, no unaccounted-for critical extension) with the relaxed leaf
+    policy of :func:`_leaf_policy`. Each given certificate is a trust anchor (so a user
+    may trust an intermediate, or a leaf itself). SignatureError when there is no path.
+    """
+    from cryptography.x509.verification import (  # noqa: PLC0415
+        ExtensionPolicy,
+        PolicyBuilder,
+        Store,
+        VerificationError,
+    )
 
-    def extend(path: list[Certificate]) -> list[Certificate] | None:
-        current = path[-1]
-        if is_anchor(current):
-            return path
-        if len(path) >= MAX_PATH_LENGTH:
-            return None
-        for anchor in anchors:
-            if _issued_by(current, anchor):
-                return [*path, anchor]
-        for candidate in intermediates:
-            if any(candidate == seen for seen in path):
-                continue
-            if _issued_by(current, candidate):
-                found = extend([*path, candidate])
-                if found is not None:
-                    return found
-        return None
-
-    path = extend([leaf])
-    if path is None:
+    builder = (
+        PolicyBuilder()
+        .store(Store(list(anchors)))
+        .time(when)
+        .max_chain_depth(MAX_PATH_LENGTH)
+        .extension_policies(
+            ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_leaf_policy()
+        )
+    )
+    try:
+        verified = builder.build_client_verifier().verify(leaf, list(intermediates))
+    except (VerificationError, ValueError, TypeError) as e:
+        reason = str(e).split(" (encountered processing", 1)[0]
         raise SignatureError(
             f"the signing certificate {subject_of(leaf)!r} (issued by "
             f"{leaf.issuer.rfc4514_string()!r}) does not chain to any of the "
-            f"{len(anchors)} trusted certificate(s) given"
-        )
-    return path
-
-
-def check_ca(path: Sequence[Certificate], anchors: Sequence[Certificate]) -> None:
-    """Every issuer on the path is allowed to issue certificates."""
-    from cryptography import x509  # noqa: PLC0415
-
-    for depth, issuer in enumerate(path[1:], start=1):
-        trusted = any(issuer == anchor for anchor in anchors)
-        try:
-            constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
-        except x509.ExtensionNotFound:
-            if trusted:
-                continue
-            raise SignatureError(
-                f"certificate {subject_of(issuer)!r} issued another but is not a CA "
-                "(no basicConstraints)"
-            ) from None
-        if not constraints.ca:
-            raise SignatureError(
-                f"certificate {subject_of(issuer)!r} issued another but is not a CA"
-            )
-        # Intermediate CAs below this issuer, leaf excluded (RFC 5280 section 4.2.1.9).
-        below = depth - 1
-        if constraints.path_length is not None and below > constraints.path_length:
-            raise SignatureError(
-                f"certificate {subject_of(issuer)!r} allows {constraints.path_length} "
-                f"intermediate CA(s) below it, the chain has {below}"
-            )
-        try:
-            usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
-        except x509.ExtensionNotFound:
-            continue
-        if not usage.key_cert_sign:
-            raise SignatureError(
-                f"certificate {subject_of(issuer)!r} issued another but lacks keyCertSign"
-            )
+            f"{len(anchors)} trusted certificate(s) given: {reason}"
+        ) from e
+    return list(verified.chain)
 
 
 def check_validity(path: Sequence[Certificate], when: datetime, skew_seconds: int) -> None:
@@ -179,6 +152,18 @@ def check_validity(path: Sequence[Certificate], when: datetime, skew_seconds: in
                 f"(checked at {when.isoformat(timespec='seconds')}); mlprov refuses "
                 "certificates outside their validity period"
             )
+
+
+def verification_time(leaf: Certificate, when: datetime, skew_seconds: int) -> datetime:
+    """The time to validate the chain at: ``when``, moved into the leaf's validity period
+    by at most the allowed clock skew (the leaf was checked with that slack already)."""
+    slack = timedelta(seconds=skew_seconds)
+    not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    if not_before > when >= not_before - slack:
+        return not_before
+    if not_after < when <= not_after + slack:
+        return not_after
+    return when
 
 
 def check_signing_usage(leaf: Certificate) -> str:
