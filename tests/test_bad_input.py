@@ -415,3 +415,130 @@ def test_a_read_only_store_is_a_storage_error(seeded: RegistryEnv, tmp_path: Pat
         line = one_line_error(result.stderr)
         assert any(w in line for w in ("read-only", "not writable", "cannot open")), line
     assert seeded.snapshot() == before
+
+
+# -- hostile documents: every JSON or YAML file or value read from a user ----------------
+
+DEEP = 100_000
+HUGE_INT = "1" + "0" * 100_000  # 10**100000
+BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{name}: &{name} [{','.join([f'*{previous}'] * 9)}]\n"
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+#: file name -> (content, a word of the one-line error). Each is refused with exit 2.
+HOSTILE_DOCUMENTS: dict[str, tuple[bytes, str]] = {
+    "deep.json": (b"[" * DEEP + b"]" * DEEP, "nests deeper"),
+    "deep-object.json": (b'{"a":' * DEEP + b"1" + b"}" * DEEP, "nests deeper"),
+    "deep.yaml": (b"a: " + b"[" * DEEP + b"]" * DEEP, "nests deeper"),
+    "huge-int.json": (b'{"seed": ' + HUGE_INT.encode() + b"}", "number of 100001 characters"),
+    "huge-int.yaml": (b"seed: " + HUGE_INT.encode(), "number of 100001 characters"),
+    "inf.json": (b'{"lr": 1e999}', "not finite"),
+    "inf.yaml": (b"lr: 1.0e+999", "not a finite number"),
+    "nan.json": (b'{"lr": NaN}', "NaN"),
+    "duplicate.json": (b'{"a": 1, "a": 2}', "repeats the key 'a'"),
+    "nested-duplicate.json": (b'{"a": {"b": [{"c": 1, "c": 2}]}}', "repeats the key 'c'"),
+    "nested-duplicate.yaml": (b"a:\n  b: 1\n  b: 2\n", "repeats the key 'b'"),
+    "laughs.yaml": (BILLION_LAUGHS.encode(), "aliases"),
+    "tag.yaml": (b"a: !!python/object/apply:os.system [true]\n", "tag"),
+    "not-utf8.json": (b'{"a": "caf\xe9"}', "UTF-8"),
+    "not-utf8.yaml": (b"a: caf\xe9\n", "UTF-8"),
+}
+
+
+def _write_hostile_documents(folder: Path) -> dict[str, Path]:
+    folder.mkdir()
+    paths = {}
+    for name, (content, _) in HOSTILE_DOCUMENTS.items():
+        paths[name] = folder / name
+        paths[name].write_bytes(content)
+    big = folder / "big.json"
+    with big.open("wb") as stream:  # 100 MB, sparse: refused by its size before reading
+        stream.truncate(100 * 1024 * 1024)
+    paths["big.json"] = big
+    return paths
+
+
+def test_hostile_document_files_are_refused(seeded: RegistryEnv, tmp_path: Path) -> None:
+    documents = _write_hostile_documents(tmp_path / "docs")
+    words = {name: word for name, (_, word) in HOSTILE_DOCUMENTS.items()}
+    words["big.json"] = "more than the limit"
+    model = make_model(tmp_path / "m", {"w.bin": b"never stored"})
+    register = ["register", str(model), "--name", "demo", "--no-git", "-q"]
+    cases: dict[str, Case] = {}
+    for name, path in documents.items():
+        cases[f"--params {name}"] = ([*register, "--params", str(path)], 2, words[name])
+    for name in ("deep.yaml", "huge-int.json", "inf.json", "laughs.yaml", "big.json"):
+        cases[f"--metrics {name}"] = (
+            [*register, "--metrics", str(documents[name])],
+            2,
+            words[name],
+        )
+        cases[f"--card {name}"] = ([*register, "--card", str(documents[name])], 2, words[name])
+    assert_refused(seeded, cases)
+
+
+def test_hostile_documents_are_refused_by_sign_and_attest(
+    seeded: RegistryEnv, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = tmp_path / "k.pem"
+    key.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    documents = _write_hostile_documents(tmp_path / "docs")
+    model = make_model(tmp_path / "m", {"w.bin": b"never stored"})
+    sign = ["sign", str(model), "--key", str(key), "--name", "demo", "--no-git", "-q"]
+    attest = ["attest", "demo/1", "--predicate-type", "https://example.com/eval", "--key", str(key)]
+    cases: dict[str, Case] = {}
+    for name in ("deep.json", "huge-int.json", "inf.json", "duplicate.json", "big.json"):
+        word = "more than the limit" if name == "big.json" else HOSTILE_DOCUMENTS[name][1]
+        cases[f"sign --params {name}"] = ([*sign, "--params", str(documents[name])], 2, word)
+        cases[f"attest --predicate {name}"] = (
+            [*attest, "--predicate", str(documents[name])],
+            2,
+            word,
+        )
+    assert_refused(seeded, cases)
+    assert not (model / "model.sig").exists()
+
+
+def test_hostile_param_values_are_refused(seeded: RegistryEnv, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "m", {"w.bin": b"never stored"})
+    register = ["register", str(model), "--name", "demo", "--no-git", "-q", "--param"]
+    cases: dict[str, Case] = {
+        "deep list": ([*register, "x=" + "[" * DEEP + "]" * DEEP], 2, "nests deeper"),
+        "huge int": ([*register, "seed=" + HUGE_INT], 2, "number of 100001 characters"),
+        "huge int in a list": ([*register, f"x=[{HUGE_INT}]"], 2, "number of 100001"),
+        "1e999": ([*register, "lr=1e999"], 2, "not finite"),
+        "NaN in a list": ([*register, "x=[NaN]"], 2, "NaN"),
+        "duplicate key": ([*register, 'x={"a": 1, "a": 2}'], 2, "repeats the key 'a'"),
+        "broken JSON": ([*register, "x=[1, 2"], 2, "write it as a JSON string"),
+    }
+    assert_refused(seeded, cases)
+
+
+def test_param_values_that_are_json_or_text(seeded: RegistryEnv, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "m", {"w.bin": b"new bytes"})
+    values = {
+        "layers": ("[64, 64]", [64, 64]),
+        "lr": ("0.1", 0.1),
+        "seed": ("42", 42),
+        "note": ('"[draft]"', "[draft]"),
+        "kind": ("inf", "inf"),
+        "flag": ("true", True),
+    }
+    args = [f"--param={key}={text}" for key, (text, _) in values.items()]
+    seeded.cli("register", str(model), "--name", "demo", "--no-git", "-q", *args, check=True)
+    registry = seeded.registry()
+    try:
+        params = registry.get_version("demo/2").params
+    finally:
+        registry.close()
+    assert params == {key: value for key, (_, value) in values.items()}

@@ -3,8 +3,8 @@
 Everything that reads the outside world for provenance lives here, in small explicit
 functions, so the document builders stay pure:
 
-* :func:`load_document` / :func:`load_params` / :func:`load_metrics` read JSON or YAML
-  (``yaml.safe_load`` semantics, without aliases or duplicate keys);
+* :func:`load_document` / :func:`load_params` / :func:`load_metrics` read a user's JSON or
+  YAML file through :mod:`mlprov.documents` (bounded; no aliases, tags or duplicate keys);
 * :func:`flatten_params` turns a nested training config into dotted keys;
 * :class:`MetricKey`, :func:`parse_metric_flag`, :func:`normalize_metrics` define the one
   metrics shape (below);
@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import json
 import math
 import os
 import re
+import stat
 import subprocess
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,8 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import yaml
-
+from mlprov import documents
 from mlprov.config import DEFAULT_LIMITS, Limits
 from mlprov.errors import (
     DigestMismatchError,
@@ -100,63 +99,16 @@ SUBGROUPS_KEY = "subgroups"
 # -- documents ------------------------------------------------------------------------------
 
 
-class _StrictSafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses aliases (no shared or exponential structures) and
-    duplicate keys (which ``safe_load`` would silently resolve to the last one)."""
+def _read_bounded(source: Path, what: str, limits: Limits) -> bytes:
+    """The bytes of a user's document file, refused before reading when too large.
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise MalformedDocumentError(
-                f"line {event.start_mark.line + 1}: YAML aliases (*name) are not allowed here"
-            )
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, str) and key in seen:
-                raise MalformedDocumentError(
-                    f"line {key_node.start_mark.line + 1}: duplicate key {key!r}"
-                )
-            seen.add(key if isinstance(key, str) else id(key))
-        return super().construct_mapping(node, deep=deep)
-
-
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise MalformedDocumentError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _refuse_constant(name: str) -> Any:
-    raise MalformedDocumentError(f"{name} is not a JSON number")
-
-
-def load_document(
-    path: Path | str, *, what: str = "document", limits: Limits = DEFAULT_LIMITS
-) -> dict[str, Any]:
-    """Read a JSON (``.json``) or YAML (``.yaml``/``.yml``) file whose top level is a mapping.
-
-    Refused with a one-line error: other suffixes, files over ``limits.max_document_bytes``,
-    invalid UTF-8, duplicate keys, NaN/Infinity, YAML aliases and YAML-only types (dates,
-    binary), nesting deeper than ``limits.max_json_depth``.
+    Opened without blocking (a FIFO named as a params file must not hang the command),
+    checked to be a regular file, its size taken from ``fstat``; then at most the limit
+    plus one byte is read, so a file that grows after the check is refused too.
     """
-    source = Path(path)
-    suffix = source.suffix.lower()
-    if suffix not in (".json", ".yaml", ".yml"):
-        raise InvalidInputError(f"{source}: a {what} file must end in .json, .yaml or .yml")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        size = source.stat().st_size
-        if size > limits.max_document_bytes:
-            raise InvalidInputError(
-                f"{source}: {size} bytes exceed the limit of {limits.max_document_bytes}"
-            )
-        data = source.read_bytes()
+        fd = os.open(source, flags)
     except FileNotFoundError as e:
         raise NotFoundError(f"{source}: no such {what} file") from e
     except PermissionError as e:
@@ -165,30 +117,58 @@ def load_document(
         raise InvalidInputError(f"{source}: is a directory, expected a {what} file") from e
     except OSError as e:
         raise StorageError(f"{source}: cannot read: {e.strerror}") from e
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise MalformedDocumentError(f"{source}: not UTF-8 text") from e
-    try:
-        if suffix == ".json":
-            loaded = json.loads(
-                text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
+    with os.fdopen(fd, "rb", buffering=0) as stream:
+        info = os.fstat(stream.fileno())
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidInputError(f"{source}: is a directory, expected a {what} file")
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafePathError(f"{source}: not a regular file, expected a {what} file")
+        if info.st_size > limits.max_document_bytes:
+            raise MalformedDocumentError(
+                f"{source} is {info.st_size} bytes, more than the limit of "
+                f"{limits.max_document_bytes} bytes; refused without reading it"
             )
-        else:
-            loaded = yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader
-    except MalformedDocumentError as e:
-        raise MalformedDocumentError(f"{source}: {e.message}") from e
-    except json.JSONDecodeError as e:
-        raise MalformedDocumentError(
-            f"{source}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
-        ) from e
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or type(e).__name__
-        raise MalformedDocumentError(f"{source}: invalid YAML{where}: {problem}") from e
-    except RecursionError as e:
-        raise MalformedDocumentError(f"{source}: nested too deeply") from e
+        chunks: list[bytes] = []
+        remaining = limits.max_document_bytes + 1
+        try:
+            while remaining > 0:
+                chunk = stream.read(remaining)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+        except OSError as e:
+            raise StorageError(f"{source}: cannot read: {e.strerror}") from e
+    return b"".join(chunks)
+
+
+def load_document(
+    path: Path | str,
+    *,
+    what: str = "document",
+    limits: Limits = DEFAULT_LIMITS,
+    syntax: str | None = None,
+) -> dict[str, Any]:
+    """Read a JSON (``.json``) or YAML (``.yaml``/``.yml``) file whose top level is a mapping.
+
+    ``syntax`` ("json" or "yaml") overrides the suffix. Parsed by
+    :mod:`mlprov.documents`, so refused with a one-line error, exit 2: other suffixes,
+    files over ``limits.max_document_bytes`` (before reading them), invalid UTF-8,
+    duplicate keys, NaN/Infinity and numbers that overflow or exceed
+    ``limits.max_number_length``, YAML aliases, merge keys, tags and dates, nesting deeper
+    than ``limits.max_json_depth``.
+    """
+    source = Path(path)
+    if syntax is None:
+        suffix = source.suffix.lower()
+        if suffix not in (".json", ".yaml", ".yml"):
+            raise InvalidInputError(f"{source}: a {what} file must end in .json, .yaml or .yml")
+        syntax = "json" if suffix == ".json" else "yaml"
+    data = _read_bounded(source, what, limits)
+    if syntax == "json":
+        loaded = documents.load_json(data, str(source), limits)
+    else:
+        loaded = documents.load_yaml(data, str(source), limits)
     if loaded is None:
         loaded = {}
     if not isinstance(loaded, dict):
@@ -196,10 +176,6 @@ def load_document(
             f"{source}: the top level of a {what} file must be a mapping, "
             f"not {type(loaded).__name__}"
         )
-    try:
-        check_json_value(loaded, what, max_depth=limits.max_json_depth)
-    except InvalidInputError as e:
-        raise MalformedDocumentError(f"{source}: {e.message}") from e
     return loaded
 
 
