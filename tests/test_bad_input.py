@@ -542,3 +542,63 @@ def test_param_values_that_are_json_or_text(seeded: RegistryEnv, tmp_path: Path)
     finally:
         registry.close()
     assert params == {key: value for key, (_, value) in values.items()}
+
+
+# -- names a model cannot carry: not UTF-8, colliding on macOS/Windows, symlink loops ------
+
+
+def _private_key(path: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    path.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+def _bytes_path(folder: Path, name: bytes) -> Path:
+    """``folder / name`` for a name that is not UTF-8 (Python keeps its bytes as surrogates)."""
+    return folder / os.fsdecode(name)
+
+
+def test_names_that_cannot_be_signed_are_refused(seeded: RegistryEnv, tmp_path: Path) -> None:
+    not_utf8 = make_model(tmp_path / "not-utf8", {"ok.bin": b"fine"})
+    _bytes_path(not_utf8, b"caf\xe9.bin").write_bytes(b"latin-1 name")
+    not_utf8_dir = make_model(tmp_path / "not-utf8-dir", {"ok.bin": b"fine"})
+    _bytes_path(not_utf8_dir, b"d\xe9").mkdir()
+    _bytes_path(not_utf8_dir, b"d\xe9/w.bin").write_bytes(b"inside")
+    not_utf8_file = _bytes_path(tmp_path, b"w\xff.bin")
+    not_utf8_file.write_bytes(b"single file")
+    nfc_nfd = make_model(tmp_path / "nfc-nfd", {"caf\u00e9.bin": b"NFC", "cafe\u0301.bin": b"NFD"})
+    case = make_model(tmp_path / "case", {"Model.bin": b"upper", "model.bin": b"lower"})
+    folder_case = make_model(tmp_path / "folder-case", {"Data/a.bin": b"a", "data/b.bin": b"b"})
+    loop = make_model(tmp_path / "loop", {"w.bin": b"weights"})
+    (loop / "a").symlink_to("b")
+    (loop / "b").symlink_to("a")
+    loop_root = tmp_path / "loop-root"
+    loop_root.symlink_to(loop_root.name)
+    expected = {
+        "not UTF-8": (not_utf8, "caf\\xe9.bin: the name is not valid UTF-8"),
+        "not UTF-8 folder": (not_utf8_dir, "d\\xe9/w.bin: the name is not valid UTF-8"),
+        "not UTF-8 single file": (not_utf8_file, "w\\xff.bin: the name is not valid UTF-8"),
+        "NFC and NFD": (nfc_nfd, "only in Unicode normalisation (NFC/NFD)"),
+        "case": (case, "'Model.bin' and 'model.bin' differ only in upper/lower case"),
+        "folder case": (folder_case, "'Data' and 'data' differ only in upper/lower case"),
+        "symlink loop": (loop, "symlink loop"),
+        "symlink loop at the root": (loop_root, "symlink loop"),
+    }
+    key = _private_key(tmp_path / "k.pem")
+    cases: dict[str, Case] = {}
+    for label, (path, word) in expected.items():
+        common = [str(path), "--name", "demo", "--no-git", "-q", "--allow-symlinks"]
+        cases[f"register {label}"] = (["register", *common], 2, word)
+        cases[f"sign --name {label}"] = (["sign", *common, "--key", str(key)], 2, word)
+    assert_refused(seeded, cases)
+    for path, _ in expected.values():
+        assert not (path / "model.sig").exists()
+    assert not (tmp_path / "w\udcff.bin.sig").exists()

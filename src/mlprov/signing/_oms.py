@@ -30,7 +30,7 @@ from typing import Any
 from mlprov.config import DEFAULT_LIMITS, Limits
 from mlprov.errors import InvalidInputError, MalformedDocumentError
 from mlprov.hashing import DEFAULT_IGNORED_NAMES
-from mlprov.manifest import HASH_ALGORITHMS, Digest, FileEntry, Manifest
+from mlprov.manifest import HASH_ALGORITHMS, Digest, FileEntry, Manifest, find_path_collision
 from mlprov.signing._json import parse_json_object
 
 __all__ = [
@@ -269,6 +269,10 @@ def parse_statement(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> ModelSta
     entries = _parse_resources(predicate.get("resources"), serialization.hash_type, limits)
     # Manifest refuses duplicate paths and a "." entry with siblings.
     manifest = Manifest.of(serialization.hash_type, entries)
+    # Paths that are one file on macOS or Windows could not be installed as signed.
+    collision = find_path_collision(entry.path for entry in entries)
+    if collision is not None:
+        raise MalformedDocumentError(f"signed statement: {collision.sentence}")
     # The signer computed the root over its own resource order; mlprov and model_signing
     # use path order, the spec text says code-point order. Either binding is accepted.
     in_payload_order = root_digest(entry.digest for entry in entries)
