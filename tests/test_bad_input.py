@@ -602,3 +602,55 @@ def test_names_that_cannot_be_signed_are_refused(seeded: RegistryEnv, tmp_path: 
     for path, _ in expected.values():
         assert not (path / "model.sig").exists()
     assert not (tmp_path / "w\udcff.bin.sig").exists()
+
+
+# -- datasets: a file's digest is its sha256sum; a folder's is its manifest digest ---------
+
+
+def test_a_one_file_dataset_is_bound_by_its_sha256sum(seeded: RegistryEnv, tmp_path: Path) -> None:
+    import hashlib
+
+    data = tmp_path / "train.csv"
+    data.write_bytes(b"a,b\n1,2\n")
+    sha256sum = hashlib.sha256(data.read_bytes()).hexdigest()
+    shards = make_model(tmp_path / "shards", {"0.parquet": b"zero", "1.parquet": b"one"})
+    key = _private_key(tmp_path / "k.pem")
+    model = make_model(tmp_path / "m", {"w.bin": b"new weights"})
+    seeded.cli(
+        *("sign", str(model), "--key", str(key), "--name", "demo", "--no-git", "-q"),
+        *("--dataset", f"train={data}@sha256:{sha256sum}", "--dataset", f"shards={shards}"),
+        check=True,
+    )
+    statement = json.loads(seeded.cli("provenance", "demo/2", check=True).stdout)
+    datasets = {
+        d["name"]: d
+        for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+        if d["annotations"]["kind"] == "dataset"
+    }
+    assert datasets["train"]["digest"] == {"sha256": sha256sum}
+    assert datasets["train"]["annotations"]["digestOf"] == "file"
+    assert datasets["shards"]["annotations"]["digestOf"] == "manifest"
+    assert datasets["shards"]["uri"].endswith("/")
+    bom = json.loads(seeded.cli("bom", "demo/2", check=True).stdout)
+    kinds = {
+        c["name"]: {p["name"]: p["value"] for p in c.get("properties", [])}["mlprov:digest-of"]
+        for c in bom["components"]
+        if c["type"] == "data"
+    }
+    assert kinds == {"train": "file", "shards": "manifest"}
+
+
+def test_a_wrong_dataset_digest_is_refused(seeded: RegistryEnv, tmp_path: Path) -> None:
+    import hashlib
+
+    data = tmp_path / "train.csv"
+    data.write_bytes(b"a,b\n1,2\n")
+    # What mlprov recorded for one file before: the manifest root, not the file's digest.
+    manifest_root = hashlib.sha256(hashlib.sha256(data.read_bytes()).digest()).hexdigest()
+    model = make_model(tmp_path / "m", {"w.bin": b"never stored"})
+    register = ["register", str(model), "--name", "demo", "--no-git", "-q", "--dataset"]
+    cases: dict[str, Case] = {
+        "zeros": ([*register, f"train={data}@sha256:{'0' * 64}"], 1, "sha256sum"),
+        "manifest root of a file": ([*register, f"train={data}@sha256:{manifest_root}"], 1, "file"),
+    }
+    assert_refused(seeded, cases)

@@ -205,28 +205,45 @@ def test_local_dataset_file_and_folder(tmp_path: Path) -> None:
     file = tmp_path / "train.csv"
     file.write_bytes(b"a,b\n1,2\n")
     ref = capture_dataset("train", file)
-    assert ref.digest == str(hash_model(file).digest)
-    # The manifest root, not sha256sum: SHA-256 over the file's raw SHA-256.
-    inner = hashlib.sha256(b"a,b\n1,2\n").digest()
-    assert ref.digest == "sha256:" + hashlib.sha256(inner).hexdigest()
+    # One file: its own SHA-256, what sha256sum prints (and what a remote URI's digest means).
+    assert ref.digest == "sha256:" + hashlib.sha256(b"a,b\n1,2\n").hexdigest()
     assert ref.uri == file.resolve().as_uri()
+    assert ref.digest_of == "file"
+    assert capture_dataset("train", file, digest=ref.digest) == ref
+    blake2b = "blake2b:" + hashlib.blake2b(b"a,b\n1,2\n").hexdigest()
+    assert capture_dataset("train", file, digest=blake2b).digest == blake2b
 
     folder = tmp_path / "shards"
     (folder / "part").mkdir(parents=True)
     (folder / "part" / "0.parquet").write_bytes(b"zero")
     (folder / "1.parquet").write_bytes(b"one")
     ref = capture_dataset("shards", folder.as_uri())
+    # A folder: the manifest digest, as for a model; the URI ends in "/" to say so.
     assert ref.digest == str(hash_model(folder).digest)
+    assert ref.uri == folder.resolve().as_uri() + "/"
+    assert ref.digest_of == "manifest"
     again = capture_dataset("shards", str(folder), digest=ref.digest)
     assert again == ref
 
 
-def test_local_dataset_with_a_wrong_digest(tmp_path: Path) -> None:
+# What mlprov recorded for a one-file dataset before: the manifest root over one file.
+_ONE_FILE_MANIFEST_DIGEST = "sha256:" + hashlib.sha256(hashlib.sha256(b"x").digest()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("digest", "words"),
+    [
+        pytest.param("sha256:" + "0" * 64, "its file digest (what sha256sum prints)", id="wrong"),
+        pytest.param(_ONE_FILE_MANIFEST_DIGEST, "expected " + _ONE_FILE_MANIFEST_DIGEST, id="old"),
+    ],
+)
+def test_local_dataset_with_a_wrong_digest(tmp_path: Path, digest: str, words: str) -> None:
     file = tmp_path / "train.csv"
     file.write_bytes(b"x")
     with pytest.raises(DigestMismatchError) as raised:
-        capture_dataset("train", file, digest="sha256:" + "0" * 64)
+        capture_dataset("train", file, digest=digest)
     assert raised.value.exit_code == 1
+    assert words in str(raised.value)
 
 
 def test_remote_dataset_needs_a_digest() -> None:

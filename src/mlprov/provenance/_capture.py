@@ -8,7 +8,8 @@ functions, so the document builders stay pure:
 * :func:`flatten_params` turns a nested training config into dotted keys;
 * :class:`MetricKey`, :func:`parse_metric_flag`, :func:`normalize_metrics` define the one
   metrics shape (below);
-* :func:`capture_dataset` hashes a local dataset, or requires the digest of a remote one;
+* :func:`capture_dataset` hashes a local dataset (a file: its own digest; a folder: the
+  manifest digest), or requires the digest of a remote one;
 * :func:`detect_git` finds the repository URL (credentials removed), commit and dirty flag;
 * :func:`capture_environment` lists the installed Python distributions (the
   "environment lock") and :class:`Environment` digests that list;
@@ -58,8 +59,8 @@ from mlprov.errors import (
     StorageError,
     UnsafePathError,
 )
-from mlprov.hashing import hash_model
-from mlprov.manifest import Digest
+from mlprov.hashing import hash_file, hash_files, list_model_files
+from mlprov.manifest import SINGLE_FILE_NAME, Digest
 from mlprov.provenance._statement import check_json_value, format_timestamp
 from mlprov.records import DatasetRef
 
@@ -399,30 +400,43 @@ def capture_dataset(
 ) -> DatasetRef:
     """A dataset bound by digest.
 
-    A local file or folder (a path or ``file://`` URI) is hashed like a model
-    (:func:`mlprov.hashing.hash_model`): the digest is the manifest root, SHA-256 over
-    the per-file digests in path order, so a one-file dataset's digest is *not* its
-    ``sha256sum``. A given ``digest`` must then match. A remote dataset (any other
-    scheme) cannot be hashed here, so its digest must be given.
+    A local file (a path or ``file://`` URI) gets its own digest: for SHA-256 what
+    ``sha256sum`` prints, the same digest ``NAME=URI@sha256:HEX`` names for the same file
+    stored remotely. A local folder is hashed like a model (:func:`mlprov.hashing.hash_model`)
+    and gets the manifest digest (SHA-256 over the per-file digests in path order); its URI
+    ends in ``/``, which is how the provenance and the ML-BOM tell a manifest digest from a
+    file's (:attr:`~mlprov.records.DatasetRef.digest_of`). A given ``digest`` must match
+    (:class:`~mlprov.errors.DigestMismatchError`, exit 1: the bytes are not the ones the
+    caller vouched for). A remote dataset (any other scheme) cannot be hashed here, so its
+    digest must be given.
     """
     if not name or not name.strip():
         raise InvalidInputError("a dataset needs a name")
     text = str(location)
+    expected = Digest.parse(digest) if digest is not None else None
     if _is_remote(text):
-        if digest is None:
+        if expected is None:
             raise InvalidInputError(
                 f"dataset {name!r} at {text[:120]} is remote and cannot be hashed here: "
                 "give its digest (NAME=URI@sha256:HEX)"
             )
-        return DatasetRef(name=name.strip(), uri=text, digest=str(Digest.parse(digest)))
+        return DatasetRef(name=name.strip(), uri=text, digest=str(expected))
     path = Path(unquote(urlsplit(text).path)) if text.lower().startswith("file://") else Path(text)
-    manifest = hash_model(path, algorithm)
-    actual = manifest.digest
-    if digest is not None and Digest.parse(digest) != actual:
+    files = list_model_files(path)
+    if len(files) == 1 and files[0].name == SINGLE_FILE_NAME:
+        # One file: its own digest, in the algorithm the caller named if it named one.
+        actual, _ = hash_file(files[0].path, expected.algorithm if expected else algorithm)
+        uri = path.resolve().as_uri()
+        what = "file digest (what sha256sum prints)"
+    else:
+        actual = hash_files(files, algorithm).digest
+        uri = path.resolve().as_uri() + "/"
+        what = "folder manifest digest (SHA-256 over its files' digests in path order)"
+    if expected is not None and expected != actual:
         raise DigestMismatchError(
-            f"dataset {name!r} at {path}: expected {Digest.parse(digest)}, hashed {actual}"
+            f"dataset {name!r} at {path}: expected {expected}, its {what} is {actual}"
         )
-    return DatasetRef(name=name.strip(), uri=path.resolve().as_uri(), digest=str(actual))
+    return DatasetRef(name=name.strip(), uri=uri, digest=str(actual))
 
 
 # -- git ----------------------------------------------------------------------------------
