@@ -420,3 +420,242 @@ def test_a_read_only_store_is_a_storage_error(seeded: RegistryEnv, tmp_path: Pat
         line = one_line_error(result.stderr)
         assert any(w in line for w in ("read-only", "not writable", "cannot open")), line
     assert seeded.snapshot() == before
+
+
+# -- hostile documents: every JSON or YAML file or value read from a user ----------------
+
+DEEP = 100_000
+HUGE_INT = "1" + "0" * 100_000  # 10**100000
+BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{name}: &{name} [{','.join([f'*{previous}'] * 9)}]\n"
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+#: file name -> (content, a word of the one-line error). Each is refused with exit 2.
+HOSTILE_DOCUMENTS: dict[str, tuple[bytes, str]] = {
+    "deep.json": (b"[" * DEEP + b"]" * DEEP, "nests deeper"),
+    "deep-object.json": (b'{"a":' * DEEP + b"1" + b"}" * DEEP, "nests deeper"),
+    "deep.yaml": (b"a: " + b"[" * DEEP + b"]" * DEEP, "nests deeper"),
+    "huge-int.json": (b'{"seed": ' + HUGE_INT.encode() + b"}", "number of 100001 characters"),
+    "huge-int.yaml": (b"seed: " + HUGE_INT.encode(), "number of 100001 characters"),
+    "inf.json": (b'{"lr": 1e999}', "not finite"),
+    "inf.yaml": (b"lr: 1.0e+999", "not a finite number"),
+    "nan.json": (b'{"lr": NaN}', "NaN"),
+    "duplicate.json": (b'{"a": 1, "a": 2}', "repeats the key 'a'"),
+    "nested-duplicate.json": (b'{"a": {"b": [{"c": 1, "c": 2}]}}', "repeats the key 'c'"),
+    "nested-duplicate.yaml": (b"a:\n  b: 1\n  b: 2\n", "repeats the key 'b'"),
+    "laughs.yaml": (BILLION_LAUGHS.encode(), "aliases"),
+    "tag.yaml": (b"a: !!python/object/apply:os.system [true]\n", "tag"),
+    "not-utf8.json": (b'{"a": "caf\xe9"}', "UTF-8"),
+    "not-utf8.yaml": (b"a: caf\xe9\n", "UTF-8"),
+}
+
+
+def _write_hostile_documents(folder: Path) -> dict[str, Path]:
+    folder.mkdir()
+    paths = {}
+    for name, (content, _) in HOSTILE_DOCUMENTS.items():
+        paths[name] = folder / name
+        paths[name].write_bytes(content)
+    big = folder / "big.json"
+    with big.open("wb") as stream:  # 100 MB, sparse: refused by its size before reading
+        stream.truncate(100 * 1024 * 1024)
+    paths["big.json"] = big
+    return paths
+
+
+def test_hostile_document_files_are_refused(seeded: RegistryEnv, tmp_path: Path) -> None:
+    documents = _write_hostile_documents(tmp_path / "docs")
+    words = {name: word for name, (_, word) in HOSTILE_DOCUMENTS.items()}
+    words["big.json"] = "more than the limit"
+    model = make_model(tmp_path / "m", {"w.bin": b"never stored"})
+    register = ["register", str(model), "--name", "demo", "--no-git", "-q"]
+    cases: dict[str, Case] = {}
+    for name, path in documents.items():
+        cases[f"--params {name}"] = ([*register, "--params", str(path)], 2, words[name])
+    for name in ("deep.yaml", "huge-int.json", "inf.json", "laughs.yaml", "big.json"):
+        cases[f"--metrics {name}"] = (
+            [*register, "--metrics", str(documents[name])],
+            2,
+            words[name],
+        )
+        cases[f"--card {name}"] = ([*register, "--card", str(documents[name])], 2, words[name])
+    assert_refused(seeded, cases)
+
+
+def test_hostile_documents_are_refused_by_sign_and_attest(
+    seeded: RegistryEnv, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = tmp_path / "k.pem"
+    key.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    documents = _write_hostile_documents(tmp_path / "docs")
+    model = make_model(tmp_path / "m", {"w.bin": b"never stored"})
+    sign = ["sign", str(model), "--key", str(key), "--name", "demo", "--no-git", "-q"]
+    attest = ["attest", "demo/1", "--predicate-type", "https://example.com/eval", "--key", str(key)]
+    cases: dict[str, Case] = {}
+    for name in ("deep.json", "huge-int.json", "inf.json", "duplicate.json", "big.json"):
+        word = "more than the limit" if name == "big.json" else HOSTILE_DOCUMENTS[name][1]
+        cases[f"sign --params {name}"] = ([*sign, "--params", str(documents[name])], 2, word)
+        cases[f"attest --predicate {name}"] = (
+            [*attest, "--predicate", str(documents[name])],
+            2,
+            word,
+        )
+    assert_refused(seeded, cases)
+    assert not (model / "model.sig").exists()
+
+
+def test_hostile_param_values_are_refused(seeded: RegistryEnv, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "m", {"w.bin": b"never stored"})
+    register = ["register", str(model), "--name", "demo", "--no-git", "-q", "--param"]
+    cases: dict[str, Case] = {
+        "deep list": ([*register, "x=" + "[" * DEEP + "]" * DEEP], 2, "nests deeper"),
+        "huge int": ([*register, "seed=" + HUGE_INT], 2, "number of 100001 characters"),
+        "huge int in a list": ([*register, f"x=[{HUGE_INT}]"], 2, "number of 100001"),
+        "1e999": ([*register, "lr=1e999"], 2, "not finite"),
+        "NaN in a list": ([*register, "x=[NaN]"], 2, "NaN"),
+        "duplicate key": ([*register, 'x={"a": 1, "a": 2}'], 2, "repeats the key 'a'"),
+        "broken JSON": ([*register, "x=[1, 2"], 2, "write it as a JSON string"),
+    }
+    assert_refused(seeded, cases)
+
+
+def test_param_values_that_are_json_or_text(seeded: RegistryEnv, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "m", {"w.bin": b"new bytes"})
+    values = {
+        "layers": ("[64, 64]", [64, 64]),
+        "lr": ("0.1", 0.1),
+        "seed": ("42", 42),
+        "note": ('"[draft]"', "[draft]"),
+        "kind": ("inf", "inf"),
+        "flag": ("true", True),
+    }
+    args = [f"--param={key}={text}" for key, (text, _) in values.items()]
+    seeded.cli("register", str(model), "--name", "demo", "--no-git", "-q", *args, check=True)
+    registry = seeded.registry()
+    try:
+        params = registry.get_version("demo/2").params
+    finally:
+        registry.close()
+    assert params == {key: value for key, (_, value) in values.items()}
+
+
+# -- names a model cannot carry: not UTF-8, colliding on macOS/Windows, symlink loops ------
+
+
+def _private_key(path: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    path.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+def _bytes_path(folder: Path, name: bytes) -> Path:
+    """``folder / name`` for a name that is not UTF-8 (Python keeps its bytes as surrogates)."""
+    return folder / os.fsdecode(name)
+
+
+def test_names_that_cannot_be_signed_are_refused(seeded: RegistryEnv, tmp_path: Path) -> None:
+    not_utf8 = make_model(tmp_path / "not-utf8", {"ok.bin": b"fine"})
+    _bytes_path(not_utf8, b"caf\xe9.bin").write_bytes(b"latin-1 name")
+    not_utf8_dir = make_model(tmp_path / "not-utf8-dir", {"ok.bin": b"fine"})
+    _bytes_path(not_utf8_dir, b"d\xe9").mkdir()
+    _bytes_path(not_utf8_dir, b"d\xe9/w.bin").write_bytes(b"inside")
+    not_utf8_file = _bytes_path(tmp_path, b"w\xff.bin")
+    not_utf8_file.write_bytes(b"single file")
+    nfc_nfd = make_model(tmp_path / "nfc-nfd", {"caf\u00e9.bin": b"NFC", "cafe\u0301.bin": b"NFD"})
+    case = make_model(tmp_path / "case", {"Model.bin": b"upper", "model.bin": b"lower"})
+    folder_case = make_model(tmp_path / "folder-case", {"Data/a.bin": b"a", "data/b.bin": b"b"})
+    loop = make_model(tmp_path / "loop", {"w.bin": b"weights"})
+    (loop / "a").symlink_to("b")
+    (loop / "b").symlink_to("a")
+    loop_root = tmp_path / "loop-root"
+    loop_root.symlink_to(loop_root.name)
+    expected = {
+        "not UTF-8": (not_utf8, "caf\\xe9.bin: the name is not valid UTF-8"),
+        "not UTF-8 folder": (not_utf8_dir, "d\\xe9/w.bin: the name is not valid UTF-8"),
+        "not UTF-8 single file": (not_utf8_file, "w\\xff.bin: the name is not valid UTF-8"),
+        "NFC and NFD": (nfc_nfd, "only in Unicode normalisation (NFC/NFD)"),
+        "case": (case, "'Model.bin' and 'model.bin' differ only in upper/lower case"),
+        "folder case": (folder_case, "'Data' and 'data' differ only in upper/lower case"),
+        "symlink loop": (loop, "symlink loop"),
+        "symlink loop at the root": (loop_root, "symlink loop"),
+    }
+    key = _private_key(tmp_path / "k.pem")
+    cases: dict[str, Case] = {}
+    for label, (path, word) in expected.items():
+        common = [str(path), "--name", "demo", "--no-git", "-q", "--allow-symlinks"]
+        cases[f"register {label}"] = (["register", *common], 2, word)
+        cases[f"sign --name {label}"] = (["sign", *common, "--key", str(key)], 2, word)
+    assert_refused(seeded, cases)
+    for path, _ in expected.values():
+        assert not (path / "model.sig").exists()
+    assert not (tmp_path / "w\udcff.bin.sig").exists()
+
+
+# -- datasets: a file's digest is its sha256sum; a folder's is its manifest digest ---------
+
+
+def test_a_one_file_dataset_is_bound_by_its_sha256sum(seeded: RegistryEnv, tmp_path: Path) -> None:
+    import hashlib
+
+    data = tmp_path / "train.csv"
+    data.write_bytes(b"a,b\n1,2\n")
+    sha256sum = hashlib.sha256(data.read_bytes()).hexdigest()
+    shards = make_model(tmp_path / "shards", {"0.parquet": b"zero", "1.parquet": b"one"})
+    key = _private_key(tmp_path / "k.pem")
+    model = make_model(tmp_path / "m", {"w.bin": b"new weights"})
+    seeded.cli(
+        *("sign", str(model), "--key", str(key), "--name", "demo", "--no-git", "-q"),
+        *("--dataset", f"train={data}@sha256:{sha256sum}", "--dataset", f"shards={shards}"),
+        check=True,
+    )
+    statement = json.loads(seeded.cli("provenance", "demo/2", check=True).stdout)
+    datasets = {
+        d["name"]: d
+        for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+        if d["annotations"]["kind"] == "dataset"
+    }
+    assert datasets["train"]["digest"] == {"sha256": sha256sum}
+    assert datasets["train"]["annotations"]["digestOf"] == "file"
+    assert datasets["shards"]["annotations"]["digestOf"] == "manifest"
+    assert datasets["shards"]["uri"].endswith("/")
+    bom = json.loads(seeded.cli("bom", "demo/2", check=True).stdout)
+    kinds = {
+        c["name"]: {p["name"]: p["value"] for p in c.get("properties", [])}["mlprov:digest-of"]
+        for c in bom["components"]
+        if c["type"] == "data"
+    }
+    assert kinds == {"train": "file", "shards": "manifest"}
+
+
+def test_a_wrong_dataset_digest_is_refused(seeded: RegistryEnv, tmp_path: Path) -> None:
+    import hashlib
+
+    data = tmp_path / "train.csv"
+    data.write_bytes(b"a,b\n1,2\n")
+    # What mlprov recorded for one file before: the manifest root, not the file's digest.
+    manifest_root = hashlib.sha256(hashlib.sha256(data.read_bytes()).digest()).hexdigest()
+    model = make_model(tmp_path / "m", {"w.bin": b"never stored"})
+    register = ["register", str(model), "--name", "demo", "--no-git", "-q", "--dataset"]
+    cases: dict[str, Case] = {
+        "zeros": ([*register, f"train={data}@sha256:{'0' * 64}"], 1, "sha256sum"),
+        "manifest root of a file": ([*register, f"train={data}@sha256:{manifest_root}"], 1, "file"),
+    }
+    assert_refused(seeded, cases)

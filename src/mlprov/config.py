@@ -18,12 +18,18 @@ __all__ = ["DEFAULT_LIMITS", "Limits", "RegistryConfig", "current_actor", "defau
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on untrusted input. Exceeding one is an InvalidInputError, never a crash."""
+    """Bounds on untrusted input. Exceeding one is an InvalidInputError, never a crash.
+
+    Documents (JSON, YAML) obey the first three through :mod:`mlprov.documents`.
+    """
 
     #: Largest signature bundle, attestation or envelope accepted, in bytes.
     max_document_bytes: int = 16 * 1024 * 1024
     #: Deepest JSON nesting accepted in a document (OMS bundles need fewer than 10).
     max_json_depth: int = 64
+    #: Longest number literal accepted in a document, in characters (a SHA-512 in decimal
+    #: has 155 digits; CPython refuses integers of more than 4,300 digits).
+    max_number_length: int = 200
     #: Most files one manifest may list.
     max_manifest_files: int = 1_000_000
     #: Deepest lineage walk (ancestors or descendants).

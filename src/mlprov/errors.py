@@ -17,6 +17,7 @@ exits with that code, and never shows a traceback unless ``--debug`` is given::
     │   ├── InvalidReferenceError            a version reference that does not parse
     │   ├── UnsafePathError                  symlink escape, FIFO, device, unreadable file
     │   └── MalformedDocumentError           a bundle, envelope or statement that does not parse
+    │       └── DocumentSyntaxError              ... because it is not JSON or YAML at all
     ├── ConflictError                exit 3  someone else changed the same thing first
     ├── NotFoundError                exit 4  a model, version, alias or file does not exist
     ├── StorageError                 exit 5  the metadata store or artefact store failed
@@ -43,6 +44,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DigestMismatchError",
+    "DocumentSyntaxError",
     "InvalidInputError",
     "InvalidNameError",
     "InvalidReferenceError",
@@ -127,6 +129,10 @@ class UnsafePathError(InvalidInputError):
 
 class MalformedDocumentError(InvalidInputError):
     """A bundle, envelope, statement or config that cannot be parsed or exceeds limits."""
+
+
+class DocumentSyntaxError(MalformedDocumentError):
+    """A document that is not JSON or YAML at all (as opposed to one refused by a limit)."""
 
 
 class ConflictError(MlprovError):

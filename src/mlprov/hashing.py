@@ -5,8 +5,11 @@ What is hashed follows OMS "files" serialization as the reference tool ``model_s
 path; a single-file model gives one entry named ``"."``.
 
 What is refused, without ever blocking on it: FIFOs, sockets and devices (checked with
-``lstat`` before any ``open``, and opened ``O_NONBLOCK``), unreadable files, symlinks
-unless ``allow_symlinks``, and with it any symlink whose target leaves the model folder.
+``lstat`` before any ``open``, and opened ``O_NONBLOCK``), unreadable files, file names
+that are not UTF-8 (shown with their bytes escaped), names that collide after Unicode
+normalisation or case folding (:func:`~mlprov.manifest.find_path_collision`), symlinks
+unless ``allow_symlinks``, and with it any symlink whose target leaves the model folder
+or loops.
 
 Speed: files are hashed in parallel on every core (``hashlib`` and ``blake3`` release the
 GIL on large buffers), each read with ``readinto`` into one reusable buffer per worker,
@@ -27,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 
 from mlprov.errors import InvalidInputError, NotFoundError, StorageError, UnsafePathError
 from mlprov.manifest import (
@@ -35,6 +38,7 @@ from mlprov.manifest import (
     Digest,
     FileEntry,
     Manifest,
+    find_path_collision,
     new_hasher,
     shard_count,
     shard_name,
@@ -103,9 +107,39 @@ def _classify(path: Path, display: str) -> os.stat_result:
     return info
 
 
+def _shown(path: PurePath | str) -> str:
+    """A path as text that can always be printed: bytes that are not UTF-8 (which Python
+    keeps as lone surrogates) are shown escaped, ``caf\\xe9.bin``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _resolve(path: Path, display: str) -> Path:
+    """``path.resolve()``, with a symlink loop (``a -> b -> a``) as a one-line error."""
+    try:
+        return path.resolve(strict=False)
+    except RuntimeError as e:  # pathlib before 3.13 reports ELOOP this way
+        raise UnsafePathError(f"{display}: symlink loop; the link never reaches a file") from e
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsafePathError(f"{display}: symlink loop; the link never reaches a file") from e
+        raise StorageError(f"{display}: cannot resolve: {os.strerror(e.errno or errno.EIO)}") from e
+
+
+def _check_utf8_name(name: str, display: str) -> None:
+    # OMS v1.0 section 6.1.2 step 7: resource names are UTF-8. A name that is not (kept by
+    # Python as lone surrogates) could not be signed, stored or installed under its name.
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise UnsafePathError(
+            f"{display}: the name is not valid UTF-8; rename it (only UTF-8 names "
+            "can be signed and registered)"
+        ) from e
+
+
 def _resolve_symlink(path: Path, root: Path, display: str) -> os.stat_result:
     """Check a symlink stays inside ``root`` and points at a regular file."""
-    target = path.resolve(strict=False)
+    target = _resolve(path, display)
     if not _is_within(target, root):
         raise UnsafePathError(f"{display}: symlink points outside the model folder")
     if not target.exists():
@@ -129,16 +163,18 @@ def list_model_files(
     the reference tool does.
     """
     model_path = Path(model_path)
-    display_root = str(model_path)
+    display_root = _shown(model_path)
     info = _classify(model_path, display_root)
     if stat.S_ISLNK(info.st_mode):
         if not allow_symlinks:
             raise UnsafePathError(
                 f"{display_root}: is a symlink; pass --allow-symlinks to follow it"
             )
-        model_path = model_path.resolve()
+        model_path = _resolve(model_path, display_root)
         info = _classify(model_path, display_root)
-    root = model_path.resolve()
+    root = _resolve(model_path, display_root)
+    # The model's own base name is recorded too (the artefact name, the OMS subject name).
+    _check_utf8_name(Path(os.path.abspath(model_path)).name, display_root)
     if stat.S_ISREG(info.st_mode):
         _check_readable(model_path, display_root)
         return [ModelFile(SINGLE_FILE_NAME, model_path, info.st_size)]
@@ -164,7 +200,8 @@ def list_model_files(
     for relative, path in _walk(model_path):
         if _ignored(relative, frozen_ignore):
             continue
-        display = f"{display_root}/{relative}"
+        display = f"{display_root}/{_shown(relative)}"
+        _check_utf8_name(relative.as_posix(), display)
         entry_info = _classify(path, display)
         if stat.S_ISLNK(entry_info.st_mode):
             if not allow_symlinks:
@@ -177,6 +214,9 @@ def list_model_files(
         _check_readable(path, display)
         files.append(ModelFile(relative.as_posix(), path, entry_info.st_size))
     files.sort(key=lambda f: PurePosixPath(f.name))
+    collision = find_path_collision(f.name for f in files)
+    if collision is not None:
+        raise UnsafePathError(f"{display_root}: {collision.sentence}")
     return files
 
 

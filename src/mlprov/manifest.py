@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -36,7 +37,9 @@ __all__ = [
     "Digest",
     "FileEntry",
     "Manifest",
+    "PathCollision",
     "check_relative_path",
+    "find_path_collision",
     "parse_shard_name",
     "shard_count",
     "shard_name",
@@ -185,6 +188,54 @@ def shard_ranges(size: int, shard_size: int) -> Iterator[tuple[int, int]]:
 
 def shard_count(size: int, shard_size: int) -> int:
     return -(-size // shard_size)
+
+
+@dataclass(frozen=True)
+class PathCollision:
+    """Two different manifest paths that name one file where names are normalised or
+    case-folded: macOS (APFS, HFS+: Unicode normalisation, and case by default) and
+    Windows (NTFS: case). ``first`` sorts before ``second``; ``kind`` says which rule."""
+
+    first: str
+    second: str
+    kind: str  # "unicode-normalisation" or "case"
+
+    @property
+    def sentence(self) -> str:
+        how = (
+            "only in Unicode normalisation (NFC/NFD)"
+            if self.kind == "unicode-normalisation"
+            else "only in upper/lower case"
+        )
+        # !a (ascii): NFC and NFD forms print alike; their escapes show the difference.
+        return (
+            f"paths {self.first[:200]!a} and {self.second[:200]!a} differ {how}: "
+            "such a model cannot be installed faithfully on macOS or Windows"
+        )
+
+
+def find_path_collision(paths: Iterable[str]) -> PathCollision | None:
+    """The first two paths (or folders on their way) that collide after NFC normalisation
+    or after case folding of the NFC form, or None when all are distinct both ways.
+
+    Folders count too: ``Data/a`` and ``data/b`` land in one folder on a case-insensitive
+    file system, and one of them is then installed under a name that was not signed.
+    """
+    by_nfc: dict[str, str] = {}
+    by_folded: dict[str, str] = {}
+    for path in sorted(paths):
+        parts = path.split("/")
+        for end in range(1, len(parts) + 1):
+            name = "/".join(parts[:end])
+            nfc = unicodedata.normalize("NFC", name)
+            known = by_nfc.setdefault(nfc, name)
+            if known != name:
+                return PathCollision(min(known, name), max(known, name), "unicode-normalisation")
+            folded = nfc.casefold()
+            known = by_folded.setdefault(folded, name)
+            if known != name:
+                return PathCollision(min(known, name), max(known, name), "case")
+    return None
 
 
 @dataclass(frozen=True)

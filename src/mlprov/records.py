@@ -62,11 +62,21 @@ class RegisteredModel(_Record):
 
 
 class DatasetRef(_Record):
-    """A dataset a version was trained or evaluated on, bound by digest."""
+    """A dataset a version was trained or evaluated on, bound by digest.
+
+    A URI ending in ``/`` names a folder, whose digest is the manifest digest (SHA-256
+    over its files' digests in path order, as for a model); any other URI names one file
+    or object, whose digest is that of its bytes (``sha256sum``).
+    """
 
     name: str
     uri: str
     digest: str
+
+    @property
+    def digest_of(self) -> str:
+        """``"manifest"`` for a folder dataset, ``"file"`` for a single file or object."""
+        return "manifest" if self.uri.endswith("/") else "file"
 
 
 class LineageEdge(_Record):

@@ -75,7 +75,7 @@ def version_record(**changes: Any) -> ModelVersion:
             ),
             DatasetRef(
                 name="applications-2025",
-                uri="s3://bank-data/applications/2025",
+                uri="s3://bank-data/applications/2025/",  # a folder: manifest digest
                 digest=TRAIN_DIGEST,
             ),
         ],

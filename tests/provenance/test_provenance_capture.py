@@ -62,17 +62,17 @@ def test_empty_yaml_is_an_empty_mapping(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "text", "expected"),
     [
-        ("dup.json", '{"a": 1, "a": 2}', "duplicate key 'a'"),
-        ("dup.yaml", "a: 1\na: 2\n", "duplicate key 'a'"),
+        ("dup.json", '{"a": 1, "a": 2}', "repeats the key 'a'"),
+        ("dup.yaml", "a: 1\na: 2\n", "repeats the key 'a'"),
         ("alias.yaml", "a: &x [1, 2]\nb: *x\n", "aliases"),
-        ("nan.json", '{"a": NaN}', "NaN is not a JSON number"),
-        ("nan.yaml", "a: .nan\n", "nan, which JSON cannot represent"),
-        ("date.yaml", "when: 2026-01-02\n", "has type date"),
+        ("nan.json", '{"a": NaN}', "NaN is not a number"),
+        ("nan.yaml", "a: .nan\n", "'.nan' is not a finite number"),
+        ("date.yaml", "when: 2026-01-02\n", "reads as a date in YAML; quote it"),
         ("list.json", "[1, 2]", "must be a mapping, not list"),
-        ("bad.json", '{"a": }', "invalid JSON at line 1"),
-        ("bad.yaml", "a: [1, 2\n", "invalid YAML"),
-        ("intkey.yaml", "1: one\n", "key 1 under the top level is not a string"),
-        ("python.yaml", "a: !!python/object:os.system ls\n", "invalid YAML"),
+        ("bad.json", '{"a": }', "is not valid JSON: Expecting value at line 1"),
+        ("bad.yaml", "a: [1, 2\n", "is not valid YAML"),
+        ("intkey.yaml", "1: one\n", "the key 1 is not text"),
+        ("python.yaml", "a: !!python/object:os.system ls\n", "YAML tag"),
     ],
 )
 def test_bad_documents_are_refused(tmp_path: Path, name: str, text: str, expected: str) -> None:
@@ -86,7 +86,7 @@ def test_bad_documents_are_refused(tmp_path: Path, name: str, text: str, expecte
 
 def test_document_limits(tmp_path: Path) -> None:
     path = _write(tmp_path, "big.json", '{"a": "' + "x" * 100 + '"}')
-    with pytest.raises(InvalidInputError, match="exceed the limit"):
+    with pytest.raises(MalformedDocumentError, match="more than the limit of 50 bytes"):
         load_document(path, limits=Limits(max_document_bytes=50))
     deep = _write(tmp_path, "deep.json", '{"a": ' * 10 + "1" + "}" * 10)
     with pytest.raises(MalformedDocumentError, match="nests deeper than 5"):
@@ -205,28 +205,45 @@ def test_local_dataset_file_and_folder(tmp_path: Path) -> None:
     file = tmp_path / "train.csv"
     file.write_bytes(b"a,b\n1,2\n")
     ref = capture_dataset("train", file)
-    assert ref.digest == str(hash_model(file).digest)
-    # The manifest root, not sha256sum: SHA-256 over the file's raw SHA-256.
-    inner = hashlib.sha256(b"a,b\n1,2\n").digest()
-    assert ref.digest == "sha256:" + hashlib.sha256(inner).hexdigest()
+    # One file: its own SHA-256, what sha256sum prints (and what a remote URI's digest means).
+    assert ref.digest == "sha256:" + hashlib.sha256(b"a,b\n1,2\n").hexdigest()
     assert ref.uri == file.resolve().as_uri()
+    assert ref.digest_of == "file"
+    assert capture_dataset("train", file, digest=ref.digest) == ref
+    blake2b = "blake2b:" + hashlib.blake2b(b"a,b\n1,2\n").hexdigest()
+    assert capture_dataset("train", file, digest=blake2b).digest == blake2b
 
     folder = tmp_path / "shards"
     (folder / "part").mkdir(parents=True)
     (folder / "part" / "0.parquet").write_bytes(b"zero")
     (folder / "1.parquet").write_bytes(b"one")
     ref = capture_dataset("shards", folder.as_uri())
+    # A folder: the manifest digest, as for a model; the URI ends in "/" to say so.
     assert ref.digest == str(hash_model(folder).digest)
+    assert ref.uri == folder.resolve().as_uri() + "/"
+    assert ref.digest_of == "manifest"
     again = capture_dataset("shards", str(folder), digest=ref.digest)
     assert again == ref
 
 
-def test_local_dataset_with_a_wrong_digest(tmp_path: Path) -> None:
+# What mlprov recorded for a one-file dataset before: the manifest root over one file.
+_ONE_FILE_MANIFEST_DIGEST = "sha256:" + hashlib.sha256(hashlib.sha256(b"x").digest()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("digest", "words"),
+    [
+        pytest.param("sha256:" + "0" * 64, "its file digest (what sha256sum prints)", id="wrong"),
+        pytest.param(_ONE_FILE_MANIFEST_DIGEST, "expected " + _ONE_FILE_MANIFEST_DIGEST, id="old"),
+    ],
+)
+def test_local_dataset_with_a_wrong_digest(tmp_path: Path, digest: str, words: str) -> None:
     file = tmp_path / "train.csv"
     file.write_bytes(b"x")
     with pytest.raises(DigestMismatchError) as raised:
-        capture_dataset("train", file, digest="sha256:" + "0" * 64)
+        capture_dataset("train", file, digest=digest)
     assert raised.value.exit_code == 1
+    assert words in str(raised.value)
 
 
 def test_remote_dataset_needs_a_digest() -> None:

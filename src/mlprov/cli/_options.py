@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Annotated, Any
 
 import typer
 
-from mlprov.errors import InvalidInputError
+from mlprov.documents import load_json, parse_number
+from mlprov.errors import DocumentSyntaxError, InvalidInputError
 
 __all__ = ["JsonOption", "ReasonOption", "parse_pairs", "parse_value"]
 
@@ -16,23 +17,30 @@ ReasonOption = Annotated[
     str, typer.Option("--reason", metavar="TEXT", help="Why; recorded in history and audit.")
 ]
 
+#: A decimal number as JSON writes it, with an optional leading sign (``+1``, ``-0.5e3``).
+_NUMBER = re.compile(r"\A[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 
-def parse_value(text: str) -> Any:
-    """``3`` -> 3, ``0.1`` -> 0.1, ``true`` -> True, JSON objects and lists as JSON, else text."""
+
+def parse_value(text: str, what: str = "value") -> Any:
+    """``3`` -> 3, ``0.1`` -> 0.1, ``true`` -> True, JSON objects, lists and strings as JSON,
+    anything else as text.
+
+    A value that starts like JSON (``{``, ``[``, ``"``) must be valid JSON within the
+    document limits (:mod:`mlprov.documents`): a typo is an error, not silently text.
+    A number must be finite and not overlong; text that is not a decimal number
+    (``inf``, ``nan``, ``1_000``) stays text.
+    """
     stripped = text.strip()
     if stripped[:1] in ("{", "[", '"') or stripped in ("true", "false", "null"):
         try:
-            return json.loads(stripped)
-        except json.JSONDecodeError:
-            return text
-    for kind in (int, float):
-        try:
-            value = kind(stripped)
-        except ValueError:
-            continue
-        if kind is float and value != value:  # NaN  # noqa: PLR0124
-            return text
-        return value
+            return load_json(stripped.encode("utf-8", "surrogateescape"), what)
+        except DocumentSyntaxError as e:
+            raise DocumentSyntaxError(
+                f"{e.message} (to pass text starting with {stripped[:1]}, write it as a "
+                "JSON string: '\"...\"')"
+            ) from e
+    if _NUMBER.match(stripped):
+        return parse_number(stripped, what)
     return text
 
 
@@ -46,5 +54,5 @@ def parse_pairs(items: list[str] | None, what: str, *, typed: bool) -> dict[str,
             raise InvalidInputError(f"invalid {what} {item[:80]!r}: use KEY=VALUE")
         if key in result:
             raise InvalidInputError(f"{what} {key!r} given twice")
-        result[key] = parse_value(value) if typed else value
+        result[key] = parse_value(value, f"{what} {key!r}") if typed else value
     return result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,7 @@ import typer
 from mlprov.cli._options import JsonOption
 from mlprov.cli._output import print_json, say
 from mlprov.cli._state import state
-from mlprov.errors import InvalidInputError, MalformedDocumentError, NotFoundError
+from mlprov.errors import MalformedDocumentError
 
 RawOption = Annotated[
     bool, typer.Option("--raw", help="Print the stored signed bundle (DSSE envelope) as is.")
@@ -96,15 +95,9 @@ def attest(
 ) -> None:
     """Sign new evidence about a version (e.g. evaluation results) and store it."""
     from mlprov.cli.signing import signer_from_options  # noqa: PLC0415
+    from mlprov.provenance import load_document  # noqa: PLC0415
 
-    try:
-        document = json.loads(predicate.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise NotFoundError(f"predicate file {predicate} not found") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InvalidInputError(f"predicate file {predicate}: not readable JSON: {e}") from e
-    if not isinstance(document, dict):
-        raise InvalidInputError(f"predicate file {predicate}: must hold a JSON object")
+    document = load_document(predicate, what="predicate", syntax="json")
     signer = signer_from_options(
         key=key,
         certificate=certificate,

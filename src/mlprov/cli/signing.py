@@ -240,7 +240,7 @@ def sign_and_register(
     as_json: bool,
 ) -> None:
     """Sign, store and register in one step that completes or leaves nothing behind."""
-    if not model_path.exists():
+    if not model_path.exists() and not model_path.is_symlink():  # a looping link is not absent
         raise NotFoundError(f"{model_path}: no such file or directory")
     registry = state(ctx).registry()
     total = 2 * _model_bytes(model_path) if _wants_bar(quiet) else 0

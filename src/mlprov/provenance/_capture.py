@@ -3,12 +3,13 @@
 Everything that reads the outside world for provenance lives here, in small explicit
 functions, so the document builders stay pure:
 
-* :func:`load_document` / :func:`load_params` / :func:`load_metrics` read JSON or YAML
-  (``yaml.safe_load`` semantics, without aliases or duplicate keys);
+* :func:`load_document` / :func:`load_params` / :func:`load_metrics` read a user's JSON or
+  YAML file through :mod:`mlprov.documents` (bounded; no aliases, tags or duplicate keys);
 * :func:`flatten_params` turns a nested training config into dotted keys;
 * :class:`MetricKey`, :func:`parse_metric_flag`, :func:`normalize_metrics` define the one
   metrics shape (below);
-* :func:`capture_dataset` hashes a local dataset, or requires the digest of a remote one;
+* :func:`capture_dataset` hashes a local dataset (a file: its own digest; a folder: the
+  manifest digest), or requires the digest of a remote one;
 * :func:`detect_git` finds the repository URL (credentials removed), commit and dirty flag;
 * :func:`capture_environment` lists the installed Python distributions (the
   "environment lock") and :class:`Environment` digests that list;
@@ -35,10 +36,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import json
 import math
 import os
 import re
+import stat
 import subprocess
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,8 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import yaml
-
+from mlprov import documents
 from mlprov.config import DEFAULT_LIMITS, Limits
 from mlprov.errors import (
     DigestMismatchError,
@@ -59,8 +59,8 @@ from mlprov.errors import (
     StorageError,
     UnsafePathError,
 )
-from mlprov.hashing import hash_model
-from mlprov.manifest import Digest
+from mlprov.hashing import hash_file, hash_files, list_model_files
+from mlprov.manifest import SINGLE_FILE_NAME, Digest
 from mlprov.provenance._statement import check_json_value, format_timestamp
 from mlprov.records import DatasetRef
 
@@ -100,63 +100,16 @@ SUBGROUPS_KEY = "subgroups"
 # -- documents ------------------------------------------------------------------------------
 
 
-class _StrictSafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses aliases (no shared or exponential structures) and
-    duplicate keys (which ``safe_load`` would silently resolve to the last one)."""
+def _read_bounded(source: Path, what: str, limits: Limits) -> bytes:
+    """The bytes of a user's document file, refused before reading when too large.
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise MalformedDocumentError(
-                f"line {event.start_mark.line + 1}: YAML aliases (*name) are not allowed here"
-            )
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, str) and key in seen:
-                raise MalformedDocumentError(
-                    f"line {key_node.start_mark.line + 1}: duplicate key {key!r}"
-                )
-            seen.add(key if isinstance(key, str) else id(key))
-        return super().construct_mapping(node, deep=deep)
-
-
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise MalformedDocumentError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _refuse_constant(name: str) -> Any:
-    raise MalformedDocumentError(f"{name} is not a JSON number")
-
-
-def load_document(
-    path: Path | str, *, what: str = "document", limits: Limits = DEFAULT_LIMITS
-) -> dict[str, Any]:
-    """Read a JSON (``.json``) or YAML (``.yaml``/``.yml``) file whose top level is a mapping.
-
-    Refused with a one-line error: other suffixes, files over ``limits.max_document_bytes``,
-    invalid UTF-8, duplicate keys, NaN/Infinity, YAML aliases and YAML-only types (dates,
-    binary), nesting deeper than ``limits.max_json_depth``.
+    Opened without blocking (a FIFO named as a params file must not hang the command),
+    checked to be a regular file, its size taken from ``fstat``; then at most the limit
+    plus one byte is read, so a file that grows after the check is refused too.
     """
-    source = Path(path)
-    suffix = source.suffix.lower()
-    if suffix not in (".json", ".yaml", ".yml"):
-        raise InvalidInputError(f"{source}: a {what} file must end in .json, .yaml or .yml")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        size = source.stat().st_size
-        if size > limits.max_document_bytes:
-            raise InvalidInputError(
-                f"{source}: {size} bytes exceed the limit of {limits.max_document_bytes}"
-            )
-        data = source.read_bytes()
+        fd = os.open(source, flags)
     except FileNotFoundError as e:
         raise NotFoundError(f"{source}: no such {what} file") from e
     except PermissionError as e:
@@ -165,30 +118,58 @@ def load_document(
         raise InvalidInputError(f"{source}: is a directory, expected a {what} file") from e
     except OSError as e:
         raise StorageError(f"{source}: cannot read: {e.strerror}") from e
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise MalformedDocumentError(f"{source}: not UTF-8 text") from e
-    try:
-        if suffix == ".json":
-            loaded = json.loads(
-                text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
+    with os.fdopen(fd, "rb", buffering=0) as stream:
+        info = os.fstat(stream.fileno())
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidInputError(f"{source}: is a directory, expected a {what} file")
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafePathError(f"{source}: not a regular file, expected a {what} file")
+        if info.st_size > limits.max_document_bytes:
+            raise MalformedDocumentError(
+                f"{source} is {info.st_size} bytes, more than the limit of "
+                f"{limits.max_document_bytes} bytes; refused without reading it"
             )
-        else:
-            loaded = yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader
-    except MalformedDocumentError as e:
-        raise MalformedDocumentError(f"{source}: {e.message}") from e
-    except json.JSONDecodeError as e:
-        raise MalformedDocumentError(
-            f"{source}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
-        ) from e
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or type(e).__name__
-        raise MalformedDocumentError(f"{source}: invalid YAML{where}: {problem}") from e
-    except RecursionError as e:
-        raise MalformedDocumentError(f"{source}: nested too deeply") from e
+        chunks: list[bytes] = []
+        remaining = limits.max_document_bytes + 1
+        try:
+            while remaining > 0:
+                chunk = stream.read(remaining)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+        except OSError as e:
+            raise StorageError(f"{source}: cannot read: {e.strerror}") from e
+    return b"".join(chunks)
+
+
+def load_document(
+    path: Path | str,
+    *,
+    what: str = "document",
+    limits: Limits = DEFAULT_LIMITS,
+    syntax: str | None = None,
+) -> dict[str, Any]:
+    """Read a JSON (``.json``) or YAML (``.yaml``/``.yml``) file whose top level is a mapping.
+
+    ``syntax`` ("json" or "yaml") overrides the suffix. Parsed by
+    :mod:`mlprov.documents`, so refused with a one-line error, exit 2: other suffixes,
+    files over ``limits.max_document_bytes`` (before reading them), invalid UTF-8,
+    duplicate keys, NaN/Infinity and numbers that overflow or exceed
+    ``limits.max_number_length``, YAML aliases, merge keys, tags and dates, nesting deeper
+    than ``limits.max_json_depth``.
+    """
+    source = Path(path)
+    if syntax is None:
+        suffix = source.suffix.lower()
+        if suffix not in (".json", ".yaml", ".yml"):
+            raise InvalidInputError(f"{source}: a {what} file must end in .json, .yaml or .yml")
+        syntax = "json" if suffix == ".json" else "yaml"
+    data = _read_bounded(source, what, limits)
+    if syntax == "json":
+        loaded = documents.load_json(data, str(source), limits)
+    else:
+        loaded = documents.load_yaml(data, str(source), limits)
     if loaded is None:
         loaded = {}
     if not isinstance(loaded, dict):
@@ -196,10 +177,6 @@ def load_document(
             f"{source}: the top level of a {what} file must be a mapping, "
             f"not {type(loaded).__name__}"
         )
-    try:
-        check_json_value(loaded, what, max_depth=limits.max_json_depth)
-    except InvalidInputError as e:
-        raise MalformedDocumentError(f"{source}: {e.message}") from e
     return loaded
 
 
@@ -423,30 +400,43 @@ def capture_dataset(
 ) -> DatasetRef:
     """A dataset bound by digest.
 
-    A local file or folder (a path or ``file://`` URI) is hashed like a model
-    (:func:`mlprov.hashing.hash_model`): the digest is the manifest root, SHA-256 over
-    the per-file digests in path order, so a one-file dataset's digest is *not* its
-    ``sha256sum``. A given ``digest`` must then match. A remote dataset (any other
-    scheme) cannot be hashed here, so its digest must be given.
+    A local file (a path or ``file://`` URI) gets its own digest: for SHA-256 what
+    ``sha256sum`` prints, the same digest ``NAME=URI@sha256:HEX`` names for the same file
+    stored remotely. A local folder is hashed like a model (:func:`mlprov.hashing.hash_model`)
+    and gets the manifest digest (SHA-256 over the per-file digests in path order); its URI
+    ends in ``/``, which is how the provenance and the ML-BOM tell a manifest digest from a
+    file's (:attr:`~mlprov.records.DatasetRef.digest_of`). A given ``digest`` must match
+    (:class:`~mlprov.errors.DigestMismatchError`, exit 1: the bytes are not the ones the
+    caller vouched for). A remote dataset (any other scheme) cannot be hashed here, so its
+    digest must be given.
     """
     if not name or not name.strip():
         raise InvalidInputError("a dataset needs a name")
     text = str(location)
+    expected = Digest.parse(digest) if digest is not None else None
     if _is_remote(text):
-        if digest is None:
+        if expected is None:
             raise InvalidInputError(
                 f"dataset {name!r} at {text[:120]} is remote and cannot be hashed here: "
                 "give its digest (NAME=URI@sha256:HEX)"
             )
-        return DatasetRef(name=name.strip(), uri=text, digest=str(Digest.parse(digest)))
+        return DatasetRef(name=name.strip(), uri=text, digest=str(expected))
     path = Path(unquote(urlsplit(text).path)) if text.lower().startswith("file://") else Path(text)
-    manifest = hash_model(path, algorithm)
-    actual = manifest.digest
-    if digest is not None and Digest.parse(digest) != actual:
+    files = list_model_files(path)
+    if len(files) == 1 and files[0].name == SINGLE_FILE_NAME:
+        # One file: its own digest, in the algorithm the caller named if it named one.
+        actual, _ = hash_file(files[0].path, expected.algorithm if expected else algorithm)
+        uri = path.resolve().as_uri()
+        what = "file digest (what sha256sum prints)"
+    else:
+        actual = hash_files(files, algorithm).digest
+        uri = path.resolve().as_uri() + "/"
+        what = "folder manifest digest (SHA-256 over its files' digests in path order)"
+    if expected is not None and expected != actual:
         raise DigestMismatchError(
-            f"dataset {name!r} at {path}: expected {Digest.parse(digest)}, hashed {actual}"
+            f"dataset {name!r} at {path}: expected {expected}, its {what} is {actual}"
         )
-    return DatasetRef(name=name.strip(), uri=path.resolve().as_uri(), digest=str(actual))
+    return DatasetRef(name=name.strip(), uri=uri, digest=str(actual))
 
 
 # -- git ----------------------------------------------------------------------------------

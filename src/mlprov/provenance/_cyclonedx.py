@@ -276,6 +276,7 @@ def _model_card_json(inputs: ProvenanceInputs, card: ModelCardSpec) -> dict[str,
 def bom_document(inputs: ProvenanceInputs) -> dict[str, Any]:
     """The ML-BOM as a JSON structure (serialise with ``canonical_json``)."""
     # cyclonedx-python-lib costs about 0.3 s to import: only when a BOM is built.
+    from cyclonedx.model import Property  # noqa: PLC0415
     from cyclonedx.model.bom import Bom  # noqa: PLC0415
     from cyclonedx.model.component import Component, ComponentType  # noqa: PLC0415
     from cyclonedx.output.json import JsonV1Dot6  # noqa: PLC0415
@@ -299,6 +300,8 @@ def bom_document(inputs: ProvenanceInputs) -> dict[str, Any]:
             name=d.name,
             bom_ref=_dataset_ref(d),
             hashes=[_hash(d.digest)],
+            # The hash alone does not say whether it covers one file or a folder's manifest.
+            properties=[Property(name="mlprov:digest-of", value=d.digest_of)],
         )
         for d in inputs.datasets
     ]

@@ -138,7 +138,7 @@ def _dependencies(inputs: ProvenanceInputs) -> tuple[ResourceDescriptor, ...]:
             name=d.name,
             uri=d.uri,
             digest=digest_set(d.digest),
-            annotations={"kind": "dataset"},
+            annotations={"kind": "dataset", "digestOf": d.digest_of},
         )
         for d in inputs.datasets
     )

@@ -37,7 +37,14 @@ from typing import Any
 from mlprov.config import DEFAULT_LIMITS, Limits
 from mlprov.errors import InvalidInputError, MalformedDocumentError
 from mlprov.hashing import DEFAULT_IGNORED_NAMES
-from mlprov.manifest import HASH_ALGORITHMS, Digest, FileEntry, Manifest, parse_shard_name
+from mlprov.manifest import (
+    HASH_ALGORITHMS,
+    Digest,
+    FileEntry,
+    Manifest,
+    find_path_collision,
+    parse_shard_name,
+)
 from mlprov.signing._json import parse_json_object
 
 __all__ = [
@@ -327,6 +334,15 @@ def parse_statement(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> ModelSta
     # Manifest refuses duplicate paths, a "." entry with siblings, and shards that are
     # not consecutive shard_size ranges.
     manifest = Manifest.of(serialization.hash_type, entries, shard_size=serialization.shard_size)
+    # Paths that are one file on macOS or Windows could not be installed as signed.
+    paths = (
+        {parse_shard_name(entry.path)[0] for entry in entries}
+        if serialization.shard_size is not None
+        else [entry.path for entry in entries]
+    )
+    collision = find_path_collision(paths)
+    if collision is not None:
+        raise MalformedDocumentError(f"signed statement: {collision.sentence}")
     # The signer computed the root over its own resource order; mlprov and model_signing
     # use path order, the spec text says code-point order. Either binding is accepted.
     in_payload_order = root_digest(entry.digest for entry in entries)
