@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import RegistryEnv, make_model, one_line_error
 from mlprov.audit import entry_hash
 from mlprov.errors import AuditChainError
+from support.registry_env import RegistryEnv, make_model, one_line_error
 
 Row = dict[str, Any]
 

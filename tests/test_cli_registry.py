@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import typer
 
-from conftest import RegistryEnv, make_model, one_line_error
 from mlprov.cli import app
-from test_bad_input import assert_refused, cli_batch
+from support.bad_input import assert_refused, cli_batch
+from support.registry_env import RegistryEnv, make_model, one_line_error
 
 FILES: dict[str, bytes | str] = {
     "config.json": '{"layers": 2}\n',

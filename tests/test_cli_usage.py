@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_model, one_line_error
 from mlprov.cli import _run_typer, main
 from mlprov.cli._direct import (
     _SIGN_FLAGS,
@@ -20,6 +19,7 @@ from mlprov.cli._direct import (
     _simple_form,
 )
 from mlprov.errors import MlprovError
+from support.registry_env import make_model, one_line_error
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from conftest import RegistryEnv, make_model, one_line_error
 from mlprov.errors import ConflictError
 from mlprov.hashing import hash_model
 from mlprov.records import Stage
+from support.registry_env import RegistryEnv, make_model, one_line_error
 
 RACERS = 16
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import RegistryEnv, make_model
 from mlprov.hashing import hash_model
+from support.registry_env import RegistryEnv, make_model
 
 FILE_SIZE = 100 * 1024 * 1024
 CHUNK = 4 * 1024 * 1024

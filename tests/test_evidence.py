@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_TESTDATA, RegistryEnv, make_model, one_line_error
+from support.registry_env import SHARED_TESTDATA, RegistryEnv, make_model, one_line_error
 
 SIGSTORE = SHARED_TESTDATA / "sigstore-bundles"
 CI_IDENTITY = (
@@ -181,7 +181,11 @@ def test_attest_adds_signed_evidence(
     ("args", "code", "needle"),
     [
         (["--predicate-type", "not-a-uri"], 2, "must be a URI"),
-        (["--predicate-type", "https://e.com/x", "--predicate", "missing.json"], 4, "not found"),
+        (
+            ["--predicate-type", "https://e.com/x", "--predicate", "missing.json"],
+            4,
+            "no such predicate file",
+        ),
     ],
 )
 def test_bad_attest_changes_nothing(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RegistryEnv, make_model, one_line_error
+from support.registry_env import RegistryEnv, make_model, one_line_error
 
 EXTERNAL = "hf://org/big@sha256:" + "b" * 64
 COMMIT = "c0ffee" * 6 + "abcd"

@@ -14,9 +14,9 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 import mlprov.store as store_package
-from conftest import RegistryEnv, one_line_error
 from mlprov.store import SCHEMA_HEAD, open_metadata_store
 from mlprov.store import _schema as schema
+from support.registry_env import RegistryEnv, one_line_error
 
 MIGRATIONS = Path(store_package.__file__).with_name("migrations")
 

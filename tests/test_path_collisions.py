@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_model, one_line_error
 from mlprov.manifest import Digest, FileEntry, Manifest, PathCollision, find_path_collision
 from mlprov.signing import (
     KeySigner,
@@ -19,6 +18,7 @@ from mlprov.signing import (
     load_private_key,
     public_key_pem,
 )
+from support.registry_env import make_model, one_line_error
 
 NFC, NFD = "caf\u00e9.bin", "cafe\u0301.bin"
 

@@ -11,7 +11,6 @@ from typing import Any
 import pydantic
 import pytest
 
-from conftest import RegistryEnv, make_model
 from mlprov.artifacts import open_artifact_store
 from mlprov.errors import (
     ConflictError,
@@ -23,6 +22,7 @@ from mlprov.hashing import hash_model
 from mlprov.records import ModelVersion, Stage
 from mlprov.registry import DatasetInput, LineageInput, Registry, VersionInput
 from mlprov.store import open_metadata_store
+from support.registry_env import RegistryEnv, make_model
 
 COMMIT = "c0ffee" * 6 + "c0ff"
 DATASET = "train=s3://data/train.parquet@sha256:" + "a" * 64

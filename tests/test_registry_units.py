@@ -13,12 +13,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import RegistryEnv, make_model
 from mlprov.config import RegistryConfig
 from mlprov.errors import PolicyDenied
 from mlprov.records import ModelVersion, Stage
 from mlprov.registry import Gate, GateDecision, PointerMove, Registry, open_registry
 from mlprov.signing import KeySigner, SignedBundle, Signer, SignerIdentity
+from support.registry_env import RegistryEnv, make_model
 
 
 class RecordingGate(Gate):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RegistryEnv, make_model, one_line_error
 from mlprov.refs import ModelRef
+from support.registry_env import RegistryEnv, make_model, one_line_error
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import RegistryEnv, make_model
+from support.registry_env import RegistryEnv, make_model
 
 
 def test_register_and_resolve_on_each_backend(reg: RegistryEnv, tmp_path: Path) -> None:

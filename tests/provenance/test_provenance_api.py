@@ -22,7 +22,7 @@ from mlprov.provenance import (
     format_timestamp,
     slsa_provenance,
 )
-from provenance.provenance_samples import COMMIT, MODEL_DIGEST, full_inputs, version_record
+from support.provenance_samples import COMMIT, MODEL_DIGEST, full_inputs, version_record
 
 EXPECTED_PUBLIC = {
     "CYCLONEDX_PREDICATE_TYPE",

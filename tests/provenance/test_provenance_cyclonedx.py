@@ -21,7 +21,7 @@ from mlprov.provenance import (
     find_bom_ref_problems,
     statement_for_bom,
 )
-from provenance.provenance_samples import ENVIRONMENT, full_inputs, minimal_inputs
+from support.provenance_samples import ENVIRONMENT, full_inputs, minimal_inputs
 
 
 def _validate(data: bytes) -> None:

@@ -20,7 +20,7 @@ from mlprov.provenance import (
     model_card,
     model_card_statement,
 )
-from provenance.provenance_samples import CARD_PATH, full_inputs, minimal_inputs
+from support.provenance_samples import CARD_PATH, full_inputs, minimal_inputs
 
 SECTIONS = [
     "## Model details",

@@ -27,7 +27,7 @@ from mlprov.provenance import (
     slsa_provenance,
     statement_for_bom,
 )
-from provenance.provenance_samples import (
+from support.provenance_samples import (
     COMMIT,
     DOCUMENTS,
     ENVIRONMENT,
@@ -37,7 +37,7 @@ from provenance.provenance_samples import (
     minimal_inputs,
 )
 
-SAMPLES_SCRIPT = Path(__file__).resolve().parent / "provenance_samples.py"
+SAMPLES_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "provenance_samples.py"
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mlprov.cli import main
-from signing.signing_support import (
+from support.signing import (
     SHARED_TESTDATA,
     CliResult,
     KeyFiles,

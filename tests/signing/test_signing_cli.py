@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from signing.signing_support import CliResult, Keys, Pki, one_error_line, subprocess_env
+from support.signing import CliResult, Keys, Pki, one_error_line, subprocess_env
 
 Cli = Callable[..., CliResult]
 Runner = Callable[..., object]

@@ -35,7 +35,7 @@ from mlprov.signing import (
 )
 from mlprov.signing._dsse import pae
 from mlprov.signing._x509 import load_certificates_pem
-from signing.signing_support import CliResult, make_model, one_error_line
+from support.signing import CliResult, make_model, one_error_line
 
 Cli = Callable[..., CliResult]
 IN_TOTO = "application/vnd.in-toto+json"

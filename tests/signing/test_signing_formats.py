@@ -32,7 +32,7 @@ from mlprov.signing import (
     sign_model,
 )
 from mlprov.signing._json import json_depth_exceeds, parse_json_object
-from signing.signing_support import KeyFiles, Keys, Pki, subprocess_env
+from support.signing import KeyFiles, Keys, Pki, subprocess_env
 
 
 def _manifest() -> Manifest:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from signing.signing_support import CliResult, Keys, Pki, make_model, one_error_line
+from support.signing import CliResult, Keys, Pki, make_model, one_error_line
 
 Cli = Callable[..., CliResult]
 Runner = Callable[..., object]

@@ -29,7 +29,7 @@ from mlprov.signing import (
     sign_model,
     verify_model,
 )
-from signing.signing_support import CliResult, Keys, make_model, one_error_line
+from support.signing import CliResult, Keys, make_model, one_error_line
 
 Cli = Callable[..., CliResult]
 

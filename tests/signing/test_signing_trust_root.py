@@ -14,7 +14,7 @@ import pytest
 
 from mlprov.errors import ConfigError, NotFoundError, SignatureError
 from mlprov.signing import SigstoreTrust, verify_model_or_raise
-from signing.signing_support import (
+from support.signing import (
     RELEASE_IDENTITY,
     RELEASE_ISSUER,
     CliResult,

@@ -42,7 +42,7 @@ from mlprov.signing import (
 )
 from mlprov.signing._keys import load_private_key
 from mlprov.signing._x509 import load_certificates_pem
-from signing.signing_support import (
+from support.signing import (
     RELEASE_IDENTITY,
     RELEASE_ISSUER,
     CliResult,

@@ -21,7 +21,7 @@ from mlprov.provenance import (
 )
 from mlprov.records import DatasetRef, LineageEdge, ModelVersion, Stage
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "provenance"
 CARD_PATH = HERE / "data" / "card.yaml"
 
 MODEL_DIGEST = "sha256:" + "3f" * 32
