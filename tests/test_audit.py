@@ -209,3 +209,64 @@ def test_a_restored_row_verifies_again(history: RegistryEnv) -> None:
         assert registry.verify_audit() == 8
     finally:
         registry.close()
+
+
+def _edit_rehash_and_relink(reg: RegistryEnv) -> None:
+    """A forger edits entry 4, recomputes its hash and rewrites entry 5's previous-hash
+    field to match: entry 5's own hash covers that field, so entry 5 no longer verifies."""
+    _edit_and_rehash(reg)
+    execute(reg, "UPDATE audit_log SET prev_hash = ? WHERE seq = 5", audit_row(reg, 4)["hash"])
+
+
+API_TAMPERING["edit, rehash and relink the next entry"] = (_edit_rehash_and_relink, 5)
+
+
+def _sql(statement: str) -> Callable[[RegistryEnv], None]:
+    def tamper(reg: RegistryEnv) -> None:
+        execute(reg, statement)
+
+    return tamper
+
+
+# Rows the chain vouches for although they are not audit rows: the pointers and histories.
+STATE_TAMPERING: dict[str, tuple[Callable[[RegistryEnv], None], str]] = {
+    "alias moved": (
+        _sql("UPDATE aliases SET version_id = (SELECT id FROM versions WHERE number = 2)"),
+        "alias m@prod is version 2 at generation 2 in the database, but the audit log says "
+        "version 1 at generation 2",
+    ),
+    "alias generation": (
+        _sql("UPDATE aliases SET generation = 7"),
+        "alias m@prod is version 1 at generation 7",
+    ),
+    "alias deleted": (_sql("DELETE FROM aliases"), "alias m@prod is absent in the database"),
+    "alias history edited": (
+        _sql("UPDATE alias_history SET reason = 'approved' WHERE kind = 'rollback'"),
+        "alias history row 2 (m@prod) differs",
+    ),
+    "alias history row removed": (
+        _sql("DELETE FROM alias_history WHERE kind = 'rollback'"),
+        "alias history row 2 (m@prod) differs from the audit log: no row in the database",
+    ),
+    "stage history edited": (
+        _sql("UPDATE stage_history SET to_stage = 'Staging'"),
+        "stage history row 1 differs",
+    ),
+    "stage edited": (
+        _sql("UPDATE versions SET stage = 'Production' WHERE number = 2"),
+        "m/2 is in stage Production in the database, but the audit log says None",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", STATE_TAMPERING.keys())
+def test_pointer_and_history_edits_in_the_database_fail_audit_verify(
+    history: RegistryEnv, case: str
+) -> None:
+    tamper, words = STATE_TAMPERING[case]
+    tamper(history)
+    before = history.snapshot()
+    result = history.cli("audit", "verify")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert words in one_line_error(result.stderr)
+    assert history.snapshot() == before

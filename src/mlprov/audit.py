@@ -10,14 +10,26 @@ from the entries, so deleting the newest entries is detected too.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mlprov.canonical import rfc8785_json
 from mlprov.errors import AuditChainError
 from mlprov.records import AuditEntry
 
-__all__ = ["GENESIS_HASH", "details_text", "entry_hash", "verify_chain"]
+__all__ = [
+    "GENESIS_HASH",
+    "PointerHistory",
+    "RegistryState",
+    "StageHistory",
+    "compare_state",
+    "details_text",
+    "entry_hash",
+    "state_from_chain",
+    "verify_chain",
+]
 
 GENESIS_HASH = "0" * 64
 
@@ -112,3 +124,176 @@ def verify_chain(entries: Iterable[AuditEntry], *, head_seq: int, head_hash: str
             sequence=count,
         )
     return count
+
+
+# -- the state the chain vouches for ------------------------------------------------------
+#
+# The chain covers more than its own rows: every alias move and stage change is also
+# written to alias_history / stage_history and to the pointer it moved, in the same
+# transaction as its audit entry. Replaying the chain gives what those tables must hold
+# now; any difference was made outside mlprov.
+
+
+@dataclass(frozen=True)
+class PointerHistory:
+    """One alias move as recorded (``kind`` set, rollback or delete)."""
+
+    model: str
+    alias: str
+    kind: str
+    from_version: int | None
+    to_version: int | None
+    generation: int
+    actor: str
+    at: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StageHistory:
+    """One stage change as recorded."""
+
+    model: str
+    version: int
+    from_stage: str
+    to_stage: str
+    actor: str
+    at: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    """The pointer state audit verification compares with the chain."""
+
+    aliases: dict[tuple[str, str], tuple[int | None, int]]  # (model, alias) -> (version, gen)
+    alias_history: list[PointerHistory]
+    stage_history: list[StageHistory]
+    stages: dict[tuple[str, int], str]  # (model, version) -> stage, "None" omitted
+
+
+_ALIAS_ACTIONS = {"alias.set": "set", "alias.rollback": "rollback", "alias.delete": "delete"}
+
+
+def state_from_chain(entries: Iterable[AuditEntry]) -> RegistryState:
+    """What the alias pointers, their history and the stages must be, replayed from a
+    verified chain (denials changed nothing and are skipped)."""
+    aliases: dict[tuple[str, str], tuple[int | None, int]] = {}
+    alias_history: list[PointerHistory] = []
+    stage_history: list[StageHistory] = []
+    stages: dict[tuple[str, int], str] = {}
+    for entry in entries:
+        kind = _ALIAS_ACTIONS.get(entry.action)
+        if kind is not None:
+            model, _, alias = entry.subject.partition("@")
+            details = json.loads(entry.details)
+            to = details.get("to") if kind != "delete" else None
+            generation = int(details["generation"])
+            aliases[(model, alias)] = (to, generation)
+            alias_history.append(
+                PointerHistory(
+                    model,
+                    alias,
+                    kind,
+                    details.get("from"),
+                    to,
+                    generation,
+                    entry.actor,
+                    entry.at,
+                    entry.reason,
+                )
+            )
+        elif entry.action == "stage.set":
+            model, _, number = entry.subject.rpartition("/")
+            details = json.loads(entry.details)
+            version = int(number)
+            stage_history.append(
+                StageHistory(
+                    model,
+                    version,
+                    details["from"],
+                    details["to"],
+                    entry.actor,
+                    entry.at,
+                    entry.reason,
+                )
+            )
+            if details["to"] == "None":
+                stages.pop((model, version), None)
+            else:
+                stages[(model, version)] = details["to"]
+    return RegistryState(aliases, alias_history, stage_history, stages)
+
+
+def compare_state(expected: RegistryState, actual: RegistryState) -> str | None:
+    """The first difference between the replayed and the stored state, in words, or None."""
+    for key in sorted(set(expected.aliases) | set(actual.aliases)):
+        want, have = expected.aliases.get(key), actual.aliases.get(key)
+        if want != have:
+            model, alias = key
+            return (
+                f"alias {model}@{alias} is {_pointer(have)} in the database, but the audit log "
+                f"says {_pointer(want)}: it was changed outside mlprov"
+            )
+    history = _first_difference(expected.alias_history, actual.alias_history)
+    if history is not None:
+        index, want_move, have_move = history
+        where = (
+            f"{want_move.model}@{want_move.alias}"
+            if want_move
+            else (f"{have_move.model}@{have_move.alias}" if have_move else "?")
+        )
+        return (
+            f"alias history row {index + 1} ({where}) differs from the audit log: "
+            f"{_described(have_move)} in the database, {_described(want_move)} in the log"
+        )
+    staged = _first_difference(expected.stage_history, actual.stage_history)
+    if staged is not None:
+        index, want_stage, have_stage = staged
+        return (
+            f"stage history row {index + 1} differs from the audit log: "
+            f"{_described(have_stage)} in the database, {_described(want_stage)} in the log"
+        )
+    for staged_key in sorted(set(expected.stages) | set(actual.stages)):
+        want_s = expected.stages.get(staged_key, "None")
+        have_s = actual.stages.get(staged_key, "None")
+        if want_s != have_s:
+            model, version = staged_key
+            return (
+                f"{model}/{version} is in stage {have_s} in the database, but the audit log "
+                f"says {want_s}: it was changed outside mlprov"
+            )
+    return None
+
+
+def _pointer(value: tuple[int | None, int] | None) -> str:
+    if value is None:
+        return "absent"
+    version, generation = value
+    target = f"version {version}" if version is not None else "deleted"
+    return f"{target} at generation {generation}"
+
+
+def _first_difference(
+    want: list[Any], have: list[Any]
+) -> tuple[int, Any | None, Any | None] | None:
+    for index in range(max(len(want), len(have))):
+        w = want[index] if index < len(want) else None
+        h = have[index] if index < len(have) else None
+        if w != h:
+            return index, w, h
+    return None
+
+
+def _described(row: PointerHistory | StageHistory | None) -> str:
+    if row is None:
+        return "no row"
+    if isinstance(row, PointerHistory):
+        return (
+            f"{row.kind} {row.from_version}->{row.to_version} generation {row.generation} "
+            f"by {row.actor} at {row.at} ({row.reason!r})"
+        )
+    return (
+        f"{row.model}/{row.version} {row.from_stage}->{row.to_stage} "
+        f"by {row.actor} at {row.at} ({row.reason!r})"
+    )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy import exc
 
+from mlprov.audit import PointerHistory
 from mlprov.records import AliasEvent
 from mlprov.store import _schema as t
 from mlprov.store._rows import Row, Rows
@@ -108,3 +109,46 @@ class AliasRows(Rows):
         if name is not None:
             query = query.where(t.alias_history.c.alias == name)
         return [_event(model, row) for row in self._all(query.order_by(t.alias_history.c.id))]
+
+    def all_pointers(self) -> dict[tuple[str, str], tuple[int | None, int]]:
+        """Every alias as (model, alias) -> (version number or None, generation)."""
+        rows = self._all(
+            sa.select(
+                t.models.c.name,
+                t.aliases.c.name.label("alias"),
+                t.aliases.c.generation,
+                t.versions.c.number,
+            )
+            .select_from(t.aliases)
+            .join(t.models, t.models.c.id == t.aliases.c.model_id)
+            .outerjoin(t.versions, t.versions.c.id == t.aliases.c.version_id)
+        )
+        return {
+            (str(r.name), str(r.alias)): (
+                int(r.number) if r.number is not None else None,
+                int(r.generation),
+            )
+            for r in rows
+        }
+
+    def all_history(self) -> list[PointerHistory]:
+        """Every alias move, in the order they were made."""
+        rows = self._all(
+            sa.select(t.alias_history, t.models.c.name)
+            .join(t.models, t.models.c.id == t.alias_history.c.model_id)
+            .order_by(t.alias_history.c.id)
+        )
+        return [
+            PointerHistory(
+                str(r.name),
+                str(r.alias),
+                str(r.kind),
+                r.from_version,
+                r.to_version,
+                int(r.generation),
+                str(r.actor),
+                str(r.at),
+                str(r.reason),
+            )
+            for r in rows
+        ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from mlprov.audit import StageHistory
 from mlprov.records import Stage, StageEvent
 from mlprov.store import _schema as t
 from mlprov.store._rows import Rows
@@ -45,3 +46,33 @@ class StageRows(Rows):
             )
             for row in rows
         ]
+
+    def all_history(self) -> list[StageHistory]:
+        """Every stage change, in the order they were made."""
+        rows = self._all(
+            sa.select(t.stage_history, t.versions.c.number, t.models.c.name)
+            .join(t.versions, t.versions.c.id == t.stage_history.c.version_id)
+            .join(t.models, t.models.c.id == t.versions.c.model_id)
+            .order_by(t.stage_history.c.id)
+        )
+        return [
+            StageHistory(
+                str(r.name),
+                int(r.number),
+                str(r.from_stage),
+                str(r.to_stage),
+                str(r.actor),
+                str(r.at),
+                str(r.reason),
+            )
+            for r in rows
+        ]
+
+    def current(self) -> dict[tuple[str, int], str]:
+        """Every version not in stage None, as (model, version) -> stage."""
+        rows = self._all(
+            sa.select(t.models.c.name, t.versions.c.number, t.versions.c.stage)
+            .join(t.models, t.models.c.id == t.versions.c.model_id)
+            .where(t.versions.c.stage != Stage.NONE.value)
+        )
+        return {(str(r.name), int(r.number)): str(r.stage) for r in rows}
