@@ -6,34 +6,17 @@ from __future__ import annotations
 
 import itertools
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from mlprov.audit import entry_hash
 from mlprov.errors import AuditChainError
-from support.registry_env import RegistryEnv, make_model, one_line_error
+from support.registry_env import RegistryEnv, execute, make_model, one_line_error
 
 Row = dict[str, Any]
-
-
-def execute(reg: RegistryEnv, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Run one statement straight on the database with its own driver (``?`` placeholders)."""
-    if reg.metadata_uri.startswith("sqlite:///"):
-        connection = sqlite3.connect(reg.metadata_uri[len("sqlite:///") :])
-        try:
-            rows = connection.execute(sql, params).fetchall()
-            connection.commit()
-        finally:
-            connection.close()
-        return rows
-    with psycopg.connect(reg.metadata_uri, autocommit=True) as connection:
-        cursor = connection.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
-        return cursor.fetchall() if cursor.description else []
 
 
 COLUMNS = ("seq", "at", "actor", "action", "subject", "details", "reason", "prev_hash", "hash")

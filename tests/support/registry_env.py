@@ -4,11 +4,14 @@ folder maker, and the one-line error check every CLI failure test uses."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
@@ -97,3 +100,18 @@ def one_line_error(stderr: str) -> str:
     assert len(lines) == 1, stderr
     assert lines[0].startswith("mlprov: error: "), stderr
     return lines[0]
+
+
+def execute(reg: RegistryEnv, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Run one statement straight on the database with its own driver (``?`` placeholders)."""
+    if reg.metadata_uri.startswith("sqlite:///"):
+        connection = sqlite3.connect(reg.metadata_uri[len("sqlite:///") :])
+        try:
+            rows = connection.execute(sql, params).fetchall()
+            connection.commit()
+        finally:
+            connection.close()
+        return rows
+    with psycopg.connect(reg.metadata_uri, autocommit=True) as connection:
+        cursor = connection.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        return cursor.fetchall() if cursor.description else []

@@ -370,6 +370,8 @@ def run_simple_form(args: Sequence[str]) -> bool:
         if parsed is None:
             return False
         target, options, flags = parsed
+        if not Path(target).exists() and not Path(target).is_symlink():
+            return False  # a registered version: sign() in mlprov.cli.signing
         signature = options.get("--signature")
         shard_text = options.get("--shard-size")
         if shard_text and not (shard_text[0].isascii() and shard_text[0].isdigit()):

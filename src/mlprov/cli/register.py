@@ -211,6 +211,15 @@ def register(
     allow_symlinks: Annotated[
         bool, typer.Option("--allow-symlinks", help="Follow symlinks that stay inside the model.")
     ] = False,
+    ignore_paths: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore-paths",
+            metavar="PATH",
+            help="Path (relative to the model root) left out of the version (repeatable); "
+            "model.sig is always left out.",
+        ),
+    ] = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -238,7 +247,12 @@ def register(
     )
     registry = state(ctx).registry()
     prepared = registry.prepare_version(
-        path, name, info, hash_algorithm=hash_algorithm, allow_symlinks=allow_symlinks
+        path,
+        name,
+        info,
+        hash_algorithm=hash_algorithm,
+        ignore_paths=list(ignore_paths or []),
+        allow_symlinks=allow_symlinks,
     )
     total = 2 * sum(f.size for f in prepared.files)
     with byte_progress(f"registering {name}", total, quiet=quiet) as progress:

@@ -78,7 +78,12 @@ def sign(
     ctx: typer.Context,
     model_path: Annotated[
         Path,
-        typer.Argument(metavar="PATH", help="Model file or folder to sign.", show_default=False),
+        typer.Argument(
+            metavar="PATH|REF",
+            help="Model file or folder to sign, or a registered version (NAME/3, NAME@ALIAS) "
+            "that has no signature yet.",
+            show_default=False,
+        ),
     ],
     key: Annotated[
         Path | None,
@@ -197,6 +202,18 @@ def sign(
         identity_token=identity_token,
         passphrase_env=passphrase_env,
     )
+    if name is None and not model_path.exists() and not model_path.is_symlink():
+        sign_registered(
+            ctx,
+            str(model_path),
+            signer,
+            signature=signature,
+            disk_options=bool(ignore_paths or shard_size or allow_symlinks)
+            or hash_algorithm.lower() != "sha256",
+            as_json=as_json,
+            quiet=quiet,
+        )
+        return
     if name is not None and info is not None:
         sign_and_register(
             ctx,
@@ -223,6 +240,44 @@ def sign(
         as_json=as_json,
         shard_size=shard_size,
     )
+
+
+def sign_registered(
+    ctx: typer.Context,
+    target: str,
+    signer: Signer,
+    *,
+    signature: Path | None,
+    disk_options: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """``mlprov sign REF``: sign a version registered without a signature, over the
+    manifest the registry recorded (and write the signature to --signature if given)."""
+    from mlprov.fs import write_file_atomically  # noqa: PLC0415
+    from mlprov.refs import ModelRef  # noqa: PLC0415
+
+    try:
+        ref = ModelRef.parse(target)
+    except InvalidInputError as e:
+        raise NotFoundError(
+            f"{target}: neither a file or folder nor a registered version reference"
+        ) from e
+    if disk_options:
+        raise InvalidInputError(
+            "--hash, --ignore-paths, --shard-size and --allow-symlinks are for files on disk; "
+            "a registered version is signed over its recorded manifest"
+        )
+    registry = state(ctx).registry()
+    stored = registry.sign_version(ref, signer)
+    version = registry.get_version(ref)
+    if signature is not None:
+        write_file_atomically(signature, registry.evidence_content(version.ref, stored.digest))
+    if as_json:
+        print_json({"ref": version.ref, "digest": version.digest, "signature": stored.to_json()})
+    elif not quiet:
+        where = f"; signature written to {signature}" if signature is not None else ""
+        say(f"signed {version.ref} {version.digest} as {stored.signer}{where}")
 
 
 def sign_and_register(

@@ -266,7 +266,13 @@ class Registry:
         return evidence.attest(self._context, ref, predicate_type, predicate, signer)
 
     def attach(self, ref: ModelRef | str, bundle: bytes, trust: Trust, **options: Any) -> Evidence:
-        return evidence.attach(self._context, ref, bundle, trust, **options)
+        """Store a bundle signed elsewhere after verifying it: an OMS signature of this
+        version becomes its signature, anything else an attestation about it."""
+        return signatures.attach(self._context, ref, bundle, trust, **options)
+
+    def sign_version(self, ref: ModelRef | str, signer: Signer) -> Evidence:
+        """Sign a version registered without a signature (its recorded manifest)."""
+        return signatures.sign_version(self._context, ref, signer)
 
     def document(self, ref: ModelRef | str, kind: str) -> StoredDocument:
         return evidence.document(self._context, ref, kind)

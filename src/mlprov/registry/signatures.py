@@ -18,12 +18,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlprov.errors import MlprovError, NotFoundError, StorageError, VerificationError
+from mlprov.errors import (
+    ConflictError,
+    MlprovError,
+    NotFoundError,
+    StorageError,
+    VerificationError,
+)
 from mlprov.manifest import Digest, FileEntry, Manifest, new_hasher
-from mlprov.records import ModelVersion
+from mlprov.records import Evidence, ModelVersion
 from mlprov.refs import ModelRef
-from mlprov.registry._context import RegistryContext
-from mlprov.registry.evidence import documents_for_new_version, evidence, evidence_content
+from mlprov.registry._context import RegistryContext, resolve
+from mlprov.registry._unit import mutation
+from mlprov.registry.evidence import (
+    add_evidence_in,
+    documents_for_new_version,
+    evidence,
+    evidence_content,
+)
 from mlprov.registry.inputs import VersionInput
 from mlprov.registry.types import NewEvidence, SignedVersion
 from mlprov.registry.versions import (
@@ -38,7 +50,15 @@ from mlprov.registry.versions import (
 if TYPE_CHECKING:
     from mlprov.signing import Check, Signer, Trust, VerificationReport
 
-__all__ = ["SIGNATURE_KIND", "sign_and_register", "signature_of", "verify_version"]
+__all__ = [
+    "SIGNATURE_KIND",
+    "attach",
+    "sign_and_register",
+    "sign_version",
+    "signature_of",
+    "store_signature",
+    "verify_version",
+]
 
 SIGNATURE_KIND = "signature"
 ProgressCallback = Callable[[int], None]
@@ -132,6 +152,76 @@ def sign_and_register(
         signer=signed.signer,
         bundle=signed.bundle,
     )
+
+
+def sign_version(context: RegistryContext, ref: ModelRef | str, signer: Signer) -> Evidence:
+    """Sign a version registered without a signature: an OMS signature over its recorded
+    manifest, made outside any transaction and stored as its signature (audited). A
+    version that already has a signature is refused (ConflictError); its evidence is
+    never replaced."""
+    from mlprov import signing  # noqa: PLC0415
+
+    record = get_version(context, ref)
+    existing = evidence(context, record.ref, kind=SIGNATURE_KIND)
+    if existing:
+        raise ConflictError(f"{record.ref} is already signed (by {existing[-1].signer})")
+    statement = signing.build_statement(manifest(context, record.ref), record.artifact_name)
+    signed = signer.sign(statement)
+    new = NewEvidence(
+        SIGNATURE_KIND,
+        signing.BUNDLE_MEDIA_TYPE,
+        signing.PREDICATE_TYPE,
+        signed.bundle,
+        str(signed.signer),
+    )
+    return store_signature(context, record, new)
+
+
+def store_signature(context: RegistryContext, record: ModelVersion, new: NewEvidence) -> Evidence:
+    """Store a signature made or verified outside the transaction; compare-and-set on
+    "no signature yet", so two concurrent signers cannot both become the signature."""
+    with mutation(context) as unit:
+        key = resolve(unit.tx, ModelRef(record.name, version=record.version))
+        if any(e.kind == SIGNATURE_KIND for e in unit.tx.evidence.records(key.id)):
+            raise ConflictError(f"{record.ref} was signed meanwhile; nothing was stored")
+        return add_evidence_in(unit, key, new)
+
+
+def attach(
+    context: RegistryContext,
+    ref: ModelRef | str,
+    bundle: bytes,
+    trust: Trust,
+    *,
+    now: datetime | None = None,
+) -> Evidence:
+    """Store a bundle signed elsewhere, verified against ``trust`` first. An OMS signature
+    (predicate ``https://model_signing/signature/v1.0``) becomes the version's signature
+    when its signed manifest is exactly the recorded one; anything else is an attestation
+    about the version (:func:`mlprov.registry.evidence.attach`)."""
+    from mlprov import documents, signing  # noqa: PLC0415
+    from mlprov.registry import evidence as attestations  # noqa: PLC0415
+
+    parsed = signing.parse_bundle(bundle, context.limits)
+    statement = documents.load_json(
+        parsed.envelope.payload, "the bundle's statement", context.limits
+    )
+    if not isinstance(statement, dict) or statement.get("predicateType") != signing.PREDICATE_TYPE:
+        return attestations.attach(context, ref, bundle, trust, now=now)
+    record = get_version(context, ref)
+    verified = signing.verify_bundle(bundle, trust, limits=context.limits, now=now)
+    try:
+        signing.match_manifest(verified.manifest, manifest(context, record.ref))
+    except MlprovError as e:
+        raise VerificationError(f"the signature is not of {record.ref}: {e.message}") from e
+    new = NewEvidence(
+        SIGNATURE_KIND,
+        signing.BUNDLE_MEDIA_TYPE,
+        signing.PREDICATE_TYPE,
+        bundle,
+        str(verified.signer),
+    )
+    return store_signature(context, record, new)
 
 
 def signature_of(context: RegistryContext, ref: ModelRef | str) -> bytes:

@@ -101,7 +101,14 @@ def prepare_version(
         raise InvalidInputError(f"dataset {twice[0]!r} is named twice; names must be unique")
     with context.metadata.read() as tx:
         lineage = [resolve_edge(tx, edge) for edge in info.lineage]
-    files = list_model_files(Path(path), ignore_paths=ignore_paths, allow_symlinks=allow_symlinks)
+    from mlprov import signing  # noqa: PLC0415 - cryptography only when registering
+
+    # Ignore paths are relative to the model root (OMS v1.0 section 6.2.1), and a detached
+    # signature in the folder (model.sig) is never part of the model it signs.
+    ignores = signing.relative_ignore_paths(
+        Path(path), ignore_paths, signing.default_signature_path(Path(path))
+    )
+    files = list_model_files(Path(path), ignore_paths=ignores, allow_symlinks=allow_symlinks)
     if not files:
         raise InvalidInputError(f"{path}: the model folder has no files to register")
     if len(files) > limits.max_manifest_files:
