@@ -189,6 +189,32 @@ def test_release_signatures_refuse_the_wrong_trust(
     assert message in one_error_line(result.err)
 
 
+@pytest.mark.parametrize(
+    ("folder", "args", "message"),
+    [
+        # model_signing 1.0 embedded the public key as raw bytes (no hint): the given key
+        # must still be the one that verifies, not the one the bundle carries.
+        pytest.param("v1.0.0-elliptic-key", ["--key", "{p256}"], "wrong key", id="raw-key"),
+        pytest.param("v1.0.0-elliptic-key", ["--key", "{p384}"], "wrong key", id="raw-key-p384"),
+        pytest.param(
+            "v1.0.0-certificate",
+            ["--certificate-chain", "{root}"],
+            "does not chain",
+            id="v1.0-certificate-other-root",
+        ),
+    ],
+)
+def test_v1_0_release_signatures_refuse_the_wrong_trust(
+    testdata: Path, keys: Keys, pki: Pki, cli: Cli, folder: str, args: list[str], message: str
+) -> None:
+    base = testdata / "oms-releases" / folder
+    target = base / "signme-1" if folder.endswith("elliptic-key") else base
+    filled = [a.format(p256=keys.p256.public, p384=keys.p384.public, root=pki.root) for a in args]
+    result = cli("verify", target, "--signature", base / "model.sig", *filled)
+    assert result.code == 1
+    assert message in one_error_line(result.err)
+
+
 def _swap_sigstore_certificate(testdata: Path) -> Callable[[dict[str, Any]], None]:
     other = json.loads((testdata / "oms-releases" / "v1.0.0-sigstore" / "model.sig").read_text())
 
