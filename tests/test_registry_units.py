@@ -230,3 +230,53 @@ def test_audit_subject_matches_underscore_and_percent_literally(
         assert {e.subject for e in registry.audit_log(subject="axb")} == {"axb", "axb/1"}
     finally:
         registry.close()
+
+
+class PolicyChangingGate(Gate):
+    """Judges by the registry's policy; on its first decision a new policy set lands
+    (as if applied by someone else between the decision and the commit)."""
+
+    judges_registry_policy = True
+
+    def __init__(self, registry_env: RegistryEnv) -> None:
+        self.env = registry_env
+        self.digests: list[str | None] = []
+
+    def _decide(
+        self, move: PointerMove, target: ModelVersion | None, current: ModelVersion | None
+    ) -> GateDecision:
+        registry = self.env.registry()
+        try:
+            with registry.metadata.read() as tx:
+                digest = tx.policies.active_digest()
+            if not self.digests:
+                with registry.metadata.write() as tx:
+                    tx.policies.insert(
+                        digest="sha256:" + "1" * 64,
+                        files={"p.yaml": b"{}"},
+                        at="2026-12-01T00:00:00.000000Z",
+                        actor="someone@else",
+                        reason="",
+                    )
+        finally:
+            registry.close()
+        self.digests.append(digest)
+        return GateDecision(True, (), digest)
+
+
+def test_a_policy_change_racing_a_move_makes_it_decide_again(
+    three_versions: RegistryEnv,
+) -> None:
+    gate = PolicyChangingGate(three_versions)
+    registry = _open(three_versions, gate)
+    try:
+        registry.set_alias("m", "prod", 3)
+        # First decision under no policy lost the compare-and-set on the policy digest;
+        # the move was decided again under the new set and committed with its digest.
+        assert gate.digests == [None, "sha256:" + "1" * 64]
+        entry = registry.audit_log()[-1]
+        assert entry.action == "alias.set"
+        assert json.loads(entry.details)["decision"]["policy_digest"] == "sha256:" + "1" * 64
+        assert registry.get_alias("m", "prod").version == 3
+    finally:
+        registry.close()

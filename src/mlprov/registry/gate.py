@@ -59,7 +59,14 @@ class GateDecision:
 
 
 class Gate(abc.ABC):
-    """Decides pointer moves. Implementations provide :meth:`_decide`."""
+    """Decides pointer moves. Implementations provide :meth:`_decide`.
+
+    A gate that judges by the registry's active policy set says so with
+    ``judges_registry_policy``: its decision then names the digest of the policy set it
+    evaluated, and the move commits only if that set is still the active one.
+    """
+
+    judges_registry_policy: bool = False
 
     def decide(
         self, move: PointerMove, target: ModelVersion | None, current: ModelVersion | None

@@ -19,7 +19,7 @@ from mlprov.errors import ConflictError, InvalidInputError, NotFoundError, Polic
 from mlprov.records import AliasEvent, AliasState, ModelVersion, Stage, StageEvent
 from mlprov.refs import LATEST, validate_alias, validate_model_name
 from mlprov.registry._context import MAX_ATTEMPTS, LostRace, RegistryContext, require_model
-from mlprov.registry._unit import mutation, record_denial
+from mlprov.registry._unit import Mutation, mutation, record_denial
 from mlprov.registry.gate import GateDecision, PointerMove
 from mlprov.store.aliases import AliasPointer
 from mlprov.store.models import ModelKey
@@ -67,6 +67,13 @@ def _gate(
         reasons = "; ".join(decision.reasons) or "the gate refused it"
         raise PolicyDenied(f"{move.subject}: move to {move.to_version} denied: {reasons}")
     return decision
+
+
+def _expect_policy(context: RegistryContext, unit: Mutation, decision: GateDecision) -> None:
+    """Compare-and-set on the policy set the gate evaluated: a policy applied since makes
+    the move decide again under the new one (never slip through under the old)."""
+    if context.gate.judges_registry_policy:
+        unit.expect(unit.tx.policies.active_digest() == decision.policy_digest)
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,7 @@ def _move_alias(
         decision = _gate(context, move, read.target_record, read.current_record)
         try:
             with mutation(context) as unit:
+                _expect_policy(context, unit, decision)
                 # A deleted alias keeps its row (version NULL) so its generation never
                 # resets and a stale compare-and-set can never succeed after re-creation.
                 new_generation = unit.tx.aliases.move(
@@ -254,6 +262,7 @@ def set_stage(
         moves = [(other, Stage.ARCHIVED) for other in replaced] + [(row, target_stage)]
         try:
             with mutation(context) as unit:
+                _expect_policy(context, unit, decision)
                 # Compare-and-set on the stages read: no other version entered Production
                 # meanwhile (each version's own stage is checked by move_stage below).
                 if target_stage == Stage.PRODUCTION:

@@ -169,3 +169,23 @@ evidence = sa.Table(
     sa.Column("created_by", sa.String(256), nullable=False),
     sa.UniqueConstraint("version_id", "digest", name="uq_evidence_version_digest"),
 )
+
+# Policy sets applied to the registry (migration 0004): the newest version is active.
+# Files are kept as the exact bytes applied, so the digest recomputes.
+policy_sets = sa.Table(
+    "policy_sets",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("digest", sa.String(80), nullable=False),
+    sa.Column("applied_at", sa.String(32), nullable=False),
+    sa.Column("applied_by", sa.String(256), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
+policy_files = sa.Table(
+    "policy_files",
+    metadata,
+    sa.Column("version", sa.Integer, sa.ForeignKey("policy_sets.version"), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+)

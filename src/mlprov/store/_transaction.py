@@ -19,6 +19,7 @@ from mlprov.store.audit import AuditRows
 from mlprov.store.evidence import EvidenceRows
 from mlprov.store.lineage import LineageRows
 from mlprov.store.models import ModelRows
+from mlprov.store.policies import PolicyRows
 from mlprov.store.stages import StageRows
 from mlprov.store.versions import VersionRows
 
@@ -60,6 +61,7 @@ class StoreTransaction:
         self.aliases = AliasRows(connection)
         self.stages = StageRows(connection)
         self.audit = AuditRows(connection)
+        self.policies = PolicyRows(connection)
 
     def counts(self) -> dict[str, int]:
         """Rows per table (for `audit verify` summaries and the tests' state snapshots)."""
@@ -72,6 +74,7 @@ class StoreTransaction:
             t.stage_history,
             t.audit_log,
             t.evidence,
+            t.policy_sets,
         )
         return {
             table.name: int(
