@@ -4,6 +4,7 @@ tampering with the rows directly in the database (outside mlprov) makes
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 from collections.abc import Callable
@@ -253,3 +254,105 @@ def test_pointer_and_history_edits_in_the_database_fail_audit_verify(
     assert result.returncode == 1, result.stdout + result.stderr
     assert words in one_line_error(result.stderr)
     assert history.snapshot() == before
+
+
+def _rewrite_from(reg: RegistryEnv, seq: int, **changes: str) -> None:
+    """A thorough forger: edit entry ``seq``, recompute every later hash and link, and
+    move the head row, so the chain alone verifies again."""
+    last = execute(reg, "SELECT MAX(seq) FROM audit_log")[0][0]
+    prev = audit_row(reg, seq - 1)["hash"] if seq > 1 else "0" * 64
+    for n in range(seq, last + 1):
+        row = audit_row(reg, n)
+        row.update(changes if n == seq else {})
+        row["prev_hash"] = prev
+        row["hash"] = entry_hash(**{k: v for k, v in row.items() if k != "hash"})
+        execute(
+            reg,
+            "UPDATE audit_log SET reason = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+            row["reason"],
+            row["prev_hash"],
+            row["hash"],
+            n,
+        )
+        prev = row["hash"]
+    execute(reg, "UPDATE audit_head SET seq = ?, hash = ?", last, prev)
+
+
+def _truncate_to(reg: RegistryEnv, keep: int) -> None:
+    execute(reg, "DELETE FROM audit_log WHERE seq > ?", keep)
+    execute(reg, "UPDATE audit_head SET seq = ?, hash = ?", keep, audit_row(reg, keep)["hash"])
+
+
+@pytest.fixture
+def checkpointed(history: RegistryEnv, tmp_path: Path) -> tuple[RegistryEnv, Path, Path]:
+    """The eight-entry history, checkpointed (entry 9 records the checkpoint), then one
+    more change (entry 10)."""
+    private, public = tmp_path / "registry.pem", tmp_path / "registry.pub"
+    history.cli("keys", "generate", "--out", str(private), check=True)
+    history.cli("keys", "public", str(private), "--out", str(public), check=True)
+    mark = tmp_path / "checkpoint.json"
+    made = history.cli("audit", "checkpoint", "--key", str(private), "--out", str(mark))
+    assert made.returncode == 0, made.stderr
+    registry = history.registry()
+    try:
+        registry.tag_model("m", {"after": "checkpoint"})
+    finally:
+        registry.close()
+    return history, mark, public
+
+
+def test_a_log_that_only_grew_extends_its_checkpoint(
+    checkpointed: tuple[RegistryEnv, Path, Path],
+) -> None:
+    reg, mark, public = checkpointed
+    result = reg.cli("audit", "verify", "--checkpoint", str(mark), "--key", str(public))
+    assert result.returncode == 0, result.stderr
+    assert "10 entries" in result.stdout
+    payload = json.loads(mark.read_text())["dsseEnvelope"]["payload"]
+    statement = json.loads(base64.b64decode(payload))
+    assert statement["predicate"]["sequence"] == 8
+    assert statement["predicateType"] == "https://mlprov.dev/audit-checkpoint/v1"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "words"),
+    [
+        (lambda reg: _truncate_to(reg, 6), "audit log truncated: the checkpoint"),
+        (lambda reg: _rewrite_from(reg, 3, reason="nothing to see"), "audit entry 8 was rewritten"),
+    ],
+    ids=["truncated below the checkpoint", "rewritten and rehashed"],
+)
+def test_truncation_and_rewriting_after_a_checkpoint_are_found(
+    checkpointed: tuple[RegistryEnv, Path, Path], tamper: Any, words: str
+) -> None:
+    reg, mark, public = checkpointed
+    tamper(reg)
+    # The forger recomputed every hash and the head: the chain alone verifies ...
+    registry = reg.registry()
+    try:
+        registry.verify_audit()
+    finally:
+        registry.close()
+    # ... but not against the checkpoint kept elsewhere.
+    before = reg.snapshot()
+    result = reg.cli("audit", "verify", "--checkpoint", str(mark), "--key", str(public))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert words in one_line_error(result.stderr)
+    assert reg.snapshot() == before
+
+
+def test_a_checkpoint_needs_the_trust_it_was_signed_with(
+    checkpointed: tuple[RegistryEnv, Path, Path], tmp_path: Path
+) -> None:
+    reg, mark, _public = checkpointed
+    other = tmp_path / "other.pem"
+    reg.cli("keys", "generate", "--out", str(other), check=True)
+    reg.cli("keys", "public", str(other), "--out", str(tmp_path / "other.pub"), check=True)
+    wrong = reg.cli(
+        "audit", "verify", "--checkpoint", str(mark), "--key", str(tmp_path / "other.pub")
+    )
+    assert wrong.returncode == 1, wrong.stderr
+    assert "wrong key" in one_line_error(wrong.stderr)
+    untrusted = reg.cli("audit", "verify", "--checkpoint", str(mark))
+    assert untrusted.returncode == 2, untrusted.stderr
+    one_line_error(untrusted.stderr)

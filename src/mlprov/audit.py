@@ -16,14 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlprov.canonical import rfc8785_json
-from mlprov.errors import AuditChainError
+from mlprov.errors import AuditChainError, MalformedDocumentError
 from mlprov.records import AuditEntry
 
 __all__ = [
+    "CHECKPOINT_PREDICATE_TYPE",
     "GENESIS_HASH",
+    "Checkpoint",
     "PointerHistory",
     "RegistryState",
     "StageHistory",
+    "check_against_checkpoint",
     "compare_state",
     "details_text",
     "entry_hash",
@@ -297,3 +300,81 @@ def _described(row: PointerHistory | StageHistory | None) -> str:
         f"{row.model}/{row.version} {row.from_stage}->{row.to_stage} "
         f"by {row.actor} at {row.at} ({row.reason!r})"
     )
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+#
+# A checkpoint is a signed statement of the chain head at one moment: its sequence number
+# and hash. Whoever keeps it can later tell a log that was truncated (fewer entries than
+# the checkpoint) or rewritten (entry N no longer has the hash N had) from one that only
+# grew, even if the forger recomputed every hash and the head row.
+
+#: in-toto predicate type of an audit checkpoint (documented in docs/registry.md).
+CHECKPOINT_PREDICATE_TYPE = "https://mlprov.dev/audit-checkpoint/v1"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    sequence: int
+    hash: str
+    time: str
+
+    def statement(self) -> dict[str, Any]:
+        """The in-toto Statement v1 that is signed: the head hash is the subject."""
+        return {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "mlprov-audit-log", "digest": {"sha256": self.hash}}],
+            "predicateType": CHECKPOINT_PREDICATE_TYPE,
+            "predicate": {"sequence": self.sequence, "hash": self.hash, "time": self.time},
+        }
+
+    @classmethod
+    def from_statement(cls, statement: Mapping[str, Any]) -> Checkpoint:
+        predicate = statement.get("predicate")
+        if statement.get("predicateType") != CHECKPOINT_PREDICATE_TYPE or not isinstance(
+            predicate, Mapping
+        ):
+            raise MalformedDocumentError(
+                "not an mlprov audit checkpoint "
+                f"(its predicate type must be {CHECKPOINT_PREDICATE_TYPE})"
+            )
+        sequence, digest, time = (
+            predicate.get("sequence"),
+            predicate.get("hash"),
+            predicate.get("time"),
+        )
+        if (
+            not isinstance(sequence, int)
+            or isinstance(sequence, bool)
+            or sequence < 0
+            or not isinstance(digest, str)
+            or len(digest) != 64
+            or not isinstance(time, str)
+        ):
+            raise MalformedDocumentError("the audit checkpoint's predicate is malformed")
+        subjects = statement.get("subject")
+        if subjects != [{"name": "mlprov-audit-log", "digest": {"sha256": digest}}]:
+            raise MalformedDocumentError("the audit checkpoint's subject is not its head hash")
+        return cls(sequence, digest, time)
+
+
+def check_against_checkpoint(entries: list[AuditEntry], checkpoint: Checkpoint) -> None:
+    """Raise AuditChainError if the (already verified) chain is not an extension of the
+    chain the checkpoint saw."""
+    if len(entries) < checkpoint.sequence:
+        raise AuditChainError(
+            f"audit log truncated: the checkpoint of {checkpoint.time} saw {checkpoint.sequence} "
+            f"entries, {len(entries)} remain",
+            sequence=len(entries) + 1,
+        )
+    if checkpoint.sequence == 0:
+        if checkpoint.hash != GENESIS_HASH:
+            raise AuditChainError("the checkpoint of an empty log names a head hash", sequence=0)
+        return
+    entry = entries[checkpoint.sequence - 1]
+    if entry.hash != checkpoint.hash:
+        raise AuditChainError(
+            f"audit entry {checkpoint.sequence} was rewritten after the checkpoint of "
+            f"{checkpoint.time}: its hash differs from the one the checkpoint signed",
+            sequence=checkpoint.sequence,
+        )

@@ -1,7 +1,9 @@
-"""``mlprov audit log|verify``."""
+"""``mlprov audit log|verify|checkpoint``."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,6 +11,7 @@ import typer
 from mlprov.cli._options import JsonOption
 from mlprov.cli._output import print_json, print_table, say
 from mlprov.cli._state import state
+from mlprov.errors import InvalidInputError
 
 audit_app = typer.Typer(help="The hash-chained audit log of every mutation.", no_args_is_help=True)
 
@@ -37,13 +40,91 @@ def audit_log(
 
 
 @audit_app.command("verify")
-def audit_verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Recompute the hash chain; exit 1 naming the first broken entry."""
-    count = state(ctx).registry().verify_audit()
+def audit_verify(
+    ctx: typer.Context,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            metavar="FILE",
+            help="A checkpoint from `audit checkpoint`: also refuse a log truncated or "
+            "rewritten since (give the trust it was signed with).",
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", metavar="FILE", help="Public key (PEM) of the signer.")
+    ] = None,
+    certificate_chain: Annotated[
+        list[Path] | None,
+        typer.Option("--certificate-chain", metavar="FILE", help="Trusted root certificate (PEM)."),
+    ] = None,
+    identity: Annotated[
+        str | None, typer.Option("--identity", metavar="ID", help="Sigstore signer identity.")
+    ] = None,
+    issuer: Annotated[
+        str | None, typer.Option("--issuer", metavar="URL", help="Sigstore OIDC issuer.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute the hash chain and the state it vouches for; exit 1 naming the first
+    broken entry or the first difference."""
+    from mlprov.cli._direct import trust_from_options  # noqa: PLC0415
+    from mlprov.signing import read_signature_file  # noqa: PLC0415
+
+    registry = state(ctx).registry()
+    if checkpoint is None:
+        if key or certificate_chain or identity or issuer:
+            raise InvalidInputError("trust options go with --checkpoint")
+        count = registry.verify_audit()
+    else:
+        trust = trust_from_options(
+            key=key, certificate_chain=certificate_chain, identity=identity, issuer=issuer
+        )
+        count = registry.verify_audit(checkpoint=read_signature_file(checkpoint), trust=trust)
     if as_json:
         print_json({"ok": True, "entries": count})
     else:
-        say(f"audit log intact: {count} entries")
+        suffix = f", and it extends the checkpoint {checkpoint}" if checkpoint is not None else ""
+        say(f"audit log intact: {count} entries{suffix}")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    ctx: typer.Context,
+    key: Annotated[
+        Path | None, typer.Option("--key", metavar="FILE", help="Private key (PEM) to sign with.")
+    ] = None,
+    sigstore: Annotated[
+        bool, typer.Option("--sigstore", help="Sign keylessly with Sigstore.")
+    ] = False,
+    passphrase_env: Annotated[
+        str | None,
+        typer.Option("--passphrase-env", metavar="VAR", help="Variable holding the passphrase."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="FILE", help="Where to write it (default: stdout)."),
+    ] = None,
+) -> None:
+    """Sign the audit chain head (sequence, hash, time) after verifying the chain: keep
+    the checkpoint elsewhere and give it to `audit verify --checkpoint` later."""
+    from mlprov.cli._direct import signer_from_options  # noqa: PLC0415
+    from mlprov.fs import write_file_atomically  # noqa: PLC0415
+
+    signer = signer_from_options(
+        key=key,
+        certificate=None,
+        certificate_chain=None,
+        sigstore=sigstore,
+        identity_token=None,
+        passphrase_env=passphrase_env,
+    )
+    bundle = state(ctx).registry().checkpoint_audit(signer)
+    if out is None:
+        sys.stdout.write(bundle.decode("utf-8") + "\n")
+    else:
+        write_file_atomically(out, bundle, what="checkpoint")
+        say(f"audit checkpoint written to {out}")
 
 
 def install(app: typer.Typer) -> None:

@@ -344,8 +344,16 @@ class Registry:
     ) -> list[AuditEntry]:
         return audit.audit_log(self._context, subject=subject, limit=limit)
 
-    def verify_audit(self) -> int:
-        return audit.verify_audit(self._context)
+    def verify_audit(
+        self, *, checkpoint: bytes | None = None, trust: Trust | None = None, **options: Any
+    ) -> int:
+        """Recompute the chain and the state it vouches for; with a signed ``checkpoint``
+        (verified against ``trust``) also refuse a log truncated or rewritten since."""
+        return audit.verify_audit(self._context, checkpoint=checkpoint, trust=trust, **options)
+
+    def checkpoint_audit(self, signer: Signer) -> bytes:
+        """A signed checkpoint of the audit chain head (a bundle to keep elsewhere)."""
+        return audit.checkpoint(self._context, signer)
 
 
 def open_registry(

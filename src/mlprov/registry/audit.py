@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from mlprov.audit import RegistryState, compare_state, state_from_chain, verify_chain
-from mlprov.errors import AuditChainError
-from mlprov.records import AuditEntry
-from mlprov.registry._context import RegistryContext
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-__all__ = ["audit_log", "verify_audit"]
+from mlprov.audit import (
+    Checkpoint,
+    RegistryState,
+    check_against_checkpoint,
+    compare_state,
+    state_from_chain,
+    verify_chain,
+)
+from mlprov.errors import AuditChainError, InvalidInputError
+from mlprov.records import AuditEntry
+from mlprov.registry._context import RegistryContext, utc_now
+from mlprov.registry._unit import mutation
+
+if TYPE_CHECKING:
+    from mlprov.signing import Signer, Trust
+
+__all__ = ["audit_log", "checkpoint", "verify_audit"]
 
 
 def audit_log(
@@ -17,7 +31,34 @@ def audit_log(
         return tx.audit.entries(subject=subject, limit=limit)
 
 
-def verify_audit(context: RegistryContext) -> int:
+def checkpoint(context: RegistryContext, signer: Signer) -> bytes:
+    """Sign the chain head as it is now (after verifying the chain): a bundle to keep
+    elsewhere. Signed outside any transaction; the checkpoint itself is then audited."""
+    from mlprov.canonical import canonical_json  # noqa: PLC0415
+
+    count = verify_audit(context)
+    with context.metadata.read() as tx:
+        sequence, head = tx.audit.head()
+    if sequence != count:  # pragma: no cover - verify_audit checked the head
+        raise AuditChainError("the audit head moved while checkpointing; retry", sequence=count)
+    mark = Checkpoint(sequence, head, utc_now())
+    signed = signer.sign(canonical_json(mark.statement(), "audit checkpoint"))
+    with mutation(context) as unit:
+        unit.audit(
+            "audit.checkpoint",
+            "audit",
+            {"sequence": sequence, "hash": head, "signer": str(signed.signer)},
+        )
+    return signed.bundle
+
+
+def verify_audit(
+    context: RegistryContext,
+    *,
+    checkpoint: bytes | None = None,
+    trust: Trust | None = None,
+    now: datetime | None = None,
+) -> int:
     """Recompute the hash chain, then check that the alias pointers, their history and
     the stages are what the chain says; return the number of entries or raise
     AuditChainError naming the first difference."""
@@ -30,7 +71,17 @@ def verify_audit(context: RegistryContext) -> int:
             stage_history=tx.stages.all_history(),
             stages=tx.stages.current(),
         )
+    signed_mark = None
+    if checkpoint is not None:
+        from mlprov import signing  # noqa: PLC0415
+
+        if trust is None:
+            raise InvalidInputError("say whom the checkpoint must be signed by (--key, ...)")
+        verified = signing.verify_attestation(checkpoint, trust, limits=context.limits, now=now)
+        signed_mark = Checkpoint.from_statement(verified.statement)
     count = verify_chain(entries, head_seq=head_seq, head_hash=head_hash)
+    if signed_mark is not None:
+        check_against_checkpoint(entries, signed_mark)
     difference = compare_state(state_from_chain(entries), stored)
     if difference is not None:
         raise AuditChainError(difference, sequence=count)
