@@ -59,6 +59,7 @@ def _register_commands(app: typer.Typer) -> None:
     # Imported here, not at the top, so each module can import `app` helpers freely.
     from mlprov.cli import (  # noqa: PLC0415
         alias,
+        approvals,
         audit,
         demo,
         download,
@@ -85,6 +86,7 @@ def _register_commands(app: typer.Typer) -> None:
         download,
         lineage,
         evidence,
+        approvals,
         audit,
         demo,
     ):

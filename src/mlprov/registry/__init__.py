@@ -37,6 +37,7 @@ from mlprov.records import (
 )
 from mlprov.refs import ModelRef
 from mlprov.registry import (
+    approvals,
     audit,
     download,
     evidence,
@@ -47,6 +48,7 @@ from mlprov.registry import (
     versions,
 )
 from mlprov.registry._context import RegistryContext
+from mlprov.registry.approvals import Approval
 from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove
 from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
 from mlprov.registry.types import (
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LINEAGE_RELATIONS",
+    "Approval",
     "DatasetInput",
     "Gate",
     "GateDecision",
@@ -282,6 +285,15 @@ class Registry:
 
     def evidence_content(self, ref: ModelRef | str, digest: str) -> bytes:
         return evidence.evidence_content(self._context, ref, digest)
+
+    def approve(
+        self, ref: ModelRef | str, target: str, signer: Signer, *, comment: str = ""
+    ) -> Evidence:
+        """Sign and store an approval of a version for an alias (or ``stage:NAME``)."""
+        return approvals.approve(self._context, ref, target, signer, comment=comment)
+
+    def approvals(self, ref: ModelRef | str, *, target: str | None = None) -> list[Approval]:
+        return approvals.approvals(self._context, ref, target=target)
 
     # -- aliases and stages ------------------------------------------------------------
 

@@ -1,0 +1,86 @@
+"""``mlprov approve`` and ``mlprov approvals``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlprov.cli._options import JsonOption
+from mlprov.cli._output import print_json, print_table, say
+from mlprov.cli._state import state
+
+
+def approve(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="REF", help="The version approved.")],
+    target: Annotated[
+        str,
+        typer.Option(
+            "--for", metavar="ALIAS", help="The alias (or stage:NAME) it is approved for."
+        ),
+    ],
+    comment: Annotated[
+        str, typer.Option("--comment", metavar="TEXT", help="What the approver checked.")
+    ] = "",
+    key: Annotated[
+        Path | None, typer.Option("--key", metavar="FILE", help="The approver's key (PEM).")
+    ] = None,
+    certificate: Annotated[
+        Path | None,
+        typer.Option("--certificate", metavar="FILE", help="Signing certificate (PEM) for --key."),
+    ] = None,
+    sigstore: Annotated[bool, typer.Option("--sigstore", help="Sign keylessly.")] = False,
+    identity_token: Annotated[
+        str | None,
+        typer.Option("--identity-token", metavar="TOKEN", help="OIDC token for --sigstore."),
+    ] = None,
+    passphrase_env: Annotated[
+        str | None,
+        typer.Option("--passphrase-env", metavar="VAR", help="Variable holding the passphrase."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign an approval of a version for an alias and store it as evidence."""
+    from mlprov.cli._direct import signer_from_options  # noqa: PLC0415
+
+    signer = signer_from_options(
+        key=key,
+        certificate=certificate,
+        certificate_chain=None,
+        sigstore=sigstore,
+        identity_token=identity_token,
+        passphrase_env=passphrase_env,
+    )
+    stored = state(ctx).registry().approve(ref, target, signer, comment=comment)
+    if as_json:
+        print_json(stored.to_json())
+    else:
+        say(f"approved {ref} for {target} as {stored.signer} ({stored.digest})")
+
+
+def approvals(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="REF", help="The version.")],
+    target: Annotated[
+        str | None,
+        typer.Option("--for", metavar="ALIAS", help="Only approvals for this alias."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the approvals stored with a version (the gate verifies and counts them)."""
+    found = state(ctx).registry().approvals(ref, target=target)
+    if as_json:
+        print_json([a.to_json() for a in found])
+        return
+    print_table(
+        "Approvals",
+        ["for", "signer", "when", "comment"],
+        ((a.target, a.evidence.signer, a.time, a.comment) for a in found),
+    )
+
+
+def install(app: typer.Typer) -> None:
+    app.command("approve")(approve)
+    app.command("approvals")(approvals)
