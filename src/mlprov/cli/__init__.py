@@ -69,6 +69,7 @@ def _register_commands(app: typer.Typer) -> None:
         models,
         register,
         resolve,
+        revocation,
         signing,
         stage,
         versions,
@@ -87,6 +88,7 @@ def _register_commands(app: typer.Typer) -> None:
         lineage,
         evidence,
         approvals,
+        revocation,
         audit,
         demo,
     ):

@@ -44,6 +44,7 @@ from mlprov.registry import (
     lineage,
     models,
     pointers,
+    revocation,
     signatures,
     versions,
 )
@@ -59,6 +60,7 @@ from mlprov.registry.types import (
     StoredFiles,
 )
 from mlprov.store import MetadataStore, open_metadata_store
+from mlprov.store.revocations import Revocation
 from mlprov.store.versions import StoredFile
 
 if TYPE_CHECKING:
@@ -76,6 +78,7 @@ __all__ = [
     "PointerMove",
     "PreparedVersion",
     "Registry",
+    "Revocation",
     "SignedVersion",
     "StoredDocument",
     "StoredFile",
@@ -294,6 +297,28 @@ class Registry:
 
     def approvals(self, ref: ModelRef | str, *, target: str | None = None) -> list[Approval]:
         return approvals.approvals(self._context, ref, target=target)
+
+    def revoke(
+        self,
+        *,
+        reason: str,
+        signer: Signer,
+        version: ModelRef | str | None = None,
+        key_pem: bytes | None = None,
+        identity: str | None = None,
+    ) -> Revocation:
+        """Revoke a version, a public key or a signer identity (signed and audited)."""
+        return revocation.revoke(
+            self._context,
+            reason=reason,
+            signer=signer,
+            version=version,
+            key_pem=key_pem,
+            identity=identity,
+        )
+
+    def revocations(self) -> list[Revocation]:
+        return revocation.revocations(self._context)
 
     # -- aliases and stages ------------------------------------------------------------
 

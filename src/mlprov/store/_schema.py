@@ -189,3 +189,18 @@ policy_files = sa.Table(
     sa.Column("name", sa.String(255), primary_key=True),
     sa.Column("content", sa.LargeBinary, nullable=False),
 )
+
+# Revocations (migration 0004): a version (name/number), a key (its hint) or an identity.
+revocations = sa.Table(
+    "revocations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("signer", sa.Text, nullable=False),
+    sa.Column("bundle", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint("kind", "value", name="uq_revocations_kind_value"),
+)

@@ -20,6 +20,7 @@ from mlprov.store.evidence import EvidenceRows
 from mlprov.store.lineage import LineageRows
 from mlprov.store.models import ModelRows
 from mlprov.store.policies import PolicyRows
+from mlprov.store.revocations import RevocationRows
 from mlprov.store.stages import StageRows
 from mlprov.store.versions import VersionRows
 
@@ -62,6 +63,7 @@ class StoreTransaction:
         self.stages = StageRows(connection)
         self.audit = AuditRows(connection)
         self.policies = PolicyRows(connection)
+        self.revocations = RevocationRows(connection)
 
     def counts(self) -> dict[str, int]:
         """Rows per table (for `audit verify` summaries and the tests' state snapshots)."""
@@ -75,6 +77,7 @@ class StoreTransaction:
             t.audit_log,
             t.evidence,
             t.policy_sets,
+            t.revocations,
         )
         return {
             table.name: int(

@@ -1,4 +1,5 @@
-"""Policy sets applied to the registry: each version of the set, with its files' exact bytes.
+"""Policy sets applied to the registry (each version with its files' exact bytes), and
+revocations of versions, keys and identities.
 
 Revision ID: 0004
 Revises: 0003
@@ -31,7 +32,21 @@ def upgrade() -> None:
         sa.Column("content", sa.LargeBinary, nullable=False),
     )
 
+    op.create_table(
+        "revocations",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("at", sa.String(32), nullable=False),
+        sa.Column("actor", sa.String(256), nullable=False),
+        sa.Column("signer", sa.Text, nullable=False),
+        sa.Column("bundle", sa.LargeBinary, nullable=False),
+        sa.UniqueConstraint("kind", "value", name="uq_revocations_kind_value"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("revocations")
     op.drop_table("policy_files")
     op.drop_table("policy_sets")

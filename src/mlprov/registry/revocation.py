@@ -1,0 +1,100 @@
+"""Revocations of a version, a signing key or a signer identity.
+
+A revocation is a signed statement (predicate ``https://mlprov.dev/revocation/v1``),
+signed outside any transaction by whoever revokes, stored with the registry as the exact
+bundle bytes and audited (``revocation.add``). The verification engine and the gate read
+them (:func:`revocation_set`): a revoked version fails verification and cannot be a
+move's target; evidence signed by a revoked key or identity no longer counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from mlprov.canonical import canonical_json
+from mlprov.errors import ConflictError, InvalidInputError
+from mlprov.refs import ModelRef
+from mlprov.registry._context import RegistryContext, coerce_ref, resolve, utc_now
+from mlprov.registry._unit import mutation
+from mlprov.registry.versions import get_version
+from mlprov.store.revocations import Revocation
+from mlprov.verify import Revocations
+
+if TYPE_CHECKING:
+    from mlprov.signing import Signer
+
+__all__ = ["REVOCATION_PREDICATE_TYPE", "revocation_set", "revocations", "revoke"]
+
+REVOCATION_PREDICATE_TYPE = "https://mlprov.dev/revocation/v1"
+
+
+def revoke(
+    context: RegistryContext,
+    *,
+    reason: str,
+    signer: Signer,
+    version: ModelRef | str | None = None,
+    key_pem: bytes | None = None,
+    identity: str | None = None,
+) -> Revocation:
+    """Revoke exactly one of a version, a public key (PEM) or a signer identity."""
+    from mlprov import signing  # noqa: PLC0415
+
+    if sum(x is not None for x in (version, key_pem, identity)) != 1:
+        raise InvalidInputError("revoke exactly one: a version REF, --key PUB or --identity ID")
+    if not reason.strip() or len(reason) > 4096 or "\x00" in reason:
+        raise InvalidInputError("give the reason for the revocation (--reason, one line)")
+    if version is not None:
+        record = get_version(context, coerce_ref(version))
+        kind, value = "version", record.ref
+        subject = {"name": record.ref, "digest": {"sha256": record.digest.partition(":")[2]}}
+    elif key_pem is not None:
+        kind, value = "key", signing.key_hint(signing.load_public_key(key_pem))
+        subject = {"name": f"key:{value}", "digest": {"sha256": value}}
+    else:
+        assert identity is not None
+        if not identity.strip() or len(identity) > 1024:
+            raise InvalidInputError("--identity must name a signer identity")
+        kind, value = "identity", identity
+        digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()
+        subject = {"name": f"identity:{identity}", "digest": {"sha256": digest}}
+    at = utc_now()
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [subject],
+        "predicateType": REVOCATION_PREDICATE_TYPE,
+        "predicate": {"kind": kind, "value": value, "reason": reason, "time": at},
+    }
+    signed = signer.sign(canonical_json(statement, "revocation"))
+    with mutation(context, at=at) as unit:
+        if unit.tx.revocations.find(kind, value) is not None:
+            raise ConflictError(f"{kind} {value} is already revoked")
+        if kind == "version":
+            resolve(unit.tx, ModelRef.parse(value))  # still there (versions are never deleted)
+        revocation = Revocation(
+            kind, value, reason, unit.at, unit.actor, str(signed.signer), signed.bundle
+        )
+        unit.tx.revocations.insert(revocation)
+        unit.audit(
+            "revocation.add",
+            value if kind == "version" else f"{kind}:{value}",
+            {"kind": kind, "value": value, "signer": str(signed.signer)},
+            reason,
+        )
+    return revocation
+
+
+def revocations(context: RegistryContext) -> list[Revocation]:
+    with context.metadata.read() as tx:
+        return tx.revocations.all()
+
+
+def revocation_set(context: RegistryContext) -> Revocations:
+    """Every revocation, as the verification engine takes them."""
+    found = revocations(context)
+    return Revocations(
+        versions={r.value: r.reason for r in found if r.kind == "version"},
+        key_hints={r.value: r.reason for r in found if r.kind == "key"},
+        identities={r.value: r.reason for r in found if r.kind == "identity"},
+    )

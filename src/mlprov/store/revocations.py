@@ -1,0 +1,77 @@
+"""Revocations: rows of ``revocations`` as records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from mlprov.store import _schema as t
+from mlprov.store._rows import Rows
+
+__all__ = ["Revocation", "RevocationRows"]
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """What is revoked (``kind`` version, key or identity; ``value`` the ref, key hint or
+    identity), why, by whom, and the signed statement saying so."""
+
+    kind: str
+    value: str
+    reason: str
+    at: str
+    actor: str
+    signer: str
+    bundle: bytes = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "value": self.value,
+            "reason": self.reason,
+            "at": self.at,
+            "actor": self.actor,
+            "signer": self.signer,
+        }
+
+
+class RevocationRows(Rows):
+    def find(self, kind: str, value: str) -> Revocation | None:
+        row = self._one(
+            sa.select(t.revocations).where(
+                t.revocations.c.kind == kind, t.revocations.c.value == value
+            )
+        )
+        return _record(row) if row is not None else None
+
+    def all(self) -> list[Revocation]:
+        return [
+            _record(r) for r in self._all(sa.select(t.revocations).order_by(t.revocations.c.id))
+        ]
+
+    def insert(self, revocation: Revocation) -> None:
+        self.connection.execute(
+            sa.insert(t.revocations).values(
+                kind=revocation.kind,
+                value=revocation.value,
+                reason=revocation.reason,
+                at=revocation.at,
+                actor=revocation.actor,
+                signer=revocation.signer,
+                bundle=revocation.bundle,
+            )
+        )
+
+
+def _record(row: sa.Row[Any]) -> Revocation:
+    return Revocation(
+        str(row.kind),
+        str(row.value),
+        str(row.reason),
+        str(row.at),
+        str(row.actor),
+        str(row.signer),
+        bytes(row.bundle),
+    )
