@@ -71,3 +71,47 @@ def test_a_refused_approval_changes_nothing(
     assert result.returncode == code, result.stderr
     assert words in one_line_error(result.stderr)
     assert reg.snapshot() == before
+
+
+def test_a_waiver_is_signed_scoped_time_limited_and_loudly_audited(
+    reg: RegistryEnv, approver: tuple[Path, Path]
+) -> None:
+    result = reg.cli(
+        "waive", "m/1", "--for", "production", "--reason", "hotfix for incident 42",
+        "--expires", "24h", "--requirement", "metrics.auc", "--key", str(approver[0]),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [waiver] = json.loads(reg.cli("waivers", "m/1", "--json", check=True).stdout)
+    assert (waiver["target"], waiver["requirements"]) == ("production", ["metrics.auc"])
+    assert waiver["reason"] == "hotfix for incident 42"
+    registry = reg.registry()
+    try:
+        entry = registry.audit_log()[-1]
+        assert (entry.action, entry.subject, entry.reason) == (
+            "waiver.grant",
+            "m/1",
+            "hotfix for incident 42",
+        )
+        assert json.loads(entry.details)["expires"] == waiver["expires"]
+    finally:
+        registry.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--expires", "31d"], "at most 30 days"),
+        (["--expires", "forever"], "invalid duration"),
+        (["--expires", "0h"], "invalid duration"),
+    ],
+)
+def test_a_refused_waiver_changes_nothing(
+    reg: RegistryEnv, approver: tuple[Path, Path], args: list[str], words: str
+) -> None:
+    before = reg.snapshot()
+    result = reg.cli(
+        "waive", "m/1", "--for", "production", "--reason", "r", *args, "--key", str(approver[0])
+    )
+    assert result.returncode == 2, result.stderr
+    assert words in one_line_error(result.stderr)
+    assert reg.snapshot() == before

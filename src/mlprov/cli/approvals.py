@@ -1,4 +1,4 @@
-"""``mlprov approve`` and ``mlprov approvals``."""
+"""``mlprov approve``, ``mlprov approvals``, ``mlprov waive`` and ``mlprov waivers``."""
 
 from __future__ import annotations
 
@@ -81,6 +81,99 @@ def approvals(
     )
 
 
+def waive(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="REF", help="The version.")],
+    target: Annotated[
+        str,
+        typer.Option("--for", metavar="ALIAS", help="The alias (or stage:NAME) it is for."),
+    ],
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why; signed.")],
+    expires: Annotated[
+        str, typer.Option("--expires", metavar="DURATION", help="How long: 90m, 24h, 7d.")
+    ],
+    requirement: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--requirement",
+            metavar="ID",
+            help="A requirement waived (repeatable; default: every failed one).",
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", metavar="FILE", help="Your key (PEM).")
+    ] = None,
+    sigstore: Annotated[bool, typer.Option("--sigstore", help="Sign keylessly.")] = False,
+    identity_token: Annotated[
+        str | None,
+        typer.Option("--identity-token", metavar="TOKEN", help="OIDC token for --sigstore."),
+    ] = None,
+    passphrase_env: Annotated[
+        str | None,
+        typer.Option("--passphrase-env", metavar="VAR", help="Variable holding the passphrase."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign one holder's time-limited waiver for moving a version to an alias; the gate
+    honours it only when two distinct holders of the policy's waiving role signed it."""
+    from mlprov.cli._direct import signer_from_options  # noqa: PLC0415
+    from mlprov.registry.waivers import parse_duration  # noqa: PLC0415
+
+    duration = parse_duration(expires)
+    signer = signer_from_options(
+        key=key,
+        certificate=None,
+        certificate_chain=None,
+        sigstore=sigstore,
+        identity_token=identity_token,
+        passphrase_env=passphrase_env,
+    )
+    stored = (
+        state(ctx)
+        .registry()
+        .waive(
+            ref,
+            target,
+            signer,
+            reason=reason,
+            expires_in=duration,
+            requirements=tuple(requirement or ()),
+        )
+    )
+    if as_json:
+        print_json(stored.to_json())
+    else:
+        say(f"waiver for {ref} -> {target} signed by {stored.signer}, expires in {expires}")
+
+
+def waivers(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="REF", help="The version.")],
+    as_json: JsonOption = False,
+) -> None:
+    """List the waivers stored with a version (expired ones too)."""
+    found = state(ctx).registry().waivers(ref)
+    if as_json:
+        print_json([w.to_json() for w in found])
+        return
+    print_table(
+        "Waivers",
+        ["for", "requirements", "signer", "expires", "reason"],
+        (
+            (
+                w.target,
+                ", ".join(w.requirements) or "(failed)",
+                w.evidence.signer,
+                w.expires,
+                w.reason,
+            )
+            for w in found
+        ),
+    )
+
+
 def install(app: typer.Typer) -> None:
     app.command("approve")(approve)
     app.command("approvals")(approvals)
+    app.command("waive")(waive)
+    app.command("waivers")(waivers)

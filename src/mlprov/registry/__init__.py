@@ -17,6 +17,7 @@ enforced here and cannot be bypassed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,7 @@ from mlprov.registry import (
     revocation,
     signatures,
     versions,
+    waivers,
 )
 from mlprov.registry._context import RegistryContext
 from mlprov.registry.approvals import Approval
@@ -59,6 +61,7 @@ from mlprov.registry.types import (
     StoredDocument,
     StoredFiles,
 )
+from mlprov.registry.waivers import Waiver
 from mlprov.store import MetadataStore, open_metadata_store
 from mlprov.store.revocations import Revocation
 from mlprov.store.versions import StoredFile
@@ -84,6 +87,7 @@ __all__ = [
     "StoredFile",
     "StoredFiles",
     "VersionInput",
+    "Waiver",
     "open_registry",
 ]
 
@@ -297,6 +301,30 @@ class Registry:
 
     def approvals(self, ref: ModelRef | str, *, target: str | None = None) -> list[Approval]:
         return approvals.approvals(self._context, ref, target=target)
+
+    def waive(
+        self,
+        ref: ModelRef | str,
+        target: str,
+        signer: Signer,
+        *,
+        reason: str,
+        expires_in: timedelta,
+        requirements: tuple[str, ...] = (),
+    ) -> Evidence:
+        """Sign and store one holder's waiver for moving a version to ``target``."""
+        return waivers.waive(
+            self._context,
+            ref,
+            target,
+            signer,
+            reason=reason,
+            expires_in=expires_in,
+            requirements=requirements,
+        )
+
+    def waivers(self, ref: ModelRef | str) -> list[Waiver]:
+        return waivers.waivers(self._context, ref)
 
     def revoke(
         self,

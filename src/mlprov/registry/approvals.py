@@ -25,7 +25,14 @@ from mlprov.registry.versions import get_version
 if TYPE_CHECKING:
     from mlprov.signing import Signer
 
-__all__ = ["APPROVAL_KIND", "APPROVAL_PREDICATE_TYPE", "Approval", "approvals", "approve"]
+__all__ = [
+    "APPROVAL_KIND",
+    "APPROVAL_PREDICATE_TYPE",
+    "Approval",
+    "approval_target",
+    "approvals",
+    "approve",
+]
 
 APPROVAL_KIND = "approval"
 APPROVAL_PREDICATE_TYPE = "https://mlprov.dev/approval/v1"
@@ -51,7 +58,7 @@ class Approval:
         }
 
 
-def _target(text: str) -> str:
+def approval_target(text: str) -> str:
     """An alias name, or a stage (``stage:Production``)."""
     if text.startswith("stage:"):
         return f"stage:{Stage.parse(text.partition(':')[2]).value}"
@@ -71,7 +78,7 @@ def approve(
     ``stage:NAME``)."""
     from mlprov import signing  # noqa: PLC0415
 
-    wanted = _target(target)
+    wanted = approval_target(target)
     if len(comment) > _MAX_COMMENT or "\x00" in comment:
         raise InvalidInputError(f"the comment is longer than {_MAX_COMMENT} characters or has NUL")
     version = get_version(context, ref)
@@ -100,7 +107,7 @@ def approvals(
     """The approvals stored with a version (optionally for one target), oldest first."""
     from mlprov import documents, signing  # noqa: PLC0415
 
-    wanted = _target(target) if target is not None else None
+    wanted = approval_target(target) if target is not None else None
     version = get_version(context, ref)
     found = []
     for item in version.evidence:
