@@ -6,20 +6,25 @@ denial is audited in its own transaction and raised as
 :class:`~mlprov.errors.PolicyDenied`; an allowed move commits with compare-and-set on
 what was read, so a pointer that moved meanwhile makes the move decide again.
 
-The registry opens with :class:`OpenGate` (no policy applied: every move is allowed)
-until the policy engine fills the slot. :meth:`Gate.decide` fails closed: an error while
-deciding is a denial, never an allowed move.
+The registry opens with :class:`PolicyGate`: the candidate verified with the trust of the
+registry's active policy set, the move decided by its policies. :class:`OpenGate`
+allows every move (for tests and tools that need no policy). :meth:`Gate.decide` fails
+closed: an error while deciding is a denial, never an allowed move.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlprov.records import ModelVersion
 
-__all__ = ["Gate", "GateDecision", "OpenGate", "PointerMove"]
+if TYPE_CHECKING:
+    from mlprov.registry._context import RegistryContext
+
+__all__ = ["Gate", "GateDecision", "OpenGate", "PointerMove", "PolicyGate"]
 
 
 @dataclass(frozen=True)
@@ -49,13 +54,18 @@ class GateDecision:
     allowed: bool
     reasons: tuple[str, ...] = ()
     policy_digest: str | None = None
+    #: The policy engine's whole decision, kept with the audit entry of the move.
+    record: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        value: dict[str, Any] = {
             "allowed": self.allowed,
             "reasons": list(self.reasons),
             "policy_digest": self.policy_digest,
         }
+        if self.record is not None:
+            value["policy"] = dict(self.record)
+        return value
 
 
 class Gate(abc.ABC):
@@ -93,3 +103,49 @@ class OpenGate(Gate):
         self, move: PointerMove, target: ModelVersion | None, current: ModelVersion | None
     ) -> GateDecision:
         return GateDecision(True)
+
+
+class PolicyGate(Gate):
+    """The registry's gate: the candidate is verified with the trust of the active policy
+    set and the move decided by its policies (:func:`mlprov.registry.policies.judge`).
+
+    Built in, whatever the policies say: a revoked version is never a move's target.
+    Without an active policy set every other move is allowed, and the decision says so.
+    """
+
+    judges_registry_policy = True
+
+    def __init__(self, context: RegistryContext) -> None:
+        self._context = context
+
+    def _decide(
+        self, move: PointerMove, target: ModelVersion | None, current: ModelVersion | None
+    ) -> GateDecision:
+        from mlprov.registry.policies import judge, parse_target  # noqa: PLC0415
+
+        goal = parse_target(move.name if move.pointer == "alias" else f"stage:{move.name}")
+        judgement = judge(
+            self._context,
+            move.model,
+            goal,
+            move.to_version,
+            current.version if current is not None else None,
+            rollback=move.action == "rollback",
+        )
+        revoked = [c for c in judgement.report.failures if c.id == "revocation"]
+        if revoked and move.to_version is not None:
+            return GateDecision(
+                False,
+                tuple(c.message for c in revoked),
+                judgement.policy_digest,
+                record=judgement.decision.to_json() if judgement.decision else None,
+            )
+        decision = judgement.decision
+        if decision is None:
+            return GateDecision(True, ("no policy applied",), None)
+        return GateDecision(
+            decision.allowed,
+            decision.failure_lines() or (decision.message,),
+            decision.policy_digest,
+            record=decision.to_json(),
+        )

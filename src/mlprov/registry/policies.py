@@ -1,0 +1,341 @@
+"""The registry's active policy set, and judging a move by it.
+
+:func:`judge` is what the gate, ``mlprov policy check``, ``mlprov verify NAME@ALIAS``
+and ``mlprov pull`` share: it loads the candidate's snapshot (and the champion's, the one
+the target holds now), the revocations, the verified approvals and waivers and the
+candidate's history in one read transaction, then runs the verification engine and the
+policy engine (both pure) outside it. Nothing here writes except :func:`apply_policy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from mlprov.errors import InvalidInputError, MlprovError, NotFoundError
+from mlprov.records import AliasEvent, ModelVersion, Stage, StageEvent
+from mlprov.registry._context import RegistryContext, require_model
+from mlprov.registry._snapshot import load_snapshot
+from mlprov.registry._unit import mutation
+from mlprov.registry.approvals import APPROVAL_KIND
+from mlprov.registry.waivers import WAIVER_KIND
+from mlprov.store import StoreTransaction
+from mlprov.store.policies import StoredPolicySet
+from mlprov.verify import Revocations, TrustSet, VerificationReport, VersionSnapshot
+
+if TYPE_CHECKING:
+    from mlprov.policy import (
+        PolicyDecision,
+        PolicySet,
+        Residence,
+        Target,
+        VerifiedApproval,
+        VerifiedWaiver,
+    )
+
+__all__ = ["Judgement", "apply_policy", "judge", "parse_target", "show_policy"]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A candidate's verification report and, when a policy set applies, its decision."""
+
+    report: VerificationReport
+    decision: PolicyDecision | None
+    policy_digest: str | None
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision.allowed if self.decision is not None else True
+
+
+def parse_target(text: str) -> Target:
+    """``production`` (an alias) or ``stage:Production`` / a stage name given as such."""
+    from mlprov.policy import Target  # noqa: PLC0415
+    from mlprov.refs import validate_alias  # noqa: PLC0415
+
+    if text.startswith("stage:"):
+        return Target("stage", Stage.parse(text.partition(":")[2]).value)
+    validate_alias(text)
+    return Target("alias", text)
+
+
+def load_policy(files: Mapping[str, bytes], context: RegistryContext) -> PolicySet:
+    from mlprov.policy import load_policy_set  # noqa: PLC0415
+
+    return load_policy_set(files, context.limits)
+
+
+def apply_policy(
+    context: RegistryContext, files: Mapping[str, bytes], *, reason: str = ""
+) -> StoredPolicySet:
+    """Validate a policy folder's files and make them the active set (a new version,
+    audited as ``policy.apply`` with its digest). Applying the active set again is a
+    no-op that returns it."""
+    if not files:
+        raise InvalidInputError("the policy folder has no policy files")
+    policy_set = load_policy(files, context)  # PolicyError (exit 2): file, line and key
+    with mutation(context) as unit:
+        active = unit.tx.policies.active()
+        if active is not None and active.digest == policy_set.digest:
+            return active
+        number = unit.tx.policies.insert(
+            digest=policy_set.digest,
+            files=dict(policy_set.files),
+            at=unit.at,
+            actor=unit.actor,
+            reason=reason,
+        )
+        unit.audit(
+            "policy.apply",
+            "policy",
+            {"version": number, "digest": policy_set.digest, "files": sorted(policy_set.files)},
+            reason,
+        )
+    stored = show_policy(context)
+    assert stored is not None
+    return stored
+
+
+def show_policy(context: RegistryContext, version: int | None = None) -> StoredPolicySet | None:
+    with context.metadata.read() as tx:
+        return tx.policies.active() if version is None else tx.policies.version(version)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    policy: StoredPolicySet | None
+    candidate: VersionSnapshot | None
+    champion: VersionSnapshot | None
+    revocations: Revocations
+    alias_history: list[AliasEvent]
+    stage_history: list[StageEvent]
+
+
+def _load(
+    tx: StoreTransaction,
+    context: RegistryContext,
+    model: str,
+    to_version: int | None,
+    from_version: int | None,
+    policy_files: Mapping[str, bytes] | None,
+) -> _Loaded:
+    key = require_model(tx, model)
+    depth = context.limits.max_lineage_depth
+
+    def snapshot(number: int | None) -> VersionSnapshot | None:
+        if number is None:
+            return None
+        found = tx.versions.find(key, number)
+        if found is None:
+            raise NotFoundError(f"version {model}/{number} not found")
+        return load_snapshot(tx, found, depth)
+
+    if policy_files is not None:
+        policy: StoredPolicySet | None = StoredPolicySet(0, "", "", "", "", dict(policy_files))
+    else:
+        policy = tx.policies.active()
+    found = tx.revocations.all()
+    revocations = Revocations(
+        versions={r.value: r.reason for r in found if r.kind == "version"},
+        key_hints={r.value: r.reason for r in found if r.kind == "key"},
+        identities={r.value: r.reason for r in found if r.kind == "identity"},
+    )
+    return _Loaded(
+        policy,
+        snapshot(to_version),
+        snapshot(from_version),
+        revocations,
+        tx.aliases.history(key, None),
+        tx.stages.history(key),
+    )
+
+
+def judge(
+    context: RegistryContext,
+    model: str,
+    target: Target,
+    to_version: int | None,
+    from_version: int | None,
+    *,
+    policy_files: Mapping[str, bytes] | None = None,
+    rollback: bool = False,
+    now: datetime | None = None,
+) -> Judgement:
+    """Verify the candidate ``model/to_version`` and decide moving ``target`` to it from
+    ``from_version``, by the active policy set (or ``policy_files``, for a check)."""
+    from mlprov.policy import GateContext, Move, evaluate  # noqa: PLC0415
+    from mlprov.verify import verify_snapshot  # noqa: PLC0415
+
+    when = now or datetime.now(timezone.utc)
+    with context.metadata.read() as tx:
+        loaded = _load(tx, context, model, to_version, from_version, policy_files)
+    policy_set = load_policy(loaded.policy.files, context) if loaded.policy is not None else None
+    trust = policy_set.trust if policy_set is not None else TrustSet()
+    report = (
+        verify_snapshot(loaded.candidate, trust, revocations=loaded.revocations, now=when)
+        if loaded.candidate is not None
+        else None
+    )
+    if policy_set is None:
+        assert report is not None or to_version is None
+        return Judgement(report or _empty_report(model, target), None, None)
+    champion = (
+        verify_snapshot(loaded.champion, trust, revocations=loaded.revocations, now=when)
+        if loaded.champion is not None
+        else None
+    )
+    candidate = loaded.candidate
+    gate_context = GateContext(
+        now=when,
+        move=Move(from_version, to_version, rollback),
+        version=candidate.record if candidate is not None else None,
+        champion=champion,
+        approvals=_approvals(candidate, policy_set, context, when) if candidate else (),
+        waivers=_waivers(candidate, policy_set, context, when) if candidate else (),
+        residences=_residences(candidate.record, loaded, target) if candidate else (),
+        previously_admitted=_admitted_before(to_version, loaded, target),
+        creator=candidate.record.created_by if candidate is not None else None,
+        signers=tuple(a.signer for a in report.facts.attestations) if report else (),
+    )
+    decision = evaluate(policy_set, model=model, target=target, report=report, context=gate_context)
+    return Judgement(report or _empty_report(model, target), decision, policy_set.digest)
+
+
+def _empty_report(model: str, target: Target) -> VerificationReport:
+    return VerificationReport(f"{model}@{target.name}", ())
+
+
+def _verified_statements(
+    snapshot: VersionSnapshot,
+    kind: str,
+    policy_set: PolicySet,
+    context: RegistryContext,
+    now: datetime,
+) -> list[tuple[str, object, dict[str, object]]]:
+    """(trusted signer name, identity, predicate) of each ``kind`` statement that verifies
+    against a signer the policy trusts; statements that verify against none are dropped."""
+    from mlprov import signing  # noqa: PLC0415
+
+    found = []
+    for item in snapshot.evidence:
+        if item.record.kind != kind:
+            continue
+        for signer in policy_set.trust.signers:
+            try:
+                verified = signing.verify_attestation(
+                    item.bundle, signer.trust, limits=context.limits, now=now
+                )
+            except MlprovError:
+                continue
+            digest = snapshot.record.digest.partition(":")[2]
+            if any(d.get("sha256") == digest for _n, d in verified.subjects):
+                predicate = verified.statement.get("predicate")
+                if isinstance(predicate, dict):
+                    found.append((signer.name, verified.signer, predicate))
+            break
+    return found
+
+
+def _approvals(
+    snapshot: VersionSnapshot, policy_set: PolicySet, context: RegistryContext, now: datetime
+) -> tuple[VerifiedApproval, ...]:
+    from mlprov.policy import VerifiedApproval  # noqa: PLC0415
+
+    approvals = []
+    for name, identity, predicate in _verified_statements(
+        snapshot, APPROVAL_KIND, policy_set, context, now
+    ):
+        try:
+            target = parse_target(str(predicate.get("for", "")))
+        except MlprovError:
+            continue
+        approvals.append(
+            VerifiedApproval(name, identity, target, str(predicate.get("comment", "")))  # type: ignore[arg-type]
+        )
+    return tuple(approvals)
+
+
+def _waivers(
+    snapshot: VersionSnapshot, policy_set: PolicySet, context: RegistryContext, now: datetime
+) -> tuple[VerifiedWaiver, ...]:
+    """Waiver statements with the same terms (target, requirements, reason) signed by
+    several holders become one waiver granted by all of them, valid from the last grant
+    until the earliest expiry."""
+    from mlprov.policy import VerifiedWaiver, WaiverGrant  # noqa: PLC0415
+
+    groups: dict[tuple[str, tuple[str, ...], str], list[tuple[str, object, dict[str, object]]]] = {}
+    for name, identity, predicate in _verified_statements(
+        snapshot, WAIVER_KIND, policy_set, context, now
+    ):
+        requirements = predicate.get("requirements", [])
+        terms = (
+            str(predicate.get("for", "")),
+            tuple(str(r) for r in requirements) if isinstance(requirements, list) else (),
+            str(predicate.get("reason", "")),
+        )
+        groups.setdefault(terms, []).append((name, identity, predicate))
+    waivers = []
+    for (target_text, requirements, reason), grants in groups.items():
+        try:
+            target = parse_target(target_text)
+            issued = max(_instant(str(g[2].get("granted", ""))) for g in grants)
+            expires = min(_instant(str(g[2].get("expires", ""))) for g in grants)
+        except (MlprovError, ValueError):
+            continue
+        waivers.append(
+            VerifiedWaiver(
+                target,
+                requirements,
+                reason,
+                issued,
+                expires,
+                tuple(WaiverGrant(name, identity) for name, identity, _p in grants),  # type: ignore[arg-type]
+            )
+        )
+    return tuple(waivers)
+
+
+def _instant(text: str) -> datetime:
+    value = datetime.fromisoformat(text.removesuffix("Z") + "+00:00")
+    return value.astimezone(timezone.utc)
+
+
+def _residences(record: ModelVersion, loaded: _Loaded, exclude: Target) -> tuple[Residence, ...]:
+    """When the candidate entered (and left) each other alias and stage, from history."""
+    from mlprov.policy import Residence, Target  # noqa: PLC0415
+
+    stays: list[Residence] = []
+    entered: dict[str, datetime] = {}
+    for event in loaded.alias_history:
+        at = _instant(event.at)
+        if event.alias in entered and event.to_version != record.version:
+            stays.append(Residence(Target("alias", event.alias), entered.pop(event.alias), at))
+        if event.to_version == record.version and event.alias not in entered:
+            entered[event.alias] = at
+    stays.extend(Residence(Target("alias", alias), at) for alias, at in entered.items())
+    stage_entered: dict[str, datetime] = {}
+    for stage_event in loaded.stage_history:
+        if stage_event.version != record.version:
+            continue
+        at = _instant(stage_event.at)
+        left = stage_event.from_stage.value
+        if left in stage_entered:
+            stays.append(Residence(Target("stage", left), stage_entered.pop(left), at))
+        stage_entered[stage_event.to_stage.value] = at
+    stays.extend(Residence(Target("stage", s), at) for s, at in stage_entered.items())
+    return tuple(s for s in stays if s.target != exclude)
+
+
+def _admitted_before(to_version: int | None, loaded: _Loaded, target: Target) -> bool:
+    if to_version is None:
+        return False
+    if target.kind == "alias":
+        return any(
+            e.alias == target.name and e.to_version == to_version for e in loaded.alias_history
+        )
+    return any(
+        e.version == to_version and e.to_stage.value == target.name for e in loaded.stage_history
+    )
