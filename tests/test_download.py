@@ -378,6 +378,37 @@ def test_install_verified_raises_and_leaves_nothing(
     assert reg.snapshot() == before
 
 
+def test_download_with_a_trust_option_installs_only_what_verifies(
+    signed: tuple[RegistryEnv, Path], tmp_path: Path
+) -> None:
+    reg, public = signed
+    (tmp_path / "other").mkdir()
+    _other_private, other_public = _keys(tmp_path / "other")
+    out = tmp_path / "served"
+    ok = reg.cli("download", "clf@production", "--to", str(out), "--key", str(public), "--json")
+    assert ok.returncode == 0, ok.stderr
+    document = json.loads(ok.stdout)
+    assert document["ref"] == "clf/1"
+    assert document["verified_signer"].startswith("key:")
+    assert set(_tree(out)) == {
+        "config.json",
+        "weights/part-0.bin",
+        "weights/part-1.bin",
+        "model.sig",
+    }
+    before = reg.snapshot()
+    for ref, key, words in (
+        ("clf/2", other_public, "signature"),
+        ("plain/1", public, "no stored signature"),
+    ):
+        target = tmp_path / f"refused-{ref.replace('/', '-')}"
+        result = reg.cli("download", ref, "--to", str(target), "--key", str(key), "-q")
+        assert result.returncode == 1, result.stderr
+        assert words in one_line_error(result.stderr)
+        assert not target.exists()
+    assert reg.snapshot() == before
+
+
 # -- killed mid-way ------------------------------------------------------------------------
 
 
