@@ -248,6 +248,31 @@ def test_a_manifest_edited_in_the_database_is_refused_and_nothing_is_written(
     assert (out / "w.bin").read_bytes() == b"\x09" * 4096
 
 
+def test_a_signed_version_with_its_own_model_sig_file_is_refused(
+    reg: RegistryEnv, tmp_path: Path
+) -> None:
+    """Signed with the signature kept elsewhere, the folder's own model.sig is a signed
+    file: writing the stored signature there would replace it, so nothing is written."""
+    from mlprov.signing import KeySigner
+
+    private, _public = _keys(tmp_path)
+    model = make_model(tmp_path / "m", {"w.bin": b"weights", "model.sig": "not a signature"})
+    registry = reg.registry()
+    try:
+        registry.sign_and_register(
+            model, "own", KeySigner.from_pem(private), signature_path=tmp_path / "elsewhere.sig"
+        )
+    finally:
+        registry.close()
+    before = reg.snapshot()
+    out = tmp_path / "out"
+    result = reg.cli("download", "own/1", "--to", str(out), "-q")
+    assert result.returncode == 3, result.stderr
+    assert "model.sig" in one_line_error(result.stderr)
+    assert not out.exists()
+    assert reg.snapshot() == before
+
+
 # -- an existing folder, a mount point ---------------------------------------------------
 
 
