@@ -50,8 +50,11 @@ def download(
     as_json: JsonOption = False,
 ) -> None:
     """Write a version's files and its signature to DIR, checking every digest; nothing is
-    left on failure. With --key, --certificate-chain or --identity/--issuer the stored
-    signature must verify against that trust first."""
+    left on failure.
+
+    With a trust option (--key, --certificate-chain, or --identity with --issuer) the
+    stored signature must verify against that trust first.
+    """
     verifying = any((key, certificate_chain, identity, issuer))
     trust = (
         trust_from_options(
