@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import resource
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +27,7 @@ import pytest
 from mlprov.config import RegistryConfig
 from mlprov.registry import open_registry
 from support.bad_input import Case, assert_refused
+from support.mounts import mounted
 from support.registry_env import RegistryEnv, make_model, one_line_error
 
 
@@ -251,22 +251,6 @@ class StoreEnv(RegistryEnv):
         return open_registry(config, actor="tester@ci")
 
 
-@contextlib.contextmanager
-def _mounted(args: list[str], target: Path) -> Iterator[bool]:
-    """Yield True with ``mount ARGS TARGET`` in place (unmounted after), False if refused."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        yield False
-        return
-    done = subprocess.run(["mount", *args, str(target)], capture_output=True, check=False)
-    if done.returncode != 0:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        subprocess.run(["umount", str(target)], check=True)
-
-
 def _limit_file_size() -> None:
     """preexec_fn fallback for a full disk: no file may grow past 2 MiB (EFBIG, not SIGXFSZ)."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -282,7 +266,7 @@ def test_a_full_disk_is_a_storage_error_and_leaves_no_row_or_partial_blob(
     # unreferenced, for `gc`: deleting it could break a concurrent registration reusing it.
     a_bin = os.urandom(1 << 20)
     model = make_model(tmp_path / "big", {"a.bin": a_bin, "b.bin": os.urandom(3 << 20)})
-    with _mounted(["-t", "tmpfs", "-o", "size=2m", "tmpfs"], disk) as on_tmpfs:
+    with mounted(["-t", "tmpfs", "-o", "size=2m", "tmpfs"], disk) as on_tmpfs:
         env = StoreEnv(
             home=reg.home,
             metadata_uri=reg.metadata_uri,
@@ -318,7 +302,7 @@ def test_a_full_disk_is_a_storage_error_and_leaves_no_row_or_partial_blob(
 @contextlib.contextmanager
 def _read_only_view(source: Path, target: Path) -> Iterator[bool]:
     """Yield True with ``source`` bind-mounted read-only at ``target``, False if refused."""
-    with _mounted(["--bind", str(source)], target) as bound:
+    with mounted(["--bind", str(source)], target) as bound:
         remount = ["mount", "-o", "remount,ro,bind", str(target)]
         yield bound and subprocess.run(remount, capture_output=True, check=False).returncode == 0
 

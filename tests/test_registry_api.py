@@ -400,7 +400,7 @@ def test_download_checks_every_digest_and_leaves_nothing_on_mismatch(
 ) -> None:
     """With the in-memory artefact store shipped for tests, whose bytes can be swapped."""
     metadata = open_metadata_store(reg.metadata_uri)
-    store = open_artifact_store("memory://")
+    store = open_artifact_store("memory://", allow_ephemeral=True)
     registry = Registry(metadata, store, actor="tester@ci")
     try:
         registry.register(make_model(tmp_path / "m"), "m")

@@ -15,6 +15,7 @@ __all__ = [
     "RegistryConfig",
     "TrainingRun",
     "__version__",
+    "install_verified",
     "open_registry",
     "sign",
     "training_run",
@@ -23,7 +24,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from mlprov._api import sign, verify, verify_or_raise
+    from mlprov._api import install_verified, sign, verify, verify_or_raise
     from mlprov.config import RegistryConfig
     from mlprov.registry import Registry, open_registry
     from mlprov.training import TrainingRun, training_run
@@ -34,6 +35,7 @@ _LAZY = {
     "RegistryConfig": "mlprov.config",
     "TrainingRun": "mlprov.training",
     "training_run": "mlprov.training",
+    "install_verified": "mlprov._api",
     "sign": "mlprov._api",
     "verify": "mlprov._api",
     "verify_or_raise": "mlprov._api",

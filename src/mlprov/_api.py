@@ -1,4 +1,5 @@
-"""The top-level conveniences ``mlprov.sign`` and ``mlprov.verify`` (with a raising twin)."""
+"""The top-level conveniences ``mlprov.sign`` and ``mlprov.verify`` (with a raising twin),
+and ``mlprov.install_verified``, the one call a serving process needs."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mlprov.config import RegistryConfig
+    from mlprov.refs import ModelRef
+    from mlprov.registry import VerifiedInstall
     from mlprov.signing import Signer, SignResult, Trust, VerificationReport, VerifiedSignature
 
-__all__ = ["sign", "verify", "verify_or_raise"]
+__all__ = ["install_verified", "sign", "verify", "verify_or_raise"]
 
 
 def sign(path: str | Path, *, signer: Signer, **options: Any) -> SignResult:
@@ -62,3 +66,28 @@ def verify_or_raise(
     report.raise_for_failure()
     assert report.signature is not None
     return report.signature
+
+
+def install_verified(
+    ref: ModelRef | str,
+    *,
+    to: str | Path,
+    trust: Trust,
+    config: RegistryConfig | None = None,
+) -> VerifiedInstall:
+    """Install a registered version at ``to`` only if it verifies; raise otherwise.
+
+    Opens the registry ``config`` names (default: the environment, as the CLI does),
+    resolves ``ref`` (``models:/name@production``, ``name/3``) once, verifies the
+    version's stored signature against ``trust``, checks that the registry's manifest is
+    the signed one, writes every file checking its digest, and installs the folder with
+    its ``model.sig`` atomically. Any failure raises an MlprovError (with its exit code)
+    and leaves ``to`` as it was; there is no report to forget to check.
+    """
+    from mlprov.registry import open_registry  # noqa: PLC0415
+
+    registry = open_registry(config)
+    try:
+        return registry.install_verified(ref, Path(to), trust)
+    finally:
+        registry.close()

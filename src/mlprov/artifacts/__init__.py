@@ -5,7 +5,9 @@ checked against that digest on every read. The same bytes are stored once howeve
 many versions and models use them.
 
 * ``file:///path`` - a folder (the embedded default, ``$MLPROV_HOME/blobs``);
-* ``memory://`` - an in-process store for tests.
+* ``memory://`` - an in-process store for tests. Its bytes vanish with the process, so
+  :func:`open_artifact_store` refuses it unless the caller passes ``allow_ephemeral=True``
+  (tests do; a registry configured with it would "register" versions whose bytes are gone).
 
 :class:`ArtifactStore` is a tiny abstract class: its public methods validate digests
 and translate IO failures into :class:`~mlprov.errors.StorageError`, then call the
@@ -143,8 +145,9 @@ class ArtifactStore(abc.ABC):
     def _list(self) -> Iterator[str]: ...
 
 
-def open_artifact_store(uri: str) -> ArtifactStore:
-    """Open the artefact store a URI names (``file://`` or ``memory://``)."""
+def open_artifact_store(uri: str, *, allow_ephemeral: bool = False) -> ArtifactStore:
+    """Open the artefact store a URI names (``file://``; ``memory://`` only with
+    ``allow_ephemeral=True``, which tests pass: it keeps nothing after the process)."""
     scheme, sep, _ = uri.partition("://")
     if not sep:
         raise ConfigError(f"artefact store URI {uri!r} has no scheme: use file:///PATH")
@@ -153,7 +156,12 @@ def open_artifact_store(uri: str) -> ArtifactStore:
 
         return FileArtifactStore.from_uri(uri)
     if scheme == "memory":
+        if not allow_ephemeral:
+            raise ConfigError(
+                "artefact store memory:// keeps no bytes after the process exits and is for "
+                "tests only: use file:///PATH (MLPROV_ARTIFACTS)"
+            )
         from mlprov.artifacts._memory import MemoryArtifactStore  # noqa: PLC0415
 
         return MemoryArtifactStore()
-    raise ConfigError(f"unsupported artefact store scheme {scheme!r}: use file:// or memory://")
+    raise ConfigError(f"unsupported artefact store scheme {scheme!r}: use file:///PATH")

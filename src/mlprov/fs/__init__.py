@@ -3,16 +3,27 @@
 * :class:`StagedFile` writes bytes to a temporary name beside the target (fsync), and
   renames it into place when told: at once (:func:`write_file_atomically`) or only after a
   registry transaction committed (``mlprov sign --name`` writes ``model.sig`` that way).
-* :func:`install_folder` fills a temporary folder beside the target and renames it into
-  place only when everything was written and checked; on any failure nothing is left at
-  the target. An existing empty folder is replaced the same way.
+* :func:`install_folder` fills a temporary folder and moves it into place only when
+  everything was written and checked; on any failure the target is left as it was
+  (ADR 0027):
 
-A reader of the target therefore sees the old state or the whole new one, never a part.
+  - a target that does not exist: the temporary folder is made beside it and renamed to
+    it, so a reader sees nothing or the whole install;
+  - an existing empty folder (often a mount point, which cannot be renamed over): the
+    temporary folder is made inside it, on the same file system, and its entries are
+    moved up one by one; the temporary folder, removed last, marks an install that is
+    not complete yet. An exclusive lock on the folder keeps two installs apart.
+
+Installed folders and files get the modes the process's umask gives new ones
+(``0o777 & ~umask``, ``0o666 & ~umask``), never the ``0o700`` of a temporary folder, so
+a server running as another user can read what an init container installed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import shutil
 import tempfile
@@ -21,7 +32,17 @@ from pathlib import Path
 
 from mlprov.errors import ConflictError, NotFoundError, StorageError
 
-__all__ = ["StagedFile", "install_folder", "write_file_atomically"]
+__all__ = [
+    "INSTALL_MARKER_PREFIX",
+    "StagedFile",
+    "current_umask",
+    "install_folder",
+    "write_file_atomically",
+]
+
+#: Name prefix of the temporary folder an install into an existing folder fills; while
+#: one is present in the folder, the install is not complete.
+INSTALL_MARKER_PREFIX = ".mlprov-installing-"
 
 
 class StagedFile:
@@ -73,12 +94,35 @@ def write_file_atomically(
     StagedFile(target, content, mode=mode, what=what).commit()
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it.
+
+    Linux (4.7 and later) reports it in ``/proc/self/status``; elsewhere it is read by
+    setting and restoring it, which races with a thread creating files at that moment
+    (such a file would get mode bits from umask 0o022 instead).
+    """
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split(":", 1)[1].strip(), 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def install_folder(target: Path, fill: Callable[[Path], None]) -> None:
-    """Create ``target`` whole: ``fill(staging)`` writes into a temporary folder beside it,
-    which is renamed to ``target`` only if ``fill`` returns. ``target`` must not exist or
-    be an empty folder; on any failure it is left as it was."""
+    """Install a folder at ``target`` whole: ``fill(staging)`` writes into a temporary
+    folder that becomes ``target``'s content only if ``fill`` returns.
+
+    ``target`` must not exist or be an empty folder (a ConflictError otherwise); on any
+    failure it is left as it was. See the module docstring for how each case is made
+    safe for readers and against a process killed mid-way.
+    """
     target = Path(target)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+    if target.is_dir() and not target.is_symlink():
+        _fill_existing_folder(target, fill)
+        return
+    if target.exists() or target.is_symlink():
         raise ConflictError(f"{target}: already exists and is not an empty folder")
     parent = target.absolute().parent
     try:
@@ -88,9 +132,93 @@ def install_folder(target: Path, fill: Callable[[Path], None]) -> None:
         raise StorageError(f"{target}: cannot create the target folder: {e.strerror}") from e
     try:
         fill(staging)
-        if target.exists():
-            target.rmdir()
-        os.replace(staging, target)
-    except BaseException:
+        # mkdtemp made it 0o700; the installed folder gets the mode a new folder gets.
+        os.chmod(staging, 0o777 & ~current_umask())
+        # rename(2) replaces an empty folder made meanwhile and fails on a full one.
+        os.rename(staging, target)
+    except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(e, OSError):
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise ConflictError(f"{target}: was created by someone else meanwhile") from e
+            raise StorageError(f"{target}: cannot install: {e.strerror}") from e
         raise
+    _sync_folder(parent)
+
+
+def _fill_existing_folder(target: Path, fill: Callable[[Path], None]) -> None:
+    """Fill an existing empty folder (ADR 0027): stage inside it, then move entries up."""
+    try:
+        handle = os.open(target, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as e:
+        raise StorageError(f"{target}: cannot open the target folder: {e.strerror}") from e
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise ConflictError(f"{target}: another install into this folder is running") from e
+        except OSError:
+            pass  # a file system without locks: installs into one folder are not serialised
+        _clear_interrupted_install(target)
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=INSTALL_MARKER_PREFIX, dir=target))
+        except OSError as e:
+            raise StorageError(f"{target}: cannot write in the folder: {e.strerror}") from e
+        moved: list[Path] = []
+        try:
+            fill(staging)
+            for entry in sorted(staging.iterdir()):
+                destination = target / entry.name
+                os.rename(entry, destination)
+                moved.append(destination)
+            # Removed last: its absence says the install is complete.
+            staging.rmdir()
+        except BaseException as e:
+            # We hold the lock and the folder was empty: undo to leave it as it was.
+            for path in moved:
+                _remove(path)
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(e, OSError):
+                raise StorageError(f"{target}: cannot install: {e.strerror}") from e
+            raise
+        _sync_folder(target)
+    finally:
+        os.close(handle)
+
+
+def _clear_interrupted_install(target: Path) -> None:
+    """Refuse a folder that is not empty; remove what a killed install left when that is
+    all there is (the caller holds the folder's lock, so no live install owns it)."""
+    try:
+        entries = list(target.iterdir())
+    except OSError as e:
+        raise StorageError(f"{target}: cannot list the target folder: {e.strerror}") from e
+    markers = [e for e in entries if e.name.startswith(INSTALL_MARKER_PREFIX)]
+    if markers and len(markers) < len(entries):
+        raise ConflictError(
+            f"{target}: holds a partial install from an interrupted download "
+            f"({markers[0].name} is still there); empty the folder and download again"
+        )
+    if entries and not markers:
+        raise ConflictError(f"{target}: already exists and is not an empty folder")
+    for marker in markers:
+        shutil.rmtree(marker, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder so the renames into it survive a crash (best effort: some file
+    systems refuse fsync on folders)."""
+    with contextlib.suppress(OSError):
+        handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)

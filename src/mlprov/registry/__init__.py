@@ -9,7 +9,8 @@ enforced here and cannot be bypassed.
 * ``models``, ``versions``, ``lineage``, ``evidence``, ``signatures``, ``audit``: the
   aggregates and what a user does with each;
 * ``pointers``: aliases and stages, through one move path with the gate in it (``gate``);
-* ``download``: a version installed in a folder, every digest checked;
+* ``download``: a version installed in a folder, every digest checked, with its stored
+  signature; ``install_verified`` verifies that signature against the trust given first;
 * ``_unit``: :class:`~mlprov.registry._unit.Mutation`, one write transaction with its audit
   entries, and the denial record written in its own transaction.
 """
@@ -17,7 +18,7 @@ enforced here and cannot be bypassed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ from mlprov.registry import (
 )
 from mlprov.registry._context import RegistryContext
 from mlprov.registry.approvals import Approval
+from mlprov.registry.download import VerifiedInstall
 from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove
 from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
 from mlprov.registry.types import (
@@ -86,6 +88,7 @@ __all__ = [
     "StoredDocument",
     "StoredFile",
     "StoredFiles",
+    "VerifiedInstall",
     "VersionInput",
     "Waiver",
     "open_registry",
@@ -404,6 +407,19 @@ class Registry:
     ) -> ModelVersion:
         return download.download(self._context, ref, to, progress=progress)
 
+    def install_verified(
+        self,
+        ref: ModelRef | str,
+        to: Path,
+        trust: Trust,
+        *,
+        now: datetime | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> VerifiedInstall:
+        """Resolve once, verify the stored signature against ``trust``, install (see
+        :func:`mlprov.registry.download.install_verified`); raise on any failure."""
+        return download.install_verified(self._context, ref, to, trust, now=now, progress=progress)
+
     def audit_log(
         self, *, subject: str | None = None, limit: int | None = None
     ) -> list[AuditEntry]:
@@ -426,6 +442,7 @@ def open_registry(
 ) -> Registry:
     """Open the registry a config names (default: ``$MLPROV_HOME``, SQLite and a folder)."""
     config = config or RegistryConfig.from_environment()
-    metadata = open_metadata_store(config.resolved_metadata_uri)
+    # The artefact store first: a refused one (memory://) must not leave a new database.
     artifacts = open_artifact_store(config.resolved_artifact_uri)
+    metadata = open_metadata_store(config.resolved_metadata_uri)
     return Registry(metadata, artifacts, actor=actor, limits=config.limits, gate=gate)

@@ -1,21 +1,83 @@
-"""Installing a version's files in a folder, every digest checked while writing."""
+"""Installing a version's files in a folder, every digest checked while writing.
+
+* :func:`download` installs what the registry holds: the reference is resolved once,
+  and when the version has a stored signature the registry's manifest must be the one
+  it signs (a manifest edited in the database is refused) and the signature is written
+  beside the files, so ``model_signing verify`` accepts the folder as it is;
+* :func:`install_verified` is the serving call: the same install, but only after the
+  stored signature verified against the trust the caller gives. A version without a
+  signature, or any failure, raises and leaves the target as it was.
+
+Both read everything they need (version, files, signature) in one read transaction, do
+every check before writing a byte, and install through :func:`mlprov.fs.install_folder`
+(ADR 0027 for an existing folder, ADR 0028 for the signature file).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlprov.errors import DigestMismatchError, StorageError
-from mlprov.fs import install_folder
-from mlprov.manifest import SINGLE_FILE_NAME, Digest, check_relative_path, new_hasher
+from mlprov.errors import (
+    ConflictError,
+    DigestMismatchError,
+    MalformedDocumentError,
+    MlprovError,
+    StorageError,
+    VerificationError,
+)
+from mlprov.fs import current_umask, install_folder
+from mlprov.manifest import (
+    SINGLE_FILE_NAME,
+    Digest,
+    FileEntry,
+    Manifest,
+    check_relative_path,
+    new_hasher,
+)
 from mlprov.records import ModelVersion
 from mlprov.refs import ModelRef
 from mlprov.registry._context import RegistryContext, coerce_ref, resolve
+from mlprov.registry.signatures import SIGNATURE_KIND
+from mlprov.store.versions import StoredFile
 
-__all__ = ["download"]
+if TYPE_CHECKING:
+    from mlprov.signing import Trust, VerifiedSignature
+
+__all__ = ["VerifiedInstall", "download", "install_verified"]
 
 ProgressCallback = Callable[[int], None]
+
+#: The signature file written in a downloaded model folder (``mlprov.signing``'s
+#: DEFAULT_SIGNATURE_NAME, repeated so that a plain download does not load cryptography).
+FOLDER_SIGNATURE_NAME = "model.sig"
+
+
+@dataclass(frozen=True)
+class VerifiedInstall:
+    """What :func:`install_verified` installed: which version, signed by whom, where."""
+
+    version: ModelVersion
+    signature: VerifiedSignature = field(repr=False)
+    path: Path
+    #: The stored signature as written in the folder (``model.sig``, or ``NAME.sig``
+    #: beside a single-file model).
+    signature_path: Path
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One version as read in one transaction: the reference resolved once."""
+
+    record: ModelVersion
+    files: list[StoredFile]
+    manifest: Manifest
+    #: The newest stored OMS signature, the exact bytes written; None if unsigned.
+    signature: bytes | None
 
 
 def download(
@@ -27,23 +89,141 @@ def download(
 ) -> ModelVersion:
     """Write a version's files to ``to``, checking every digest while writing.
 
-    The reference is resolved once; files go to a temporary folder beside ``to`` that is
-    renamed into place only when every file matched; on any mismatch or error nothing is
-    left at ``to``.
+    The reference is resolved once. A version with a stored signature is installed only
+    if the registry's manifest is the one the signature names (checked before writing;
+    the signature itself is not verified here: that needs trust, see
+    :func:`install_verified`), and the signature is written with the files. On any
+    mismatch or error ``to`` is left as it was.
     """
+    snapshot = _read(context, coerce_ref(ref))
+    if snapshot.signature is not None:
+        signed = _claimed_manifest(context, snapshot)
+        _require_signed_manifest(snapshot, signed)
+    _install(context, snapshot, Path(to), progress)
+    return snapshot.record
+
+
+def install_verified(
+    context: RegistryContext,
+    ref: ModelRef | str,
+    to: Path,
+    trust: Trust,
+    *,
+    now: datetime | None = None,
+    progress: ProgressCallback | None = None,
+) -> VerifiedInstall:
+    """Resolve ``ref`` once, verify the version's stored signature against ``trust``,
+    check that the registry's manifest is the signed one, and install the files (each
+    digest checked while writing) with the signature; raise on any failure, leaving
+    ``to`` as it was. A version without a stored signature is a VerificationError."""
+    from mlprov import signing  # noqa: PLC0415 - cryptography only when verifying
+
+    snapshot = _read(context, coerce_ref(ref))
+    if snapshot.signature is None:
+        raise VerificationError(
+            f"{snapshot.record.ref} has no stored signature: nothing to verify it against"
+        )
+    verified = signing.verify_bundle(snapshot.signature, trust, limits=context.limits, now=now)
+    _require_signed_manifest(snapshot, verified.manifest)
+    target = Path(to)
+    name = _install(context, snapshot, target, progress)
+    assert name is not None  # a signed version always gets its signature file
+    return VerifiedInstall(snapshot.record, verified, target, target / name)
+
+
+def _read(context: RegistryContext, ref: ModelRef) -> _Snapshot:
     with context.metadata.read() as tx:
-        key = resolve(tx, coerce_ref(ref))
+        key = resolve(tx, ref)
         record = tx.versions.record(key)
         files = tx.versions.files(key)
+        signatures = [e for e in tx.evidence.records(key.id) if e.kind == SIGNATURE_KIND]
+        content = tx.evidence.content(key.id, signatures[-1].digest) if signatures else None
+    if signatures and (content is None or str(Digest.of_bytes(content)) != signatures[-1].digest):
+        raise DigestMismatchError(
+            f"{record.ref}: the stored signature {signatures[-1].digest} is missing or corrupt"
+        )
+    manifest = Manifest.of(
+        key.hash_algorithm, (FileEntry(f.path, Digest.parse(f.digest), f.size) for f in files)
+    )
+    return _Snapshot(record, files, manifest, content)
+
+
+def _claimed_manifest(context: RegistryContext, snapshot: _Snapshot) -> Manifest:
+    """The manifest the stored signature names, read without verifying it."""
+    from mlprov import signing  # noqa: PLC0415
+
+    assert snapshot.signature is not None
+    try:
+        return signing.inspect_signature(snapshot.signature, context.limits).statement.manifest
+    except MalformedDocumentError as e:
+        raise VerificationError(
+            f"{snapshot.record.ref}: the stored signature does not parse: {e.message}"
+        ) from e
+
+
+def _require_signed_manifest(snapshot: _Snapshot, signed: Manifest) -> None:
+    """The registry's manifest must be the signed one, or the download would install
+    files (or digests) no signature covers."""
+    from mlprov import signing  # noqa: PLC0415
+
+    try:
+        signing.match_manifest(signed, snapshot.manifest)
+    except MlprovError as e:
+        raise VerificationError(
+            f"{snapshot.record.ref}: the registry's manifest is not the signed one: {e.message}"
+        ) from e
+
+
+def _install(
+    context: RegistryContext, snapshot: _Snapshot, to: Path, progress: ProgressCallback | None
+) -> str | None:
+    """Install the files and the stored signature; return the signature's file name."""
+    record = snapshot.record
+    names = [
+        (record.artifact_name if item.path == SINGLE_FILE_NAME else item.path, item)
+        for item in snapshot.files
+    ]
+    for name, _item in names:
+        check_relative_path(name)
+    signature_name: str | None = None
+    if snapshot.signature is not None:
+        # Where `mlprov verify` and `model_signing verify` look: MODEL/model.sig for a
+        # folder, FILE.sig beside a single-file model (signing.default_signature_path).
+        single = len(names) == 1 and snapshot.files[0].path == SINGLE_FILE_NAME
+        signature_name = f"{names[0][0]}.sig" if single else FOLDER_SIGNATURE_NAME
+        if signature_name in {name for name, _ in names}:
+            raise ConflictError(
+                f"{record.ref} has a file named {signature_name}, where its stored "
+                "signature would be written; download it with `mlprov evidence` instead"
+            )
+    file_mode = 0o666 & ~current_umask()
 
     def fill(staging: Path) -> None:
-        for item in files:
-            name = record.artifact_name if item.path == SINGLE_FILE_NAME else item.path
-            check_relative_path(name)
-            _write_checked(context, staging / name, item.blob, Digest.parse(item.digest), progress)
+        for name, item in names:
+            _write_checked(
+                context, staging / name, item.blob, Digest.parse(item.digest), file_mode, progress
+            )
+        if signature_name is not None and snapshot.signature is not None:
+            _write_bytes(staging / signature_name, snapshot.signature, file_mode)
 
-    install_folder(Path(to), fill)
-    return record
+    install_folder(to, fill)
+    return signature_name
+
+
+def _open_new(target: Path, mode: int) -> int:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    return os.open(target, flags, mode)
+
+
+def _write_bytes(target: Path, data: bytes, mode: int) -> None:
+    try:
+        with os.fdopen(_open_new(target, mode), "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as e:
+        raise StorageError(f"{target.name}: cannot write: {e.strerror}") from e
 
 
 def _write_checked(
@@ -51,12 +231,12 @@ def _write_checked(
     target: Path,
     blob: str,
     digest: Digest,
+    mode: int,
     progress: ProgressCallback | None,
 ) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
     hasher = new_hasher(digest.algorithm)
     try:
-        with open(target, "xb") as handle:
+        with os.fdopen(_open_new(target, mode), "wb") as handle:
             for chunk in context.artifacts.read_chunks(blob):
                 hasher.update(chunk)
                 handle.write(chunk)
