@@ -222,3 +222,35 @@ def _sync_folder(folder: Path) -> None:
             os.fsync(handle)
         finally:
             os.close(handle)
+
+
+def read_folder(folder: Path, *, max_files: int, max_file_bytes: int) -> dict[str, bytes]:
+    """Every regular file under ``folder`` (hidden names skipped) as ``{relative POSIX
+    path: bytes}``, bounded in count and size; a symlink, FIFO or device is refused, so
+    nothing outside the folder is read and nothing blocks."""
+    import stat  # noqa: PLC0415
+
+    from mlprov.errors import InvalidInputError, UnsafePathError  # noqa: PLC0415
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise NotFoundError(f"{root}: no such folder")
+    found: dict[str, bytes] = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        info = path.lstat()
+        if stat.S_ISDIR(info.st_mode):
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafePathError(f"{path}: not a regular file (symlinks are not followed)")
+        if info.st_size > max_file_bytes:
+            raise InvalidInputError(f"{path}: {info.st_size} bytes, more than {max_file_bytes}")
+        if len(found) >= max_files:
+            raise InvalidInputError(f"{root}: more than {max_files} files")
+        try:
+            found[relative.as_posix()] = path.read_bytes()
+        except OSError as e:
+            raise StorageError(f"{path}: cannot read: {e.strerror}") from e
+    return found

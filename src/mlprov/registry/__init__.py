@@ -46,6 +46,7 @@ from mlprov.registry import (
     lineage,
     models,
     pointers,
+    policies,
     revocation,
     signatures,
     versions,
@@ -65,6 +66,7 @@ from mlprov.registry.types import (
 )
 from mlprov.registry.waivers import Waiver
 from mlprov.store import MetadataStore, open_metadata_store
+from mlprov.store.policies import StoredPolicySet
 from mlprov.store.revocations import Revocation
 from mlprov.store.versions import StoredFile
 
@@ -304,6 +306,26 @@ class Registry:
 
     def approvals(self, ref: ModelRef | str, *, target: str | None = None) -> list[Approval]:
         return approvals.approvals(self._context, ref, target=target)
+
+    # -- policy ------------------------------------------------------------------------
+
+    def apply_policy(self, files: Mapping[str, bytes], *, reason: str = "") -> StoredPolicySet:
+        """Validate a policy folder's files and make them the active set (audited)."""
+        return policies.apply_policy(self._context, files, reason=reason)
+
+    def policy(self, version: int | None = None) -> StoredPolicySet | None:
+        """The active policy set (or an earlier version), None when none was applied."""
+        return policies.show_policy(self._context, version)
+
+    def check_policy(
+        self,
+        ref: ModelRef | str,
+        target: str,
+        *,
+        policy_files: Mapping[str, bytes] | None = None,
+    ) -> policies.Judgement:
+        """Judge moving ``target`` to ``ref`` as the gate would; changes nothing."""
+        return policies.check_policy(self._context, ref, target, policy_files=policy_files)
 
     def waive(
         self,

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from mlprov.errors import InvalidInputError, MlprovError, NotFoundError
 from mlprov.records import AliasEvent, ModelVersion, Stage, StageEvent
-from mlprov.registry._context import RegistryContext, require_model
+from mlprov.refs import ModelRef
+from mlprov.registry._context import RegistryContext, coerce_ref, require_model, resolve
 from mlprov.registry._snapshot import load_snapshot
 from mlprov.registry._unit import mutation
 from mlprov.registry.approvals import APPROVAL_KIND
@@ -35,7 +36,14 @@ if TYPE_CHECKING:
         VerifiedWaiver,
     )
 
-__all__ = ["Judgement", "apply_policy", "judge", "parse_target", "show_policy"]
+__all__ = [
+    "Judgement",
+    "apply_policy",
+    "check_policy",
+    "judge",
+    "parse_target",
+    "show_policy",
+]
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,28 @@ def judge(
     )
     decision = evaluate(policy_set, model=model, target=target, report=report, context=gate_context)
     return Judgement(report or _empty_report(model, target), decision, policy_set.digest)
+
+
+def check_policy(
+    context: RegistryContext,
+    ref: ModelRef | str,
+    target_text: str,
+    *,
+    policy_files: Mapping[str, bytes] | None = None,
+) -> Judgement:
+    """Judge moving ``target_text`` (an alias, or ``stage:NAME``) to ``ref`` now, by the
+    active policy set or by ``policy_files``, as the gate would; nothing is written."""
+    target = parse_target(target_text)
+    parsed = coerce_ref(ref)
+    with context.metadata.read() as tx:
+        key = resolve(tx, parsed)
+        model = require_model(tx, key.name)
+        if target.kind == "alias":
+            current = tx.aliases.pointer(model, target.name).version
+        else:
+            holders = tx.versions.in_stage(model, Stage(target.name))
+            current = next((v.number for v in holders if v.id != key.id), None)
+    return judge(context, key.name, target, key.number, current, policy_files=policy_files)
 
 
 def _empty_report(model: str, target: Target) -> VerificationReport:

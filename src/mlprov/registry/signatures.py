@@ -110,6 +110,7 @@ def sign_and_register(
         hash_algorithm=hash_algorithm,
         ignore_paths=ignores,
         allow_symlinks=allow_symlinks,
+        leave_out_signature=False,
     )
     stored = store_files(context, prepared, progress=progress)
     statement = signing.build_statement(

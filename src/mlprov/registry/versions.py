@@ -79,8 +79,12 @@ def prepare_version(
     hash_algorithm: str = "sha256",
     ignore_paths: Sequence[str | Path] = (),
     allow_symlinks: bool = False,
+    leave_out_signature: bool = True,
 ) -> PreparedVersion:
-    """Step 1: validate everything and list the files. Nothing is written."""
+    """Step 1: validate everything and list the files. Nothing is written.
+
+    ``model.sig`` in the folder is left out unless ``leave_out_signature`` is False
+    (``sign --name`` leaves out the signature file it writes, wherever that is)."""
     validate_model_name(name)
     info = info or VersionInput()
     limits = context.limits
@@ -104,9 +108,12 @@ def prepare_version(
     from mlprov import signing  # noqa: PLC0415 - cryptography only when registering
 
     # Ignore paths are relative to the model root (OMS v1.0 section 6.2.1), and a detached
-    # signature in the folder (model.sig) is never part of the model it signs.
+    # signature in the folder (model.sig) is not part of the model it signs, unless the
+    # caller signs with its signature elsewhere and says which files to leave out.
     ignores = signing.relative_ignore_paths(
-        Path(path), ignore_paths, signing.default_signature_path(Path(path))
+        Path(path),
+        ignore_paths,
+        signing.default_signature_path(Path(path)) if leave_out_signature else None,
     )
     files = list_model_files(Path(path), ignore_paths=ignores, allow_symlinks=allow_symlinks)
     if not files:
