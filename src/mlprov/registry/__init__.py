@@ -50,11 +50,13 @@ from mlprov.registry._context import RegistryContext
 from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove
 from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
 from mlprov.registry.types import (
+    EvidenceCheck,
     NewEvidence,
     PreparedVersion,
     SignedVersion,
     StoredDocument,
     StoredFiles,
+    VerifiedDocument,
 )
 from mlprov.store import MetadataStore, open_metadata_store
 from mlprov.store.versions import StoredFile
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LINEAGE_RELATIONS",
     "DatasetInput",
+    "EvidenceCheck",
     "Gate",
     "GateDecision",
     "LineageInput",
@@ -77,6 +80,7 @@ __all__ = [
     "StoredDocument",
     "StoredFile",
     "StoredFiles",
+    "VerifiedDocument",
     "VersionInput",
     "open_registry",
 ]
@@ -271,8 +275,18 @@ class Registry:
     def document(self, ref: ModelRef | str, kind: str) -> StoredDocument:
         return evidence.document(self._context, ref, kind)
 
+    def verified_document(
+        self, ref: ModelRef | str, kind: str, trust: Trust | None = None, **options: Any
+    ) -> VerifiedDocument:
+        return evidence.verified_document(self._context, ref, kind, trust, **options)
+
     def evidence(self, ref: ModelRef | str, *, kind: str | None = None) -> list[Evidence]:
         return evidence.evidence(self._context, ref, kind=kind)
+
+    def verified_evidence(
+        self, ref: ModelRef | str, trust: Trust | None = None, **options: Any
+    ) -> list[EvidenceCheck]:
+        return evidence.verified_evidence(self._context, ref, trust, **options)
 
     def evidence_content(self, ref: ModelRef | str, digest: str) -> bytes:
         return evidence.evidence_content(self._context, ref, digest)
