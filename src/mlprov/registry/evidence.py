@@ -322,7 +322,9 @@ def _check_envelope(
             f"{what} was recorded as signed by {item.signer[:120]} but its bundle is signed "
             f"by {str(signer)[:120]}"
         )
-    return VerifiedDocument(EvidenceCheck(item, signer, how, subject), bundle, payload, statement)
+    return VerifiedDocument(
+        EvidenceCheck(version.ref, item, signer, how, subject), bundle, payload, statement
+    )
 
 
 def verified_document(

@@ -92,6 +92,8 @@ class EvidenceCheck:
     names this version (``subject``), the signer the registry recorded is the bundle's,
     and its signature verified as ``signature`` says."""
 
+    #: The version the evidence is about, ``NAME/VERSION``.
+    ref: str
     evidence: Evidence
     signer: SignerIdentity
     signature: SignatureCheck
