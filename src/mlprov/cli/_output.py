@@ -140,6 +140,14 @@ def short_time(at: str, *, wide: bool = False) -> str:
     return f"{match.group(1)}Z" if match.group(2) else match.group(1)
 
 
+#: Columns whose values are read whole (a time, a digest, a number): never folded, so the
+#: table narrows the free-text columns instead.
+_WHOLE_COLUMNS = frozenset(
+    {"version", "latest", "digest", "size", "stage", "from", "to", "gen", "seq"}
+    | {"created", "when", "added", "signature", "files"}
+)
+
+
 def _cell(value: Cell) -> str:
     if value is None:
         return ""
@@ -159,8 +167,9 @@ def print_table(
 ) -> None:
     """A table on stdout; every cell shown literally (see the module docstring).
 
-    The table fits the terminal (or ``COLUMNS``, else 80 columns), folding long cells;
-    ``wide`` lets it grow as wide as its longest values so nothing folds.
+    The table fits the terminal (or ``COLUMNS``, else 80 columns), folding long cells of
+    free text (times, digests and numbers stay whole); ``wide`` lets it grow as wide as its
+    longest values so nothing folds.
     """
     from rich import box  # noqa: PLC0415
     from rich.console import Console  # noqa: PLC0415
@@ -176,7 +185,7 @@ def print_table(
         title_justify="left",
     )
     for column in columns:
-        table.add_column(Text(column), overflow="fold", no_wrap=wide)
+        table.add_column(Text(column), overflow="fold", no_wrap=wide or column in _WHOLE_COLUMNS)
     for row in rows:
         table.add_row(*(Text(_cell(value)) for value in row))
     console = Console(highlight=False)

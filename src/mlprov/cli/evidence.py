@@ -157,9 +157,14 @@ def _write_raw(bundle: bytes) -> None:
     if sys.stdout.isatty():
         echo_document(bundle.decode("utf-8", "replace"))
         return
+    data = bundle if bundle.endswith(b"\n") else bundle + b"\n"
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is None:  # a text stream only (stdout captured in-process)
+        sys.stdout.write(data.decode("utf-8", "surrogateescape"))
+        return
     sys.stdout.flush()
-    sys.stdout.buffer.write(bundle if bundle.endswith(b"\n") else bundle + b"\n")
-    sys.stdout.buffer.flush()
+    binary.write(data)
+    binary.flush()
 
 
 def provenance(
