@@ -113,13 +113,15 @@ def test_json_output_of_every_read_command_parses(demo: RegistryEnv) -> None:
     assert parsed["versions list"][0]["stage"] == "Staging"
     assert parsed["versions show"]["version"] == 2
     assert sorted(f["path"] for f in parsed["versions show files"]["files"]) == sorted(FILES)
-    assert parsed["versions show files"]["aliases"] == ["prod"]
+    assert parsed["versions show files"]["aliases"] == {"prod": 1}
+    assert "files" not in parsed["versions show"]  # only with --files
     assert parsed["alias show"] == {"name": "demo", "alias": "prod", "version": 1, "generation": 1}
     assert [e["kind"] for e in parsed["alias history"]] == ["set"]
     assert parsed["alias history one"] == parsed["alias history"]
     assert [(e["from_stage"], e["to_stage"]) for e in parsed["stage history"]] == [
-        ("None", "Staging")
+        (None, "Staging")
     ]
+    assert parsed["versions list"][1]["stage"] is None
     assert parsed["resolve"]["version"] == 1
     seqs = [e["seq"] for e in parsed["audit log"]]
     assert seqs == list(range(1, len(seqs) + 1))
@@ -262,10 +264,10 @@ def test_stages_through_the_cli(demo: RegistryEnv) -> None:
         (e["version"], e["from_stage"], e["to_stage"], e["reason"]) for e in _ok(results["history"])
     ]
     assert history == [
-        (1, "None", "Staging", ""),
+        (1, None, "Staging", ""),
         (1, "Staging", "Production", "go"),
         (1, "Production", "Archived", "replaced in Production by demo/2"),
-        (2, "None", "Production", ""),
+        (2, None, "Production", ""),
     ]
 
 
@@ -292,9 +294,9 @@ def test_only_tags_and_description_of_a_version_change_and_are_audited(
         ("version.tag", "demo/1"),
         ("version.describe", "demo/1"),
     ]
-    assert json.loads(entries[0]["details"]) == {"tags": {"note": "x", "team": "risk"}}
+    assert entries[0]["details"] == {"tags": {"note": "x", "team": "risk"}}
     assert entries[0]["reason"] == "triage"
-    assert json.loads(entries[1]["details"]) == {"tags": {"note": None}}
+    assert entries[1]["details"] == {"tags": {"note": None}}
 
 
 # -- download ------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Registry records: what the registry service returns. Strict, frozen pydantic models.
 
 These are views of committed rows; they never carry unverified input. ``to_json()``
-gives the plain structure used by ``--json`` output and the server.
+gives the plain structure used by ``--json`` output and the server, one shape per record
+type (docs/cli.md, "JSON output"): ``stage`` is null for no stage, ``aliases`` is a mapping
+alias -> version number on models and versions alike, audit ``details`` is an object.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ class _Record(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def _stage_json(stage: Stage) -> str | None:
+    # "No stage" is the absence of one, not a stage named "None".
+    return None if stage is Stage.NONE else stage.value
 
 
 class Stage(str, Enum):
@@ -142,6 +149,13 @@ class ModelVersion(_Record):
     def ref(self) -> str:
         return f"{self.name}/{self.version}"
 
+    def to_json(self) -> dict[str, Any]:
+        value = super().to_json()
+        value["stage"] = _stage_json(self.stage)
+        # The same type as RegisteredModel.aliases: a version's is a part of its model's.
+        value["aliases"] = dict.fromkeys(sorted(self.aliases), self.version)
+        return value
+
 
 class AliasState(_Record):
     name: str
@@ -173,6 +187,12 @@ class StageEvent(_Record):
     at: str
     reason: str
 
+    def to_json(self) -> dict[str, Any]:
+        value = super().to_json()
+        value["from_stage"] = _stage_json(self.from_stage)
+        value["to_stage"] = _stage_json(self.to_stage)
+        return value
+
 
 class AuditEntry(_Record):
     seq: int
@@ -184,3 +204,12 @@ class AuditEntry(_Record):
     reason: str
     prev_hash: str
     hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        import json  # noqa: PLC0415
+
+        value = super().to_json()
+        # The hashed text stays in the store (``audit verify`` recomputes the chain from
+        # it); readers get the object it encodes.
+        value["details"] = json.loads(self.details) if self.details else {}
+        return value

@@ -10,9 +10,14 @@ import typer
 from mlprov.documents import load_json, parse_number
 from mlprov.errors import DocumentSyntaxError, InvalidInputError
 
-__all__ = ["JsonOption", "ReasonOption", "parse_pairs", "parse_value"]
+__all__ = ["JsonOption", "ReasonOption", "WideOption", "parse_pairs", "parse_value"]
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON (every field; shapes in docs/cli.md).")
+]
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="Show full digests, sizes and times; let the table grow.")
+]
 ReasonOption = Annotated[
     str, typer.Option("--reason", metavar="TEXT", help="Why; recorded in history and audit.")
 ]

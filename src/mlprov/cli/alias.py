@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from mlprov.cli._options import JsonOption, ReasonOption
-from mlprov.cli._output import print_json, print_table, say
+from mlprov.cli._options import JsonOption, ReasonOption, WideOption
+from mlprov.cli._output import print_json, print_table, say, short_time
 from mlprov.cli._state import state
 
 alias_app = typer.Typer(
@@ -85,6 +85,7 @@ def alias_history(
     name: str,
     alias: Annotated[str | None, typer.Argument(help="Only this alias.")] = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Every move of a model's aliases: from, to, who, when, why."""
     events = state(ctx).registry().alias_history(name, alias)
@@ -102,11 +103,12 @@ def alias_history(
                 e.to_version or "-",
                 e.generation,
                 e.actor,
-                e.at,
+                short_time(e.at, wide=wide),
                 e.reason,
             )
             for e in events
         ),
+        wide=wide,
     )
 
 

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from mlprov.cli._options import JsonOption
-from mlprov.cli._output import print_json, print_table, say
+from mlprov.cli._options import JsonOption, WideOption
+from mlprov.cli._output import Cell, print_json, print_table, say, short_time
 from mlprov.cli._state import state
 from mlprov.errors import InvalidInputError
 
@@ -26,17 +26,23 @@ def audit_log(
         int | None, typer.Option("--limit", metavar="N", help="Only the newest N.")
     ] = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
-    """Show audit entries, oldest first."""
+    """Show audit entries, oldest first (--wide adds each entry's hash)."""
     entries = state(ctx).registry().audit_log(subject=subject, limit=limit)
     if as_json:
         print_json([e.to_json() for e in entries])
         return
-    print_table(
-        "Audit log",
-        ["seq", "when", "who", "action", "subject", "reason", "hash"],
-        ((e.seq, e.at, e.actor, e.action, e.subject, e.reason, e.hash[:12]) for e in entries),
-    )
+    columns = ["seq", "when", "who", "action", "subject", "reason"]
+    rows: list[list[Cell]] = [
+        [e.seq, short_time(e.at, wide=wide), e.actor, e.action, e.subject, e.reason]
+        for e in entries
+    ]
+    if wide:
+        columns.append("hash")
+        for row, entry in zip(rows, entries, strict=True):
+            row.append(entry.hash)
+    print_table("Audit log", columns, rows, wide=wide)
 
 
 @audit_app.command("verify")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlprov.cli._output import print_table, say
+from mlprov.cli._output import print_table, say, short_time
 from mlprov.cli._state import state
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def demo(
                 e.to_version or "-",
                 e.generation,
                 e.actor,
-                e.at,
+                short_time(e.at),
                 e.reason,
             )
             for e in registry.alias_history(name, "production")

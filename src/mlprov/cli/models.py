@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from mlprov.cli._options import JsonOption, ReasonOption, parse_pairs
-from mlprov.cli._output import print_json, print_table, say
+from mlprov.cli._options import JsonOption, ReasonOption, WideOption, parse_pairs
+from mlprov.cli._output import print_json, print_table, say, short_time
 from mlprov.cli._state import state
 
 models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
@@ -23,6 +23,7 @@ def list_models(
         list[str] | None, typer.Option("--tag", metavar="KEY=VALUE", help="Only with tag K=V.")
     ] = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """List registered models (search by name prefix and tags)."""
     records = (
@@ -38,17 +39,20 @@ def list_models(
             (
                 r.name,
                 r.latest_version or "-",
-                ", ".join(f"{a}->{v}" for a, v in sorted(r.aliases.items())),
-                ", ".join(f"{k}={v}" for k, v in sorted(r.tags.items())),
-                r.created_at,
+                [f"{a} -> {v}" for a, v in sorted(r.aliases.items())],
+                [f"{k}={v}" for k, v in sorted(r.tags.items())],
+                short_time(r.created_at, wide=wide),
             )
             for r in records
         ),
+        wide=wide,
     )
 
 
 @models_app.command("show")
-def show_model(ctx: typer.Context, name: str, as_json: JsonOption = False) -> None:
+def show_model(
+    ctx: typer.Context, name: str, as_json: JsonOption = False, wide: WideOption = False
+) -> None:
     """Show one model."""
     record = state(ctx).registry().get_model(name)
     if as_json:
@@ -60,10 +64,11 @@ def show_model(ctx: typer.Context, name: str, as_json: JsonOption = False) -> No
         [
             ("description", record.description),
             ("latest version", record.latest_version or "-"),
-            ("aliases", ", ".join(f"{a}->{v}" for a, v in sorted(record.aliases.items()))),
-            ("tags", ", ".join(f"{k}={v}" for k, v in sorted(record.tags.items()))),
-            ("created", f"{record.created_at} by {record.created_by}"),
+            ("aliases", [f"{a} -> {v}" for a, v in sorted(record.aliases.items())]),
+            ("tags", [f"{k}={v}" for k, v in sorted(record.tags.items())]),
+            ("created", f"{short_time(record.created_at, wide=wide)} by {record.created_by}"),
         ],
+        wide=wide,
     )
 
 

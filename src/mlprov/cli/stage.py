@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from mlprov.cli._options import JsonOption, ReasonOption
-from mlprov.cli._output import print_json, print_table, say
+from mlprov.cli._options import JsonOption, ReasonOption, WideOption
+from mlprov.cli._output import print_json, print_table, say, short_time
 from mlprov.cli._state import state
+from mlprov.records import Stage
 
 stage_app = typer.Typer(help="Stages of versions.", no_args_is_help=True)
 
@@ -23,8 +24,14 @@ def set_stage(
         say(f"{event.name}/{event.version}: {event.from_stage.value} -> {event.to_stage.value}")
 
 
+def _shown(stage: Stage) -> str:
+    return "-" if stage is Stage.NONE else stage.value
+
+
 @stage_app.command("history")
-def stage_history(ctx: typer.Context, name: str, as_json: JsonOption = False) -> None:
+def stage_history(
+    ctx: typer.Context, name: str, as_json: JsonOption = False, wide: WideOption = False
+) -> None:
     """Every stage transition of a model's versions."""
     events = state(ctx).registry().stage_history(name)
     if as_json:
@@ -34,9 +41,17 @@ def stage_history(ctx: typer.Context, name: str, as_json: JsonOption = False) ->
         f"Stage history of {name}",
         ["version", "from", "to", "who", "when", "reason"],
         (
-            (e.version, e.from_stage.value, e.to_stage.value, e.actor, e.at, e.reason)
+            (
+                e.version,
+                _shown(e.from_stage),
+                _shown(e.to_stage),
+                e.actor,
+                short_time(e.at, wide=wide),
+                e.reason,
+            )
             for e in events
         ),
+        wide=wide,
     )
 
 

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import json
+from typing import Annotated, Any
 
 import typer
 
-from mlprov.cli._options import JsonOption, ReasonOption, parse_pairs
-from mlprov.cli._output import dump_json, print_json, print_table, say
+from mlprov.cli._options import JsonOption, ReasonOption, WideOption, parse_pairs
+from mlprov.cli._output import (
+    Cell,
+    human_size,
+    print_json,
+    print_table,
+    say,
+    short_digest,
+    short_signer,
+    short_time,
+)
 from mlprov.cli._state import state
-
-if TYPE_CHECKING:
-    from mlprov.records import ModelVersion
+from mlprov.records import ModelVersion, Stage
 
 versions_app = typer.Typer(help="Versions of a registered model.", no_args_is_help=True)
 
 
 @versions_app.command("list")
-def list_versions(ctx: typer.Context, name: str, as_json: JsonOption = False) -> None:
+def list_versions(
+    ctx: typer.Context, name: str, as_json: JsonOption = False, wide: WideOption = False
+) -> None:
     """List a model's versions."""
     records = state(ctx).registry().list_versions(name)
     if as_json:
@@ -25,48 +35,76 @@ def list_versions(ctx: typer.Context, name: str, as_json: JsonOption = False) ->
         return
     print_table(
         f"Versions of {name}",
-        ["version", "digest", "files", "size", "stage", "aliases", "created"],
+        ["version", "digest", "size", "stage", "aliases", "created"],
         (
             (
                 r.version,
-                r.digest[:19] + "...",
-                r.file_count,
-                r.size,
-                r.stage.value,
-                ", ".join(r.aliases),
-                f"{r.created_at} by {r.created_by}",
+                short_digest(r.digest, wide=wide),
+                human_size(r.size, wide=wide),
+                _stage(r),
+                sorted(r.aliases),
+                short_time(r.created_at, wide=wide),
             )
             for r in records
         ),
+        wide=wide,
     )
 
 
-def show_version_table(record: ModelVersion) -> None:
-    rows: list[tuple[str, object]] = [
+def _stage(record: ModelVersion) -> str:
+    return "-" if record.stage is Stage.NONE else record.stage.value
+
+
+def show_version_table(record: ModelVersion, *, wide: bool = False) -> None:
+    files = "file" if record.file_count == 1 else "files"
+    rows: list[tuple[str, Cell]] = [
         ("version", record.ref),
-        ("digest", record.digest),
-        ("files", f"{record.file_count} ({record.size} bytes, {record.hash_algorithm})"),
-        ("stage", record.stage.value),
-        ("aliases", ", ".join(record.aliases)),
-        ("created", f"{record.created_at} by {record.created_by}"),
+        ("digest", short_digest(record.digest, wide=wide)),
+        (
+            "files",
+            f"{record.file_count} {files}, {human_size(record.size, wide=wide)} "
+            f"({record.hash_algorithm})",
+        ),
+        ("stage", _stage(record)),
+        ("aliases", sorted(record.aliases)),
+        ("created", f"{short_time(record.created_at, wide=wide)} by {record.created_by}"),
         ("description", record.description),
         ("source", record.source_uri or ""),
         ("run id", record.run_id or ""),
         ("code", " ".join(x for x in (record.code_repo, record.code_commit) if x)),
-        ("params", dump_json(record.params) if record.params else ""),
-        ("metrics", dump_json(record.metrics) if record.metrics else ""),
-        ("tags", ", ".join(f"{k}={v}" for k, v in sorted(record.tags.items()))),
-        ("datasets", "\n".join(f"{d.name}={d.uri}@{d.digest}" for d in record.datasets)),
+        ("params", _flat(record.params)),
+        ("metrics", _flat(record.metrics)),
+        ("tags", [f"{k}={v}" for k, v in sorted(record.tags.items())]),
+        (
+            "datasets",
+            [f"{d.name}={d.uri} ({short_digest(d.digest, wide=wide)})" for d in record.datasets],
+        ),
         (
             "lineage",
-            "\n".join(f"{e.relation}: {e.target} ({e.digest})" for e in record.lineage),
+            [
+                f"{e.relation}: {e.target} ({short_digest(e.digest, wide=wide)})"
+                for e in record.lineage
+            ],
         ),
         (
             "evidence",
-            "\n".join(f"{e.kind}: {e.predicate_type} by {e.signer}" for e in record.evidence),
+            [f"{e.kind} by {short_signer(e.signer, wide=wide)}" for e in record.evidence],
         ),
     ]
-    print_table(f"Version {record.ref}", ["field", "value"], rows)
+    print_table(f"Version {record.ref}", ["field", "value"], rows, wide=wide)
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> list[str]:
+    """``optim.lr = 0.1``: one line per leaf, names as written (``auc[segment=retail]``)."""
+    lines: list[str] = []
+    for key in sorted(values):
+        value = values[key]
+        if isinstance(value, dict) and value:
+            lines.extend(_flat(value, f"{prefix}{key}."))
+        else:
+            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            lines.append(f"{prefix}{key} = {shown}")
+    return lines
 
 
 @versions_app.command("show")
@@ -75,13 +113,16 @@ def show_version(
     ref: Annotated[
         str, typer.Argument(metavar="REF", help="NAME/VERSION, NAME@ALIAS or a models:/ URI.")
     ],
-    files: Annotated[bool, typer.Option("--files", help="Also list every file.")] = False,
+    files: Annotated[
+        bool, typer.Option("--files", help="Also list every file (with --json: a files list).")
+    ] = False,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Show one version (and with --files its manifest)."""
     registry = state(ctx).registry()
     record = registry.get_version(ref)
-    manifest = registry.manifest(record.ref) if files or as_json else None
+    manifest = registry.manifest(record.ref) if files else None
     if as_json:
         document = record.to_json()
         if manifest is not None:
@@ -90,10 +131,20 @@ def show_version(
             ]
         print_json(document)
         return
-    show_version_table(record)
+    show_version_table(record, wide=wide)
     if manifest is not None:
         print_table(
-            "Files", ["path", "size", "digest"], ((f.path, f.size, str(f.digest)) for f in manifest)
+            "Files",
+            ["path", "size", "digest"],
+            (
+                (
+                    f.path,
+                    None if f.size is None else human_size(f.size, wide=wide),
+                    short_digest(str(f.digest), wide=wide),
+                )
+                for f in manifest
+            ),
+            wide=wide,
         )
 
 

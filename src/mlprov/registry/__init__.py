@@ -58,11 +58,13 @@ from mlprov.registry.download import VerifiedInstall
 from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove
 from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
 from mlprov.registry.types import (
+    EvidenceCheck,
     NewEvidence,
     PreparedVersion,
     SignedVersion,
     StoredDocument,
     StoredFiles,
+    VerifiedDocument,
 )
 from mlprov.registry.waivers import Waiver
 from mlprov.store import MetadataStore, open_metadata_store
@@ -77,6 +79,7 @@ __all__ = [
     "LINEAGE_RELATIONS",
     "Approval",
     "DatasetInput",
+    "EvidenceCheck",
     "Gate",
     "GateDecision",
     "LineageInput",
@@ -90,6 +93,7 @@ __all__ = [
     "StoredDocument",
     "StoredFile",
     "StoredFiles",
+    "VerifiedDocument",
     "VerifiedInstall",
     "VersionInput",
     "Waiver",
@@ -292,8 +296,18 @@ class Registry:
     def document(self, ref: ModelRef | str, kind: str) -> StoredDocument:
         return evidence.document(self._context, ref, kind)
 
+    def verified_document(
+        self, ref: ModelRef | str, kind: str, trust: Trust | None = None, **options: Any
+    ) -> VerifiedDocument:
+        return evidence.verified_document(self._context, ref, kind, trust, **options)
+
     def evidence(self, ref: ModelRef | str, *, kind: str | None = None) -> list[Evidence]:
         return evidence.evidence(self._context, ref, kind=kind)
+
+    def verified_evidence(
+        self, ref: ModelRef | str, trust: Trust | None = None, **options: Any
+    ) -> list[EvidenceCheck]:
+        return evidence.verified_evidence(self._context, ref, trust, **options)
 
     def evidence_content(self, ref: ModelRef | str, digest: str) -> bytes:
         return evidence.evidence_content(self._context, ref, digest)

@@ -8,7 +8,12 @@
 * :func:`attach` stores evidence signed elsewhere (a CI system's keyless SLSA
   provenance) after verifying its signature against the identity the caller names and
   checking that its subject is this version: the model's digest, or the SHA-256 of one
-  of its files (a CI system attests the files it produced).
+  of its files (a CI system attests the files it produced);
+* :func:`verified_document` and :func:`verified_evidence` check stored envelopes before
+  anyone is shown them: the statement names this version, the signer the registry
+  recorded is the bundle's, and the signature verifies, against the trust the caller
+  gives or, without one, with the key or certificate the bundle carries (integrity only:
+  until the registry holds trust, only the caller can say whom to trust).
 """
 
 from __future__ import annotations
@@ -30,7 +35,13 @@ from mlprov.records import Evidence, ModelVersion
 from mlprov.refs import ModelRef
 from mlprov.registry._context import RegistryContext, coerce_ref, resolve
 from mlprov.registry._unit import Mutation, mutation
-from mlprov.registry.types import NewEvidence, StoredDocument
+from mlprov.registry.types import (
+    EvidenceCheck,
+    NewEvidence,
+    SignatureCheck,
+    StoredDocument,
+    VerifiedDocument,
+)
 from mlprov.store.versions import VersionKey
 
 if TYPE_CHECKING:
@@ -45,6 +56,8 @@ __all__ = [
     "documents_for_new_version",
     "evidence",
     "evidence_content",
+    "verified_document",
+    "verified_evidence",
 ]
 
 #: Evidence kind -> what it is; every kind is an in-toto statement in a Sigstore bundle.
@@ -176,24 +189,40 @@ def attach(
     verified = signing.verify_attestation(bundle, trust, limits=context.limits, now=now)
     # SLSA verifying-artifacts, step "check subject": the attestation must name this
     # artefact by digest: the model's OMS digest, or the SHA-256 of one of its files.
-    model_hex = version.digest.partition(":")[2]
     file_hexes = {f.blob for f in version_files(context, ModelRef(version.name, version.version))}
-    if not any(
-        (value := digest.get("sha256")) is not None and (value == model_hex or value in file_hexes)
-        for _name, digest in verified.subjects
-    ):
-        named = ", ".join(
-            f"{name or '?'} ({', '.join(f'{k}:{v[:16]}...' for k, v in digest.items())})"
-            for name, digest in verified.subjects[:3]
-        )
+    if _matching_subject(verified.subjects, version, file_hexes) is None:
         raise VerificationError(
-            f"the attestation is not about {version.ref}: its subjects ({named}) match neither "
-            f"the model digest {version.digest} nor any of its files' SHA-256"
+            f"the attestation is not about {version.ref}: its subjects "
+            f"({_describe_subjects(verified.subjects)}) match neither the model digest "
+            f"{version.digest} nor any of its files' SHA-256"
         )
     return _store(
         context,
         version,
         _bundle_evidence("attestation", verified.predicate_type, bundle, verified.signer),
+    )
+
+
+Subjects = tuple[tuple[str, dict[str, str]], ...]
+
+
+def _matching_subject(
+    subjects: Subjects, version: ModelVersion, file_hexes: set[str]
+) -> str | None:
+    """The ``sha256:`` digest of the first subject naming ``version`` (its model digest,
+    or one of ``file_hexes``), else None."""
+    model_hex = version.digest.partition(":")[2]
+    for _name, digest in subjects:
+        value = digest.get("sha256")
+        if value is not None and (value == model_hex or value in file_hexes):
+            return f"sha256:{value}"
+    return None
+
+
+def _describe_subjects(subjects: Subjects) -> str:
+    return ", ".join(
+        f"{name or '?'} ({', '.join(f'{k}:{v[:16]}...' for k, v in digest.items())})"
+        for name, digest in subjects[:3]
     )
 
 
@@ -240,3 +269,103 @@ def document(context: RegistryContext, ref: ModelRef | str, kind: str) -> Stored
     parsed_bundle = signing.parse_bundle(bundle, context.limits)
     statement = json.loads(parsed_bundle.envelope.payload)
     return StoredDocument(latest, bundle, parsed_bundle.envelope.payload, statement)
+
+
+def _check_envelope(
+    context: RegistryContext,
+    version: ModelVersion,
+    item: Evidence,
+    trust: Trust | None,
+    now: datetime | None,
+) -> VerifiedDocument:
+    """Check one stored envelope before it is shown; raise (exit 1) on any failure."""
+    from mlprov import signing  # noqa: PLC0415
+    from mlprov.registry.versions import version_files  # noqa: PLC0415
+
+    bundle = evidence_content(context, ModelRef(version.name, version.version), item.digest)
+    how: SignatureCheck
+    what = f"{version.ref}: the stored {DOCUMENT_KINDS.get(item.kind, item.kind)}"
+    try:
+        if trust is not None:
+            verified = signing.verify_attestation(bundle, trust, limits=context.limits, now=now)
+            signer, how = verified.signer, "trusted"
+            predicate_type, subjects = verified.predicate_type, verified.subjects
+            statement, payload = verified.statement, verified.payload
+        else:
+            inspected = signing.inspect_attestation(bundle, limits=context.limits)
+            signer = inspected.carried.signer
+            how = "integrity-only" if inspected.carried.verified else "unchecked"
+            predicate_type, subjects = inspected.predicate_type, inspected.subjects
+            statement, payload = inspected.statement, inspected.payload
+    except VerificationError as e:
+        raise type(e)(f"{what} ({item.digest[:19]}...) does not verify: {e.message}") from e
+    # SLSA verifying-artifacts, "check subject": documents mlprov made (and the OMS
+    # signature) name the model digest; attached attestations may name one of its files.
+    file_hexes = (
+        {f.blob for f in version_files(context, ModelRef(version.name, version.version))}
+        if item.kind == "attestation"
+        else set()
+    )
+    subject = _matching_subject(subjects, version, file_hexes)
+    if subject is None:
+        raise VerificationError(
+            f"{what} is not about this version: its subjects ({_describe_subjects(subjects)}) "
+            f"do not name {version.digest}"
+        )
+    if predicate_type != item.predicate_type:
+        raise VerificationError(
+            f"{what} was recorded as {item.predicate_type[:80]!r} but its statement is "
+            f"{predicate_type[:80]!r}"
+        )
+    if str(signer) != item.signer:
+        raise VerificationError(
+            f"{what} was recorded as signed by {item.signer[:120]} but its bundle is signed "
+            f"by {str(signer)[:120]}"
+        )
+    return VerifiedDocument(
+        EvidenceCheck(version.ref, item, signer, how, subject), bundle, payload, statement
+    )
+
+
+def verified_document(
+    context: RegistryContext,
+    ref: ModelRef | str,
+    kind: str,
+    trust: Trust | None = None,
+    *,
+    now: datetime | None = None,
+) -> VerifiedDocument:
+    """The newest stored evidence of a kind, checked before it is shown.
+
+    Its statement must name this version's digest, the signer the registry recorded
+    must be the bundle's, and its signature must verify: against ``trust`` when given
+    (``signature == "trusted"``), else with the key or certificate the bundle carries
+    (``"integrity-only"``), or, for a key-mode bundle that carries no key, not at all
+    (``"unchecked"``). Any failure raises a VerificationError (exit 1).
+    """
+    from mlprov.registry.versions import get_version  # noqa: PLC0415
+
+    if kind not in DOCUMENT_KINDS:
+        raise MalformedDocumentError(
+            f"unknown evidence kind {kind!r}: use one of {', '.join(DOCUMENT_KINDS)}"
+        )
+    version = get_version(context, ref)
+    found = [e for e in version.evidence if e.kind == kind]
+    if not found:
+        raise NotFoundError(f"{version.ref} has no {DOCUMENT_KINDS[kind]}")
+    return _check_envelope(context, version, found[-1], trust, now)
+
+
+def verified_evidence(
+    context: RegistryContext,
+    ref: ModelRef | str,
+    trust: Trust | None = None,
+    *,
+    now: datetime | None = None,
+) -> list[EvidenceCheck]:
+    """Every signature and attestation stored with a version, oldest first, each checked
+    as :func:`verified_document` checks one; the first failure raises (exit 1)."""
+    from mlprov.registry.versions import get_version  # noqa: PLC0415
+
+    version = get_version(context, ref)
+    return [_check_envelope(context, version, e, trust, now).check for e in version.evidence]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mlprov.records import DatasetRef, Evidence, LineageEdge, ModelVersion
 
@@ -15,11 +15,14 @@ if TYPE_CHECKING:
     from mlprov.signing import SignerIdentity
 
 __all__ = [
+    "EvidenceCheck",
     "NewEvidence",
     "PreparedVersion",
+    "SignatureCheck",
     "SignedVersion",
     "StoredDocument",
     "StoredFiles",
+    "VerifiedDocument",
 ]
 
 
@@ -75,3 +78,52 @@ class StoredDocument:
     bundle: bytes = field(repr=False)
     payload: bytes = field(repr=False)
     statement: dict[str, Any] = field(repr=False)
+
+
+#: How an envelope's signature was checked before it was shown: against the trust the
+#: caller gave, only with the key or certificate its bundle carries (integrity, not who
+#: is trusted), or not at all (a key-mode bundle names its key but does not carry it).
+SignatureCheck = Literal["trusted", "integrity-only", "unchecked"]
+
+
+@dataclass(frozen=True)
+class EvidenceCheck:
+    """What was checked about one stored envelope before it is shown: its statement
+    names this version (``subject``), the signer the registry recorded is the bundle's,
+    and its signature verified as ``signature`` says."""
+
+    #: The version the evidence is about, ``NAME/VERSION``.
+    ref: str
+    evidence: Evidence
+    signer: SignerIdentity
+    signature: SignatureCheck
+    #: The subject digest that names this version (``sha256:...``): the model digest, or
+    #: for an attached attestation possibly the SHA-256 of one of its files.
+    subject: str
+
+    @property
+    def trusted(self) -> bool:
+        return self.signature == "trusted"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "signer": self.signer.to_json_value(),
+            "signature": self.signature,
+            "trusted": self.trusted,
+            "subject": self.subject,
+        }
+
+
+@dataclass(frozen=True)
+class VerifiedDocument:
+    """A stored piece of evidence whose envelope was checked (:class:`EvidenceCheck`):
+    the exact stored bundle, its signed payload and the statement parsed from it."""
+
+    check: EvidenceCheck
+    bundle: bytes = field(repr=False)
+    payload: bytes = field(repr=False)
+    statement: dict[str, Any] = field(repr=False)
+
+    @property
+    def evidence(self) -> Evidence:
+        return self.check.evidence

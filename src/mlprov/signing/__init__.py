@@ -43,7 +43,12 @@ from mlprov.errors import (
 )
 from mlprov.hashing import ProgressCallback, hash_model
 from mlprov.manifest import Manifest
-from mlprov.signing._attestation import VerifiedAttestation, verify_attestation
+from mlprov.signing._attestation import (
+    InspectedAttestation,
+    VerifiedAttestation,
+    inspect_attestation,
+    verify_attestation,
+)
 from mlprov.signing._bundle import BUNDLE_MEDIA_TYPE, SignatureBundle, parse_bundle
 from mlprov.signing._dsse import pae
 from mlprov.signing._identity import SignerIdentity
@@ -69,7 +74,13 @@ from mlprov.signing._signers import (
     Signer,
     SigstoreSigner,
 )
-from mlprov.signing._trust import CertificateTrust, KeyTrust, SigstoreTrust, Trust
+from mlprov.signing._trust import (
+    CarriedSignature,
+    CertificateTrust,
+    KeyTrust,
+    SigstoreTrust,
+    Trust,
+)
 from mlprov.signing._verify import (
     Check,
     VerificationReport,
@@ -83,9 +94,11 @@ __all__ = [
     "BUNDLE_MEDIA_TYPE",
     "DEFAULT_SIGNATURE_NAME",
     "PREDICATE_TYPE",
+    "CarriedSignature",
     "CertificateSigner",
     "CertificateTrust",
     "Check",
+    "InspectedAttestation",
     "InspectedSignature",
     "KeySigner",
     "KeyTrust",
@@ -104,6 +117,7 @@ __all__ = [
     "build_statement",
     "default_signature_path",
     "generate_private_key_pem",
+    "inspect_attestation",
     "inspect_signature",
     "key_hint",
     "load_private_key",

@@ -19,9 +19,15 @@ from mlprov.errors import MalformedDocumentError, MalformedSignatureError
 from mlprov.signing._bundle import parse_bundle
 from mlprov.signing._identity import SignerIdentity
 from mlprov.signing._json import parse_json_object
-from mlprov.signing._trust import Trust
+from mlprov.signing._trust import CarriedSignature, Trust, check_carried_signature
 
-__all__ = ["IN_TOTO_STATEMENT_TYPES", "VerifiedAttestation", "verify_attestation"]
+__all__ = [
+    "IN_TOTO_STATEMENT_TYPES",
+    "InspectedAttestation",
+    "VerifiedAttestation",
+    "inspect_attestation",
+    "verify_attestation",
+]
 
 #: Statement types accepted (in-toto Attestation Framework v1; v0.1 is still emitted by
 #: some CI systems and has the same subject shape).
@@ -40,6 +46,18 @@ class VerifiedAttestation:
     subjects: tuple[tuple[str, dict[str, str]], ...]
     statement: dict[str, Any] = field(repr=False)
     #: The exact signed payload bytes (the DSSE payload).
+    payload: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class InspectedAttestation:
+    """An attestation checked for integrity only: who its bundle says signed it, and
+    whether the signature verifies with the material the bundle carries. Not trusted."""
+
+    carried: CarriedSignature
+    predicate_type: str
+    subjects: tuple[tuple[str, dict[str, str]], ...]
+    statement: dict[str, Any] = field(repr=False)
     payload: bytes = field(repr=False)
 
 
@@ -88,8 +106,21 @@ def verify_attestation(
     except MalformedDocumentError as e:
         raise MalformedSignatureError(e.message) from e
     # Only now, with the signature verified, is the payload worth parsing.
+    predicate_type, subjects, statement = _read_statement(parsed.envelope.payload, limits)
+    return VerifiedAttestation(
+        signer=signer,
+        predicate_type=predicate_type,
+        subjects=subjects,
+        statement=statement,
+        payload=parsed.envelope.payload,
+    )
+
+
+def _read_statement(
+    payload: bytes, limits: Limits
+) -> tuple[str, tuple[tuple[str, dict[str, str]], ...], dict[str, Any]]:
     try:
-        statement = parse_json_object(parsed.envelope.payload, "in-toto statement", limits)
+        statement = parse_json_object(payload, "in-toto statement", limits)
     except MalformedDocumentError as e:
         raise MalformedSignatureError(e.message) from e
     statement_type = statement.get("_type")
@@ -100,10 +131,27 @@ def verify_attestation(
     predicate_type = statement.get("predicateType")
     if not isinstance(predicate_type, str) or not predicate_type:
         raise MalformedSignatureError("the attestation's statement has no predicateType")
-    return VerifiedAttestation(
-        signer=signer,
+    return predicate_type, _subjects(statement), statement
+
+
+def inspect_attestation(bundle: bytes, *, limits: Limits = DEFAULT_LIMITS) -> InspectedAttestation:
+    """Parse a bundle and its statement and check the signature's integrity with the key
+    or certificate the bundle carries (:func:`~mlprov.signing._trust.check_carried_signature`),
+    with no trust given: who it *says* signed, never who is trusted.
+
+    Raises SignatureError when the carried material does not verify the signature and
+    MalformedSignatureError when the bundle or statement cannot be read (both exit 1).
+    """
+    try:
+        parsed = parse_bundle(bundle, limits)
+        carried = check_carried_signature(parsed)
+    except MalformedDocumentError as e:
+        raise MalformedSignatureError(e.message) from e
+    predicate_type, subjects, statement = _read_statement(parsed.envelope.payload, limits)
+    return InspectedAttestation(
+        carried=carried,
         predicate_type=predicate_type,
-        subjects=_subjects(statement),
+        subjects=subjects,
         statement=statement,
         payload=parsed.envelope.payload,
     )

@@ -28,6 +28,7 @@ import abc
 import base64
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -59,11 +60,13 @@ if TYPE_CHECKING:
     from sigstore.models import TrustedRoot
 
 __all__ = [
+    "CarriedSignature",
     "CertificateTrust",
     "CheckRecorder",
     "KeyTrust",
     "SigstoreTrust",
     "Trust",
+    "check_carried_signature",
 ]
 
 #: Called once per passed check: (check name, detail). Failures are raised.
@@ -403,3 +406,132 @@ class SigstoreTrust(Trust):
         )
         record("signature", "DSSE signature verifies with the Fulcio certificate's key")
         return SignerIdentity("sigstore", self.identity, self.issuer, None)
+
+
+#: Fulcio's OIDC issuer extensions: v2 (a DER UTF8String) and the deprecated v1 (raw
+#: UTF-8), https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md.
+_FULCIO_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
+_FULCIO_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
+
+
+@dataclass(frozen=True)
+class CarriedSignature:
+    """Who a bundle says signed it, and whether its DSSE signature verifies with the key
+    or certificate the bundle itself carries. Integrity, never trust: anyone can make a
+    bundle that verifies with its own certificate."""
+
+    signer: SignerIdentity
+    #: True when the signature verified with the carried material; False when the bundle
+    #: carries none (a key-mode bundle names its key by hint only).
+    verified: bool
+
+
+def _der_utf8_string(value: bytes) -> str | None:
+    # DER UTF8String (tag 12) with a short or long definite length (X.690, 8.1.3).
+    if len(value) < 2 or value[0] != 0x0C:
+        return None
+    length, offset = value[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        length, offset = int.from_bytes(value[2 : 2 + count], "big"), 2 + count
+    body = value[offset : offset + length]
+    return body.decode("utf-8", "replace") if len(body) == length else None
+
+
+def _fulcio_identity(leaf: object) -> SignerIdentity:
+    from cryptography import x509  # noqa: PLC0415
+
+    assert isinstance(leaf, x509.Certificate)
+    subject = ""
+    try:
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        names = None
+    if names is not None:
+        found = names.get_values_for_type(x509.RFC822Name) or names.get_values_for_type(
+            x509.UniformResourceIdentifier
+        )
+        subject = found[0] if found else ""
+    issuer = None
+    for extension in leaf.extensions:
+        value = getattr(extension.value, "value", None)
+        if not isinstance(value, bytes):
+            continue
+        if extension.oid.dotted_string == _FULCIO_ISSUER_V2:
+            issuer = _der_utf8_string(value)
+            break
+        if extension.oid.dotted_string == _FULCIO_ISSUER_V1:
+            issuer = value.decode("utf-8", "replace")
+    return SignerIdentity("sigstore", subject or "(no identity)", issuer, None)
+
+
+def check_carried_signature(bundle: SignatureBundle) -> CarriedSignature:
+    """The bundle's own claim of who signed, checked for integrity only.
+
+    * key mode: the signer is the key the ``publicKey.hint`` names; a bundle older than
+      model_signing 1.1 embeds the key (``rawBytes``) and is verified with it, a newer
+      one carries none and is not verified (``verified`` False);
+    * certificate mode: the leaf's subject and issuer, as :class:`CertificateTrust`
+      reports them, verified with the leaf's key (no chain, no validity period);
+    * sigstore mode: the Fulcio leaf's identity (SAN) and OIDC issuer, as
+      :class:`SigstoreTrust` reports them, verified with the leaf's key (no root, no
+      transparency log).
+
+    Raises SignatureError when the carried material does not verify the signature,
+    MalformedDocumentError when it cannot be read.
+    """
+
+    def ignore(_name: str, _detail: str) -> None:
+        return None
+
+    if bundle.method == "key":
+        if bundle.key_raw_bytes is None:
+            hint = (bundle.key_hint or "").lower()
+            return CarriedSignature(SignerIdentity("key", hint, None, hint), False)
+        embedded = bundle.key_raw_bytes
+        try:
+            key = require_ecdsa_key(
+                load_public_key(embedded if b"-----BEGIN" in embedded else _der_to_pem(embedded)),
+                "the bundle's embedded key",
+            )
+        except InvalidInputError as e:
+            raise MalformedDocumentError(
+                f"verificationMaterial.publicKey.rawBytes is not an ECDSA public key: {e}"
+            ) from e
+        hint = key_hint(key)
+        if bundle.key_hint and bundle.key_hint.lower() != hint:
+            raise SignatureError(
+                f"the bundle names key {bundle.key_hint[:16]}... but embeds key {hint[:16]}..."
+            )
+        _check_dsse_signature(
+            key, bundle, "the key the bundle embeds", ignore, legacy_hash=ecdsa_hash_for(key)
+        )
+        return CarriedSignature(SignerIdentity("key", hint, None, hint), True)
+
+    from mlprov.signing import _x509  # noqa: PLC0415
+
+    what = (
+        "x509CertificateChain.certificates"
+        if bundle.method == "certificate"
+        else "verificationMaterial.certificate"
+    )
+    leaf = _x509.load_certificates_der(bundle.certificates[:1], what)[0]
+    try:
+        key = require_ecdsa_key(leaf.public_key(), "the signing certificate's key")
+    except InvalidInputError as e:
+        raise SignatureError(str(e)) from e
+    if bundle.method == "certificate":
+        signer = SignerIdentity(
+            "certificate",
+            _x509.subject_of(leaf),
+            leaf.issuer.rfc4514_string(),
+            _x509.fingerprint(leaf),
+        )
+        legacy_hash = _sha256()
+    else:
+        signer = _fulcio_identity(leaf)
+        legacy_hash = ecdsa_hash_for(key)
+    _check_dsse_signature(
+        key, bundle, "the certificate the bundle carries", ignore, legacy_hash=legacy_hash
+    )
+    return CarriedSignature(signer, True)
