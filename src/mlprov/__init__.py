@@ -16,6 +16,7 @@ __all__ = [
     "TrainingRun",
     "__version__",
     "install_verified",
+    "load_verified",
     "open_registry",
     "sign",
     "training_run",
@@ -24,7 +25,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from mlprov._api import install_verified, sign, verify, verify_or_raise
+    from mlprov._api import install_verified, load_verified, sign, verify, verify_or_raise
     from mlprov.config import RegistryConfig
     from mlprov.registry import Registry, open_registry
     from mlprov.training import TrainingRun, training_run
@@ -36,6 +37,7 @@ _LAZY = {
     "TrainingRun": "mlprov.training",
     "training_run": "mlprov.training",
     "install_verified": "mlprov._api",
+    "load_verified": "mlprov._api",
     "sign": "mlprov._api",
     "verify": "mlprov._api",
     "verify_or_raise": "mlprov._api",

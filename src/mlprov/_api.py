@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from mlprov.registry import VerifiedInstall
     from mlprov.signing import Signer, SignResult, Trust, VerificationReport, VerifiedSignature
 
-__all__ = ["install_verified", "sign", "verify", "verify_or_raise"]
+__all__ = ["install_verified", "load_verified", "sign", "verify", "verify_or_raise"]
 
 
 def sign(path: str | Path, *, signer: Signer, **options: Any) -> SignResult:
@@ -89,5 +89,24 @@ def install_verified(
     registry = open_registry(config)
     try:
         return registry.install_verified(ref, Path(to), trust)
+    finally:
+        registry.close()
+
+
+def load_verified(
+    ref: ModelRef | str, *, to: str | Path, config: RegistryConfig | None = None
+) -> Path:
+    """Install ``NAME@ALIAS`` at ``to`` only if it verifies with the registry's trust and
+    passes the alias's policy (``mlprov pull``); return the installed folder.
+
+    The trust and the policy are the registry's active policy set, never the caller's:
+    serving cannot weaken them. Any failure raises an MlprovError and leaves ``to`` as it
+    was.
+    """
+    from mlprov.registry import open_registry  # noqa: PLC0415
+
+    registry = open_registry(config)
+    try:
+        return registry.pull(ref, Path(to)).path
     finally:
         registry.close()

@@ -67,6 +67,8 @@ def _register_commands(app: typer.Typer) -> None:
         keys,
         lineage,
         models,
+        policy,
+        pull,
         register,
         resolve,
         revocation,
@@ -89,6 +91,8 @@ def _register_commands(app: typer.Typer) -> None:
         evidence,
         approvals,
         revocation,
+        policy,
+        pull,
         audit,
         demo,
     ):

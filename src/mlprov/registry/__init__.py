@@ -47,6 +47,7 @@ from mlprov.registry import (
     models,
     pointers,
     policies,
+    pull,
     revocation,
     signatures,
     versions,
@@ -57,6 +58,8 @@ from mlprov.registry.approvals import Approval
 from mlprov.registry.download import VerifiedInstall
 from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove
 from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
+from mlprov.registry.policies import Judgement
+from mlprov.registry.pull import PulledVersion
 from mlprov.registry.types import (
     EvidenceCheck,
     NewEvidence,
@@ -82,11 +85,13 @@ __all__ = [
     "EvidenceCheck",
     "Gate",
     "GateDecision",
+    "Judgement",
     "LineageInput",
     "NewEvidence",
     "OpenGate",
     "PointerMove",
     "PreparedVersion",
+    "PulledVersion",
     "Registry",
     "Revocation",
     "SignedVersion",
@@ -321,7 +326,13 @@ class Registry:
     def approvals(self, ref: ModelRef | str, *, target: str | None = None) -> list[Approval]:
         return approvals.approvals(self._context, ref, target=target)
 
-    # -- policy ------------------------------------------------------------------------
+    # -- policy and serving ------------------------------------------------------------
+
+    def pull(
+        self, ref: ModelRef | str, to: Path, *, progress: ProgressCallback | None = None
+    ) -> PulledVersion:
+        """Install ``NAME@ALIAS`` only if it verifies and passes the alias's policy."""
+        return pull.pull(self._context, ref, to, progress=progress)
 
     def apply_policy(self, files: Mapping[str, bytes], *, reason: str = "") -> StoredPolicySet:
         """Validate a policy folder's files and make them the active set (audited)."""
@@ -337,7 +348,7 @@ class Registry:
         target: str,
         *,
         policy_files: Mapping[str, bytes] | None = None,
-    ) -> policies.Judgement:
+    ) -> Judgement:
         """Judge moving ``target`` to ``ref`` as the gate would; changes nothing."""
         return policies.check_policy(self._context, ref, target, policy_files=policy_files)
 

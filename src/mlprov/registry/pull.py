@@ -1,0 +1,70 @@
+"""Serving: resolve an alias once, verify the version as the gate would, install it.
+
+``mlprov pull NAME@ALIAS --to DIR`` and :func:`mlprov.load_verified` resolve the alias to
+a version number once, then judge that version with the trust and the policies of the
+registry's active policy set for that alias (:func:`mlprov.registry.policies.judge`): the
+policy serving enforces lives with the alias in the registry, and no caller option can
+weaken it. Only when verification and policy pass are the files installed, atomically,
+each digest checked while writing, with the version's ``model.sig``; any failure leaves
+the target folder as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlprov.errors import InvalidInputError, PolicyDenied, VerificationError
+from mlprov.records import ModelVersion
+from mlprov.refs import LATEST, ModelRef
+from mlprov.registry._context import RegistryContext, coerce_ref, resolve
+from mlprov.registry.download import download
+from mlprov.registry.policies import Judgement, judge, parse_target
+
+__all__ = ["PulledVersion", "pull"]
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class PulledVersion:
+    """What :func:`pull` installed, and the judgement that allowed it."""
+
+    version: ModelVersion
+    path: Path
+    judgement: Judgement
+
+
+def pull(
+    context: RegistryContext,
+    ref: ModelRef | str,
+    to: Path,
+    *,
+    progress: ProgressCallback | None = None,
+) -> PulledVersion:
+    """Install ``NAME@ALIAS`` at ``to`` only if it verifies and passes its policy."""
+    parsed = coerce_ref(ref)
+    if parsed.alias is None or parsed.alias == LATEST:
+        raise InvalidInputError(
+            f"{ref}: pull takes NAME@ALIAS (an alias its policy protects), not a number or latest"
+        )
+    with context.metadata.read() as tx:
+        number = resolve(tx, parsed).number  # resolved once: a move meanwhile changes nothing
+    judgement = judge(context, parsed.name, parse_target(parsed.alias), number, None)
+    if judgement.decision is None:
+        raise VerificationError(
+            f"{parsed}: no policy set is applied, so nothing is trusted to verify it against "
+            "(apply one with `mlprov policy apply DIR`)"
+        )
+    failures = list(judgement.report.failures)
+    if failures:
+        first = failures[0]
+        raise VerificationError(
+            f"{parsed} -> {parsed.name}/{number}: {first.id}: {first.message}"
+            + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+        )
+    if not judgement.decision.allowed:
+        raise PolicyDenied(f"{parsed} -> {parsed.name}/{number}: {judgement.decision.message}")
+    record = download(context, ModelRef(parsed.name, version=number), Path(to), progress=progress)
+    return PulledVersion(record, Path(to), judgement)
