@@ -1,11 +1,21 @@
 """The verification engine: a version's snapshot and the trust it is judged by in, a
 report out (ARCHITECTURE.md, ``verify/``). Pure: it opens no file, socket or database.
 
-The values it works on are in :mod:`mlprov.verify.model`.
+Stable API (this module's ``__all__``)::
+
+    verify_snapshot(snapshot, trust, *, revocations, now, limits, max_depth)
+        -> VerificationReport                  # one CheckResult per check, and facts
+    verify_snapshot_or_raise(...)              # the same; VerificationError on a failure
+    render_checks(checks, fmt, *, subject, name) -> str    # text, json, sarif, junit
+
+The values it works on are in :mod:`mlprov.verify.model`; what each check proves is in
+docs/verification.md.
 """
 
 from __future__ import annotations
 
+from mlprov.verify._documents import EVALUATION_PREDICATE_TYPE, FORMAT_PROPERTY
+from mlprov.verify._engine import verify_snapshot, verify_snapshot_or_raise
 from mlprov.verify.model import (
     ROLES,
     CheckResult,
@@ -19,8 +29,12 @@ from mlprov.verify.model import (
     VerifiedFacts,
     VersionSnapshot,
 )
+from mlprov.verify.render import REPORT_FORMATS, render_checks
 
 __all__ = [
+    "EVALUATION_PREDICATE_TYPE",
+    "FORMAT_PROPERTY",
+    "REPORT_FORMATS",
     "ROLES",
     "CheckResult",
     "CheckStatus",
@@ -32,4 +46,7 @@ __all__ = [
     "VerifiedAttestation",
     "VerifiedFacts",
     "VersionSnapshot",
+    "render_checks",
+    "verify_snapshot",
+    "verify_snapshot_or_raise",
 ]

@@ -93,6 +93,10 @@ class VersionSnapshot:
     manifest: Manifest
     evidence: tuple[StoredEvidence, ...]
     ancestors: Mapping[str, VersionSnapshot | None] = field(default_factory=dict)
+    #: path -> lower-case hex SHA-256 of each file's bytes (its blob key). Needed only
+    #: when the manifest is not plain SHA-256: an attestation attached from a CI system
+    #: may name one of the model's files by its SHA-256 instead of the model digest.
+    file_sha256: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -144,13 +148,54 @@ class VerifiedFacts:
     builder_id: str | None = None
     build_type: str | None = None
     attestations: tuple[VerifiedAttestation, ...] = ()
-    #: Metrics read from signed evidence (provenance or evaluation attestations):
-    #: "name" or "name@key=value,..." -> number, as mlprov.provenance normalises them.
+    #: Metrics read from signed evidence (the ML-BOM, the model card, evaluation results
+    #: from trusted evaluators), keyed as mlprov.provenance normalises them: "auc", or
+    #: "auc[region=eu,segment=retail]" for a subgroup (factors sorted). Look one up with
+    #: :meth:`metric`, which also reads the CLI's "auc@segment=retail" spelling.
     metrics: Mapping[str, float] = field(default_factory=dict)
     datasets: tuple[tuple[str, str, str], ...] = ()  # (name, uri, digest) from signed docs
     licenses: tuple[str, ...] = ()  # SPDX ids from the signed ML-BOM
     formats: tuple[str, ...] = ()  # artefact formats recorded in the signed ML-BOM
     card_sections: frozenset[str] = frozenset()  # filled model card sections
+
+    def metric(self, key: str) -> float | None:
+        """The verified value of a metric, or None: ``auc``, ``auc[segment=retail]`` or
+        ``auc@segment=retail`` (factors in any order). Raises InvalidInputError (exit 2)
+        for a key that is not a metric name."""
+        from mlprov.provenance import MetricKey, parse_metric_flag  # noqa: PLC0415
+
+        text = key.strip()
+        if "@" in text:
+            canonical, _ = parse_metric_flag(f"{text}=0")
+        else:
+            canonical = str(MetricKey.parse(text))
+        return self.metrics.get(canonical)
+
+    def to_json(self) -> dict[str, Any]:
+        """The facts as plain JSON (attestations without their predicates)."""
+        return {
+            "model_signers": [
+                {"name": name, "signer": identity.to_json_value()}
+                for name, identity in self.model_signers
+            ],
+            "builder_id": self.builder_id,
+            "build_type": self.build_type,
+            "attestations": [
+                {
+                    "kind": a.kind,
+                    "predicate_type": a.predicate_type,
+                    "signer_name": a.signer_name,
+                    "role": a.role,
+                    "signer": a.signer.to_json_value(),
+                }
+                for a in self.attestations
+            ],
+            "metrics": dict(self.metrics),
+            "datasets": [{"name": n, "uri": u, "digest": d} for n, u, d in self.datasets],
+            "licenses": list(self.licenses),
+            "formats": list(self.formats),
+            "card_sections": sorted(self.card_sections),
+        }
 
 
 @dataclass(frozen=True)
