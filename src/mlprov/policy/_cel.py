@@ -69,6 +69,7 @@ def compile_expression(source: str) -> CompiledExpression:
         tree = environment.compile(source)
         program = environment.program(tree)
     except Exception as e:  # celpy raises its parser's and lark's own types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{source[:80]!r} is not a valid CEL expression: {first}") from e
+        column = getattr(e, "column", None)
+        where = f"syntax error at column {column}" if column else _one_line(e)
+        raise ValueError(f"{source[:80]!r} is not a valid CEL expression: {where}") from e
     return CompiledExpression(source, program)

@@ -105,8 +105,8 @@ def parse_duration(text: str) -> timedelta:
 
 _OPERATORS = (">=", "<=", "==", "!=", ">", "<")
 _THRESHOLD = re.compile(
-    r"\A\s*(?P<metric>.+?)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>[-+]?[0-9][0-9_]*(?:\.[0-9]+)?"
-    r"(?:[eE][-+]?[0-9]+)?)\s*\Z"
+    r"\A\s*(?P<metric>[^\s<>=!@\[]+(?:@[^\s<>!]+|\[[^\]]+\])?)\s*(?P<op>>=|<=|==|!=|>|<)\s*"
+    r"(?P<value>[-+]?[0-9][0-9_]*(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)\s*\Z"
 )
 
 
@@ -534,6 +534,20 @@ def _problem_message(error: Any) -> str:
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
+def _document_problem(name: str, message: str) -> PolicyProblem:
+    """A problem :func:`load_yaml` found, without repeating the file name and line."""
+    found = re.match(rf"\A{re.escape(name)}(?:: line (\d+): | )(.*)\Z", message)
+    if found is None:
+        return PolicyProblem(name, 0, "", message)
+    text = found[2]
+    line = int(found[1]) if found[1] else 0
+    at = re.search(r" at line (\d+)", text)
+    if at is not None and not line:
+        line = int(at[1])
+        text = text.replace(at[0], "", 1)
+    return PolicyProblem(name, line, "", text)
+
+
 @dataclass(frozen=True)
 class ParsedFile:
     """A policy file that validated, and where each of its keys is."""
@@ -551,10 +565,9 @@ def parse_policy_file(
 ) -> ParsedFile | tuple[PolicyProblem, ...]:
     """One policy file: parsed, or every problem pydantic found in it."""
     try:
-        value = load_yaml(data, f"policy file {name}", limits)
+        value = load_yaml(data, name, limits)
     except MalformedDocumentError as e:
-        line = re.search(r"\bline (\d+)", e.message)
-        return (PolicyProblem(name, int(line[1]) if line else 0, "", e.message),)
+        return (_document_problem(name, e.message),)
     if not isinstance(value, dict):
         return (PolicyProblem(name, 1, "", "a policy file must be a mapping with 'version: 1'"),)
     lines = _key_lines(data.decode("utf-8"))
