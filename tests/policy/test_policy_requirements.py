@@ -108,8 +108,7 @@ CASES = [
     # provenance: trusted builders, expected build types
     Case(
         "provenance-trusted",
-        "- provenance: {builders: [builder], build_types: "
-        "[https://mlprov.dev/build-types/training/v1]}",
+        "- provenance: {builders: [builder], build_types: [https://mlprov.dev/training/v1]}",
         True,
         "built by builder",
     ),
@@ -131,7 +130,7 @@ CASES = [
         "provenance-wrong-build-type",
         "- provenance: {build_types: [https://example.org/other/v1]}",
         False,
-        "build type 'https://mlprov.dev/build-types/training/v1' is not one of",
+        "build type 'https://mlprov.dev/training/v1' is not one of",
     ),
     # evidence present
     Case(

@@ -159,7 +159,7 @@ def good_facts(**changes: Any) -> VerifiedFacts:
     facts = VerifiedFacts(
         model_signers=(("ci", key_identity("ci-hint")),),
         builder_id="https://ci.example/builder@v1",
-        build_type="https://mlprov.dev/build-types/training/v1",
+        build_type="https://mlprov.dev/training/v1",
         attestations=(
             attestation("provenance", "builder", "builder", "https://slsa.dev/provenance/v1"),
             attestation("bom", "ci", "model-signer", "https://cyclonedx.org/bom"),

@@ -109,9 +109,10 @@ def _provenance(inputs: _Inputs, requirement: CompiledRequirement) -> Outcome:
     facts = inputs.facts
     if facts.builder_id is None:
         return False, "no verified provenance (no trusted builder signed one)"
-    signed_by = [
-        a.signer_name for a in facts.attestations if a.kind == "provenance" and a.role == "builder"
-    ]
+    # Whoever signed the verified provenance, in whatever role the verification engine
+    # accepted it (mlprov's own provenance is signed by the model signer at registration):
+    # it counts only if that signer also holds the builder role with this builder id.
+    signed_by = [a.signer_name for a in facts.attestations if a.kind == "provenance"]
     trusted = [
         name
         for name in signed_by

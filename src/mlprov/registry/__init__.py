@@ -56,7 +56,7 @@ from mlprov.registry import (
 from mlprov.registry._context import RegistryContext
 from mlprov.registry.approvals import Approval
 from mlprov.registry.download import VerifiedInstall
-from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove
+from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove, PolicyGate
 from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
 from mlprov.registry.policies import Judgement
 from mlprov.registry.pull import PulledVersion
@@ -90,6 +90,7 @@ __all__ = [
     "NewEvidence",
     "OpenGate",
     "PointerMove",
+    "PolicyGate",
     "PreparedVersion",
     "PulledVersion",
     "Registry",
@@ -127,6 +128,10 @@ class Registry:
             gate=gate or OpenGate(),
             fixed_actor=actor,
         )
+        if gate is None:
+            # The registry's own gate: the active policy set decides (ARCHITECTURE.md,
+            # registry/gate.py); it needs the context it judges with.
+            self._context.gate = PolicyGate(self._context)
 
     @property
     def metadata(self) -> MetadataStore:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlprov.errors import InvalidInputError, MlprovError, NotFoundError
 from mlprov.records import AliasEvent, ModelVersion, Stage, StageEvent
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         VerifiedApproval,
         VerifiedWaiver,
     )
+    from mlprov.signing import SignerIdentity
 
 __all__ = [
     "Judgement",
@@ -206,7 +207,12 @@ def judge(
         residences=_residences(candidate.record, loaded, target) if candidate else (),
         previously_admitted=_admitted_before(to_version, loaded, target),
         creator=candidate.record.created_by if candidate is not None else None,
-        signers=tuple(a.signer for a in report.facts.attestations) if report else (),
+        # Who signed what the version is (documents, attestations), not who approved it.
+        signers=tuple(
+            a.signer for a in report.facts.attestations if a.kind not in ("approval", "waiver")
+        )
+        if report
+        else (),
     )
     decision = evaluate(policy_set, model=model, target=target, report=report, context=gate_context)
     return Judgement(report or _empty_report(model, target), decision, policy_set.digest)
@@ -238,13 +244,17 @@ def _empty_report(model: str, target: Target) -> VerificationReport:
     return VerificationReport(f"{model}@{target.name}", ())
 
 
+#: (trusted signer name, who signed, the statement's predicate)
+_Statement = tuple[str, "SignerIdentity", dict[str, Any]]
+
+
 def _verified_statements(
     snapshot: VersionSnapshot,
     kind: str,
     policy_set: PolicySet,
     context: RegistryContext,
     now: datetime,
-) -> list[tuple[str, object, dict[str, object]]]:
+) -> list[_Statement]:
     """(trusted signer name, identity, predicate) of each ``kind`` statement that verifies
     against a signer the policy trusts; statements that verify against none are dropped."""
     from mlprov import signing  # noqa: PLC0415
@@ -283,7 +293,7 @@ def _approvals(
         except MlprovError:
             continue
         approvals.append(
-            VerifiedApproval(name, identity, target, str(predicate.get("comment", "")))  # type: ignore[arg-type]
+            VerifiedApproval(name, identity, target, str(predicate.get("comment", "")))
         )
     return tuple(approvals)
 
@@ -296,7 +306,9 @@ def _waivers(
     until the earliest expiry."""
     from mlprov.policy import VerifiedWaiver, WaiverGrant  # noqa: PLC0415
 
-    groups: dict[tuple[str, tuple[str, ...], str], list[tuple[str, object, dict[str, object]]]] = {}
+    groups: dict[
+        tuple[str, tuple[str, ...], str], list[tuple[str, SignerIdentity, dict[str, Any]]]
+    ] = {}
     for name, identity, predicate in _verified_statements(
         snapshot, WAIVER_KIND, policy_set, context, now
     ):
@@ -322,7 +334,7 @@ def _waivers(
                 reason,
                 issued,
                 expires,
-                tuple(WaiverGrant(name, identity) for name, identity, _p in grants),  # type: ignore[arg-type]
+                tuple(WaiverGrant(name, identity) for name, identity, _p in grants),
             )
         )
     return tuple(waivers)

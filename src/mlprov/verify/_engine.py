@@ -104,6 +104,10 @@ def verify_snapshot_or_raise(
     return report
 
 
+#: Evidence kinds that state an opinion about a version (who approves, who waives).
+_OPINIONS = frozenset({"approval", "waiver"})
+
+
 @dataclass(frozen=True)
 class _Accepted:
     """A piece of evidence whose check passed, with its verified statement."""
@@ -423,6 +427,12 @@ class _Engine:
                 stored.bundle, self.trust, rule.roles, oms=False, now=self.now, limits=self.limits
             )
         except MlprovError as e:
+            if record.kind in _OPINIONS:
+                # An approval or waiver is an opinion about the version, not a claim of what
+                # it is: one nobody trusted signed counts for nothing, but cannot make the
+                # version fail (else anyone able to add evidence could block a release).
+                run.add(check_id, _SKIPPED, f"untrusted {record.kind} not counted: {e.message}")
+                return
             run.add(check_id, _FAILED, f"untrusted {record.kind}: {e.message}")
             return
         attestation = auth.attestation
