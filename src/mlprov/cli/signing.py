@@ -10,6 +10,7 @@ Typer (the options made a signer or a trust, signing and verifying a path) lives
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -358,6 +359,47 @@ def verify_registered(
     _present(report, version.ref, as_json)
 
 
+def verify_with_registry(
+    ctx: typer.Context, target: str, *, deep: bool, fmt: str, output: Path | None
+) -> None:
+    """``mlprov verify REF`` with no trust options: the registry's trust and policy."""
+    from mlprov.errors import PolicyDenied, VerificationError  # noqa: PLC0415
+    from mlprov.fs import write_file_atomically  # noqa: PLC0415
+    from mlprov.refs import ModelRef  # noqa: PLC0415
+    from mlprov.verify.render import REPORT_FORMATS, render_checks  # noqa: PLC0415
+
+    if fmt not in REPORT_FORMATS:
+        raise InvalidInputError(
+            f"unknown format {fmt[:40]!r}: use one of {', '.join(REPORT_FORMATS)}"
+        )
+    try:
+        ref = ModelRef.parse(target)
+    except InvalidInputError as e:
+        raise NotFoundError(
+            f"{target}: neither a file or folder nor a registered version reference"
+        ) from e
+    judgement = state(ctx).registry().verify(ref, deep=deep)
+    checks = list(judgement.report.checks)
+    if judgement.decision is not None:
+        checks.extend(judgement.decision.checks)
+    text = render_checks(checks, fmt, subject=judgement.report.subject)
+    if output is not None:
+        write_file_atomically(output, text.encode("utf-8"), what="report")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if judgement.policy_digest is None:
+        raise VerificationError(
+            f"{target}: no policy set is applied, so nothing is trusted to verify it against "
+            "(apply one with `mlprov policy apply DIR`, or give --key, --certificate-chain "
+            "or --identity)"
+        )
+    failures = judgement.report.failures
+    if failures:
+        raise VerificationError(f"{target}: {failures[0].id}: {failures[0].message}")
+    if judgement.decision is not None and not judgement.decision.allowed:
+        raise PolicyDenied(f"{target}: {judgement.decision.message}")
+
+
 def verify(
     ctx: typer.Context,
     target: Annotated[
@@ -407,13 +449,45 @@ def verify(
             help="With a registered version: verify this local copy of its files.",
         ),
     ] = None,
+    deep: Annotated[
+        bool,
+        typer.Option("--deep", help="Registry trust: also re-hash every stored blob."),
+    ] = False,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", metavar="FORMAT", help="Registry trust: text, json, sarif or junit."
+        ),
+    ] = "text",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", metavar="FILE", help="Registry trust: write the report there."),
+    ] = None,
 ) -> None:
-    """Verify a model against its OMS signature; exit 0 only if every check passes."""
+    """Verify a model against its OMS signature; exit 0 only if every check passes.
+
+    A registered version given without trust options is verified with the registry's
+    trust (its active policy set) by the verification engine, and NAME@ALIAS also by the
+    alias's policy."""
     path = Path(target)
+    on_disk = path.exists() or path.is_symlink()
+    if not on_disk and not (key or certificate_chain or identity or issuer):
+        if ignore_unsigned_files or local_copy is not None or signature is not None:
+            raise InvalidInputError(
+                "--ignore-unsigned-files, --path and --signature need the trust options; "
+                "without them a registered version is verified with the registry's trust"
+            )
+        verify_with_registry(ctx, target, deep=deep, fmt="json" if as_json else fmt, output=output)
+        return
+    if deep or fmt != "text" or output is not None:
+        raise InvalidInputError(
+            "--deep, --format and --output go with a registered version verified with the "
+            "registry's trust (no --key, --certificate-chain or --identity)"
+        )
     trust = trust_from_options(
         key=key, certificate_chain=certificate_chain, identity=identity, issuer=issuer
     )
-    if not path.exists() and not path.is_symlink():
+    if not on_disk:
         if ignore_unsigned_files:
             raise InvalidInputError(
                 "--ignore-unsigned-files is for a model on disk; a registered version is "

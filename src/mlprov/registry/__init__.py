@@ -333,6 +333,17 @@ class Registry:
 
     # -- policy and serving ------------------------------------------------------------
 
+    def verify(
+        self,
+        ref: ModelRef | str,
+        *,
+        deep: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Judgement:
+        """Verify a version with the registry's trust (and, for ``NAME@ALIAS``, judge it
+        by the alias's policy); ``deep`` re-hashes the stored bytes too."""
+        return policies.verify_registered(self._context, ref, deep=deep, progress=progress)
+
     def pull(
         self, ref: ModelRef | str, to: Path, *, progress: ProgressCallback | None = None
     ) -> PulledVersion:

@@ -9,14 +9,14 @@ policy engine (both pure) outside it. Nothing here writes except :func:`apply_po
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from mlprov.errors import InvalidInputError, MlprovError, NotFoundError
 from mlprov.records import AliasEvent, ModelVersion, Stage, StageEvent
-from mlprov.refs import ModelRef
+from mlprov.refs import LATEST, ModelRef
 from mlprov.registry._context import RegistryContext, coerce_ref, require_model, resolve
 from mlprov.registry._snapshot import load_snapshot
 from mlprov.registry._unit import mutation
@@ -44,6 +44,7 @@ __all__ = [
     "judge",
     "parse_target",
     "show_policy",
+    "verify_registered",
 ]
 
 
@@ -165,7 +166,7 @@ def _load(
 def judge(
     context: RegistryContext,
     model: str,
-    target: Target,
+    target: Target | None,
     to_version: int | None,
     from_version: int | None,
     *,
@@ -173,8 +174,9 @@ def judge(
     rollback: bool = False,
     now: datetime | None = None,
 ) -> Judgement:
-    """Verify the candidate ``model/to_version`` and decide moving ``target`` to it from
-    ``from_version``, by the active policy set (or ``policy_files``, for a check)."""
+    """Verify the candidate ``model/to_version`` with the trust of the active policy set
+    (or of ``policy_files``, for a check) and decide moving ``target`` to it from
+    ``from_version`` by its policies; with no ``target``, verify only (decision None)."""
     from mlprov.policy import GateContext, Move, evaluate  # noqa: PLC0415
     from mlprov.verify import verify_snapshot  # noqa: PLC0415
 
@@ -188,9 +190,10 @@ def judge(
         if loaded.candidate is not None
         else None
     )
-    if policy_set is None:
+    if policy_set is None or target is None:
         assert report is not None or to_version is None
-        return Judgement(report or _empty_report(model, target), None, None)
+        digest = policy_set.digest if policy_set is not None else None
+        return Judgement(report or _empty_report(model, target), None, digest)
     champion = (
         verify_snapshot(loaded.champion, trust, revocations=loaded.revocations, now=when)
         if loaded.champion is not None
@@ -240,8 +243,48 @@ def check_policy(
     return judge(context, key.name, target, key.number, current, policy_files=policy_files)
 
 
-def _empty_report(model: str, target: Target) -> VerificationReport:
-    return VerificationReport(f"{model}@{target.name}", ())
+def _empty_report(model: str, target: Target | None) -> VerificationReport:
+    return VerificationReport(f"{model}@{target.name if target else '?'}", ())
+
+
+def verify_registered(
+    context: RegistryContext,
+    ref: ModelRef | str,
+    *,
+    deep: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Judgement:
+    """``mlprov verify REF`` with the registry's trust: the verification engine over the
+    version's snapshot and, for ``NAME@ALIAS``, the alias's policy as the gate would judge
+    the version it holds. ``deep`` also re-hashes every stored blob."""
+    from mlprov.registry.signatures import check_stored_bytes  # noqa: PLC0415
+    from mlprov.registry.versions import get_version, manifest  # noqa: PLC0415
+    from mlprov.verify import CheckResult, CheckStatus  # noqa: PLC0415
+
+    parsed = coerce_ref(ref)
+    with context.metadata.read() as tx:
+        key = resolve(tx, parsed)
+    target = (
+        parse_target(parsed.alias) if parsed.alias is not None and parsed.alias != LATEST else None
+    )
+    judgement = judge(context, key.name, target, key.number, None)
+    if not deep:
+        return judgement
+    record = get_version(context, ModelRef(key.name, version=key.number))
+    recorded = manifest(context, record.ref)
+    try:
+        check_stored_bytes(context, record, recorded, progress)
+        check = CheckResult(
+            "files.deep",
+            CheckStatus.PASSED,
+            f"{len(recorded)} stored files, {recorded.total_size} bytes re-hashed: each matches "
+            f"its recorded {recorded.algorithm} digest",
+            record.ref,
+        )
+    except MlprovError as e:
+        check = CheckResult("files.deep", CheckStatus.FAILED, e.message, record.ref)
+    report = replace(judgement.report, checks=(*judgement.report.checks, check))
+    return replace(judgement, report=report)
 
 
 #: (trusted signer name, who signed, the statement's predicate)

@@ -52,7 +52,7 @@ def pull(
     with context.metadata.read() as tx:
         number = resolve(tx, parsed).number  # resolved once: a move meanwhile changes nothing
     judgement = judge(context, parsed.name, parse_target(parsed.alias), number, None)
-    if judgement.decision is None:
+    if judgement.policy_digest is None or judgement.decision is None:
         raise VerificationError(
             f"{parsed}: no policy set is applied, so nothing is trusted to verify it against "
             "(apply one with `mlprov policy apply DIR`)"

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SIGNATURE_KIND",
     "attach",
+    "check_stored_bytes",
     "sign_and_register",
     "sign_version",
     "signature_of",
@@ -282,7 +283,7 @@ def verify_version(
         return VerificationReport(tuple(checks), report.signature, error)
     if path is None:
         try:
-            _check_stored_bytes(context, record, registered, progress)
+            check_stored_bytes(context, record, registered, progress)
             checks.append(
                 Check(
                     "files",
@@ -330,7 +331,7 @@ def _check_documents(
     return Check("evidence", True, f"{kinds} verify with the same trust and name {record.digest}")
 
 
-def _check_stored_bytes(
+def check_stored_bytes(
     context: RegistryContext,
     record: ModelVersion,
     manifest: Manifest,
