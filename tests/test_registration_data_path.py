@@ -1,6 +1,7 @@
 """The registration data path on SQLite and PostgreSQL: one read pass per file stores it,
-bytes already stored are neither copied nor synced again, and a file that changes while
-it is registered is refused whatever the hash algorithm."""
+bytes already stored are neither copied nor synced again, a file that changes while it
+is registered is refused whatever the hash algorithm, and a corrupt blob is reported by
+the file names it backs."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mlprov.errors import VerificationError
+from mlprov.errors import DigestMismatchError, VerificationError
 from mlprov.hashing import hash_model
 from mlprov.registry import Registry
-from support.registry_env import RegistryEnv, make_model
+from support.registry_env import RegistryEnv, make_model, one_line_error
 
 ALGORITHMS = ("sha256", "blake2b", "blake3")
 MIB = 1024 * 1024
@@ -178,4 +179,58 @@ def test_a_file_changed_while_registered_is_refused_for_every_algorithm(
         api.register(model, "m", hash_algorithm=algorithm, progress=progress)
 
     assert raised.value.exit_code == 1
+    assert reg.snapshot() == before
+
+
+def _corrupt(reg: RegistryEnv, blob: str) -> bytes:
+    path = reg.home / "blobs" / "sha256" / blob[:2] / blob
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_a_corrupt_blob_is_named_by_the_files_it_backs(
+    reg: RegistryEnv, api: Registry, tmp_path: Path
+) -> None:
+    from mlprov import signing
+
+    private = signing.generate_private_key_pem()
+    public = tmp_path / "signing.pub"
+    public.write_bytes(signing.public_key_pem(signing.load_private_key(private).public_key()))
+    shared = b"\x05" * 4096
+    model = make_model(
+        tmp_path / "model",
+        {"a.bin": shared, "copy/a.bin": shared, "other.bin": b"\x06" * 4096},
+    )
+    api.sign_and_register(model, "m", signing.KeySigner.from_pem(private), with_documents=False)
+    blob = hashlib.sha256(shared).hexdigest()
+    actual = hashlib.sha256(_corrupt(reg, blob)).hexdigest()
+    before = reg.snapshot()
+    expected = [
+        "m/1",
+        "a.bin, copy/a.bin",
+        f"expected sha256:{blob}",
+        f"got sha256:{actual}",
+    ]
+
+    with pytest.raises(DigestMismatchError) as raised:
+        api.download("m/1", tmp_path / "out")
+    for part in expected:
+        assert part in raised.value.message
+    assert "other.bin" not in raised.value.message
+    assert not (tmp_path / "out").exists()
+
+    report = api.verify_version("m/1", signing.KeyTrust(public.read_bytes()))
+    assert not report.passed
+    assert isinstance(report.error, DigestMismatchError)
+    for part in expected:
+        assert part in report.error.message
+
+    result = reg.cli("verify", "m/1", "--key", str(public))
+    assert result.returncode == 1, result.stderr
+    line = one_line_error(result.stderr)
+    for part in expected:
+        assert part in line
     assert reg.snapshot() == before

@@ -27,6 +27,7 @@ from mlprov.errors import ConfigError, DigestMismatchError, NotFoundError, Stora
 __all__ = [
     "ArtifactStore",
     "ChunkConsumer",
+    "CorruptBlobError",
     "StoredBlob",
     "open_artifact_store",
 ]
@@ -37,6 +38,18 @@ READ_CHUNK = 4 * 1024 * 1024
 ProgressCallback = Callable[[int], None]
 #: Sees each chunk of a file while it is stored (the caller's own hasher, say).
 ChunkConsumer = Callable[[memoryview], None]
+
+
+class CorruptBlobError(DigestMismatchError):
+    """A stored blob's bytes do not hash to its key. It knows only the blob: the registry,
+    which knows which files of a version the blob backs, names them."""
+
+    def __init__(self, blob: str, actual: str) -> None:
+        super().__init__(
+            f"blob {blob} is corrupt in the artefact store: its bytes hash to {actual}"
+        )
+        self.blob = blob
+        self.actual = actual
 
 
 @dataclass(frozen=True)
@@ -120,9 +133,7 @@ class ArtifactStore(abc.ABC):
             raise storage_error(f"reading blob {key}", e) from e
         actual = hasher.hexdigest()
         if actual != key:
-            raise DigestMismatchError(
-                f"blob {key} is corrupt in the artefact store: its bytes hash to {actual}"
-            )
+            raise CorruptBlobError(key, actual)
 
     def read_bytes(self, sha256: str) -> bytes:
         return b"".join(self.read_chunks(sha256))

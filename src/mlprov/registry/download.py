@@ -11,7 +11,7 @@ from mlprov.fs import install_folder
 from mlprov.manifest import SINGLE_FILE_NAME, Digest, check_relative_path, new_hasher
 from mlprov.records import ModelVersion
 from mlprov.refs import ModelRef
-from mlprov.registry._context import RegistryContext, coerce_ref, resolve
+from mlprov.registry._context import RegistryContext, coerce_ref, corrupt_blobs_named, resolve
 
 __all__ = ["download"]
 
@@ -42,7 +42,8 @@ def download(
             check_relative_path(name)
             _write_checked(context, staging / name, item.blob, Digest.parse(item.digest), progress)
 
-    install_folder(Path(to), fill)
+    with corrupt_blobs_named(record.ref, files):
+        install_folder(Path(to), fill)
     return record
 
 

@@ -22,7 +22,7 @@ from mlprov.errors import MlprovError, NotFoundError, StorageError, Verification
 from mlprov.manifest import Digest, FileEntry, Manifest, new_hasher
 from mlprov.records import ModelVersion
 from mlprov.refs import ModelRef
-from mlprov.registry._context import RegistryContext
+from mlprov.registry._context import RegistryContext, corrupt_blobs_named
 from mlprov.registry.evidence import documents_for_new_version, evidence, evidence_content
 from mlprov.registry.inputs import VersionInput
 from mlprov.registry.types import NewEvidence, SignedVersion
@@ -246,16 +246,18 @@ def _check_stored_bytes(
     progress: ProgressCallback | None,
 ) -> None:
     """Re-hash every stored blob with the manifest's algorithm."""
-    blobs = {f.path: f.blob for f in version_files(context, record.ref)}
+    stored = version_files(context, record.ref)
+    blobs = {f.path: f.blob for f in stored}
     actual: list[FileEntry] = []
     for entry in manifest:
         hasher = new_hasher(manifest.algorithm)
         size = 0
-        for chunk in context.artifacts.read_chunks(blobs[entry.path]):
-            hasher.update(chunk)
-            size += len(chunk)
-            if progress is not None:
-                progress(len(chunk))
+        with corrupt_blobs_named(record.ref, stored):
+            for chunk in context.artifacts.read_chunks(blobs[entry.path]):
+                hasher.update(chunk)
+                size += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
         actual.append(FileEntry(entry.path, Digest(manifest.algorithm, hasher.hexdigest()), size))
     from mlprov import signing  # noqa: PLC0415
 
