@@ -28,6 +28,8 @@ from mlprov.errors import ConfigError, DigestMismatchError, NotFoundError, Stora
 
 __all__ = [
     "ArtifactStore",
+    "ChunkConsumer",
+    "CorruptBlobError",
     "StoredBlob",
     "open_artifact_store",
 ]
@@ -36,6 +38,20 @@ _SHA256_HEX = re.compile(r"\A[0-9a-f]{64}\Z")
 READ_CHUNK = 4 * 1024 * 1024
 
 ProgressCallback = Callable[[int], None]
+#: Sees each chunk of a file while it is stored (the caller's own hasher, say).
+ChunkConsumer = Callable[[memoryview], None]
+
+
+class CorruptBlobError(DigestMismatchError):
+    """A stored blob's bytes do not hash to its key. It knows only the blob: the registry,
+    which knows which files of a version the blob backs, names them."""
+
+    def __init__(self, blob: str, actual: str) -> None:
+        super().__init__(
+            f"blob {blob} is corrupt in the artefact store: its bytes hash to {actual}"
+        )
+        self.blob = blob
+        self.actual = actual
 
 
 @dataclass(frozen=True)
@@ -70,12 +86,28 @@ class ArtifactStore(abc.ABC):
 
     uri: str
 
-    def put_file(self, path: Path, *, progress: ProgressCallback | None = None) -> StoredBlob:
-        """Store a regular file's bytes; returns its SHA-256, size and whether it was new."""
+    def put_file(
+        self,
+        path: Path,
+        *,
+        name: str | None = None,
+        progress: ProgressCallback | None = None,
+        observe: ChunkConsumer | None = None,
+    ) -> StoredBlob:
+        """Store a regular file's bytes in one read pass; returns its SHA-256, size and
+        whether it was new.
+
+        ``observe`` sees every chunk as it is stored, so a caller can compute another
+        digest of exactly the stored bytes without reading the file again. Bytes that are
+        already stored are not made durable again (no fsync): the blob that exists is.
+        A file that changes while it is read is refused
+        (:func:`mlprov.hashing.read_whole_file`); ``name`` is how errors call it.
+        """
+        shown = name if name is not None else path.name
         try:
-            return self._put_file(path, progress)
+            return self._put_file(path, shown, progress, observe)
         except OSError as e:
-            raise storage_error(f"storing {path.name}", e) from e
+            raise storage_error(f"storing {shown}", e) from e
 
     def put_bytes(self, data: bytes) -> StoredBlob:
         try:
@@ -103,9 +135,7 @@ class ArtifactStore(abc.ABC):
             raise storage_error(f"reading blob {key}", e) from e
         actual = hasher.hexdigest()
         if actual != key:
-            raise DigestMismatchError(
-                f"blob {key} is corrupt in the artefact store: its bytes hash to {actual}"
-            )
+            raise CorruptBlobError(key, actual)
 
     def read_bytes(self, sha256: str) -> bytes:
         return b"".join(self.read_chunks(sha256))
@@ -127,7 +157,13 @@ class ArtifactStore(abc.ABC):
             raise storage_error("listing blobs", e) from e
 
     @abc.abstractmethod
-    def _put_file(self, path: Path, progress: ProgressCallback | None) -> StoredBlob: ...
+    def _put_file(
+        self,
+        path: Path,
+        name: str,
+        progress: ProgressCallback | None,
+        observe: ChunkConsumer | None,
+    ) -> StoredBlob: ...
 
     @abc.abstractmethod
     def _put_bytes(self, data: bytes) -> StoredBlob: ...

@@ -3,22 +3,31 @@
 Writes follow the crash-safe order (DESIGN.md, "Storage"): copy into a temporary file
 under ``ROOT/tmp`` while hashing, fsync it, rename it to its digest, fsync the folder.
 A process killed at any point leaves at most a temporary file, never a partial blob.
+When the digest names a blob that is already stored, the temporary copy is removed
+without fsync: the durable copy exists, and syncing the same bytes again is what costs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from mlprov.artifacts import READ_CHUNK, ArtifactStore, ProgressCallback, StoredBlob
-from mlprov.errors import ConfigError, UnsafePathError
+from mlprov.artifacts import (
+    READ_CHUNK,
+    ArtifactStore,
+    ChunkConsumer,
+    ProgressCallback,
+    StoredBlob,
+)
+from mlprov.errors import ConfigError
+from mlprov.hashing import CHUNK_SIZE, read_whole_file
 
-_COPY_CHUNK = 8 * 1024 * 1024
+_local = threading.local()
 
 
 class FileArtifactStore(ArtifactStore):
@@ -52,36 +61,35 @@ class FileArtifactStore(ArtifactStore):
         _fsync_dir(final.parent)
         return True
 
-    def _put_file(self, path: Path, progress: ProgressCallback | None) -> StoredBlob:
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-        source_fd = os.open(path, flags)
-        with os.fdopen(source_fd, "rb", buffering=0) as source:
-            if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
-                raise UnsafePathError(f"{path}: not a regular file")
-            fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="put-")
-            tmp_path = Path(tmp_name)
-            try:
-                hasher = hashlib.sha256()
-                size = 0
-                buffer = bytearray(_COPY_CHUNK)
-                view = memoryview(buffer)
-                with os.fdopen(fd, "wb", buffering=0) as target:
-                    while True:
-                        count = source.readinto(view)
-                        if not count:
-                            break
-                        hasher.update(view[:count])
-                        _write_all(target.fileno(), view[:count])
-                        size += count
-                        if progress is not None:
-                            progress(count)
-                    os.fsync(target.fileno())
-                view.release()
+    def _put_file(
+        self,
+        path: Path,
+        name: str,
+        progress: ProgressCallback | None,
+        observe: ChunkConsumer | None,
+    ) -> StoredBlob:
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="put-")
+        tmp_path = Path(tmp_name)
+        try:
+            hasher = hashlib.sha256()
+            consumers: list[ChunkConsumer] = [hasher.update, _EarlyWriteback(fd)]
+            if observe is not None:
+                consumers.append(observe)
+            with os.fdopen(fd, "wb", buffering=0) as target:
+                size = read_whole_file(
+                    path, consumers, display=name, buffer=_buffer(), progress=progress
+                )
                 sha256 = hasher.hexdigest()
-                created = self._commit(tmp_path, sha256)
-            except BaseException:
-                tmp_path.unlink(missing_ok=True)
-                raise
+                if self._blob_path(sha256).exists():
+                    # Already stored (and made durable by whoever stored it): the copy
+                    # just written is dropped unsynced, so the disk never writes it.
+                    tmp_path.unlink()
+                    return StoredBlob(sha256, size, False)
+                os.fsync(target.fileno())
+            created = self._commit(tmp_path, sha256)
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
         return StoredBlob(sha256, size, created)
 
     def _put_bytes(self, data: bytes) -> StoredBlob:
@@ -118,6 +126,42 @@ class FileArtifactStore(ArtifactStore):
         for prefix in base.iterdir():
             for blob in prefix.iterdir():
                 yield blob.name
+
+
+def _buffer() -> bytearray:
+    """This thread's read buffer (registration stores files on several threads)."""
+    buffer: bytearray | None = getattr(_local, "buffer", None)
+    if buffer is None:
+        buffer = _local.buffer = bytearray(CHUNK_SIZE)
+    return buffer
+
+
+#: Bytes written before the disk is asked to start writing them back.
+_WRITEBACK_STEP = 32 * 1024 * 1024
+
+
+class _EarlyWriteback:
+    """Writes chunks to a blob's temporary file, asking the kernel every
+    ``_WRITEBACK_STEP`` bytes to start writing them to disk (and to drop them from the
+    page cache once written: nobody reads a new blob soon). The disk then works while the
+    next chunks are read and hashed, instead of all at the final ``fsync``, which still
+    makes the file durable: this only moves the writes earlier."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._written = 0
+        self._started = 0
+
+    def __call__(self, chunk: memoryview) -> None:
+        _write_all(self._fd, chunk)
+        self._written += len(chunk)
+        if self._written - self._started >= _WRITEBACK_STEP and _FADV_DONTNEED is not None:
+            # Linux: POSIX_FADV_DONTNEED starts writeback of the dirty range (WB_SYNC_NONE).
+            os.posix_fadvise(self._fd, self._started, self._written - self._started, _FADV_DONTNEED)
+            self._started = self._written
+
+
+_FADV_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None)
 
 
 def _write_all(fd: int, data: memoryview) -> None:

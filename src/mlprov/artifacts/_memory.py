@@ -7,7 +7,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlprov.artifacts import READ_CHUNK, ArtifactStore, ProgressCallback, StoredBlob
+from mlprov.artifacts import READ_CHUNK, ArtifactStore, ChunkConsumer, ProgressCallback, StoredBlob
+from mlprov.hashing import read_whole_file
 
 
 class MemoryArtifactStore(ArtifactStore):
@@ -16,11 +17,21 @@ class MemoryArtifactStore(ArtifactStore):
         self._blobs: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
-    def _put_file(self, path: Path, progress: ProgressCallback | None) -> StoredBlob:
-        data = path.read_bytes()
-        if progress is not None:
-            progress(len(data))
-        return self._put_bytes(data)
+    def _put_file(
+        self,
+        path: Path,
+        name: str,
+        progress: ProgressCallback | None,
+        observe: ChunkConsumer | None,
+    ) -> StoredBlob:
+        chunks: list[bytes] = []
+        consumers: list[ChunkConsumer] = [lambda chunk: chunks.append(bytes(chunk))]
+        if observe is not None:
+            consumers.append(observe)
+        read_whole_file(
+            path, consumers, display=name, buffer=bytearray(READ_CHUNK), progress=progress
+        )
+        return self._put_bytes(b"".join(chunks))
 
     def _put_bytes(self, data: bytes) -> StoredBlob:
         key = hashlib.sha256(data).hexdigest()

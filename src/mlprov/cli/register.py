@@ -254,7 +254,7 @@ def register(
         ignore_paths=list(ignore_paths or []),
         allow_symlinks=allow_symlinks,
     )
-    total = 2 * sum(f.size for f in prepared.files)
+    total = sum(f.size for f in prepared.files)
     with byte_progress(f"registering {name}", total, quiet=quiet) as progress:
         stored = registry.store_files(prepared, progress=progress)
         record = registry.commit_version(prepared, stored)

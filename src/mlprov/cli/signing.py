@@ -299,7 +299,7 @@ def sign_and_register(
     if not model_path.exists() and not model_path.is_symlink():  # a looping link is not absent
         raise NotFoundError(f"{model_path}: no such file or directory")
     registry = state(ctx).registry()
-    total = 2 * _model_bytes(model_path) if _wants_bar(quiet) else 0
+    total = _model_bytes(model_path) if _wants_bar(quiet) else 0
     with byte_progress(f"signing {model_path.name}", total, quiet=quiet) as progress:
         signed = registry.sign_and_register(
             model_path,

@@ -3,23 +3,26 @@ and resolving a reference to a stored version."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from mlprov.artifacts import ArtifactStore
+from mlprov.artifacts import ArtifactStore, CorruptBlobError
 from mlprov.config import Limits, current_actor
-from mlprov.errors import NotFoundError
+from mlprov.errors import DigestMismatchError, NotFoundError
 from mlprov.refs import LATEST, ModelRef
 from mlprov.registry.gate import Gate
 from mlprov.store import MetadataStore, StoreTransaction
 from mlprov.store.models import ModelKey
-from mlprov.store.versions import VersionKey
+from mlprov.store.versions import StoredFile, VersionKey
 
 __all__ = [
     "MAX_ATTEMPTS",
     "LostRace",
     "RegistryContext",
     "coerce_ref",
+    "corrupt_blobs_named",
     "require_model",
     "resolve",
     "utc_now",
@@ -82,3 +85,18 @@ def resolve(tx: StoreTransaction, ref: ModelRef) -> VersionKey:
     if target is None:  # pragma: no cover - foreign keys forbid it
         raise NotFoundError(f"alias {ref.name}@{ref.alias} points at a missing version")
     return target
+
+
+@contextlib.contextmanager
+def corrupt_blobs_named(ref: str, files: Iterable[StoredFile]) -> Iterator[None]:
+    """Reading a version's blobs inside: a corrupt blob is reported by the file(s) of
+    ``ref`` it backs, with the expected and actual SHA-256, instead of by its key only
+    (the artefact store knows blobs, not the files a version names with them)."""
+    try:
+        yield
+    except CorruptBlobError as e:
+        paths = sorted(f.path for f in files if f.blob == e.blob) or ["(no file)"]
+        raise DigestMismatchError(
+            f"{ref}: stored bytes of {', '.join(paths)} are corrupt: expected "
+            f"sha256:{e.blob}, got sha256:{e.actual} (blob {e.blob} in the artefact store)"
+        ) from e

@@ -41,7 +41,7 @@ from mlprov.manifest import (
 )
 from mlprov.records import ModelVersion
 from mlprov.refs import ModelRef
-from mlprov.registry._context import RegistryContext, coerce_ref, resolve
+from mlprov.registry._context import RegistryContext, coerce_ref, corrupt_blobs_named, resolve
 from mlprov.registry.signatures import SIGNATURE_KIND
 from mlprov.store.versions import StoredFile
 
@@ -206,7 +206,8 @@ def _install(
         if signature_name is not None and snapshot.signature is not None:
             _write_bytes(staging / signature_name, snapshot.signature, file_mode)
 
-    install_folder(to, fill)
+    with corrupt_blobs_named(snapshot.record.ref, snapshot.files):
+        install_folder(to, fill)
     return signature_name
 
 

@@ -28,7 +28,7 @@ from mlprov.errors import (
 from mlprov.manifest import Digest, FileEntry, Manifest, new_hasher
 from mlprov.records import Evidence, ModelVersion
 from mlprov.refs import ModelRef
-from mlprov.registry._context import RegistryContext, resolve
+from mlprov.registry._context import RegistryContext, corrupt_blobs_named, resolve
 from mlprov.registry._unit import mutation
 from mlprov.registry.evidence import (
     add_evidence_in,
@@ -338,16 +338,18 @@ def check_stored_bytes(
     progress: ProgressCallback | None,
 ) -> None:
     """Re-hash every stored blob with the manifest's algorithm."""
-    blobs = {f.path: f.blob for f in version_files(context, record.ref)}
+    stored = version_files(context, record.ref)
+    blobs = {f.path: f.blob for f in stored}
     actual: list[FileEntry] = []
     for entry in manifest:
         hasher = new_hasher(manifest.algorithm)
         size = 0
-        for chunk in context.artifacts.read_chunks(blobs[entry.path]):
-            hasher.update(chunk)
-            size += len(chunk)
-            if progress is not None:
-                progress(len(chunk))
+        with corrupt_blobs_named(record.ref, stored):
+            for chunk in context.artifacts.read_chunks(blobs[entry.path]):
+                hasher.update(chunk)
+                size += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
         actual.append(FileEntry(entry.path, Digest(manifest.algorithm, hasher.hexdigest()), size))
     from mlprov import signing  # noqa: PLC0415
 

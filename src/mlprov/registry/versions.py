@@ -4,9 +4,10 @@ A registration runs in three steps, so a failure at any one changes nothing that
 reader can see (DESIGN.md, "Storage"; ARCHITECTURE.md, rule 4):
 
 1. :func:`prepare_version` validates every input and lists the files; nothing is written;
-2. :func:`store_files` hashes the files and stores their bytes, content-addressed. A blob
-   is never deleted here, even when a later step fails: another registration may be
-   reusing it at this moment. Blobs no version references are left for ``gc``;
+2. :func:`store_files` hashes the files and stores their bytes, content-addressed, in
+   one read pass per file (bytes already stored are neither copied nor synced again). A
+   blob is never deleted here, even when a later step fails: another registration may
+   be reusing it at this moment. Blobs no version references are left for ``gc``;
 3. :func:`commit_version` reads the next version number, builds the version's record,
    makes and signs its evidence (outside any transaction), then commits the rows with a
    compare-and-set on that number. A registration that lost the number to another
@@ -17,13 +18,21 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mlprov.errors import ConflictError, InvalidInputError, VerificationError
-from mlprov.hashing import ModelFile, hash_files, list_model_files
-from mlprov.manifest import Digest, FileEntry, Manifest
+from mlprov.hashing import (
+    CHUNK_SIZE,
+    ModelFile,
+    hashing_plan,
+    list_model_files,
+    read_whole_file,
+)
+from mlprov.manifest import Digest, FileEntry, Manifest, new_hasher
 from mlprov.records import DatasetRef, ModelVersion, Stage
 from mlprov.refs import ModelRef, validate_model_name
 from mlprov.registry._context import (
@@ -139,27 +148,96 @@ def store_files(
     context: RegistryContext, prepared: PreparedVersion, *, progress: ProgressCallback | None = None
 ) -> StoredFiles:
     """Step 2: hash the files and store their bytes (content-addressed, never deleted
-    here; see the module docstring). ``progress`` receives byte counts for both passes
-    (hashing, then storing): twice the total size in all."""
-    manifest = hash_files(prepared.files, prepared.hash_algorithm, progress=progress)
-    blobs = {
-        item.name: context.artifacts.put_file(item.path, progress=progress).sha256
-        for item in prepared.files
-    }
-    _check_unchanged(manifest, blobs, prepared.files)
-    return StoredFiles(manifest=manifest, blobs=blobs)
+    here; see the module docstring). ``progress`` receives byte counts adding up to the
+    files' total size.
 
+    One read pass per file computes the manifest digest and the blob's SHA-256 (the same
+    computation when the manifest is sha256) while it writes the blob's temporary file;
+    files are stored in parallel, largest first. A file the model's latest version holds
+    at the same path with the same size is probably unchanged: it is hashed first, without
+    writing, and when its digest is the recorded one (so its bytes are that blob's) and
+    the blob is stored, nothing is written or synced at all. Otherwise it is stored as a
+    new file, read a second time (from the page cache), and both reads must give the same
+    digest.
+    """
+    algorithm = prepared.hash_algorithm
+    previous = _latest_files(context, prepared.name, algorithm)
+    order = sorted(prepared.files, key=lambda f: f.size, reverse=True)
+    plan = hashing_plan(order, algorithm)
+    local = threading.local()
 
-def _check_unchanged(manifest: Manifest, blobs: dict[str, str], files: list[ModelFile]) -> None:
-    """A file that changed between hashing and storing would make the manifest lie."""
-    by_path = manifest.by_path()
-    for item in files:
-        entry = by_path[item.name]
-        if manifest.algorithm == "sha256" and entry.digest.hex != blobs[item.name]:
+    def store(item: ModelFile) -> tuple[FileEntry, str]:
+        buffer: bytearray | None = getattr(local, "buffer", None)
+        if buffer is None:
+            buffer = local.buffer = bytearray(CHUNK_SIZE)
+        known = previous.get(item.name)
+        if known is None or known.size != item.size or not context.artifacts.exists(known.blob):
+            return _store_new(context, item, algorithm, plan.multithreaded, progress)
+        hasher = new_hasher(algorithm, multithreaded=plan.multithreaded)
+        size = read_whole_file(
+            item.path,
+            [hasher.update],
+            display=item.name,
+            buffer=buffer,
+            expected_size=item.size,
+            progress=progress,
+        )
+        digest = Digest(algorithm, hasher.hexdigest())
+        if str(digest) == known.digest:
+            # Same digest, so the same bytes as when ``known.blob`` was stored from them.
+            return FileEntry(item.name, digest, size), known.blob
+        entry, blob = _store_new(context, item, algorithm, plan.multithreaded, None)
+        if entry.digest != digest:
             raise VerificationError(
                 f"{item.name}: changed while being registered "
-                f"(hashed {entry.digest.hex}, stored {blobs[item.name]})"
+                f"(hashed {digest}, then stored {entry.digest})"
             )
+        return entry, blob
+
+    if plan.workers == 1 or len(order) <= 1:
+        results = [store(item) for item in order]
+    else:
+        with ThreadPoolExecutor(
+            max_workers=plan.workers, thread_name_prefix="mlprov-store"
+        ) as pool:
+            results = list(pool.map(store, order))
+    manifest = Manifest.of(algorithm, (entry for entry, _ in results))
+    return StoredFiles(manifest=manifest, blobs={entry.path: blob for entry, blob in results})
+
+
+def _latest_files(context: RegistryContext, name: str, algorithm: str) -> dict[str, StoredFile]:
+    """The files of the model's latest version, when hashed with ``algorithm``: a
+    prediction of which blobs are already stored (a digest still decides)."""
+    with context.metadata.read() as tx:
+        model = tx.models.find(name)
+        latest = tx.versions.latest(model) if model is not None else None
+        if latest is None or latest.hash_algorithm != algorithm:
+            return {}
+        return {f.path: f for f in tx.versions.files(latest)}
+
+
+def _store_new(
+    context: RegistryContext,
+    item: ModelFile,
+    algorithm: str,
+    multithreaded: bool,
+    progress: ProgressCallback | None,
+) -> tuple[FileEntry, str]:
+    """Store one file in one read pass that also computes its manifest digest."""
+    hasher = None if algorithm == "sha256" else new_hasher(algorithm, multithreaded=multithreaded)
+    blob = context.artifacts.put_file(
+        item.path,
+        name=item.name,
+        progress=progress,
+        observe=hasher.update if hasher is not None else None,
+    )
+    if blob.size != item.size:
+        raise VerificationError(
+            f"{item.name}: changed while being registered "
+            f"(listed with {item.size} bytes, stored {blob.size})"
+        )
+    hex_digest = blob.sha256 if hasher is None else hasher.hexdigest()
+    return FileEntry(item.name, Digest(algorithm, hex_digest), blob.size), blob.sha256
 
 
 def _draft(
