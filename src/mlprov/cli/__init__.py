@@ -74,6 +74,7 @@ def _register_commands(app: typer.Typer) -> None:
         revocation,
         signing,
         stage,
+        status,
         versions,
     )
 
@@ -93,6 +94,7 @@ def _register_commands(app: typer.Typer) -> None:
         revocation,
         policy,
         pull,
+        status,
         audit,
         demo,
     ):

@@ -33,8 +33,22 @@ def set_alias(
     reason: ReasonOption = "",
     expect_generation: ExpectOption = None,
     as_json: JsonOption = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show the gate's decision; move nothing (exit 1 if denied)."
+        ),
+    ] = False,
 ) -> None:
-    """Point NAME@ALIAS at VERSION (exit 3 if --expect-generation no longer holds)."""
+    """Point NAME@ALIAS at VERSION through the gate: the active policy set decides (exit 1,
+    naming each failed requirement, if denied; exit 3 if --expect-generation no longer
+    holds)."""
+    if dry_run:
+        from mlprov.cli.policy import present_judgement  # noqa: PLC0415
+
+        judgement = state(ctx).registry().check_policy(f"{name}/{version}", alias)
+        present_judgement(judgement, "json" if as_json else "text")
+        return
     event = (
         state(ctx)
         .registry()

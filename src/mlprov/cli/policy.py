@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlprov.cli._options import JsonOption
 from mlprov.cli._output import print_json, say
 from mlprov.cli._state import state
+
+if TYPE_CHECKING:
+    from mlprov.registry import Judgement
 
 policy_app = typer.Typer(
     help="Policies as code: the registry's active policy set and checks against it.",
@@ -130,6 +133,14 @@ def check(
     ] = None,
 ) -> None:
     """Would moving TARGET to REF pass? Exit 0 if it would, 1 if not; changes nothing."""
+    files = _read(policy) if policy is not None else None
+    judgement = state(ctx).registry().check_policy(ref, target, policy_files=files)
+    present_judgement(judgement, fmt, output)
+
+
+def present_judgement(judgement: Judgement, fmt: str, output: Path | None = None) -> None:
+    """Print a judgement (verification checks, then the policy's requirements) and raise
+    PolicyDenied (exit 1) when the move would be denied."""
     from mlprov.errors import InvalidInputError, PolicyDenied  # noqa: PLC0415
     from mlprov.fs import write_file_atomically  # noqa: PLC0415
     from mlprov.verify.render import REPORT_FORMATS, render_checks  # noqa: PLC0415
@@ -138,8 +149,6 @@ def check(
         raise InvalidInputError(
             f"unknown format {fmt[:40]!r}: use one of {', '.join(REPORT_FORMATS)}"
         )
-    files = _read(policy) if policy is not None else None
-    judgement = state(ctx).registry().check_policy(ref, target, policy_files=files)
     checks = list(judgement.report.checks)
     if judgement.decision is not None:
         checks.extend(judgement.decision.checks)

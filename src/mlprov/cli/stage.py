@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from mlprov.cli._options import JsonOption, ReasonOption, WideOption
@@ -14,9 +16,25 @@ stage_app = typer.Typer(help="Stages of versions.", no_args_is_help=True)
 
 @stage_app.command("set")
 def set_stage(
-    ctx: typer.Context, name: str, version: int, stage: str, reason: ReasonOption = ""
+    ctx: typer.Context,
+    name: str,
+    version: int,
+    stage: str,
+    reason: ReasonOption = "",
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show the gate's decision; move nothing (exit 1 if denied)."
+        ),
+    ] = False,
 ) -> None:
-    """Move VERSION to STAGE (None, Staging, Production, Archived)."""
+    """Move VERSION to STAGE (None, Staging, Production, Archived) through the gate."""
+    if dry_run:
+        from mlprov.cli.policy import present_judgement  # noqa: PLC0415
+
+        judgement = state(ctx).registry().check_policy(f"{name}/{version}", f"stage:{stage}")
+        present_judgement(judgement, "text")
+        return
     events = state(ctx).registry().set_stage(name, version, stage, reason=reason)
     if not events:
         say(f"{name}/{version} is already in {stage}; nothing changed")

@@ -50,6 +50,7 @@ from mlprov.registry import (
     pull,
     revocation,
     signatures,
+    status,
     versions,
     waivers,
 )
@@ -60,6 +61,7 @@ from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove, Poli
 from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
 from mlprov.registry.policies import Judgement
 from mlprov.registry.pull import PulledVersion
+from mlprov.registry.status import AliasStatus
 from mlprov.registry.types import (
     EvidenceCheck,
     NewEvidence,
@@ -80,6 +82,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LINEAGE_RELATIONS",
+    "AliasStatus",
     "Approval",
     "DatasetInput",
     "EvidenceCheck",
@@ -343,6 +346,10 @@ class Registry:
         """Verify a version with the registry's trust (and, for ``NAME@ALIAS``, judge it
         by the alias's policy); ``deep`` re-hashes the stored bytes too."""
         return policies.verify_registered(self._context, ref, deep=deep, progress=progress)
+
+    def status(self) -> list[AliasStatus]:
+        """Every alias and whether its version verifies and passes its policy now."""
+        return status.status(self._context)
 
     def pull(
         self, ref: ModelRef | str, to: Path, *, progress: ProgressCallback | None = None

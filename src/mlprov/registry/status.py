@@ -1,0 +1,66 @@
+"""``mlprov status``: every model's aliases and whether each target verifies now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mlprov.errors import MlprovError
+from mlprov.registry._context import RegistryContext
+from mlprov.registry.policies import verify_registered
+
+__all__ = ["AliasStatus", "status"]
+
+
+@dataclass(frozen=True)
+class AliasStatus:
+    """One alias: where it points, and whether that version verifies and passes the
+    alias's policy now (with the registry's trust). ``problem`` says why not."""
+
+    model: str
+    alias: str
+    version: int
+    generation: int
+    ok: bool
+    revoked: bool
+    problem: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "alias": self.alias,
+            "version": self.version,
+            "generation": self.generation,
+            "ok": self.ok,
+            "revoked": self.revoked,
+            "problem": self.problem,
+        }
+
+
+def status(context: RegistryContext) -> list[AliasStatus]:
+    """Each alias that points somewhere, judged as serving would judge it (``pull``)."""
+    with context.metadata.read() as tx:
+        pointers = tx.aliases.all_pointers()
+    found = []
+    for (model, alias), (version, generation) in sorted(pointers.items()):
+        if version is None:
+            continue
+        try:
+            judgement = verify_registered(context, f"{model}@{alias}")
+        except MlprovError as e:  # a broken record is a status to show, not a crash
+            found.append(AliasStatus(model, alias, version, generation, False, False, e.message))
+            continue
+        failures = judgement.report.failures
+        revoked = any(c.id == "revocation" for c in failures)
+        if judgement.policy_digest is None:
+            problem: str | None = "no policy set is applied: nothing is trusted"
+        elif failures:
+            problem = f"{failures[0].id}: {failures[0].message}"
+        elif judgement.decision is not None and not judgement.decision.allowed:
+            problem = judgement.decision.message
+        else:
+            problem = None
+        found.append(
+            AliasStatus(model, alias, version, generation, problem is None, revoked, problem)
+        )
+    return found
