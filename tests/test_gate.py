@@ -259,3 +259,68 @@ def test_a_bad_policy_folder_is_a_policy_error(env: GateEnv) -> None:
             registry.apply_policy({})
     finally:
         registry.close()
+
+
+def test_verify_ref_uses_the_registry_trust_and_the_alias_policy(
+    env: GateEnv, tmp_path: Path
+) -> None:
+    no_trust = env.reg.cli("register", str(make_model(tmp_path / "u")), "--name", "m", "--no-git")
+    assert no_trust.returncode == 0, no_trust.stderr
+    refused = env.reg.cli("verify", "m/1")
+    assert refused.returncode == 1, refused.stderr
+    assert "no policy set is applied" in one_line_error(refused.stderr)
+    env.apply(BASIC)
+    good = env.sign_version("m", tmp_path / "a", metrics={"auc": 0.95})
+    low = env.sign_version("m", tmp_path / "b", metrics={"auc": 0.5})
+    assert env.reg.cli("verify", f"m/{good}", "--deep").returncode == 0
+    assert env.reg.cli("verify", f"m/{low}").returncode == 0  # verifies: policy not asked
+    registry = env.reg.registry()
+    try:
+        registry.set_alias("m", "production", good)
+    finally:
+        registry.close()
+    held = env.reg.cli("verify", "m@production", "--format", "sarif")
+    assert held.returncode == 0, held.stderr
+    assert json.loads(held.stdout)["version"] == "2.1.0"
+    unsigned = env.reg.cli("verify", "m/1")
+    assert unsigned.returncode == 1
+    assert "unsigned" in one_line_error(unsigned.stderr)
+
+
+def test_dry_run_shows_the_decision_and_moves_nothing(env: GateEnv, tmp_path: Path) -> None:
+    env.apply(BASIC)
+    low = env.sign_version("m", tmp_path / "b", metrics={"auc": 0.5})
+    before = env.reg.snapshot()
+    result = env.reg.cli("alias", "set", "m", "production", str(low), "--dry-run")
+    assert result.returncode == 1, result.stderr
+    assert "FAIL  policy:prod/auc" in result.stdout
+    assert "prod/auc" in one_line_error(result.stderr)
+    staged = env.reg.cli("stage", "set", "m", str(low), "Staging", "--dry-run")
+    assert staged.returncode == 0, staged.stderr  # no policy protects Staging
+    assert env.reg.snapshot() == before
+
+
+def test_status_reports_every_alias_and_revocations(env: GateEnv, tmp_path: Path) -> None:
+    env.apply(BASIC)
+    good = env.sign_version("m", tmp_path / "a", metrics={"auc": 0.95})
+    registry = env.reg.registry()
+    try:
+        registry.set_alias("m", "production", good)
+        registry.set_alias("m", "canary", good)
+    finally:
+        registry.close()
+    ok = env.reg.cli("status", "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert [(s["alias"], s["ok"]) for s in json.loads(ok.stdout)] == [
+        ("canary", True),
+        ("production", True),
+    ]
+    registry = env.reg.registry()
+    try:
+        registry.revoke(reason="bad data", signer=env.signer("alice"), version=f"m/{good}")
+    finally:
+        registry.close()
+    revoked = env.reg.cli("status", "--json")
+    assert revoked.returncode == 1
+    assert all(s["revoked"] for s in json.loads(revoked.stdout))
+    assert "revoked" in one_line_error(revoked.stderr)
