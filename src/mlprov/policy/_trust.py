@@ -25,6 +25,7 @@ from typing import Any
 
 from mlprov.config import Limits
 from mlprov.errors import InvalidInputError, SignatureError
+from mlprov.policy._documents import PemSource, SignerDeclaration
 from mlprov.signing import (
     CertificateTrust,
     KeyTrust,
@@ -162,7 +163,7 @@ class PatternSigstoreTrust(Trust):
 
 
 def build_trusted_signers(
-    declaration: Any, files: Mapping[str, bytes]
+    declaration: SignerDeclaration, files: Mapping[str, bytes]
 ) -> tuple[TrustedSigner, ...]:
     """The :class:`TrustedSigner` entries of one :class:`SignerDeclaration`.
 
@@ -171,10 +172,10 @@ def build_trusted_signers(
     roles = frozenset(declaration.roles)
     builder_ids = tuple(declaration.builder_ids)
 
-    def pem_bytes(source: Any) -> bytes:
+    def pem_bytes(source: PemSource) -> bytes:
         if source.pem is not None:
             return str(source.pem).encode("utf-8")
-        name = normalise_relative_path(source.file)
+        name = normalise_relative_path(source.file or "")
         if name not in files:
             raise ValueError(f"the file {name!r} is not in the policy folder")
         return files[name]
@@ -192,7 +193,8 @@ def build_trusted_signers(
     except InvalidInputError as e:
         raise ValueError(e.message) from e
     identity = declaration.sigstore
-    if identity.subject_regex is None and identity.issuer_regex is None:
+    assert identity is not None  # the declaration validated: exactly one kind of trust
+    if identity.subject is not None and identity.issuer is not None:
         return (signer(SigstoreTrust(identity.subject, identity.issuer)),)
     return (
         signer(
@@ -206,7 +208,7 @@ def build_trusted_signers(
     )
 
 
-def referenced_files(declaration: Any) -> tuple[str, ...]:
+def referenced_files(declaration: SignerDeclaration) -> tuple[str, ...]:
     """The policy-folder files a signer declaration reads (keys, roots given by file)."""
     sources = list(declaration.keys or ()) + list(declaration.certificate_roots or ())
     names = []

@@ -1,0 +1,53 @@
+"""The public surface of mlprov.policy, and what importing it costs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlprov.policy
+from support.signing import subprocess_env
+
+PUBLIC = [
+    "REQUIREMENT_KINDS",
+    "CompiledPolicy",
+    "GateContext",
+    "Move",
+    "PatternSigstoreTrust",
+    "PolicyDecision",
+    "PolicyError",
+    "PolicyProblem",
+    "PolicySet",
+    "RequirementResult",
+    "RequirementStatus",
+    "Residence",
+    "Target",
+    "VerifiedApproval",
+    "VerifiedWaiver",
+    "WaiverGrant",
+    "evaluate",
+    "lint_policy_set",
+    "load_policy_set",
+]
+
+
+def test_public_surface_is_pinned() -> None:
+    assert mlprov.policy.__all__ == PUBLIC
+    for name in PUBLIC:
+        assert getattr(mlprov.policy, name) is not None
+
+
+def test_importing_the_engine_loads_neither_cel_nor_the_provenance_formats() -> None:
+    code = (
+        "import sys, mlprov.policy\n"
+        "print(sorted(m for m in ('celpy', 'lark', 'mlprov.provenance') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "[]"
