@@ -254,6 +254,12 @@ def corrupt_evidence() -> Built:
     return Built(replace_kind(child, "bom", broken))
 
 
+def malformed_bundle() -> Built:
+    child = _family()[0]
+    garbage = stored("bom", "https://cyclonedx.org/bom", b'{"mediaType": 1, ' * 3)
+    return Built(replace_kind(child, "bom", garbage))
+
+
 def unknown_kind() -> Built:
     child = _family()[0]
     bundle = RELEASE.signer.sign(b'{"x":1}').bundle
@@ -471,6 +477,11 @@ CASES: dict[str, tuple[Callable[[], Built], dict[str, str], dict[str, str]]] = {
     "evidence bytes not the recorded ones": (
         corrupt_evidence,
         {"evidence.bom": "the bom is corrupt"},
+        {"provenance.builder": "only claimed"},
+    ),
+    "evidence whose bundle does not parse": (
+        malformed_bundle,
+        {"evidence.bom": "untrusted bom: the bundle does not parse"},
         {"provenance.builder": "only claimed"},
     ),
     "evidence of an unknown kind": (
