@@ -9,6 +9,9 @@ checks in the order given, so the same report gives the same bytes.
   Control characters in messages are replaced, so untrusted text quoted in a message
   cannot move a terminal's cursor.
 * ``json``: ``{"name", "subject", "passed", "counts", "checks": [...], "facts"?}``.
+
+Text no encoding can carry (lone surrogates, from a JSON ``\\ud800`` escape in an
+untrusted document) becomes U+FFFD in every format, so every rendering encodes as UTF-8.
 * ``sarif``: SARIF 2.1.0 (OASIS errata 01 schema), one run of tool ``mlprov`` with one
   rule per check id and one result per FAILED check (``level: error``, ``kind: fail``),
   located at the version as a logical location. Passed and skipped checks are not
@@ -66,6 +69,8 @@ _RULE_TEXT = {
 
 _STATUS_WORD = {CheckStatus.PASSED: "PASS", CheckStatus.FAILED: "FAIL", CheckStatus.SKIPPED: "SKIP"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Lone surrogates (a JSON document may carry "\ud800") cannot be written as UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Characters XML 1.0 cannot carry at all (section 2.2, "Char").
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -89,8 +94,16 @@ def _summary(checks: Sequence[CheckResult], subject: str, name: str) -> str:
     )
 
 
+def _encodable(text: str) -> str:
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def _printable(text: str) -> str:
-    return _CONTROL.sub("?", text)
+    return _CONTROL.sub("?", _encodable(text))
+
+
+def _check_json(check: CheckResult) -> dict[str, Any]:
+    return {k: _encodable(v) if isinstance(v, str) else v for k, v in check.to_json().items()}
 
 
 def render_text(checks: Sequence[CheckResult], *, subject: str, name: str = "verification") -> str:
@@ -115,7 +128,7 @@ def _json_value(
         "subject": subject,
         "passed": _passed(checks),
         "counts": _counts(checks),
-        "checks": [c.to_json() for c in checks],
+        "checks": [_check_json(c) for c in checks],
     }
     if facts is not None:
         value["facts"] = dict(facts)
@@ -167,7 +180,7 @@ def sarif_log(
                 "ruleIndex": rule_ids.index(check.id),
                 "kind": kind,
                 "level": "error" if check.status == CheckStatus.FAILED else "none",
-                "message": {"text": check.message},
+                "message": {"text": _encodable(check.message)},
                 "locations": [
                     {"logicalLocations": [{"fullyQualifiedName": check.subject, "kind": "module"}]}
                 ],
