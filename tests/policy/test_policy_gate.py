@@ -18,7 +18,7 @@ from mlprov.policy import (
     evaluate,
     load_policy_set,
 )
-from mlprov.verify import CheckStatus
+from mlprov.verification import CheckStatus
 from support.policy_samples import (
     NOW,
     PRODUCTION,

@@ -21,7 +21,7 @@ from mlprov.policy import (
     VerifiedApproval,
 )
 from mlprov.records import LineageEdge
-from mlprov.verify import CheckResult, CheckStatus, VerificationReport
+from mlprov.verification import CheckResult, CheckStatus, VerificationReport
 from support.policy_samples import (
     NOW,
     PRODUCTION,

@@ -25,7 +25,7 @@ from mlprov.signing import (
     load_private_key,
     public_key_pem,
 )
-from mlprov.verify import (
+from mlprov.verification import (
     CheckResult,
     CheckStatus,
     VerificationReport,

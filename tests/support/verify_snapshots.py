@@ -25,7 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from mlprov import provenance, signing
 from mlprov.manifest import Digest, FileEntry, Manifest
 from mlprov.records import DatasetRef, Evidence, LineageEdge, ModelVersion, Stage
-from mlprov.verify import (
+from mlprov.verification import (
     EVALUATION_PREDICATE_TYPE,
     StoredEvidence,
     TrustedSigner,

@@ -16,7 +16,7 @@ import pytest
 
 from mlprov.errors import EXIT_VERIFICATION, VerificationError
 from mlprov.records import DatasetRef, LineageEdge
-from mlprov.verify import (
+from mlprov.verification import (
     CheckStatus,
     Revocations,
     TrustSet,

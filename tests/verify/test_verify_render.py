@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mlprov.errors import EXIT_INVALID, InvalidInputError
-from mlprov.verify import (
+from mlprov.verification import (
     REPORT_FORMATS,
     CheckResult,
     CheckStatus,
@@ -18,7 +18,7 @@ from mlprov.verify import (
     render_checks,
     verify_snapshot,
 )
-from mlprov.verify.render import SARIF_SCHEMA_URI, render_report, sarif_log
+from mlprov.verification.render import SARIF_SCHEMA_URI, render_report, sarif_log
 from support.verify_snapshots import VersionMaker, key_party, trust_of, without_kind
 
 SUBJECT = "credit-risk/2"

@@ -143,7 +143,7 @@ def present_judgement(judgement: Judgement, fmt: str, output: Path | None = None
     PolicyDenied (exit 1) when the move would be denied."""
     from mlprov.errors import InvalidInputError, PolicyDenied  # noqa: PLC0415
     from mlprov.fs import write_file_atomically  # noqa: PLC0415
-    from mlprov.verify.render import REPORT_FORMATS, render_checks  # noqa: PLC0415
+    from mlprov.verification.render import REPORT_FORMATS, render_checks  # noqa: PLC0415
 
     if fmt not in REPORT_FORMATS:
         raise InvalidInputError(

@@ -366,7 +366,7 @@ def verify_with_registry(
     from mlprov.errors import PolicyDenied, VerificationError  # noqa: PLC0415
     from mlprov.fs import write_file_atomically  # noqa: PLC0415
     from mlprov.refs import ModelRef  # noqa: PLC0415
-    from mlprov.verify.render import REPORT_FORMATS, render_checks  # noqa: PLC0415
+    from mlprov.verification.render import REPORT_FORMATS, render_checks  # noqa: PLC0415
 
     if fmt not in REPORT_FORMATS:
         raise InvalidInputError(

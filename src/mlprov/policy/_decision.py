@@ -4,7 +4,7 @@
 The registry's gate builds a :class:`GateContext` from what it read in its snapshot (the
 move, the champion's report, the verified approvals and waivers, the alias and stage
 history of the candidate) and passes it with the candidate's
-:class:`~mlprov.verify.VerificationReport` to :func:`mlprov.policy.evaluate`.
+:class:`~mlprov.verification.VerificationReport` to :func:`mlprov.policy.evaluate`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Literal
 from mlprov.errors import PolicyDenied
 from mlprov.records import ModelVersion
 from mlprov.signing import SignerIdentity
-from mlprov.verify import CheckResult, CheckStatus, VerificationReport
+from mlprov.verification import CheckResult, CheckStatus, VerificationReport
 
 __all__ = [
     "GateContext",
@@ -188,7 +188,7 @@ class RequirementResult:
         return self.status != RequirementStatus.FAILED
 
     def to_check(self, subject: str) -> CheckResult:
-        """The result as a :class:`~mlprov.verify.CheckResult`, for the verify renderers.
+        """The result as a :class:`~mlprov.verification.CheckResult`, for the verify renderers.
 
         A waived requirement becomes a passed check whose message starts with
         ``WAIVED``, so no renderer shows it as an ordinary pass.

@@ -22,7 +22,7 @@ from mlprov.config import DEFAULT_LIMITS, Limits
 from mlprov.documents import load_yaml
 from mlprov.errors import InvalidInputError, MalformedDocumentError
 from mlprov.records import Stage
-from mlprov.verify import ROLES
+from mlprov.verification import ROLES
 
 __all__ = [
     "REQUIREMENT_KINDS",

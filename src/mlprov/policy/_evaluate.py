@@ -1,7 +1,7 @@
 """The policy engine: a policy set, a move, the candidate's report and the gate's context
 in, a :class:`PolicyDecision` out. Pure: no IO, no clock (``context.now``).
 
-Every requirement reads the report's :class:`~mlprov.verify.VerifiedFacts` (what the
+Every requirement reads the report's :class:`~mlprov.verification.VerifiedFacts` (what the
 signed evidence proved), never the unsigned registry record; only CEL expressions see the
 record, as ``version``, and say so in docs/policies.md. Fail closed: an exception while
 evaluating a requirement fails it, with the error in the reason.
@@ -25,7 +25,7 @@ from mlprov.policy._decision import (
 )
 from mlprov.policy._set import CompiledPolicy, CompiledRequirement, PolicySet
 from mlprov.signing import SignerIdentity
-from mlprov.verify import CheckStatus, VerificationReport, VerifiedFacts
+from mlprov.verification import CheckStatus, VerificationReport, VerifiedFacts
 
 __all__ = ["evaluate"]
 

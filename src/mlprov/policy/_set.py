@@ -43,7 +43,7 @@ from mlprov.policy._trust import (
     normalise_relative_path,
     referenced_files,
 )
-from mlprov.verify import TrustedSigner, TrustSet
+from mlprov.verification import TrustedSigner, TrustSet
 
 __all__ = [
     "CompiledPolicy",

@@ -1,6 +1,6 @@
-"""Trust declarations of the policy files -> :class:`mlprov.verify.TrustSet`.
+"""Trust declarations of the policy files -> :class:`mlprov.verification.TrustSet`.
 
-Each declared signer becomes one :class:`~mlprov.verify.TrustedSigner` per key (a person
+Each declared signer becomes one :class:`~mlprov.verification.TrustedSigner` per key (a person
 with two keys is one name with two entries: approvals count names, not keys), one for
 its certificate roots, or one for its Sigstore identity. A key or root given as a file is
 read from the files mapping the policy set was loaded from (paths relative to the policy
@@ -33,7 +33,7 @@ from mlprov.signing import (
     SigstoreTrust,
     Trust,
 )
-from mlprov.verify import TrustedSigner
+from mlprov.verification import TrustedSigner
 
 __all__ = ["PatternSigstoreTrust", "SignerKind", "normalise_relative_path"]
 

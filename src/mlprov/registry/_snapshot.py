@@ -7,7 +7,7 @@ from mlprov.manifest import Digest, FileEntry, Manifest
 from mlprov.refs import ModelRef
 from mlprov.store import StoreTransaction
 from mlprov.store.versions import VersionKey
-from mlprov.verify import StoredEvidence, VersionSnapshot
+from mlprov.verification import StoredEvidence, VersionSnapshot
 
 __all__ = ["load_snapshot"]
 

@@ -24,7 +24,7 @@ from mlprov.registry.approvals import APPROVAL_KIND
 from mlprov.registry.waivers import WAIVER_KIND
 from mlprov.store import StoreTransaction
 from mlprov.store.policies import StoredPolicySet
-from mlprov.verify import Revocations, TrustSet, VerificationReport, VersionSnapshot
+from mlprov.verification import Revocations, TrustSet, VerificationReport, VersionSnapshot
 
 if TYPE_CHECKING:
     from mlprov.policy import (
@@ -178,7 +178,7 @@ def judge(
     (or of ``policy_files``, for a check) and decide moving ``target`` to it from
     ``from_version`` by its policies; with no ``target``, verify only (decision None)."""
     from mlprov.policy import GateContext, Move, evaluate  # noqa: PLC0415
-    from mlprov.verify import verify_snapshot  # noqa: PLC0415
+    from mlprov.verification import verify_snapshot  # noqa: PLC0415
 
     when = now or datetime.now(timezone.utc)
     with context.metadata.read() as tx:
@@ -259,7 +259,7 @@ def verify_registered(
     the version it holds. ``deep`` also re-hashes every stored blob."""
     from mlprov.registry.signatures import check_stored_bytes  # noqa: PLC0415
     from mlprov.registry.versions import get_version, manifest  # noqa: PLC0415
-    from mlprov.verify import CheckResult, CheckStatus  # noqa: PLC0415
+    from mlprov.verification import CheckResult, CheckStatus  # noqa: PLC0415
 
     parsed = coerce_ref(ref)
     with context.metadata.read() as tx:

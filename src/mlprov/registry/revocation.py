@@ -19,7 +19,7 @@ from mlprov.registry._context import RegistryContext, coerce_ref, resolve, utc_n
 from mlprov.registry._unit import mutation
 from mlprov.registry.versions import get_version
 from mlprov.store.revocations import Revocation
-from mlprov.verify import Revocations
+from mlprov.verification import Revocations
 
 if TYPE_CHECKING:
     from mlprov.signing import Signer

@@ -1,6 +1,10 @@
 """The verification engine: a version's snapshot and the trust it is judged by in, a
 report out (ARCHITECTURE.md, ``verify/``). Pure: it opens no file, socket or database.
 
+The package is ``mlprov.verification``, not ``mlprov.verify`` as ARCHITECTURE.md draws it:
+importing a subpackage binds its name on the parent, and ``mlprov.verify`` is the public
+function that verifies a model on disk (docs/adr/0038-verification-package-name.md).
+
 Stable API (this module's ``__all__``)::
 
     verify_snapshot(snapshot, trust, *, revocations, now, limits, max_depth)
@@ -8,15 +12,15 @@ Stable API (this module's ``__all__``)::
     verify_snapshot_or_raise(...)              # the same; VerificationError on a failure
     render_checks(checks, fmt, *, subject, name) -> str    # text, json, sarif, junit
 
-The values it works on are in :mod:`mlprov.verify.model`; what each check proves is in
+The values it works on are in :mod:`mlprov.verification.model`; what each check proves is in
 docs/verification.md.
 """
 
 from __future__ import annotations
 
-from mlprov.verify._documents import EVALUATION_PREDICATE_TYPE, FORMAT_PROPERTY
-from mlprov.verify._engine import verify_snapshot, verify_snapshot_or_raise
-from mlprov.verify.model import (
+from mlprov.verification._documents import EVALUATION_PREDICATE_TYPE, FORMAT_PROPERTY
+from mlprov.verification._engine import verify_snapshot, verify_snapshot_or_raise
+from mlprov.verification.model import (
     ROLES,
     CheckResult,
     CheckStatus,
@@ -29,7 +33,7 @@ from mlprov.verify.model import (
     VerifiedFacts,
     VersionSnapshot,
 )
-from mlprov.verify.render import REPORT_FORMATS, render_checks
+from mlprov.verification.render import REPORT_FORMATS, render_checks
 
 __all__ = [
     "EVALUATION_PREDICATE_TYPE",

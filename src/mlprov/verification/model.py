@@ -2,7 +2,7 @@
 
 The registry loads a :class:`VersionSnapshot` (a version's record, its recorded manifest,
 its evidence as the exact stored bytes, and the snapshots of its lineage ancestors) and
-the :class:`TrustSet` of its active policy; :func:`mlprov.verify.verify_snapshot` checks one
+the :class:`TrustSet` of its active policy; :func:`mlprov.verification.verify_snapshot` checks one
 against the other and returns a :class:`VerificationReport`: one :class:`CheckResult` per
 check (passed, failed or skipped, and why) and the :class:`VerifiedFacts` it proved, which
 the policy engine reads (never the unsigned registry record) for metric thresholds,

@@ -41,9 +41,9 @@ from mlprov.provenance import (
     SLSA_PREDICATE_TYPE,
 )
 from mlprov.signing import SignerIdentity
-from mlprov.verify import _documents as docs
-from mlprov.verify._evidence import SIGNATURE_KIND, Authenticated, authenticate, rule_for
-from mlprov.verify.model import (
+from mlprov.verification import _documents as docs
+from mlprov.verification._evidence import SIGNATURE_KIND, Authenticated, authenticate, rule_for
+from mlprov.verification.model import (
     CheckResult,
     CheckStatus,
     Revocations,

@@ -44,8 +44,8 @@ from mlprov.provenance import (
     SLSA_PREDICATE_TYPE,
 )
 from mlprov.signing import SignerIdentity
-from mlprov.verify._documents import EVALUATION_PREDICATE_TYPE
-from mlprov.verify.model import TrustedSigner, TrustSet
+from mlprov.verification._documents import EVALUATION_PREDICATE_TYPE
+from mlprov.verification.model import TrustedSigner, TrustSet
 
 __all__ = [
     "SIGNATURE_KIND",

@@ -1,7 +1,7 @@
 """Renderings of a list of checks: for people, JSON, SARIF 2.1.0 and JUnit XML.
 
 The same renderers serve verification reports and policy decisions: anything that is a
-sequence of :class:`~mlprov.verify.CheckResult` (an id, passed/failed/skipped, one line
+sequence of :class:`~mlprov.verification.CheckResult` (an id, passed/failed/skipped, one line
 why, the version it is about). Every rendering is deterministic: no clock, no host name,
 checks in the order given, so the same report gives the same bytes.
 
@@ -33,7 +33,7 @@ from typing import Any
 
 from mlprov._version import __version__
 from mlprov.errors import InvalidInputError
-from mlprov.verify.model import CheckResult, CheckStatus, VerificationReport
+from mlprov.verification.model import CheckResult, CheckStatus, VerificationReport
 
 __all__ = [
     "REPORT_FORMATS",
