@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from mlprov.artifacts import ArtifactStore, CorruptBlobError
@@ -48,6 +48,8 @@ class RegistryContext:
     limits: Limits
     gate: Gate
     fixed_actor: str | None = None
+    #: Parsed policy sets by digest (see mlprov.registry.policies.load_policy).
+    policy_cache: dict[str, object] = field(default_factory=dict)
 
     @property
     def actor(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mlprov.errors import InvalidInputError, MlprovError, NotFoundError
 from mlprov.records import AliasEvent, ModelVersion, Stage, StageEvent
@@ -72,10 +72,30 @@ def parse_target(text: str) -> Target:
     return Target("alias", text)
 
 
-def load_policy(files: Mapping[str, bytes], context: RegistryContext) -> PolicySet:
+def load_policy(
+    files: Mapping[str, bytes], context: RegistryContext, digest: str | None = None
+) -> PolicySet:
+    """The parsed policy set; a stored set never changes, so it is parsed once per digest
+    and registry (the gate would otherwise re-parse its YAML on every move)."""
     from mlprov.policy import load_policy_set  # noqa: PLC0415
 
-    return load_policy_set(files, context.limits)
+    if digest:
+        cached = context.policy_cache.get(digest)
+        if cached is not None:
+            return cast("PolicySet", cached)
+    policy_set = load_policy_set(files, context.limits)
+    if digest and policy_set.digest == digest:
+        if len(context.policy_cache) >= _CACHED_POLICY_SETS:
+            context.policy_cache.pop(next(iter(context.policy_cache)))
+        context.policy_cache[digest] = policy_set
+    return policy_set
+
+
+#: Parsed policy sets kept per registry (each is small; a new one replaces the oldest).
+_CACHED_POLICY_SETS = 4
+
+#: Requirement kinds that read the champion (the version the target holds now).
+_READS_CHAMPION = frozenset({"no_regression", "cel"})
 
 
 def apply_policy(
@@ -116,7 +136,6 @@ def show_policy(context: RegistryContext, version: int | None = None) -> StoredP
 
 @dataclass(frozen=True)
 class _Loaded:
-    policy: StoredPolicySet | None
     candidate: VersionSnapshot | None
     champion: VersionSnapshot | None
     revocations: Revocations
@@ -130,7 +149,7 @@ def _load(
     model: str,
     to_version: int | None,
     from_version: int | None,
-    policy_files: Mapping[str, bytes] | None,
+    with_champion: bool,
 ) -> _Loaded:
     key = require_model(tx, model)
     depth = context.limits.max_lineage_depth
@@ -143,10 +162,6 @@ def _load(
             raise NotFoundError(f"version {model}/{number} not found")
         return load_snapshot(tx, found, depth)
 
-    if policy_files is not None:
-        policy: StoredPolicySet | None = StoredPolicySet(0, "", "", "", "", dict(policy_files))
-    else:
-        policy = tx.policies.active()
     found = tx.revocations.all()
     revocations = Revocations(
         versions={r.value: r.reason for r in found if r.kind == "version"},
@@ -154,9 +169,8 @@ def _load(
         identities={r.value: r.reason for r in found if r.kind == "identity"},
     )
     return _Loaded(
-        policy,
         snapshot(to_version),
-        snapshot(from_version),
+        snapshot(from_version) if with_champion else None,
         revocations,
         tx.aliases.history(key, None),
         tx.stages.history(key),
@@ -181,9 +195,29 @@ def judge(
     from mlprov.verification import verify_snapshot  # noqa: PLC0415
 
     when = now or datetime.now(timezone.utc)
+    # The policy set first (parsed once per digest), so the champion is loaded and
+    # verified only when a selected requirement reads it. The gate's compare-and-set on
+    # the policy digest covers a set applied between this read and the next.
+    if policy_files is not None:
+        stored: StoredPolicySet | None = StoredPolicySet(0, "", "", "", "", dict(policy_files))
+    else:
+        with context.metadata.read() as tx:
+            stored = tx.policies.active()
+    policy_set = (
+        load_policy(stored.files, context, stored.digest or None) if stored is not None else None
+    )
+    with_champion = (
+        policy_set is not None
+        and target is not None
+        and from_version is not None
+        and any(
+            requirement.kind in _READS_CHAMPION
+            for policy in policy_set.selecting(model, target)
+            for requirement in policy.requirements
+        )
+    )
     with context.metadata.read() as tx:
-        loaded = _load(tx, context, model, to_version, from_version, policy_files)
-    policy_set = load_policy(loaded.policy.files, context) if loaded.policy is not None else None
+        loaded = _load(tx, context, model, to_version, from_version, with_champion)
     trust = policy_set.trust if policy_set is not None else TrustSet()
     report = (
         verify_snapshot(loaded.candidate, trust, revocations=loaded.revocations, now=when)
