@@ -10,7 +10,16 @@ import typer
 from mlprov.documents import load_json, parse_number
 from mlprov.errors import DocumentSyntaxError, InvalidInputError
 
-__all__ = ["JsonOption", "ReasonOption", "WideOption", "parse_pairs", "parse_value"]
+__all__ = [
+    "IdentityTokenOption",
+    "JsonOption",
+    "PassphraseEnvOption",
+    "ReasonOption",
+    "SigstoreFlag",
+    "WideOption",
+    "parse_pairs",
+    "parse_value",
+]
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON (every field; shapes in docs/cli.md).")
@@ -20,6 +29,16 @@ WideOption = Annotated[
 ]
 ReasonOption = Annotated[
     str, typer.Option("--reason", metavar="TEXT", help="Why; recorded in history and audit.")
+]
+# How a statement (approval, waiver, revocation, checkpoint) is signed, besides a key.
+SigstoreFlag = Annotated[bool, typer.Option("--sigstore", help="Sign keylessly.")]
+IdentityTokenOption = Annotated[
+    str | None,
+    typer.Option("--identity-token", metavar="TOKEN", help="OIDC token for --sigstore."),
+]
+PassphraseEnvOption = Annotated[
+    str | None,
+    typer.Option("--passphrase-env", metavar="VAR", help="Variable holding the passphrase."),
 ]
 
 #: A decimal number as JSON writes it, with an optional leading sign (``+1``, ``-0.5e3``).

@@ -7,7 +7,12 @@ from typing import Annotated
 
 import typer
 
-from mlprov.cli._options import JsonOption
+from mlprov.cli._options import (
+    IdentityTokenOption,
+    JsonOption,
+    PassphraseEnvOption,
+    SigstoreFlag,
+)
 from mlprov.cli._output import print_json, print_table, say
 from mlprov.cli._state import state
 
@@ -31,15 +36,9 @@ def approve(
         Path | None,
         typer.Option("--certificate", metavar="FILE", help="Signing certificate (PEM) for --key."),
     ] = None,
-    sigstore: Annotated[bool, typer.Option("--sigstore", help="Sign keylessly.")] = False,
-    identity_token: Annotated[
-        str | None,
-        typer.Option("--identity-token", metavar="TOKEN", help="OIDC token for --sigstore."),
-    ] = None,
-    passphrase_env: Annotated[
-        str | None,
-        typer.Option("--passphrase-env", metavar="VAR", help="Variable holding the passphrase."),
-    ] = None,
+    sigstore: SigstoreFlag = False,
+    identity_token: IdentityTokenOption = None,
+    passphrase_env: PassphraseEnvOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Sign an approval of a version for an alias and store it as evidence."""
@@ -103,15 +102,9 @@ def waive(
     key: Annotated[
         Path | None, typer.Option("--key", metavar="FILE", help="Your key (PEM).")
     ] = None,
-    sigstore: Annotated[bool, typer.Option("--sigstore", help="Sign keylessly.")] = False,
-    identity_token: Annotated[
-        str | None,
-        typer.Option("--identity-token", metavar="TOKEN", help="OIDC token for --sigstore."),
-    ] = None,
-    passphrase_env: Annotated[
-        str | None,
-        typer.Option("--passphrase-env", metavar="VAR", help="Variable holding the passphrase."),
-    ] = None,
+    sigstore: SigstoreFlag = False,
+    identity_token: IdentityTokenOption = None,
+    passphrase_env: PassphraseEnvOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Sign one holder's time-limited waiver for moving a version to an alias; the gate

@@ -7,7 +7,12 @@ from typing import Annotated
 
 import typer
 
-from mlprov.cli._options import JsonOption
+from mlprov.cli._options import (
+    IdentityTokenOption,
+    JsonOption,
+    PassphraseEnvOption,
+    SigstoreFlag,
+)
 from mlprov.cli._output import print_json, print_table, say
 from mlprov.cli._state import state
 
@@ -33,15 +38,9 @@ def revoke(
         Path | None,
         typer.Option("--signing-key", metavar="FILE", help="Your key (PEM) to sign it with."),
     ] = None,
-    sigstore: Annotated[bool, typer.Option("--sigstore", help="Sign keylessly.")] = False,
-    identity_token: Annotated[
-        str | None,
-        typer.Option("--identity-token", metavar="TOKEN", help="OIDC token for --sigstore."),
-    ] = None,
-    passphrase_env: Annotated[
-        str | None,
-        typer.Option("--passphrase-env", metavar="VAR", help="Variable holding the passphrase."),
-    ] = None,
+    sigstore: SigstoreFlag = False,
+    identity_token: IdentityTokenOption = None,
+    passphrase_env: PassphraseEnvOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Revoke a version, a signing key or a signer identity (signed, audited): a revoked
