@@ -42,8 +42,7 @@ def test_importing_the_engine_does_not_load_cel() -> None:
     # compiled. (mlprov.provenance does load: the verification engine names its predicate
     # types.)
     code = (
-        "import sys, mlprov.policy\n"
-        "print(sorted(m for m in ('celpy', 'lark') if m in sys.modules))"
+        "import sys, mlprov.policy\nprint(sorted(m for m in ('celpy', 'lark') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
