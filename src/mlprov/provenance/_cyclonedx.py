@@ -165,7 +165,7 @@ def _file_component(item: FileFormat) -> Component:
     from cyclonedx.model.component import Component, ComponentType  # noqa: PLC0415
 
     properties = [Property(name="mlprov:format", value=item.format)]
-    properties.extend(Property(name="mlprov:pickle-import", value=g) for g in item.imports)
+    properties.extend(Property(name="mlprov:pickle-global", value=g) for g in item.imports)
     if item.note:
         properties.append(Property(name="mlprov:format-note", value=item.note))
     return Component(

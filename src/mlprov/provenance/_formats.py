@@ -26,7 +26,7 @@ Labels, first match wins:
 ``onnx``       a protobuf ``ModelProto`` prefix: ``ir_version`` first, then only
                ModelProto fields in field order up to a ``graph`` that fits in the file
 ``json``       a JSON document within ``max_document_bytes``
-``text``       UTF-8 without NUL bytes (the first 64 KiB)
+``text``       UTF-8 without control characters (the first 64 KiB)
 ``unknown``    anything else
 ============== ==========================================================================
 
@@ -532,13 +532,16 @@ def _is_onnx(head: bytes, size: int) -> bool:
     return False
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
 def _is_text(head: bytes, *, truncated: bool) -> bool:
-    if b"\x00" in head:
-        return False
+    """UTF-8 without control characters other than tab, line breaks and form feed; a
+    head cut inside a character (up to 3 bytes) still counts."""
     for cut in range(4 if truncated else 1):
         try:
-            (head[: len(head) - cut] if cut else head).decode("utf-8")
+            text = (head[: len(head) - cut] if cut else head).decode("utf-8")
         except UnicodeDecodeError:
             continue
-        return True
+        return not _CONTROL.search(text)
     return False
