@@ -155,9 +155,7 @@ def test_lookalikes_are_not_taken_for_formats() -> None:
     # A length prefix that points past the end, a header that is not tensors.
     assert detect_format("a", b"\x10\x00\x00\x00\x00\x00\x00\x00{}").format == "unknown"
     fake = b'{"t": {"dtype": "F32"}}'
-    assert (
-        detect_format("b", len(fake).to_bytes(8, "little") + fake).format != "safetensors"
-    )
+    assert detect_format("b", len(fake).to_bytes(8, "little") + fake).format != "safetensors"
     # Text that starts like a protocol 0 opcode but is not a pickle.
     assert detect_format("c.txt", b"I am a sentence.").format == "text"
     assert detect_format("d", b"").format == "text"
