@@ -447,6 +447,7 @@ VERSION_KEYS = {
     "finished_at",
     "environment",
     "card",
+    "formats",
     "created_at",
     "created_by",
     "aliases",

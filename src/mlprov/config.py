@@ -34,6 +34,15 @@ class Limits:
     max_manifest_files: int = 1_000_000
     #: Deepest lineage walk (ancestors or descendants).
     max_lineage_depth: int = 64
+    #: Largest pickle (raw, or one member of an archive) scanned for imports, in bytes; a
+    #: larger one is recorded as ``pickle-import`` unscanned (docs/provenance.md).
+    max_pickle_scan_bytes: int = 64 * 1024 * 1024
+    #: Most bytes read from one artefact file's archive members while detecting formats.
+    max_format_scan_bytes: int = 256 * 1024 * 1024
+    #: Most members of one archive (zip) looked at; a longer member list is not scanned.
+    max_archive_members: int = 100_000
+    #: Deepest nesting of archives inside archives that is opened.
+    max_archive_depth: int = 2
     #: Allowed clock skew when checking certificate validity, in seconds.
     clock_skew_seconds: int = 60
     #: Allowed digest algorithms for manifests.

@@ -19,6 +19,7 @@ __all__ = [
     "AuditEntry",
     "DatasetRef",
     "Evidence",
+    "FileFormat",
     "LineageEdge",
     "ModelVersion",
     "RegisteredModel",
@@ -101,6 +102,22 @@ class VersionFile(_Record):
     digest: str
 
 
+class FileFormat(_Record):
+    """The format of one artefact file, found from its content, never by loading it
+    (docs/provenance.md, "Artefact formats").
+
+    ``format`` is one label (``safetensors``, ``onnx``, ``gguf``, ``npy``, ``hdf5``,
+    ``zip``, ``pickle``, ``pickle-import``, ``json``, ``text``, ``unknown``);
+    ``imports`` are the ``module.name`` globals its pickles import, sorted; ``note``
+    says what was scanned, or why something could not be.
+    """
+
+    path: str
+    format: str
+    imports: list[str] = Field(default_factory=list)
+    note: str = ""
+
+
 class Evidence(_Record):
     """A signature or attestation stored with a version (its bytes are fetched apart)."""
 
@@ -140,6 +157,9 @@ class ModelVersion(_Record):
     finished_at: str | None = None
     environment: list[str] | None = None  # "name==version", sorted
     card: dict[str, Any] | None = None  # the user-written model card spec
+    #: Each file's format by content, in path order; None for versions registered
+    #: before formats were detected (their ML-BOM records none).
+    formats: list[FileFormat] | None = None
     created_at: str
     created_by: str
     aliases: list[str] = Field(default_factory=list)

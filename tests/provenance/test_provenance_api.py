@@ -26,9 +26,11 @@ from support.provenance_samples import COMMIT, MODEL_DIGEST, full_inputs, versio
 
 EXPECTED_PUBLIC = {
     "CYCLONEDX_PREDICATE_TYPE",
+    "FORMAT_LABELS",
     "LOCAL_BUILDER_ID",
     "MODEL_CARD_PREDICATE_TYPE",
     "NO_INFORMATION",
+    "PICKLE_ALLOWED_GLOBALS",
     "SLSA_PREDICATE_TYPE",
     "STATEMENT_TYPE",
     "TRAINING_BUILD_TYPE",
@@ -46,6 +48,7 @@ EXPECTED_PUBLIC = {
     "capture_environment",
     "check_bom_refs",
     "cyclonedx_bom",
+    "detect_format",
     "detect_git",
     "find_bom_ref_problems",
     "flatten_params",
@@ -60,6 +63,7 @@ EXPECTED_PUBLIC = {
     "normalize_repo_url",
     "parse_dataset_spec",
     "parse_metric_flag",
+    "scan_pickle",
     "slsa_provenance",
     "start_run",
     "statement_for_bom",

@@ -19,7 +19,7 @@ from mlprov.provenance import (
     slsa_provenance,
     statement_for_bom,
 )
-from mlprov.records import DatasetRef, LineageEdge, ModelVersion, Stage
+from mlprov.records import DatasetRef, FileFormat, LineageEdge, ModelVersion, Stage
 
 HERE = Path(__file__).resolve().parents[1] / "provenance"
 CARD_PATH = HERE / "data" / "card.yaml"
@@ -50,6 +50,19 @@ METRICS: dict[str, Any] = {
 
 ENVIRONMENT = Environment.of(
     {"numpy": "2.1.3", "LightGBM": "4.5.0", "scikit_learn": "1.5.2", "torch": "2.5.1+cpu"}
+)
+
+
+#: Formats as the registry detects them (given out of path order: inputs sort them).
+FORMATS = (
+    FileFormat(path="model.safetensors", format="safetensors"),
+    FileFormat(
+        path="legacy/optimizer.pt",
+        format="pickle-import",
+        imports=["collections.OrderedDict", "torch._utils._rebuild_tensor_v2"],
+        note="zip archive; scanned archive/data.pkl",
+    ),
+    FileFormat(path="config.json", format="json"),
 )
 
 
@@ -96,6 +109,7 @@ def version_record(**changes: Any) -> ModelVersion:
         "code_commit": COMMIT,
         "created_at": "2026-01-15T10:20:30.123456Z",
         "created_by": "ci@example.com",
+        "formats": list(FORMATS),
     }
     fields.update(changes)
     return ModelVersion(**fields)
@@ -125,6 +139,7 @@ def full_inputs() -> ProvenanceInputs:
         finished_on="2026-01-15T10:15:00+00:00",
         environment=ENVIRONMENT,
         card=load_card(CARD_PATH),
+        formats=record.formats or (),
     )
 
 

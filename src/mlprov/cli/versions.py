@@ -55,6 +55,16 @@ def _stage(record: ModelVersion) -> str:
     return "-" if record.stage is Stage.NONE else record.stage.value
 
 
+def _formats(record: ModelVersion) -> list[str] | str:
+    """Each file's format by content, with the globals a pickle imports."""
+    if record.formats is None:
+        return "not detected (registered before formats were)"
+    return [
+        f"{f.path}: {f.format}" + (f" (imports {', '.join(f.imports)})" if f.imports else "")
+        for f in record.formats
+    ]
+
+
 def show_version_table(record: ModelVersion, *, wide: bool = False) -> None:
     files = "file" if record.file_count == 1 else "files"
     rows: list[tuple[str, Cell]] = [
@@ -90,6 +100,7 @@ def show_version_table(record: ModelVersion, *, wide: bool = False) -> None:
             "evidence",
             [f"{e.kind} by {short_signer(e.signer, wide=wide)}" for e in record.evidence],
         ),
+        ("formats", _formats(record)),
     ]
     print_table(f"Version {record.ref}", ["field", "value"], rows, wide=wide)
 

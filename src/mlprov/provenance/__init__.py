@@ -61,6 +61,12 @@ from mlprov.provenance._cyclonedx import (
     check_bom_refs,
     find_bom_ref_problems,
 )
+from mlprov.provenance._formats import (
+    FORMAT_LABELS,
+    PICKLE_ALLOWED_GLOBALS,
+    detect_format,
+    scan_pickle,
+)
 from mlprov.provenance._model_card import (
     NO_INFORMATION,
     ModelCardSpec,
@@ -80,14 +86,16 @@ from mlprov.provenance._statement import (
     canonical_json,
     format_timestamp,
 )
-from mlprov.records import DatasetRef, LineageEdge, ModelVersion
+from mlprov.records import DatasetRef, FileFormat, LineageEdge, ModelVersion
 from mlprov.refs import validate_model_name
 
 __all__ = [
     "CYCLONEDX_PREDICATE_TYPE",
+    "FORMAT_LABELS",
     "LOCAL_BUILDER_ID",
     "MODEL_CARD_PREDICATE_TYPE",
     "NO_INFORMATION",
+    "PICKLE_ALLOWED_GLOBALS",
     "SLSA_PREDICATE_TYPE",
     "STATEMENT_TYPE",
     "TRAINING_BUILD_TYPE",
@@ -105,6 +113,7 @@ __all__ = [
     "capture_environment",
     "check_bom_refs",
     "cyclonedx_bom",
+    "detect_format",
     "detect_git",
     "find_bom_ref_problems",
     "flatten_params",
@@ -119,6 +128,7 @@ __all__ = [
     "normalize_repo_url",
     "parse_dataset_spec",
     "parse_metric_flag",
+    "scan_pickle",
     "slsa_provenance",
     "start_run",
     "statement_for_bom",
@@ -168,6 +178,9 @@ class ProvenanceInputs:
     finished_on: str | None = None
     environment: Environment | None = None
     card: ModelCardSpec | None = None
+    #: Each artefact file's format by content (:func:`detect_format`); empty when the
+    #: version was registered before formats were detected.
+    formats: Sequence[FileFormat] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -199,6 +212,11 @@ class ProvenanceInputs:
             "lineage",
             tuple(sorted(set(self.lineage), key=lambda e: (e.relation, e.target, e.digest))),
         )
+
+        paths = [f.path for f in self.formats]
+        if len(set(paths)) != len(paths):
+            raise InvalidInputError(f"{self.name}/{self.version}: a file's format is given twice")
+        set_(self, "formats", tuple(sorted(self.formats, key=lambda f: f.path)))
 
         if self.code_commit is not None and not _COMMIT.match(self.code_commit):
             raise InvalidInputError(
@@ -298,6 +316,7 @@ class ProvenanceInputs:
             ),
             environment=pick("environment", recorded_environment, environment),
             card=pick("model card", recorded_spec, card),
+            formats=tuple(getattr(version, "formats", None) or ()),
         )
 
     @property

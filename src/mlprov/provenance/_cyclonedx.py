@@ -6,7 +6,9 @@ Shape (see ``docs/provenance.md`` for every field):
   root digest as a hash, mlprov facts as ``mlprov:*`` properties, the code repository
   as a ``vcs`` external reference, lineage models in ``pedigree.ancestors``, and a
   ``modelCard`` (parameters, datasets by reference, every metric with its slice,
-  considerations from the user's card);
+  considerations from the user's card), one ``mlprov:format`` property per distinct
+  artefact format found by content, and each file as a ``file`` sub-component with its
+  format, the globals its pickles import and what the scan noted;
 * ``components``: each dataset as a ``data`` component (with a ``data`` entry naming
   its URI) and each installed Python distribution as a ``library`` with a
   ``pkg:pypi`` purl, sorted by ``bom-ref``;
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
     from cyclonedx.model.component import Component
 
     from mlprov.provenance import ProvenanceInputs
-    from mlprov.records import DatasetRef, LineageEdge
+    from mlprov.records import DatasetRef, FileFormat, LineageEdge
 
 __all__ = [
     "CYCLONEDX_HASH_ALGORITHMS",
@@ -145,7 +147,33 @@ def _model_properties(inputs: ProvenanceInputs) -> list[Property]:
     }
     for key, value in flatten_params(inputs.params).items():
         facts[f"mlprov:param:{key}"] = metric_text(value)
-    return [Property(name=name, value=value) for name, value in facts.items() if value is not None]
+    properties = [
+        Property(name=name, value=value) for name, value in facts.items() if value is not None
+    ]
+    # One property per distinct format (what the policy's formats requirement reads).
+    properties.extend(
+        Property(name="mlprov:format", value=label)
+        for label in sorted({f.format for f in inputs.formats})
+    )
+    return properties
+
+
+def _file_component(item: FileFormat) -> Component:
+    """One artefact file: its format by content, the globals its pickles import (one
+    property each) and what the scan noted."""
+    from cyclonedx.model import Property  # noqa: PLC0415 - import on use
+    from cyclonedx.model.component import Component, ComponentType  # noqa: PLC0415
+
+    properties = [Property(name="mlprov:format", value=item.format)]
+    properties.extend(Property(name="mlprov:pickle-global", value=g) for g in item.imports)
+    if item.note:
+        properties.append(Property(name="mlprov:format-note", value=item.note))
+    return Component(
+        type=ComponentType.FILE,
+        name=item.path,
+        bom_ref=f"file:{item.path}",
+        properties=properties,
+    )
 
 
 def _model_component(inputs: ProvenanceInputs, card: ModelCardSpec) -> Component:
@@ -187,6 +215,7 @@ def _model_component(inputs: ProvenanceInputs, card: ModelCardSpec) -> Component
         pedigree=Pedigree(ancestors=[_ancestor(e) for e in inputs.lineage])
         if inputs.lineage
         else None,
+        components=[_file_component(f) for f in inputs.formats],
     )
 
 

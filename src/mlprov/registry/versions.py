@@ -33,7 +33,7 @@ from mlprov.hashing import (
     read_whole_file,
 )
 from mlprov.manifest import Digest, FileEntry, Manifest, new_hasher
-from mlprov.records import DatasetRef, ModelVersion, Stage
+from mlprov.records import DatasetRef, FileFormat, ModelVersion, Stage
 from mlprov.refs import ModelRef, validate_model_name
 from mlprov.registry._context import (
     LostRace,
@@ -45,6 +45,7 @@ from mlprov.registry._context import (
 )
 from mlprov.registry._unit import mutation
 from mlprov.registry.evidence import add_evidence_in
+from mlprov.registry.formats import detect_formats
 from mlprov.registry.inputs import (
     VersionInput,
     check_tag,
@@ -241,7 +242,12 @@ def _store_new(
 
 
 def _draft(
-    prepared: PreparedVersion, stored: StoredFiles, number: int, at: str, actor: str
+    prepared: PreparedVersion,
+    stored: StoredFiles,
+    number: int,
+    at: str,
+    actor: str,
+    formats: list[FileFormat],
 ) -> ModelVersion:
     """The record the version will have once committed (what its documents describe)."""
     manifest = stored.manifest
@@ -272,6 +278,7 @@ def _draft(
         finished_at=info.finished_at,
         environment=sorted(set(info.environment)) if info.environment is not None else None,
         card=json.loads(json.dumps(info.card, sort_keys=True)) if info.card is not None else None,
+        formats=formats,
         created_at=at,
         created_by=actor,
     )
@@ -293,12 +300,14 @@ def commit_version(
     """
     manifest = stored.manifest
     files = [StoredFile(e.path, e.size or 0, str(e.digest), stored.blobs[e.path]) for e in manifest]
+    # Read once, outside the transaction: part of the record the documents describe.
+    formats = detect_formats(context, prepared, stored)
     for attempt in range(MAX_REGISTRATION_ATTEMPTS):
         with context.metadata.read() as tx:
             model = tx.models.find(prepared.name)
         number = model.next_version if model is not None else 1
         at, actor = utc_now(), context.actor
-        draft = _draft(prepared, stored, number, at, actor)
+        draft = _draft(prepared, stored, number, at, actor, formats)
         evidence = list(evidence_for(draft)) if evidence_for is not None else []
         try:
             with mutation(context, at=at, actor=actor) as unit:
@@ -308,7 +317,7 @@ def commit_version(
                 if current.next_version != number and evidence_for is None:
                     # Nothing signed names the number yet: take the one that is free now.
                     number = current.next_version
-                    draft = _draft(prepared, stored, number, at, actor)
+                    draft = _draft(prepared, stored, number, at, actor, formats)
                 unit.expect(unit.tx.models.claim_version_number(current, number))
                 edges = [stored_edge(unit.tx, edge) for edge in prepared.lineage]
                 key = unit.tx.versions.insert(current, draft, files, edges)

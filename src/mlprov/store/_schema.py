@@ -60,6 +60,8 @@ versions = sa.Table(
     sa.Column("finished_at", sa.String(32), nullable=True),
     sa.Column("environment", sa.Text, nullable=True),  # JSON ["name==version", ...]
     sa.Column("card", sa.Text, nullable=True),  # JSON: the user's model card spec
+    # Added by migration 0005: each file's format by content (JSON list of FileFormat).
+    sa.Column("formats", sa.Text, nullable=True),
     sa.UniqueConstraint("model_id", "number", name="uq_versions_model_number"),
 )
 

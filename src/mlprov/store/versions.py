@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mlprov.records import DatasetRef, ModelVersion, Stage
+from mlprov.records import DatasetRef, FileFormat, ModelVersion, Stage
 from mlprov.store import _schema as t
 from mlprov.store._rows import Row, Rows
 from mlprov.store.evidence import EvidenceRows
@@ -167,6 +167,11 @@ class VersionRows(Rows):
                     else None
                 ),
                 card=json.dumps(draft.card, sort_keys=True) if draft.card is not None else None,
+                formats=(
+                    json.dumps([f.to_json() for f in draft.formats], sort_keys=True)
+                    if draft.formats is not None
+                    else None
+                ),
             )
             .returning(t.versions.c.id)
         )
@@ -241,6 +246,11 @@ class VersionRows(Rows):
             finished_at=row.finished_at,
             environment=json.loads(row.environment) if row.environment else None,
             card=json.loads(row.card) if row.card else None,
+            formats=(
+                [FileFormat(**f) for f in json.loads(row.formats)]
+                if row.formats is not None
+                else None
+            ),
             created_at=str(row.created_at),
             created_by=str(row.created_by),
             aliases=aliases,
