@@ -27,8 +27,9 @@ def load_snapshot(tx: StoreTransaction, key: VersionKey, depth: int) -> VersionS
             (FileEntry(f.path, Digest.parse(f.digest), f.size) for f in files),
         )
         evidence = []
+        contents = tx.evidence.contents(current.id)
         for item in record.evidence:
-            content = tx.evidence.content(current.id, item.digest)
+            content = contents.get(item.digest)
             if content is not None:
                 evidence.append(StoredEvidence(item, content))
         ancestors: dict[str, VersionSnapshot | None] = {}

@@ -78,6 +78,18 @@ class EvidenceRows(Rows):
             )
         ]
 
+    def contents(self, version_id: int) -> dict[str, bytes]:
+        """Every piece of a version's evidence, digest -> exact stored bytes, in one query
+        (the gate loads them for every version it verifies)."""
+        return {
+            str(row.digest): bytes(row.content)
+            for row in self._all(
+                sa.select(t.evidence.c.digest, t.evidence.c.content).where(
+                    t.evidence.c.version_id == version_id
+                )
+            )
+        }
+
     def exists(self, version_id: int, digest: str) -> bool:
         return (
             self._one(
