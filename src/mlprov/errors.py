@@ -21,7 +21,15 @@ exits with that code, and never shows a traceback unless ``--debug`` is given::
     ├── ConflictError                exit 3  someone else changed the same thing first
     ├── NotFoundError                exit 4  a model, version, alias or file does not exist
     ├── StorageError                 exit 5  the metadata store or artefact store failed
-    └── ConfigError                  exit 2  the registry is configured wrongly
+    ├── ConfigError                  exit 2  the registry is configured wrongly
+    ├── AuthenticationError          exit 6  no credentials, or ones that are unknown,
+    │                                        expired or revoked (HTTP 401)
+    └── PermissionDeniedError        exit 6  the credentials are valid but their role or
+                                             model patterns do not allow this (HTTP 403)
+
+Each class also knows the HTTP status the server answers with (``http_status``): 422 for
+bad input, 409 for a conflict, 404, 503 for storage, 403 for a policy denial (the request
+was understood and refused by policy), 400 for a failed verification of what was sent.
 
 "The signature is invalid" (:class:`VerificationError`, exit 1) and "I could not check"
 (:class:`MalformedDocumentError`, :class:`StorageError`) are different errors on purpose.
@@ -34,6 +42,7 @@ traceback)``, and exits 70 (``EX_SOFTWARE`` of sysexits.h).
 from __future__ import annotations
 
 __all__ = [
+    "EXIT_AUTH",
     "EXIT_CONFLICT",
     "EXIT_INVALID",
     "EXIT_NOT_FOUND",
@@ -41,6 +50,7 @@ __all__ = [
     "EXIT_STORAGE",
     "EXIT_VERIFICATION",
     "AuditChainError",
+    "AuthenticationError",
     "ConfigError",
     "ConflictError",
     "DigestMismatchError",
@@ -52,6 +62,7 @@ __all__ = [
     "MalformedSignatureError",
     "MlprovError",
     "NotFoundError",
+    "PermissionDeniedError",
     "PolicyDenied",
     "SignatureError",
     "StorageError",
@@ -65,12 +76,15 @@ EXIT_INVALID = 2
 EXIT_CONFLICT = 3
 EXIT_NOT_FOUND = 4
 EXIT_STORAGE = 5
+EXIT_AUTH = 6
 
 
 class MlprovError(Exception):
     """Base of every error mlprov raises on purpose."""
 
     exit_code: int = EXIT_INVALID
+    #: What the HTTP server answers with (RFC 9110 section 15).
+    http_status: int = 422
 
     def __init__(self, message: str) -> None:
         # One line, always: multi-line text from foreign libraries is folded.
@@ -85,6 +99,7 @@ class VerificationError(MlprovError):
     """The evidence was checked and it is wrong (digest, signature, chain)."""
 
     exit_code = EXIT_VERIFICATION
+    http_status = 400
 
 
 class DigestMismatchError(VerificationError):
@@ -107,6 +122,7 @@ class PolicyDenied(MlprovError):
     """A policy gate refused the change."""
 
     exit_code = EXIT_VERIFICATION
+    http_status = 403
 
 
 class InvalidInputError(MlprovError):
@@ -139,24 +155,28 @@ class ConflictError(MlprovError):
     """Someone else changed the same thing first (lost compare-and-set, duplicate)."""
 
     exit_code = EXIT_CONFLICT
+    http_status = 409
 
 
 class NotFoundError(MlprovError):
     """A model, version, alias, file or blob does not exist."""
 
     exit_code = EXIT_NOT_FOUND
+    http_status = 404
 
 
 class StorageError(MlprovError):
     """The metadata store or the artefact store failed (disk full, read-only, unreachable)."""
 
     exit_code = EXIT_STORAGE
+    http_status = 503
 
 
 class ConfigError(MlprovError):
     """The registry is configured wrongly (unknown URI scheme, bad environment)."""
 
     exit_code = EXIT_INVALID
+    http_status = 500
 
 
 class MalformedSignatureError(VerificationError, MalformedDocumentError):
@@ -169,3 +189,17 @@ class MalformedSignatureError(VerificationError, MalformedDocumentError):
     """
 
     exit_code = EXIT_VERIFICATION
+
+
+class AuthenticationError(MlprovError):
+    """No credentials were given, or they are unknown, expired or revoked."""
+
+    exit_code = EXIT_AUTH
+    http_status = 401
+
+
+class PermissionDeniedError(MlprovError):
+    """Valid credentials whose role or model patterns do not allow the action."""
+
+    exit_code = EXIT_AUTH
+    http_status = 403
