@@ -22,6 +22,7 @@ from mlprov.store.models import ModelRows
 from mlprov.store.policies import PolicyRows
 from mlprov.store.revocations import RevocationRows
 from mlprov.store.stages import StageRows
+from mlprov.store.tokens import TokenRows
 from mlprov.store.versions import VersionRows
 
 __all__ = ["StoreTransaction", "translate_db_error"]
@@ -64,6 +65,7 @@ class StoreTransaction:
         self.audit = AuditRows(connection)
         self.policies = PolicyRows(connection)
         self.revocations = RevocationRows(connection)
+        self.tokens = TokenRows(connection)
 
     def counts(self) -> dict[str, int]:
         """Rows per table (for `audit verify` summaries and the tests' state snapshots)."""
@@ -78,6 +80,7 @@ class StoreTransaction:
             t.evidence,
             t.policy_sets,
             t.revocations,
+            t.tokens,
         )
         return {
             table.name: int(
