@@ -25,6 +25,7 @@ from mlprov.access import (
 )
 from mlprov.durations import parse_duration
 from mlprov.errors import (
+    AuditChainError,
     AuthenticationError,
     ConflictError,
     InvalidInputError,
@@ -61,11 +62,9 @@ ACTIONS = [
 REGISTRY_WIDE = {"policy", "tokens", "webhooks", "audit"}
 
 
-def _everything_said(registry: Any) -> str:
-    """Every audit entry and every listed token, as text (to search for secrets in)."""
-    entries = [e.to_json() for e in registry.audit_log()]
-    listed = [t.to_json() for t in registry.tokens()]
-    return json.dumps([entries, listed])
+def _random_part(secret: str) -> str:
+    """What follows ``mlp_tok_<12 hex>_``: the 43 random characters (which may hold ``_``)."""
+    return secret[len("mlp_tok_0123456789ab_") :]
 
 
 # -- the engine: roles, actions, patterns ---------------------------------------------------
@@ -158,6 +157,11 @@ def test_the_actor_names_the_token() -> None:
         "token:ci-publisher (tok_1a2b3c4d5e6f)"
     )
     assert Principal("alice@example.com", Role.ADMIN).actor == "alice@example.com"
+    # A role by name and a single pattern are what they say.
+    named = Principal("r", "reader", "credit-*")  # type: ignore[arg-type]
+    assert named == Principal("r", Role.READER, ("credit-*",))
+    assert allows(named, Action.READ, "credit-risk")
+    assert not allows(named, Action.READ, "c")
 
 
 @pytest.mark.parametrize(
@@ -266,12 +270,16 @@ def test_tokens_are_created_listed_revoked_and_audited(reg: RegistryEnv) -> None
             "role": "publisher",
             "models": ["credit-*"],
             "expires_at": token.expires_at,
+            # The digest binds the row to its entry for `audit verify` (ADR 0042).
+            "secret_sha256": hashlib.sha256(issued.secret.encode()).hexdigest(),
         }
-        said = _everything_said(registry)
+        logged = json.dumps([e.to_json() for e in entries])
+        listed = json.dumps([t.to_json() for t in registry.tokens()])
         for secret in (issued.secret, admin.secret):
-            assert secret not in said
-            assert secret.split("_")[-1] not in said
-            assert hashlib.sha256(secret.encode()).hexdigest() not in said
+            assert len(_random_part(secret)) == 43
+            for text in (logged, listed):
+                assert _random_part(secret) not in text
+            assert hashlib.sha256(secret.encode()).hexdigest() not in listed
         assert registry.verify_audit() == 3
     finally:
         registry.close()
@@ -329,7 +337,7 @@ def test_authentication_accepts_only_a_good_live_secret(reg: RegistryEnv) -> Non
             assert refused.value.exit_code == 6
             assert refused.value.http_status == 401
             if isinstance(secret, str) and len(secret) > 30:
-                assert secret.split("_")[-1] not in message, name
+                assert _random_part(secret) not in message, name
         # Authentication reads only: nothing written, not even an audit entry.
         assert (registry.tokens(), registry.audit_log()) == before
         assert [t.state() for t in registry.tokens()] == [
@@ -429,6 +437,66 @@ def test_acting_as_records_the_principal_as_actor(reg: RegistryEnv, tmp_path: Pa
         registry.close()
 
 
+_ROW = (
+    "INSERT INTO tokens (id, name, role, models, secret_sha256, created_at, created_by) "
+    "VALUES (?, 'backdoor', 'admin', '[\"*\"]', ?, '2026-01-01T00:00:00.000000Z', 'x')"
+)
+TAMPERING = {
+    "digest swapped": (
+        "UPDATE tokens SET secret_sha256 = ? WHERE name = 'lead'",
+        ("0" * 64,),
+        "differs from the audit log in secret_sha256",
+    ),
+    "role raised": (
+        "UPDATE tokens SET role = 'admin' WHERE name = 'ci'",
+        (),
+        "differs from the audit log in role",
+    ),
+    "patterns widened": (
+        "UPDATE tokens SET models = '[\"*\"]' WHERE name = 'ci'",
+        (),
+        "differs from the audit log in models",
+    ),
+    "expiry extended": (
+        "UPDATE tokens SET expires_at = '2099-01-01T00:00:00.000000Z' WHERE name = 'ci'",
+        (),
+        "differs from the audit log in expires_at",
+    ),
+    "revocation undone": (
+        "UPDATE tokens SET revoked_at = NULL, revoked_by = NULL, revoke_reason = NULL "
+        "WHERE name = 'gone'",
+        (),
+        "revoked_at, revoked_by, revoke_reason",
+    ),
+    "row added": (_ROW, ("tok_0123456789ab", "0" * 64), "not in the audit log"),
+    "row deleted": ("DELETE FROM tokens WHERE name = 'lead'", (), "not in the database"),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_audit_verify_finds_tokens_changed_outside_mlprov(reg: RegistryEnv, case: str) -> None:
+    registry = reg.registry()
+    try:
+        registry.create_token("admin", name="lead")
+        registry.create_token("publisher", name="ci", models=["credit-*"], expires=timedelta(1))
+        gone = registry.create_token("reader", name="gone")
+        registry.revoke_token(gone.token.id, reason="left")
+        assert registry.verify_audit() == 4
+    finally:
+        registry.close()
+    sql, params, words = TAMPERING[case]
+    execute(reg, sql, *params)
+    registry = reg.registry()
+    try:
+        with pytest.raises(AuditChainError, match=words):
+            registry.verify_audit()
+    finally:
+        registry.close()
+    result = reg.cli("audit", "verify")
+    assert result.returncode == 1
+    assert words in one_line_error(result.stderr)
+
+
 # -- the command line -------------------------------------------------------------------------
 
 
@@ -486,8 +554,7 @@ def test_the_cli_shows_the_secret_once_and_never_again(reg: RegistryEnv) -> None
     ]
     for text in everything:
         for shown in (secret, issued["secret"]):
-            assert shown not in text
-            assert shown.rsplit("_", 1)[1] not in text
+            assert _random_part(shown) not in text
     verified = reg.cli("audit", "verify")
     assert verified.returncode == 0, verified.stderr
 

@@ -75,6 +75,8 @@ class Role(str, Enum):
         """A role by name; InvalidInputError naming the roles otherwise."""
         if isinstance(text, Role):
             return text
+        if not isinstance(text, str):
+            raise InvalidInputError(f"a role is a name, not {type(text).__name__}")
         try:
             return cls(text.strip().lower())
         except ValueError:
@@ -182,6 +184,14 @@ class Principal:
     role: Role
     models: tuple[str, ...] = (ALL_MODELS,)
     token_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # A role given by name ("reader") is the Role; one pattern given alone is a tuple.
+        object.__setattr__(self, "role", Role.parse(self.role))
+        if isinstance(self.models, str):
+            object.__setattr__(self, "models", (self.models,))
+        else:
+            object.__setattr__(self, "models", tuple(self.models))
 
     @property
     def actor(self) -> str:

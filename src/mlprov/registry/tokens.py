@@ -120,7 +120,9 @@ def create_token(
                 revoke_reason=None,
             )
             unit.tx.tokens.insert(record, digest)
-            # Never the secret, nor its digest: the audit log is read by every reader.
+            # Never the secret. Its digest, yes: `audit verify` then finds a token row added
+            # or altered outside mlprov (a swapped digest would take the token over), and
+            # the digest of 256 random bits tells its readers nothing (docs/adr/0042).
             unit.audit(
                 "token.create",
                 f"token:{token_id}",
@@ -130,6 +132,7 @@ def create_token(
                     "role": chosen.value,
                     "models": list(patterns),
                     "expires_at": expires_at,
+                    "secret_sha256": digest,
                 },
             )
         return IssuedToken(record, secret)
