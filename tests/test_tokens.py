@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -595,6 +597,33 @@ def test_refused_token_commands_change_nothing(reg: RegistryEnv) -> None:
     registry = reg.registry()
     try:
         assert registry.tokens() == before
+    finally:
+        registry.close()
+
+
+def test_two_racing_revocations_have_one_winner(reg: RegistryEnv) -> None:
+    created = reg.cli("token", "create", "--role", "reader", "--name", "r", "--json", check=True)
+    token_id = json.loads(created.stdout)["id"]
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mlprov", "token", "revoke", token_id, "--reason", f"r{i}"],
+            env=reg.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in racers]
+    results = [(p.returncode, *out) for p, out in zip(racers, outputs, strict=True)]
+    assert sorted(code for code, _, _ in results) == [0, 3], results
+    registry = reg.registry()
+    try:
+        [token] = registry.tokens()
+        assert token.state() == "revoked"
+        revocations = [e for e in registry.audit_log() if e.action == "token.revoke"]
+        assert [e.reason for e in revocations] == [token.revoke_reason]
+        assert registry.verify_audit() == 2
     finally:
         registry.close()
 

@@ -158,7 +158,10 @@ def revoke_token(context: RegistryContext, token_id: str, *, reason: str) -> Tok
             raise NotFoundError(f"token {token_id} not found")
         if found.revoked_at is not None:
             raise ConflictError(f"token {token_id} is already revoked ({found.revoked_at})")
-        unit.expect(unit.tx.tokens.revoke(token_id, at=unit.at, actor=unit.actor, reason=reason))
+        # Writers are serialised, so the row read above is the row updated; the guard in
+        # the update is a second line, and losing it is the same conflict.
+        if not unit.tx.tokens.revoke(token_id, at=unit.at, actor=unit.actor, reason=reason):
+            raise ConflictError(f"token {token_id} is already revoked")
         unit.audit(
             "token.revoke",
             f"token:{token_id}",
