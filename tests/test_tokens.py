@@ -133,6 +133,16 @@ def test_model_patterns_scope_a_principal(model: str, allowed: bool) -> None:
     assert "credit-*, fraud-?, [ab]-model" in message
 
 
+def test_a_hostile_model_name_is_shown_escaped_and_bounded() -> None:
+    scoped = Principal("ci", Role.READER, ("credit-*",))
+    with pytest.raises(PermissionDeniedError) as refused:
+        authorize(scoped, Action.READ, "\x1b[31mred\n" * 1000)
+    message = str(refused.value)
+    assert "\x1b" not in message
+    assert "\\x1b[31mred" in message
+    assert len(message) < 1000
+
+
 def test_registry_wide_actions_need_a_principal_on_every_model() -> None:
     scoped_admin = Principal("ops", Role.ADMIN, ("credit-*",))
     for action in (Action.POLICY, Action.TOKENS, Action.WEBHOOKS, Action.AUDIT):

@@ -211,7 +211,8 @@ class Principal:
 
 def _refusal(principal: Principal, action: Action, model: str | None) -> str | None:
     action = Action(action)
-    where = f"model {model!r}" if model is not None else "the registry"
+    # The name comes from the request: shown as repr (controls escaped), and bounded.
+    where = f"model {model[:_MAX_PATTERN]!r}" if model is not None else "the registry"
     if action not in ROLE_ACTIONS[principal.role]:
         return (
             f"{principal.actor} with role {principal.role} may not {action} on {where} "
