@@ -22,6 +22,7 @@ from mlprov.records import AuditEntry
 __all__ = [
     "CHECKPOINT_PREDICATE_TYPE",
     "GENESIS_HASH",
+    "POINTER_ACTIONS",
     "Checkpoint",
     "PointerHistory",
     "RegistryState",
@@ -31,6 +32,7 @@ __all__ = [
     "compare_state",
     "details_text",
     "entry_hash",
+    "pointer_against_chain",
     "state_from_chain",
     "verify_chain",
 ]
@@ -197,6 +199,51 @@ class RegistryState:
 
 
 _ALIAS_ACTIONS = {"alias.set": "set", "alias.rollback": "rollback", "alias.delete": "delete"}
+#: The audit actions that move an alias pointer.
+POINTER_ACTIONS = tuple(_ALIAS_ACTIONS)
+
+
+def pointer_against_chain(
+    entry: AuditEntry | None,
+    previous_hash: str | None,
+    *,
+    version: int | None,
+    generation: int,
+) -> str | None:
+    """Why an alias's stored pointer (``version``, ``generation``) is not what the newest
+    audit entry that moved it says, or None when they agree.
+
+    ``entry`` is that newest entry (None if there is none) and ``previous_hash`` the hash
+    of the entry before it (the genesis hash for entry 1). The entry's own hash and its
+    link are recomputed, so an entry rewritten to agree with an edited pointer is caught
+    here too, without replaying the whole chain (``audit verify`` does that)."""
+    if entry is None:
+        return (
+            f"no audit entry moved this alias, yet it points at version {version} "
+            f"(generation {generation}): it was written outside mlprov"
+        )
+    recomputed = entry_hash(
+        seq=entry.seq,
+        at=entry.at,
+        actor=entry.actor,
+        action=entry.action,
+        subject=entry.subject,
+        details=entry.details,
+        reason=entry.reason,
+        prev_hash=entry.prev_hash,
+    )
+    if recomputed != entry.hash or entry.prev_hash != previous_hash:
+        return f"audit entry {entry.seq} ({entry.action} {entry.subject}) was modified"
+    details = json.loads(entry.details)
+    recorded_version = None if entry.action == "alias.delete" else details.get("to")
+    recorded_generation = int(details["generation"])
+    if (recorded_version, recorded_generation) != (version, generation):
+        return (
+            f"the alias points at version {version} (generation {generation}), but audit "
+            f"entry {entry.seq} moved it to version {recorded_version} (generation "
+            f"{recorded_generation}): the pointer was changed outside mlprov"
+        )
+    return None
 
 
 def state_from_chain(entries: Iterable[AuditEntry]) -> RegistryState:
