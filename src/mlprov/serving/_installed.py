@@ -187,14 +187,17 @@ def check_installed(
         raise InvalidInputError(f"{folder}: not a folder")
     present = _walk(folder)
     record = _read_record(folder, limits)
-    if record is None and not full:
+    if record is None:
         if not present:
             raise InvalidInputError(f"{folder}: empty, nothing is installed")
-        raise VerificationError(
-            f"{folder}: no {INSTALL_RECORD_NAME} (removed, or installed without one): "
-            "`check-installed --full` checks the files against the signature instead"
-        )
-    signature_name = record.signature if record is not None else _find_signature(folder, present)
+        signature_name = _find_signature(folder, present)
+        if not full:
+            raise VerificationError(
+                f"{INSTALL_RECORD_NAME}: removed (or installed without one): "
+                "`check-installed --full` checks the files against the signature instead"
+            )
+    else:
+        signature_name = record.signature
     signature_path = folder / signature_name
     signature = _read_signature(signature_path, signature_name, limits)
     if record is not None:
