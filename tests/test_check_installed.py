@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -192,6 +194,22 @@ def test_a_pulled_folder_still_verifies_with_mlprov_verify(
         "verify", str(installed), "--signature", str(installed / "model.sig"), "--key", str(public)
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_reference_tool_accepts_a_pulled_folder_told_to_ignore_the_record(
+    installed: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("model_signing", reason="the reference tool model_signing is needed")
+    public = tmp_path / "policies" / "keys" / "trainer.pub"
+    command = [
+        sys.executable, "-m", "model_signing", "verify", "key", str(installed),
+        "--signature", str(installed / "model.sig"), "--public_key", str(public),
+    ]  # fmt: skip
+    ignoring = [*command, "--ignore-paths", str(installed / INSTALL_RECORD_NAME)]
+    accepted = subprocess.run(ignoring, capture_output=True, text=True, check=False, timeout=120)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    refused = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+    assert refused.returncode != 0  # the record is an extra file to it
 
 
 def test_not_a_folder_is_bad_input(tmp_path: Path) -> None:
