@@ -497,3 +497,20 @@ def test_resolve_signed_prints_the_bundle_on_stdout(served: ServingEnv) -> None:
     assert result.returncode == 0, result.stderr
     verified = verify_resolution(result.stdout.encode(), served.trust(), datetime.now(timezone.utc))
     assert verified.ref == "m@production"
+
+
+def test_pull_keeps_the_state_in_the_registry_home_by_default(
+    served: ServingEnv, tmp_path: Path
+) -> None:
+    resolution = _resolve_signed(served, tmp_path / "r.json")
+    result = served.reg.cli(
+        "pull", "m@production", "--to", str(tmp_path / "out"), "--resolution", str(resolution),
+        "--registry-key", str(served.registry_public), "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)["resolution"]
+    assert (printed["alias"], printed["version"]) == ("production", 1)
+    seen = json.loads((served.reg.home / "resolutions.json").read_text())["resolutions"]
+    assert [(e["registryId"], e["generation"]) for e in seen] == [
+        (printed["registry_id"], printed["generation"])
+    ]

@@ -69,6 +69,12 @@ def pull(
         )
         registry = state(ctx).registry()
         statement = read_signature_file(resolution, registry.limits)
+        if state_file is None:
+            # Beside the registry the command opened (--home or MLPROV_HOME).
+            from mlprov.config import default_home  # noqa: PLC0415
+            from mlprov.serving import DEFAULT_STATE_NAME  # noqa: PLC0415
+
+            state_file = (state(ctx).home or default_home()) / DEFAULT_STATE_NAME
         pulled, signed = registry.pull_resolved(
             ref, to, statement, trust, ResolutionState(state_file)
         )

@@ -78,6 +78,7 @@ def _print_signed(
     from mlprov.fs import write_file_atomically  # noqa: PLC0415
     from mlprov.refs import ModelRef  # noqa: PLC0415
     from mlprov.registry.waivers import parse_duration  # noqa: PLC0415
+    from mlprov.serving import MAX_RESOLUTION_TTL  # noqa: PLC0415
 
     if as_json:
         raise InvalidInputError("--signed prints the statement itself (JSON already); drop --json")
@@ -86,7 +87,7 @@ def _print_signed(
     parsed = ModelRef.parse(ref)
     if parsed.alias is None:
         raise InvalidInputError(f"{ref}: a signed resolution is of NAME@ALIAS, not a number")
-    duration = parse_duration(ttl)
+    duration = parse_duration(ttl, at_most=MAX_RESOLUTION_TTL, what="a signed resolution")
     signer = signer_from_options(
         key=key,
         certificate=None,

@@ -63,15 +63,23 @@ class Waiver:
         }
 
 
-def parse_duration(text: str) -> timedelta:
-    """``90m``, ``24h``, ``7d``: at most :data:`MAX_WAIVER`."""
+def parse_duration(
+    text: str, *, at_most: timedelta = MAX_WAIVER, what: str = "a waiver"
+) -> timedelta:
+    """``90m``, ``24h``, ``7d``: at most ``at_most`` (:data:`MAX_WAIVER` for a waiver)."""
     match = _DURATION.match(text.strip())
     if match is None:
         raise InvalidInputError(f"invalid duration {text[:40]!r}: use e.g. 90m, 24h or 7d")
     duration = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    if duration > MAX_WAIVER:
-        raise InvalidInputError(f"a waiver lasts at most {MAX_WAIVER.days} days, not {text}")
+    if duration > at_most:
+        limit = f"{at_most.days} days" if at_most.days > 1 else _short(at_most)
+        raise InvalidInputError(f"{what} lasts at most {limit}, not {text}")
     return duration
+
+
+def _short(duration: timedelta) -> str:
+    hours = int(duration.total_seconds()) // 3600
+    return f"{hours} hours" if hours != 24 else "1 day"
 
 
 def waive(
