@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mlprov.errors import InvalidInputError, VerificationError
-from mlprov.serving import INSTALL_RECORD_NAME, check_installed
+from mlprov.cli import _run_typer, main
+from mlprov.errors import InvalidInputError, MlprovError, VerificationError
+from mlprov.serving import INSTALL_RECORD_NAME, check_installed, install_record
 from support.registry_env import RegistryEnv, make_model, one_line_error
 from support.serving_env import ServingEnv, serving_env
 
@@ -216,3 +217,37 @@ def test_not_a_folder_is_bad_input(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"x")
     with pytest.raises(InvalidInputError):
         check_installed(tmp_path / "file")
+
+
+def _typer_only(args: list[str]) -> int:
+    """What main() does, minus the fast path."""
+    try:
+        return _run_typer(args)
+    except MlprovError as e:
+        print(f"mlprov: error: {e.message}", file=sys.stderr)
+        return e.exit_code
+
+
+@pytest.mark.parametrize("case", ["ready", "json", "full", "changed", "not-a-folder", "help"])
+def test_the_probe_fast_path_matches_typer(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A readiness probe runs `check-installed DIR` every few seconds: it skips Typer's
+    start-up, and says and exits exactly what the Typer command does."""
+    key = tmp_path / "k.pem"
+    assert main(["keys", "generate", "--out", str(key)]) == 0
+    model = make_model(tmp_path / "model")
+    assert main(["sign", str(model), "--key", str(key), "--quiet"]) == 0
+    signature = (model / "model.sig").read_bytes()
+    (model / INSTALL_RECORD_NAME).write_bytes(install_record(model, "model.sig", signature))
+    if case == "changed":
+        _truncate(model)
+    target = str(tmp_path / "nowhere") if case == "not-a-folder" else str(model)
+    extra = {"json": ["--json"], "full": ["--full"], "help": ["--help"]}.get(case, [])
+    args = ["check-installed", target, *extra]
+    capsys.readouterr()
+    fast = (main(args), *capsys.readouterr())
+    slow = (_typer_only(args), *capsys.readouterr())
+    assert fast == slow
+    expected = {"changed": 1, "not-a-folder": 2}.get(case, 0)
+    assert fast[0] == expected, fast

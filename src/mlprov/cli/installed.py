@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 
 from mlprov.cli._options import JsonOption
-from mlprov.cli._output import print_json, say
 
 
 def check_installed(
@@ -27,14 +26,9 @@ def check_installed(
     """Check a copy installed by `mlprov pull` against its model.sig: by default every
     file's size and modification time against the record the install wrote (fast); with
     --full every file re-hashed against the manifest model.sig signs."""
-    from mlprov.serving import check_installed as check  # noqa: PLC0415
+    from mlprov.cli._direct import report_installed  # noqa: PLC0415
 
-    copy = check(folder, full=full)
-    if as_json:
-        print_json(copy.to_json())
-    else:
-        mode = "re-hashed" if copy.full else "sizes and times"
-        say(f"ready: {copy.path} ({copy.files} files, {copy.bytes} bytes; {mode} match)")
+    report_installed(folder, full=full, as_json=as_json)
 
 
 def install(app: typer.Typer) -> None:
