@@ -96,7 +96,7 @@ def download(
     the signature itself is not verified here: that needs trust, see
     :func:`install_verified`), and the signature is written with the files. On any
     mismatch or error ``to`` is left as it was. With ``record_install`` (serving installs)
-    a signed version also gets its install record (:mod:`mlprov.serving._installed`).
+    a signed version also gets its install record (:func:`mlprov.serving.install_record`).
     """
     snapshot = _read(context, coerce_ref(ref))
     if snapshot.signature is not None:
