@@ -76,6 +76,7 @@ def _register_commands(app: typer.Typer) -> None:
         stage,
         status,
         versions,
+        webhooks,
     )
 
     for module in (
@@ -96,6 +97,7 @@ def _register_commands(app: typer.Typer) -> None:
         pull,
         status,
         audit,
+        webhooks,
         demo,
     ):
         module.install(app)
