@@ -25,6 +25,8 @@ REGISTRY = {
     "AliasStatus",
     "Approval",
     "DatasetInput",
+    "DispatchReport",
+    "Dispatcher",
     "EvidenceCheck",
     "Gate",
     "GateDecision",
@@ -33,6 +35,7 @@ REGISTRY = {
     "LineageInput",
     "NewEvidence",
     "OpenGate",
+    "OutboxEvent",
     "PointerMove",
     "PolicyGate",
     "PreparedVersion",
@@ -47,6 +50,9 @@ REGISTRY = {
     "VerifiedInstall",
     "VersionInput",
     "Waiver",
+    "WebhookDelivery",
+    "WebhookSettings",
+    "WebhookSubscription",
     "open_registry",
 }
 
