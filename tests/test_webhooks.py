@@ -578,3 +578,33 @@ def test_a_receiver_url_is_checked_before_anything_is_written(registry: Registry
             registry.add_webhook(url)
         assert caught.value.exit_code == 2
     assert registry.webhooks(include_removed=True) == []
+
+
+def test_cli_dispatch_runs_until_sigterm(reg: RegistryEnv, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    with webhook_receiver() as receiver:
+        reg.cli("webhook", "add", receiver.url, "--events", "version.registered", check=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlprov", "webhook", "dispatch", "--interval", "0.1"],
+            env=reg.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            reg.cli(
+                "register", str(make_model(tmp_path / "m")), "--name", "m", "--no-git", check=True
+            )
+            deadline = time.monotonic() + 60
+            while not receiver.received() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        assert err == ""
+        assert "dispatching webhooks every 0.1 s" in out
+        assert [json.loads(r.body)["subject"] for r in receiver.received()] == ["m/1"]

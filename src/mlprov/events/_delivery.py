@@ -127,7 +127,9 @@ class WebhookPoster:
                 status = response.status_code
         except httpx.TimeoutException:
             return DeliveryOutcome(False, None, f"timed out after {self.settings.timeout:g} s")
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, ValueError, OSError) as e:
+            # Every way one receiver can fail is an attempt that failed, recorded on its
+            # delivery; none may abort the pass and leave the others unrecorded.
             return DeliveryOutcome(False, None, _one_line(type(e).__name__, e))
         if 200 <= status < 300:
             return DeliveryOutcome(True, status, None)
