@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,8 @@ def _open(reg: RegistryEnv, gate: Gate | None = None) -> Registry:
 
 
 @pytest.fixture
-def registry(reg: RegistryEnv) -> Any:
-    opened = reg.registry()
+def registry(reg: RegistryEnv) -> Iterator[Registry]:
+    opened: Registry = reg.registry()
     yield opened
     opened.close()
 
@@ -85,8 +86,8 @@ def test_every_event_type_lands_in_the_outbox_with_its_audit_entry(
     try:
         registry.register(make_model(tmp_path / "a", {"w.bin": "one"}), "cr-a")
         registry.register(make_model(tmp_path / "b", {"w.bin": "two"}), "cr-a")
-        for _ in range(7):  # versions 3..9
-            _register(registry, tmp_path, "cr-a", f"more {_}")
+        for n in range(3, 10):
+            _register(registry, tmp_path, "cr-a", f"version {n}")
         registry.attest("cr-a/2", "https://example.com/eval/v1", {"auc": 0.9}, signer)
         registry.approve("cr-a/2", "production", signer, comment="ok")
         registry.waive(
