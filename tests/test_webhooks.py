@@ -609,3 +609,86 @@ def test_cli_dispatch_runs_until_sigterm(reg: RegistryEnv, tmp_path: Path) -> No
         assert err == ""
         assert "dispatching webhooks every 0.1 s" in out
         assert [json.loads(r.body)["subject"] for r in receiver.received()] == ["m/1"]
+
+
+def test_a_claim_held_by_a_dead_dispatcher_lapses_and_the_delivery_is_sent_once(
+    registry: Registry, tmp_path: Path
+) -> None:
+    with webhook_receiver(status=503) as receiver:
+        registry.add_webhook(receiver.url, events=["version.registered"])
+        _register(registry, tmp_path, "m", "one")
+        dispatcher = Dispatcher(registry, FAST)
+        t0 = datetime.now(timezone.utc)
+        assert dispatcher.run_once(t0).retrying == 1  # due again within 10 s
+        [delivery] = registry.webhook_deliveries()
+        receiver.status = 200
+        # Another dispatcher claims it when it is due, and dies before posting.
+        t1 = t0 + timedelta(seconds=11)
+        with registry.metadata.write() as tx:
+            until = _text(t1 + FAST.lease)
+            assert tx.webhooks.claim(delivery.id, owner="dead", now=_text(t1), until=until)
+            assert not tx.webhooks.claim(delivery.id, owner="other", now=_text(t1), until=until)
+        assert dispatcher.run_once(t1 + timedelta(seconds=5)).claimed == 0
+        assert len(receiver.received()) == 1
+        assert dispatcher.run_once(t1 + FAST.lease + timedelta(seconds=1)).delivered == 1
+        assert len(receiver.received()) == 2
+    [done] = registry.webhook_deliveries()
+    assert (done.state, done.attempts, done.claimed_by) == ("delivered", 2, None)
+    # The dead dispatcher's late result is refused: the claim is no longer its own.
+    with registry.metadata.write() as tx:
+        assert not tx.webhooks.record_attempt(
+            done.id,
+            owner="dead",
+            attempts=2,
+            state="failed",
+            next_attempt_at=_text(t1),
+            status=None,
+            error="late",
+            at=_text(t1),
+        )
+    assert registry.webhook_deliveries()[0].state == "delivered"
+
+
+def _text(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_two_dispatcher_processes_deliver_each_delivery_exactly_once(
+    reg: RegistryEnv, registry: Registry, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    with webhook_receiver(delay=0.01) as receiver:
+        for path in ("/a", "/b", "/c"):
+            registry.add_webhook(receiver.url + path)
+        for n in range(5):
+            _register(registry, tmp_path, "m", f"v{n}")
+        expected = len(registry.outbox()) * 3
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "mlprov", "webhook", "dispatch", "--interval", "0.05"],
+                env=reg.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        try:
+            deadline = time.monotonic() + 90
+            while len(receiver.received()) < expected and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)  # a duplicate, if any, would arrive now
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            errors = [process.communicate(timeout=30)[1] for process in processes]
+        assert [p.returncode for p in processes] == [0, 0], errors
+        received = receiver.received()
+    ids = [r.headers["x-mlprov-delivery"] for r in received]
+    assert len(ids) == len(set(ids)) == expected
+    deliveries = registry.webhook_deliveries()
+    assert len(deliveries) == expected
+    assert {(d.state, d.attempts) for d in deliveries} == {("delivered", 1)}
