@@ -9,6 +9,7 @@ transaction. Pure: values in, values out.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -68,11 +69,9 @@ def model_of(action: str, subject: str) -> str | None:
     for a revoked key or identity, which is about no one model."""
     if action == "revocation.add" and subject.startswith(("key:", "identity:")):
         return None
-    for separator in ("/", "@"):
-        name, found, _rest = subject.partition(separator)
-        if found:
-            return name
-    return subject or None
+    # A model name has neither "/" nor "@" (mlprov.refs), so it ends at the first one.
+    name = re.split(r"[/@]", subject, maxsplit=1)[0]
+    return name or None
 
 
 @dataclass(frozen=True)
