@@ -78,6 +78,7 @@ def _register_commands(app: typer.Typer) -> None:
         status,
         tokens,
         versions,
+        webhooks,
     )
 
     for module in (
@@ -100,6 +101,7 @@ def _register_commands(app: typer.Typer) -> None:
         status,
         audit,
         tokens,
+        webhooks,
         demo,
     ):
         module.install(app)
