@@ -28,6 +28,7 @@ REGISTRY = {
     "EvidenceCheck",
     "Gate",
     "GateDecision",
+    "GcReport",
     "Judgement",
     "LINEAGE_RELATIONS",
     "LineageInput",

@@ -28,6 +28,7 @@ PUBLIC = [
     "evaluate",
     "lint_policy_set",
     "load_policy_set",
+    "parse_duration",
 ]
 
 

@@ -145,9 +145,7 @@ class S3ArtifactStore(ArtifactStore):
                     import boto3  # noqa: PLC0415
                     from botocore.config import Config  # noqa: PLC0415
                 except ImportError as e:  # pragma: no cover - a core dependency
-                    raise ConfigError(
-                        "s3:// artefact stores need boto3: pip install boto3"
-                    ) from e
+                    raise ConfigError("s3:// artefact stores need boto3: pip install boto3") from e
                 config = Config(
                     connect_timeout=10,
                     read_timeout=60,
@@ -255,9 +253,7 @@ class S3ArtifactStore(ArtifactStore):
             multipart_chunksize=self.part_size,
             max_concurrency=4,
         )
-        self.client.copy(
-            {"Bucket": self.bucket, "Key": source}, self.bucket, target, Config=config
-        )
+        self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, target, Config=config)
 
     def _head(self, key: str) -> bool:
         try:

@@ -64,6 +64,7 @@ def _register_commands(app: typer.Typer) -> None:
         demo,
         download,
         evidence,
+        gc,
         keys,
         lineage,
         models,
@@ -95,6 +96,7 @@ def _register_commands(app: typer.Typer) -> None:
         policy,
         pull,
         status,
+        gc,
         audit,
         demo,
     ):

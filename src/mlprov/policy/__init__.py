@@ -9,6 +9,7 @@ Stable API (this module's ``__all__``)::
     lint_policy_set(files) -> tuple[PolicyProblem, ...]   # every problem, not only the first
     PolicySet.digest, .files, .trust (a verify.TrustSet), .policies
     evaluate(policy_set, model=, target=, report=, context=) -> PolicyDecision
+    parse_duration("1h30m") -> timedelta       # ValueError: the policy files' durations
 
 The file format is in docs/policies.md; the trust model in docs/trust.md.
 """
@@ -27,7 +28,12 @@ from mlprov.policy._decision import (
     VerifiedWaiver,
     WaiverGrant,
 )
-from mlprov.policy._documents import REQUIREMENT_KINDS, PolicyError, PolicyProblem
+from mlprov.policy._documents import (
+    REQUIREMENT_KINDS,
+    PolicyError,
+    PolicyProblem,
+    parse_duration,
+)
 from mlprov.policy._evaluate import evaluate
 from mlprov.policy._set import CompiledPolicy, PolicySet, lint_policy_set, load_policy_set
 from mlprov.policy._trust import PatternSigstoreTrust
@@ -52,4 +58,5 @@ __all__ = [
     "evaluate",
     "lint_policy_set",
     "load_policy_set",
+    "parse_duration",
 ]

@@ -9,6 +9,8 @@ enforced here and cannot be bypassed.
 * ``models``, ``versions``, ``lineage``, ``evidence``, ``signatures``, ``audit``: the
   aggregates and what a user does with each;
 * ``pointers``: aliases and stages, through one move path with the gate in it (``gate``);
+* ``gc``: unreferenced blobs removed after a grace period, never racing a registration
+  (leases and claims on blobs, ADR 0045);
 * ``download``: a version installed in a folder, every digest checked, with its stored
   signature; ``install_verified`` verifies that signature against the trust given first;
 * ``_unit``: :class:`~mlprov.registry._unit.Mutation`, one write transaction with its audit
@@ -43,6 +45,7 @@ from mlprov.registry import (
     audit,
     download,
     evidence,
+    gc,
     lineage,
     models,
     pointers,
@@ -57,6 +60,7 @@ from mlprov.registry import (
 from mlprov.registry._context import RegistryContext
 from mlprov.registry.approvals import Approval
 from mlprov.registry.download import VerifiedInstall
+from mlprov.registry.gc import GcReport
 from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove, PolicyGate
 from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
 from mlprov.registry.policies import Judgement
@@ -88,6 +92,7 @@ __all__ = [
     "EvidenceCheck",
     "Gate",
     "GateDecision",
+    "GcReport",
     "Judgement",
     "LineageInput",
     "NewEvidence",
@@ -489,6 +494,13 @@ class Registry:
         """Resolve once, verify the stored signature against ``trust``, install (see
         :func:`mlprov.registry.download.install_verified`); raise on any failure."""
         return download.install_verified(self._context, ref, to, trust, now=now, progress=progress)
+
+    def collect_garbage(
+        self, grace: timedelta = gc.DEFAULT_GRACE, dry_run: bool = False
+    ) -> GcReport:
+        """Remove blobs no version references, written more than ``grace`` ago, that no
+        registration holds (audited as ``gc.run``); ``dry_run`` only reports them."""
+        return gc.collect_garbage(self._context, grace, dry_run=dry_run)
 
     def audit_log(
         self, *, subject: str | None = None, limit: int | None = None
