@@ -60,8 +60,8 @@ from mlprov.registry import (
 from mlprov.registry._context import RegistryContext
 from mlprov.registry.approvals import Approval
 from mlprov.registry.download import VerifiedInstall
-from mlprov.registry.gc import GcReport
 from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove, PolicyGate
+from mlprov.registry.gc import GcReport
 from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
 from mlprov.registry.policies import Judgement
 from mlprov.registry.pull import PulledVersion

@@ -200,9 +200,9 @@ def collect_garbage(
     removed: list[BlobInfo] = []
     for start in range(0, len(old), _BATCH):
         batch = old[start : start + _BATCH]
-        claimed, in_use = _claim(context, batch, holder)
-        referenced += in_use
-        held += len(batch) - in_use - len(claimed)
+        claimed, in_use_count = _claim(context, batch, holder)
+        referenced += in_use_count
+        held += len(batch) - in_use_count - len(claimed)
         try:
             removed.extend(_remove_claimed(context, claimed, holder))
         finally:
