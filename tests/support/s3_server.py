@@ -50,7 +50,7 @@ class MotoServer:
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2):  # noqa: S310
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2):
                     return
             except OSError:
                 if self._process.poll() is not None or time.monotonic() > deadline:
