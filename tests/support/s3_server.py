@@ -133,13 +133,14 @@ class S3RegistryEnv(RegistryEnv):
 
 class PausingStore(ArtifactStore):
     """A real artefact store (any one, reached through its public methods) that calls
-    ``after_hold(digest)`` right after a registration's hold (its gc lease) and
-    ``before_delete(digest)`` right before a removal: the two points where a
+    ``before_hold(digest)`` and ``after_hold(digest)`` around a registration's hold (its
+    gc lease) and ``before_delete(digest)`` right before a removal: the points where a
     registration and gc meet."""
 
     def __init__(self, inner: ArtifactStore) -> None:
         self.inner = inner
         self.uri = inner.uri
+        self.before_hold: Callable[[str], None] | None = None
         self.after_hold: Callable[[str], None] | None = None
         self.before_delete: Callable[[str], None] | None = None
 
@@ -152,6 +153,8 @@ class PausingStore(ArtifactStore):
         hold: BlobHold | None,
     ) -> StoredBlob:
         def held(digest: str) -> None:
+            if self.before_hold is not None:
+                self.before_hold(digest)
             if hold is not None:
                 hold(digest)
             if self.after_hold is not None:

@@ -315,12 +315,23 @@ class S3ArtifactStore(ArtifactStore):
             paginator = self.client.get_paginator("list_multipart_uploads")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=start):
                 for upload in page.get("Uploads", []):
-                    if upload["Initiated"] < older_than:
+                    if upload["Initiated"] < older_than and self._idle_since(upload, older_than):
                         self.client.abort_multipart_upload(
                             Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                         )
                         removed += 1
         return removed
+
+    def _idle_since(self, upload: dict[str, Any], moment: datetime) -> bool:
+        """Whether a multipart upload sent no part after ``moment``: a long upload still
+        sending parts is in progress, however long ago it started."""
+        paginator = self.client.get_paginator("list_parts")
+        pages = paginator.paginate(
+            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+        )
+        return all(
+            part["LastModified"] < moment for page in pages for part in page.get("Parts", [])
+        )
 
 
 class _StagingUpload:

@@ -27,7 +27,8 @@ def gc(
     as_json: JsonOption = False,
 ) -> None:
     """Remove blobs that no version references, written more than --grace ago, that no
-    registration in progress holds (safe while others register); audited as gc.run."""
+    registration in progress holds (safe while others register), and uploads a killed
+    process left unfinished (older than --grace, at least 1 h); audited as gc.run."""
     from mlprov.registry.gc import parse_grace  # noqa: PLC0415
 
     window = parse_grace(grace)

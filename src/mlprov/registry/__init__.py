@@ -496,11 +496,18 @@ class Registry:
         return download.install_verified(self._context, ref, to, trust, now=now, progress=progress)
 
     def collect_garbage(
-        self, grace: timedelta = gc.DEFAULT_GRACE, dry_run: bool = False
+        self,
+        grace: timedelta = gc.DEFAULT_GRACE,
+        dry_run: bool = False,
+        *,
+        staging_grace: timedelta | None = None,
     ) -> GcReport:
         """Remove blobs no version references, written more than ``grace`` ago, that no
-        registration holds (audited as ``gc.run``); ``dry_run`` only reports them."""
-        return gc.collect_garbage(self._context, grace, dry_run=dry_run)
+        registration holds (audited as ``gc.run``); ``dry_run`` only reports them.
+        Unfinished uploads go after ``staging_grace`` (default: ``grace``, at least 1 h)."""
+        return gc.collect_garbage(
+            self._context, grace, dry_run=dry_run, staging_grace=staging_grace
+        )
 
     def audit_log(
         self, *, subject: str | None = None, limit: int | None = None

@@ -27,6 +27,7 @@ artefact store, so version files are the only references.
 from __future__ import annotations
 
 import random
+import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -60,6 +61,9 @@ LEASE_TTL = timedelta(hours=24)
 CLAIM_TTL = timedelta(hours=1)
 #: gc deletes a claimed blob only if its claim still has this long to live.
 _CLAIM_MARGIN = timedelta(minutes=10)
+#: Staging copies (uploads in progress) are removed only when at least this old, whatever
+#: the grace: an upload writes its staging copy until just before it is renamed or copied.
+MIN_STAGING_AGE = timedelta(hours=1)
 #: How long a registration waits for gc to finish with a blob it claimed.
 LEASE_WAIT_SECONDS = 120.0
 _BATCH = 100
@@ -82,7 +86,7 @@ def parse_grace(text: str) -> timedelta:
     """``--grace``: ``24h``, ``7d``, ``1h30m``, ``90s``, or ``0`` (every unreferenced blob)."""
     from mlprov.policy import parse_duration  # noqa: PLC0415
 
-    if text.strip() == "0":
+    if re.fullmatch(r"0+[dhms]?", text.strip()):
         return timedelta(0)
     try:
         return parse_duration(text)
@@ -168,11 +172,17 @@ class GcReport:
 
 
 def collect_garbage(
-    context: RegistryContext, grace: timedelta = DEFAULT_GRACE, *, dry_run: bool = False
+    context: RegistryContext,
+    grace: timedelta = DEFAULT_GRACE,
+    *,
+    dry_run: bool = False,
+    staging_grace: timedelta | None = None,
 ) -> GcReport:
     """Remove every blob older than ``grace`` that no version references and nothing
-    holds; audited as ``gc.run``. ``dry_run`` reports what would go and changes nothing."""
-    if grace < timedelta(0):
+    holds, and staging copies of unfinished uploads older than ``staging_grace`` (default:
+    ``grace``, at least :data:`MIN_STAGING_AGE`); audited as ``gc.run``. ``dry_run``
+    reports what would go and changes nothing."""
+    if grace < timedelta(0) or (staging_grace is not None and staging_grace < timedelta(0)):
         raise InvalidInputError("--grace must not be negative")
     started = _now()
     cutoff = started - grace
@@ -208,7 +218,9 @@ def collect_garbage(
         finally:
             with mutation(context) as unit:
                 unit.tx.blob_holds.release_claims((b.sha256 for b in claimed), holder)
-    staging = context.artifacts.remove_staging(cutoff)
+    if staging_grace is None:
+        staging_grace = max(grace, MIN_STAGING_AGE)
+    staging = context.artifacts.remove_staging(started - staging_grace)
     report = GcReport(
         dry_run=False,
         grace=grace,
