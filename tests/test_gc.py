@@ -224,19 +224,19 @@ def test_registrations_racing_gc_never_leave_a_version_without_its_blob(
 ) -> None:
     registry, store = paused
     rounds = 10
+    errors: list[BaseException] = []
+
+    def run(work: Any) -> None:
+        time.sleep(random.uniform(0, 0.03))  # vary the interleaving
+        try:
+            work()
+        except BaseException as e:  # reported below
+            errors.append(e)
+
     for number in range(rounds):
         data = f"round {number} {uuid.uuid4().hex}".encode() * 64
         store.put_bytes(data)  # unreferenced: gc (grace 0) wants it gone
         model = make_model(tmp_path / f"m{number}", {"w.bin": data, "config.json": "{}"})
-        errors: list[BaseException] = []
-
-        def run(work: Any) -> None:
-            time.sleep(random.uniform(0, 0.03))  # noqa: S311 - vary the interleaving
-            try:
-                work()
-            except BaseException as e:  # reported below
-                errors.append(e)
-
         threads = [
             threading.Thread(target=run, args=(lambda m=model: registry.register(m, "race"),)),
             threading.Thread(target=run, args=(lambda: registry.collect_garbage(timedelta(0)),)),
