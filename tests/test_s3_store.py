@@ -260,3 +260,24 @@ def test_part_sizes_outside_what_s3_accepts_are_refused(
     ok = sreg.cli("models", "list", "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout) == []
+
+
+def test_credentials_the_server_refuses_are_one_line_exit_5_and_write_nothing(
+    reg: RegistryEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    strict = MotoServer(tmp_path / "strict-moto.log", checks_credentials=True)
+    try:
+        for name, value in strict.env().items():
+            monkeypatch.setenv(name, value)  # keys this server does not know
+        env = S3RegistryEnv(
+            home=reg.home, metadata_uri=reg.metadata_uri, artifact_uri="s3://guarded/p"
+        )
+        before = reg.snapshot()
+        result = env.cli("register", str(make_model(tmp_path / "m")), "--name", "m", "--no-git")
+        assert result.returncode == 5, result.stderr
+        line = one_line_error(result.stderr)
+        assert "access to s3://guarded/p denied" in line, line
+        assert "check the AWS credentials" in line
+        assert reg.snapshot() == before
+    finally:
+        strict.stop()

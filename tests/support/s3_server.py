@@ -38,14 +38,19 @@ def free_port() -> int:
 class MotoServer:
     """``python -m moto.server`` on a free loopback port, for one test session."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, *, checks_credentials: bool = False) -> None:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._log = log.open("wb")
+        env = dict(os.environ)
+        if checks_credentials:
+            # moto authenticates every request once this many requests went unchecked.
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
         self._process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            env=env,
         )
         deadline = time.monotonic() + 60
         while True:
