@@ -206,10 +206,15 @@ def collect_garbage(
             removed=removable,
         )
     holder = new_holder("gc")
-    referenced = held = 0
+    # Most old blobs are referenced: leave those out with one read first, so the write
+    # transactions below (which check again) only see candidates.
+    with context.metadata.read() as tx:
+        in_use = tx.versions.blobs_in_use(b.sha256 for b in old)
+    candidates = [blob for blob in old if blob.sha256 not in in_use]
+    referenced, held = len(old) - len(candidates), 0
     removed: list[BlobInfo] = []
-    for start in range(0, len(old), _BATCH):
-        batch = old[start : start + _BATCH]
+    for start in range(0, len(candidates), _BATCH):
+        batch = candidates[start : start + _BATCH]
         claimed, in_use_count = _claim(context, batch, holder)
         referenced += in_use_count
         held += len(batch) - in_use_count - len(claimed)
