@@ -324,3 +324,60 @@ def test_gc_on_s3_removes_unreferenced_blobs_and_stale_uploads(
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
     down = sreg.cli("download", "m/1", "--to", str(tmp_path / "out"))
     assert down.returncode == 0, down.stderr
+
+
+def test_on_s3_the_lease_comes_before_the_existence_check(
+    reg: RegistryEnv, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both phase orders on the S3 store: a blob leased by a registration is kept by gc,
+    and a registration that meets gc's claim stores the bytes again after the removal."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in moto.env().items():
+        monkeypatch.setenv(name, value)
+    bucket = f"mlprov-{uuid.uuid4().hex[:12]}"
+    moto.create_bucket(bucket)
+    store = PausingStore(open_artifact_store(f"s3://{bucket}/p"))
+    registry = Registry(open_metadata_store(reg.metadata_uri), store, actor="tester@ci")
+    try:
+        kept, collected = b"kept by its lease", b"collected under the registration"
+        store.put_bytes(kept)
+        store.put_bytes(collected)
+        reports: list[GcReport] = []
+
+        def collect(digest: str) -> None:
+            store.after_hold = None
+            reports.append(registry.collect_garbage(timedelta(0)))
+
+        store.after_hold = collect
+        first = registry.register(make_model(tmp_path / "a", {"w.bin": kept}), "m")
+        # gc kept the leased blob and removed the other orphan meanwhile.
+        assert [b.sha256 for b in reports[0].removed] == [_sha(collected)]
+        assert store.read_bytes(registry.version_files(first.ref)[0].blob) == kept
+
+        store.put_bytes(collected)
+        arrived = threading.Event()
+        store.before_hold = lambda digest: arrived.set()
+        outcome: dict[str, Any] = {}
+        worker = threading.Thread(
+            target=lambda: outcome.update(
+                version=registry.register(make_model(tmp_path / "b", {"w.bin": collected}), "m")
+            )
+        )
+
+        def delete(digest: str) -> None:
+            store.before_delete = None
+            worker.start()
+            assert arrived.wait(60)
+            time.sleep(0.5)
+            outcome["waited"] = worker.is_alive()
+
+        store.before_delete = delete
+        registry.collect_garbage(timedelta(0))
+        worker.join(120)
+        assert outcome["waited"] is True
+        second = outcome["version"]
+        assert store.read_bytes(registry.version_files(second.ref)[0].blob) == collected
+        assert sorted(moto.keys(bucket)) == sorted(f"p/blobs/{_sha(d)}" for d in (kept, collected))
+    finally:
+        registry.close()
