@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mlprov.errors import NotFoundError
+from mlprov.errors import ConflictError, NotFoundError
 from support.gate_env import gate_env
 from support.registry_env import RegistryEnv, make_model, one_line_error
 from support.s3_server import MotoServer, S3RegistryEnv, free_port
@@ -281,3 +281,26 @@ def test_credentials_the_server_refuses_are_one_line_exit_5_and_write_nothing(
         assert reg.snapshot() == before
     finally:
         strict.stop()
+
+
+def test_a_store_aborted_after_its_upload_leaves_nothing_in_the_bucket(
+    sreg: S3RegistryEnv, s3: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLPROV_S3_PART_SIZE", "5MiB")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(11 * 1024 * 1024))
+    seen: list[str] = []
+
+    def refuse(digest: str) -> None:
+        seen.append(digest)
+        raise ConflictError("refused by the caller's hold")
+
+    registry = sreg.registry()
+    try:
+        with pytest.raises(ConflictError, match="refused"):
+            registry.artifacts.put_file(big, hold=refuse)
+    finally:
+        registry.close()
+    assert seen == [hashlib.sha256(big.read_bytes()).hexdigest()]
+    assert s3.keys(_bucket(sreg)) == []  # neither the blob nor its staging object
+    assert not s3.client().list_multipart_uploads(Bucket=_bucket(sreg)).get("Uploads")

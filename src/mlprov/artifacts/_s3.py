@@ -6,8 +6,9 @@ Objects under the prefix:
 * ``PREFIX/staging/<uuid>`` - an upload in progress, whose digest is not known yet.
 
 Storing a file takes ONE read pass: its bytes are streamed to a staging object (a
-multipart upload of ``part_size`` parts once the file is larger than one part, so memory
-stays at about one part per worker whatever the file size) while they are hashed; then,
+multipart upload of ``part_size`` parts once the file is larger than one part, each part
+sent while the next is read, so memory stays at about two parts per worker whatever the
+file size) while they are hashed; then,
 once the digest is known and the caller has held it (:data:`~mlprov.artifacts.BlobHold`),
 the staging object is copied server-side to its blob key unless that key exists already
 (boto3's managed copy, which switches to a multipart copy above ``copy_threshold``: one
@@ -38,6 +39,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -336,8 +338,9 @@ class S3ArtifactStore(ArtifactStore):
 
 class _StagingUpload:
     """Streams one file's chunks to a staging object: a single PUT when the whole file
-    fits in one part, else a multipart upload of ``part_size`` parts. At most one part
-    (plus one read chunk) is held in memory."""
+    fits in one part, else a multipart upload of ``part_size`` parts. Each part is sent by
+    a sender thread while the next one is read and hashed, and the next is handed over
+    only once the previous one was sent: about two parts are held in memory."""
 
     def __init__(self, client: BaseClient, bucket: str, key: str, part_size: int) -> None:
         self._client = client
@@ -346,7 +349,9 @@ class _StagingUpload:
         self._part_size = part_size
         self._pending = bytearray()
         self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
+        self._parts: list[dict[str, Any]] = []  # appended by the sender thread only
+        self._sender: ThreadPoolExecutor | None = None
+        self._in_flight: Future[None] | None = None
         self._written = False
 
     def write(self, chunk: memoryview) -> None:
@@ -358,17 +363,24 @@ class _StagingUpload:
         if self._upload_id is None:
             created = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)
             self._upload_id = str(created["UploadId"])
-        number = len(self._parts) + 1
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlprov-s3-part")
+        self._wait_for_part()  # raises what sending the previous part raised
         body = bytes(self._pending[:size])
         del self._pending[:size]
+        number = len(self._parts) + 1
+        assert self._sender is not None
+        self._in_flight = self._sender.submit(self._upload_part, self._upload_id, number, body)
+
+    def _upload_part(self, upload_id: str, number: int, body: bytes) -> None:
         sent = self._client.upload_part(
-            Bucket=self._bucket,
-            Key=self._key,
-            UploadId=self._upload_id,
-            PartNumber=number,
-            Body=body,
+            Bucket=self._bucket, Key=self._key, UploadId=upload_id, PartNumber=number, Body=body
         )
         self._parts.append({"PartNumber": number, "ETag": sent["ETag"]})
+
+    def _wait_for_part(self) -> None:
+        if self._in_flight is not None:
+            future, self._in_flight = self._in_flight, None
+            future.result()
 
     def finish(self) -> None:
         if self._upload_id is None:
@@ -376,6 +388,7 @@ class _StagingUpload:
         else:
             if self._pending:
                 self._send_part(len(self._pending))  # the last part may be smaller
+            self._wait_for_part()
             self._client.complete_multipart_upload(
                 Bucket=self._bucket,
                 Key=self._key,
@@ -387,10 +400,15 @@ class _StagingUpload:
         self._written = True
 
     def discard(self) -> None:
-        """Remove the staging object (or abort the unfinished upload). Failing here is
-        not an error: what is left under staging/ is removed by ``mlprov gc``."""
+        """Stop the sender, remove the staging object (or abort the unfinished upload).
+        Failing here is not an error: what is left under staging/ is removed by gc."""
         from botocore import exceptions as boto  # noqa: PLC0415
 
+        if self._sender is not None:
+            with contextlib.suppress(Exception):  # already reported, or superseded
+                self._wait_for_part()
+            self._sender.shutdown(wait=True)
+            self._sender = None
         with contextlib.suppress(boto.BotoCoreError, boto.ClientError):
             if self._upload_id is not None:
                 self._client.abort_multipart_upload(
