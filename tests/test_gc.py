@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from mlprov.artifacts import open_artifact_store
-from mlprov.errors import ConflictError
+from mlprov.errors import ConflictError, StorageError
 from mlprov.registry import GcReport, Registry
 from mlprov.store import open_metadata_store
 from support.registry_env import RegistryEnv, execute, make_model, one_line_error
@@ -381,3 +381,30 @@ def test_on_s3_the_lease_comes_before_the_existence_check(
         assert sorted(moto.keys(bucket)) == sorted(f"p/blobs/{_sha(d)}" for d in (kept, collected))
     finally:
         registry.close()
+
+
+def test_a_gc_that_fails_half_way_audits_what_it_removed(
+    reg: RegistryEnv, paused: tuple[Registry, PausingStore]
+) -> None:
+    registry, store = paused
+    first, second = store.put_bytes(b"first orphan").sha256, store.put_bytes(b"second").sha256
+    deleted: list[str] = []
+
+    def fail_the_second(digest: str) -> None:
+        if deleted:
+            raise StorageError("removing blob: storage is read-only or not writable")
+        deleted.append(digest)
+
+    store.before_delete = fail_the_second
+    with pytest.raises(StorageError, match="read-only"):
+        registry.collect_garbage(timedelta(0))
+    [gone] = deleted
+    assert store.digests() == [second if gone == first else first]
+    entry = registry.audit_log()[-1]
+    details = json.loads(entry.details)
+    assert entry.action == "gc.run"
+    assert details["removed"] == 1
+    assert "read-only" in details["failed"]
+    assert _holds(reg) == []  # its claims were released
+    store.before_delete = None
+    assert len(registry.collect_garbage(timedelta(0)).removed) == 1

@@ -36,7 +36,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from mlprov.artifacts import BlobInfo
-from mlprov.errors import ConflictError, InvalidInputError
+from mlprov.errors import ConflictError, InvalidInputError, MlprovError
 from mlprov.registry._context import RegistryContext
 from mlprov.registry._unit import Mutation, mutation
 
@@ -213,20 +213,45 @@ def collect_garbage(
     candidates = [blob for blob in old if blob.sha256 not in in_use]
     referenced, held = len(old) - len(candidates), 0
     removed: list[BlobInfo] = []
-    for start in range(0, len(candidates), _BATCH):
-        batch = candidates[start : start + _BATCH]
-        claimed, in_use_count = _claim(context, batch, holder)
-        referenced += in_use_count
-        held += len(batch) - in_use_count - len(claimed)
-        try:
-            removed.extend(_remove_claimed(context, claimed, holder))
-        finally:
-            with mutation(context) as unit:
-                unit.tx.blob_holds.release_claims((b.sha256 for b in claimed), holder)
-    if staging_grace is None:
-        staging_grace = max(grace, MIN_STAGING_AGE)
-    staging = context.artifacts.remove_staging(started - staging_grace)
-    report = GcReport(
+    staging = 0
+    try:
+        for start in range(0, len(candidates), _BATCH):
+            batch = candidates[start : start + _BATCH]
+            claimed, in_use_count = _claim(context, batch, holder)
+            referenced += in_use_count
+            held += len(batch) - in_use_count - len(claimed)
+            try:
+                _remove_claimed(context, claimed, holder, removed)
+            finally:
+                with mutation(context) as unit:
+                    unit.tx.blob_holds.release_claims((b.sha256 for b in claimed), holder)
+        if staging_grace is None:
+            staging_grace = max(grace, MIN_STAGING_AGE)
+        staging = context.artifacts.remove_staging(started - staging_grace)
+    except MlprovError as e:
+        # What was removed before the failure is audited too, with the failure.
+        _audit_run(
+            context,
+            _report(context, grace, listing, young, referenced, held, removed, staging),
+            str(e),
+        )
+        raise
+    report = _report(context, grace, listing, young, referenced, held, removed, staging)
+    _audit_run(context, report, None)
+    return report
+
+
+def _report(
+    context: RegistryContext,
+    grace: timedelta,
+    listing: Sequence[BlobInfo],
+    young: int,
+    referenced: int,
+    held: int,
+    removed: Sequence[BlobInfo],
+    staging: int,
+) -> GcReport:
+    return GcReport(
         dry_run=False,
         grace=grace,
         store=context.artifacts.uri,
@@ -237,13 +262,18 @@ def collect_garbage(
         removed=tuple(removed),
         staging_removed=staging,
     )
+
+
+def _audit_run(context: RegistryContext, report: GcReport, failure: str | None) -> None:
+    """The run's ``gc.run`` entry; expired holds are removed in the same transaction."""
     with mutation(context) as unit:
         stale = unit.tx.blob_holds.remove_stale(_iso(_now()))
         details = report.to_json()
         details["removed"] = len(report.removed)
         details["stale_holds_removed"] = stale
+        if failure is not None:
+            details["failed"] = failure
         unit.audit("gc.run", "artifacts", details)
-    return report
 
 
 def _claim(
@@ -264,12 +294,13 @@ def _claim(
 
 
 def _remove_claimed(
-    context: RegistryContext, claimed: Iterable[BlobInfo], holder: str
-) -> list[BlobInfo]:
-    """Delete the blobs still claimed by this run, outside any transaction."""
+    context: RegistryContext, claimed: Iterable[BlobInfo], holder: str, removed: list[BlobInfo]
+) -> None:
+    """Delete the blobs still claimed by this run, outside any transaction, adding each
+    to ``removed`` as it goes (a failure half way is audited with what went before)."""
     claimed = list(claimed)
     if not claimed:
-        return []
+        return
     # A claim that went stale (this process stalled for CLAIM_TTL) may have been replaced
     # by a registration's lease: look again, with a margin, just before deleting.
     safe_until = _iso(_now() + _CLAIM_MARGIN)
@@ -286,4 +317,4 @@ def _remove_claimed(
                 ours.append(blob)
     for blob in ours:
         context.artifacts.delete(blob.sha256)
-    return ours
+        removed.append(blob)
