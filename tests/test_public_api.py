@@ -31,6 +31,7 @@ REGISTRY = {
     "EvidenceCheck",
     "Gate",
     "GateDecision",
+    "GcReport",
     "IssuedToken",
     "Judgement",
     "LINEAGE_RELATIONS",

@@ -5,6 +5,7 @@ checked against that digest on every read. The same bytes are stored once howeve
 many versions and models use them.
 
 * ``file:///path`` - a folder (the embedded default, ``$MLPROV_HOME/blobs``);
+* ``s3://bucket/prefix`` - S3-compatible object storage (``mlprov.artifacts._s3``);
 * ``memory://`` - an in-process store for tests. Its bytes vanish with the process, so
   :func:`open_artifact_store` refuses it unless the caller passes ``allow_ephemeral=True``
   (tests do; a registry configured with it would "register" versions whose bytes are gone).
@@ -22,12 +23,15 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from mlprov.errors import ConfigError, DigestMismatchError, NotFoundError, StorageError
 
 __all__ = [
     "ArtifactStore",
+    "BlobHold",
+    "BlobInfo",
     "ChunkConsumer",
     "CorruptBlobError",
     "StoredBlob",
@@ -40,6 +44,10 @@ READ_CHUNK = 4 * 1024 * 1024
 ProgressCallback = Callable[[int], None]
 #: Sees each chunk of a file while it is stored (the caller's own hasher, say).
 ChunkConsumer = Callable[[memoryview], None]
+#: Called with a blob's SHA-256 once its bytes are hashed and before the store looks
+#: whether that blob is already stored: the registry takes its gc lease there, so a blob
+#: found stored cannot be collected between that look and the version's commit.
+BlobHold = Callable[[str], None]
 
 
 class CorruptBlobError(DigestMismatchError):
@@ -59,6 +67,15 @@ class StoredBlob:
     sha256: str
     size: int
     created: bool  # False when the same bytes were already stored
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A stored blob as a listing sees it: its key, size and when it was written (UTC)."""
+
+    sha256: str
+    size: int
+    modified: datetime
 
 
 def _check_key(sha256: str) -> str:
@@ -93,9 +110,14 @@ class ArtifactStore(abc.ABC):
         name: str | None = None,
         progress: ProgressCallback | None = None,
         observe: ChunkConsumer | None = None,
+        hold: BlobHold | None = None,
     ) -> StoredBlob:
         """Store a regular file's bytes in one read pass; returns its SHA-256, size and
         whether it was new.
+
+        ``hold(sha256)`` runs after the bytes are hashed and before the store looks
+        whether that blob is stored already (:data:`BlobHold`); what it raises aborts
+        the store and leaves no blob behind.
 
         ``observe`` sees every chunk as it is stored, so a caller can compute another
         digest of exactly the stored bytes without reading the file again. Bytes that are
@@ -105,7 +127,7 @@ class ArtifactStore(abc.ABC):
         """
         shown = name if name is not None else path.name
         try:
-            return self._put_file(path, shown, progress, observe)
+            return self._put_file(path, shown, progress, observe, hold)
         except OSError as e:
             raise storage_error(f"storing {shown}", e) from e
 
@@ -141,7 +163,8 @@ class ArtifactStore(abc.ABC):
         return b"".join(self.read_chunks(sha256))
 
     def delete(self, sha256: str) -> None:
-        """Remove a blob. Used only to undo an operation that failed before committing."""
+        """Remove a blob (a missing one is not an error). Only ``mlprov gc`` calls it, for
+        a blob it has claimed (:mod:`mlprov.registry.gc`)."""
         try:
             self._delete(_check_key(sha256))
         except FileNotFoundError:
@@ -151,10 +174,22 @@ class ArtifactStore(abc.ABC):
 
     def digests(self) -> list[str]:
         """Every stored blob key, sorted."""
+        return [blob.sha256 for blob in self.blobs()]
+
+    def blobs(self) -> list[BlobInfo]:
+        """Every stored blob with its size and last-modified time, sorted by key."""
         try:
-            return sorted(self._list())
+            return sorted(self._list(), key=lambda blob: blob.sha256)
         except OSError as e:
             raise storage_error("listing blobs", e) from e
+
+    def remove_staging(self, older_than: datetime) -> int:
+        """Remove staging copies (of uploads a killed process never finished) last
+        written before ``older_than``; how many were removed."""
+        try:
+            return self._remove_staging(older_than)
+        except OSError as e:
+            raise storage_error("removing stale staging copies", e) from e
 
     @abc.abstractmethod
     def _put_file(
@@ -163,6 +198,7 @@ class ArtifactStore(abc.ABC):
         name: str,
         progress: ProgressCallback | None,
         observe: ChunkConsumer | None,
+        hold: BlobHold | None,
     ) -> StoredBlob: ...
 
     @abc.abstractmethod
@@ -178,26 +214,38 @@ class ArtifactStore(abc.ABC):
     def _delete(self, sha256: str) -> None: ...
 
     @abc.abstractmethod
-    def _list(self) -> Iterator[str]: ...
+    def _list(self) -> Iterator[BlobInfo]: ...
+
+    @abc.abstractmethod
+    def _remove_staging(self, older_than: datetime) -> int: ...
 
 
 def open_artifact_store(uri: str, *, allow_ephemeral: bool = False) -> ArtifactStore:
-    """Open the artefact store a URI names (``file://``; ``memory://`` only with
-    ``allow_ephemeral=True``, which tests pass: it keeps nothing after the process)."""
+    """Open the artefact store a URI names (``file://``, ``s3://``; ``memory://`` only
+    with ``allow_ephemeral=True``, which tests pass: it keeps nothing after the process).
+    Opening makes no network call: an S3 store meets its endpoint on first use."""
     scheme, sep, _ = uri.partition("://")
     if not sep:
-        raise ConfigError(f"artefact store URI {uri!r} has no scheme: use file:///PATH")
+        raise ConfigError(
+            f"artefact store URI {uri!r} has no scheme: use file:///PATH or s3://BUCKET/PREFIX"
+        )
     if scheme == "file":
         from mlprov.artifacts._file import FileArtifactStore  # noqa: PLC0415
 
         return FileArtifactStore.from_uri(uri)
+    if scheme == "s3":
+        from mlprov.artifacts._s3 import S3ArtifactStore  # noqa: PLC0415
+
+        return S3ArtifactStore.from_uri(uri)
     if scheme == "memory":
         if not allow_ephemeral:
             raise ConfigError(
                 "artefact store memory:// keeps no bytes after the process exits and is for "
-                "tests only: use file:///PATH (MLPROV_ARTIFACTS)"
+                "tests only: use file:///PATH or s3://BUCKET/PREFIX (MLPROV_ARTIFACTS)"
             )
         from mlprov.artifacts._memory import MemoryArtifactStore  # noqa: PLC0415
 
         return MemoryArtifactStore()
-    raise ConfigError(f"unsupported artefact store scheme {scheme!r}: use file:///PATH")
+    raise ConfigError(
+        f"unsupported artefact store scheme {scheme!r}: use file:///PATH or s3://BUCKET/PREFIX"
+    )

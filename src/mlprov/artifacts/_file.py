@@ -14,12 +14,15 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from mlprov.artifacts import (
     READ_CHUNK,
     ArtifactStore,
+    BlobHold,
+    BlobInfo,
     ChunkConsumer,
     ProgressCallback,
     StoredBlob,
@@ -67,6 +70,7 @@ class FileArtifactStore(ArtifactStore):
         name: str,
         progress: ProgressCallback | None,
         observe: ChunkConsumer | None,
+        hold: BlobHold | None,
     ) -> StoredBlob:
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="put-")
         tmp_path = Path(tmp_name)
@@ -80,6 +84,8 @@ class FileArtifactStore(ArtifactStore):
                     path, consumers, display=name, buffer=_buffer(), progress=progress
                 )
                 sha256 = hasher.hexdigest()
+                if hold is not None:
+                    hold(sha256)
                 if self._blob_path(sha256).exists():
                     # Already stored (and made durable by whoever stored it): the copy
                     # just written is dropped unsynced, so the disk never writes it.
@@ -119,13 +125,34 @@ class FileArtifactStore(ArtifactStore):
     def _delete(self, sha256: str) -> None:
         self._blob_path(sha256).unlink()
 
-    def _list(self) -> Iterator[str]:
+    def _list(self) -> Iterator[BlobInfo]:
         base = self.root / "sha256"
         if not base.is_dir():
             return
         for prefix in base.iterdir():
             for blob in prefix.iterdir():
-                yield blob.name
+                try:
+                    info = blob.stat()
+                except FileNotFoundError:
+                    continue  # removed (by gc) while listing
+                # The rename keeps the temporary file's time: when the bytes were written.
+                modified = datetime.fromtimestamp(info.st_mtime, timezone.utc)
+                yield BlobInfo(blob.name, info.st_size, modified)
+
+    def _remove_staging(self, older_than: datetime) -> int:
+        tmp = self.root / "tmp"
+        if not tmp.is_dir():
+            return 0
+        removed = 0
+        for item in tmp.iterdir():
+            try:
+                modified = datetime.fromtimestamp(item.stat().st_mtime, timezone.utc)
+                if item.name.startswith("put-") and modified < older_than:
+                    item.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # its writer finished or removed it meanwhile
+        return removed
 
 
 def _buffer() -> bytearray:

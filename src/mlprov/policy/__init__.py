@@ -27,7 +27,11 @@ from mlprov.policy._decision import (
     VerifiedWaiver,
     WaiverGrant,
 )
-from mlprov.policy._documents import REQUIREMENT_KINDS, PolicyError, PolicyProblem
+from mlprov.policy._documents import (
+    REQUIREMENT_KINDS,
+    PolicyError,
+    PolicyProblem,
+)
 from mlprov.policy._evaluate import evaluate
 from mlprov.policy._set import CompiledPolicy, PolicySet, lint_policy_set, load_policy_set
 from mlprov.policy._trust import PatternSigstoreTrust

@@ -11,6 +11,8 @@ enforced here and cannot be bypassed.
 * ``pointers``: aliases and stages, through one move path with the gate in it (``gate``);
 * ``resolution``: the registry's signed answer to what an alias names, and a pull that
   installs only what such an answer names (rollback and freeze protection);
+* ``gc``: unreferenced blobs removed after a grace period, never racing a registration
+  (leases and claims on blobs, ADR 0045);
 * ``download``: a version installed in a folder, every digest checked, with its stored
   signature; ``install_verified`` verifies that signature against the trust given first;
 * ``tokens``: bearer tokens created, listed, revoked and authenticated into a
@@ -54,6 +56,7 @@ from mlprov.registry import (
     audit,
     download,
     evidence,
+    gc,
     lineage,
     models,
     pointers,
@@ -73,6 +76,7 @@ from mlprov.registry._context import RegistryContext
 from mlprov.registry.approvals import Approval
 from mlprov.registry.download import VerifiedInstall
 from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove, PolicyGate
+from mlprov.registry.gc import GcReport
 from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
 from mlprov.registry.policies import Judgement
 from mlprov.registry.pull import PulledVersion
@@ -111,6 +115,7 @@ __all__ = [
     "EvidenceCheck",
     "Gate",
     "GateDecision",
+    "GcReport",
     "IssuedToken",
     "Judgement",
     "LineageInput",
@@ -624,6 +629,20 @@ class Registry:
         """Resolve once, verify the stored signature against ``trust``, install (see
         :func:`mlprov.registry.download.install_verified`); raise on any failure."""
         return download.install_verified(self._context, ref, to, trust, now=now, progress=progress)
+
+    def collect_garbage(
+        self,
+        grace: timedelta = gc.DEFAULT_GRACE,
+        dry_run: bool = False,
+        *,
+        staging_grace: timedelta | None = None,
+    ) -> GcReport:
+        """Remove blobs no version references, written more than ``grace`` ago, that no
+        registration holds (audited as ``gc.run``); ``dry_run`` only reports them.
+        Unfinished uploads go after ``staging_grace`` (default: ``grace``, at least 1 h)."""
+        return gc.collect_garbage(
+            self._context, grace, dry_run=dry_run, staging_grace=staging_grace
+        )
 
     def audit_log(
         self, *, subject: str | None = None, limit: int | None = None

@@ -44,10 +44,12 @@ class PreparedVersion:
 
 @dataclass(frozen=True)
 class StoredFiles:
-    """The manifest of a prepared version and the blob key of each of its files."""
+    """The manifest of a prepared version and the blob key of each of its files, with
+    the gc lease token of each blob it stored or found stored (ADR 0045)."""
 
     manifest: Manifest
     blobs: dict[str, str]
+    leases: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

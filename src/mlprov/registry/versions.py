@@ -7,7 +7,9 @@ reader can see (DESIGN.md, "Storage"; ARCHITECTURE.md, rule 4):
 2. :func:`store_files` hashes the files and stores their bytes, content-addressed, in
    one read pass per file (bytes already stored are neither copied nor synced again). A
    blob is never deleted here, even when a later step fails: another registration may
-   be reusing it at this moment. Blobs no version references are left for ``gc``;
+   be reusing it at this moment. Blobs no version references are left for ``gc``, and
+   every blob stored or found stored is leased first so gc leaves it alone
+   (:mod:`mlprov.registry.gc`, ADR 0045);
 3. :func:`commit_version` reads the next version number, builds the version's record,
    makes and signs its evidence (outside any transaction), then commits the rows with a
    compare-and-set on that number. A registration that lost the number to another
@@ -46,6 +48,7 @@ from mlprov.registry._context import (
 from mlprov.registry._unit import mutation
 from mlprov.registry.evidence import add_evidence_in
 from mlprov.registry.formats import detect_formats
+from mlprov.registry.gc import check_leases, lease_blob, new_holder
 from mlprov.registry.inputs import (
     VersionInput,
     check_tag,
@@ -166,6 +169,20 @@ def store_files(
     order = sorted(prepared.files, key=lambda f: f.size, reverse=True)
     plan = hashing_plan(order, algorithm)
     local = threading.local()
+    # Each blob is leased once its digest is known, before the store looks whether it is
+    # stored already (a blob found stored could otherwise be collected before the commit).
+    # Blobs of the latest version are referenced by it, and gc never collects those.
+    holder = new_holder("register")
+    leases: dict[str, str] = {}
+    leases_lock = threading.Lock()
+
+    def hold(digest: str) -> None:
+        with leases_lock:
+            if digest in leases:
+                return
+        token = lease_blob(context, digest, holder)
+        with leases_lock:
+            leases[digest] = token
 
     def store(item: ModelFile) -> tuple[FileEntry, str]:
         buffer: bytearray | None = getattr(local, "buffer", None)
@@ -173,7 +190,7 @@ def store_files(
             buffer = local.buffer = bytearray(CHUNK_SIZE)
         known = previous.get(item.name)
         if known is None or known.size != item.size or not context.artifacts.exists(known.blob):
-            return _store_new(context, item, algorithm, plan.multithreaded, progress)
+            return _store_new(context, item, algorithm, plan.multithreaded, progress, hold)
         hasher = new_hasher(algorithm, multithreaded=plan.multithreaded)
         size = read_whole_file(
             item.path,
@@ -187,7 +204,7 @@ def store_files(
         if str(digest) == known.digest:
             # Same digest, so the same bytes as when ``known.blob`` was stored from them.
             return FileEntry(item.name, digest, size), known.blob
-        entry, blob = _store_new(context, item, algorithm, plan.multithreaded, None)
+        entry, blob = _store_new(context, item, algorithm, plan.multithreaded, None, hold)
         if entry.digest != digest:
             raise VerificationError(
                 f"{item.name}: changed while being registered "
@@ -203,7 +220,11 @@ def store_files(
         ) as pool:
             results = list(pool.map(store, order))
     manifest = Manifest.of(algorithm, (entry for entry, _ in results))
-    return StoredFiles(manifest=manifest, blobs={entry.path: blob for entry, blob in results})
+    return StoredFiles(
+        manifest=manifest,
+        blobs={entry.path: blob for entry, blob in results},
+        leases=dict(leases),
+    )
 
 
 def _latest_files(context: RegistryContext, name: str, algorithm: str) -> dict[str, StoredFile]:
@@ -223,6 +244,7 @@ def _store_new(
     algorithm: str,
     multithreaded: bool,
     progress: ProgressCallback | None,
+    hold: Callable[[str], None],
 ) -> tuple[FileEntry, str]:
     """Store one file in one read pass that also computes its manifest digest."""
     hasher = None if algorithm == "sha256" else new_hasher(algorithm, multithreaded=multithreaded)
@@ -231,6 +253,7 @@ def _store_new(
         name=item.name,
         progress=progress,
         observe=hasher.update if hasher is not None else None,
+        hold=hold,
     )
     if blob.size != item.size:
         raise VerificationError(
@@ -319,6 +342,7 @@ def commit_version(
                     number = current.next_version
                     draft = _draft(prepared, stored, number, at, actor, formats)
                 unit.expect(unit.tx.models.claim_version_number(current, number))
+                check_leases(unit, prepared.name, stored.leases)
                 edges = [stored_edge(unit.tx, edge) for edge in prepared.lineage]
                 key = unit.tx.versions.insert(current, draft, files, edges)
                 for item in evidence:

@@ -272,3 +272,16 @@ webhook_deliveries = sa.Table(
     sa.Column("claimed_by", sa.String(128), nullable=True),
     sa.Column("claimed_until", sa.String(32), nullable=True),
 )
+
+# Holds on blobs (migration 0008, ADR 0045): a registration's lease on a blob it stores
+# or reuses, or mlprov gc's claim on one it removes. One row per digest, so the two
+# exclude each other; ``holder`` names the row's incarnation (a registration checks at
+# commit that the lease it took is still that row), ``expires_at`` when it goes stale.
+blob_holds = sa.Table(
+    "blob_holds",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(8), nullable=False),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("expires_at", sa.String(32), nullable=False),
+)

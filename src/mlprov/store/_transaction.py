@@ -16,6 +16,7 @@ from mlprov.errors import ConflictError, MlprovError, StorageError
 from mlprov.store import _schema as t
 from mlprov.store.aliases import AliasRows
 from mlprov.store.audit import AuditRows
+from mlprov.store.blob_holds import BlobHoldRows
 from mlprov.store.evidence import EvidenceRows
 from mlprov.store.lineage import LineageRows
 from mlprov.store.models import ModelRows
@@ -68,9 +69,13 @@ class StoreTransaction:
         self.revocations = RevocationRows(connection)
         self.tokens = TokenRows(connection)
         self.webhooks = WebhookRows(connection)
+        self.blob_holds = BlobHoldRows(connection)
 
     def counts(self) -> dict[str, int]:
-        """Rows per table (for `audit verify` summaries and the tests' state snapshots)."""
+        """Rows per table (for `audit verify` summaries and the tests' state snapshots).
+
+        ``blob_holds`` is left out: its rows coordinate gc with registrations and expire
+        on their own; they are not registry state (ADR 0045)."""
         tables = (
             t.models,
             t.versions,

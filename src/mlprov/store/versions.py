@@ -279,6 +279,20 @@ class VersionRows(Rows):
             )
         ]
 
+    def blobs_in_use(self, blobs: Iterable[str]) -> set[str]:
+        """Which of these blob keys some version's files reference (gc keeps those)."""
+        wanted = sorted(set(blobs))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):  # bounded IN lists on both backends
+            batch = wanted[start : start + 500]
+            rows = self._all(
+                sa.select(t.version_files.c.blob)
+                .where(t.version_files.c.blob.in_(batch))
+                .distinct()
+            )
+            found.update(str(r.blob) for r in rows)
+        return found
+
     def set_tag(self, version_id: int, key: str, value: str | None) -> None:
         self.connection.execute(
             sa.delete(t.version_tags).where(
