@@ -17,12 +17,12 @@ enforced here and cannot be bypassed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlprov.artifacts import ArtifactStore, open_artifact_store
+from mlprov.artifacts import ArtifactStore, StoredBlob, open_artifact_store
 from mlprov.config import Limits, RegistryConfig
 from mlprov.lineage import LineageGraph
 from mlprov.manifest import Manifest
@@ -41,6 +41,8 @@ from mlprov.refs import ModelRef
 from mlprov.registry import (
     approvals,
     audit,
+    blobs,
+    denials,
     download,
     evidence,
     lineage,
@@ -50,7 +52,9 @@ from mlprov.registry import (
     pull,
     revocation,
     signatures,
+    signed_evidence,
     status,
+    uploads,
     versions,
     waivers,
 )
@@ -71,6 +75,7 @@ from mlprov.registry.types import (
     StoredFiles,
     VerifiedDocument,
 )
+from mlprov.registry.uploads import UploadedFile
 from mlprov.registry.waivers import Waiver
 from mlprov.store import MetadataStore, open_metadata_store
 from mlprov.store.policies import StoredPolicySet
@@ -102,6 +107,7 @@ __all__ = [
     "StoredDocument",
     "StoredFile",
     "StoredFiles",
+    "UploadedFile",
     "VerifiedDocument",
     "VerifiedInstall",
     "VersionInput",
@@ -236,6 +242,41 @@ class Registry:
     ) -> ModelVersion:
         return versions.commit_version(self._context, prepared, stored, evidence_for=evidence_for)
 
+    def register_uploaded(
+        self,
+        name: str,
+        files: Sequence[UploadedFile],
+        info: VersionInput | None = None,
+        *,
+        artifact_name: str | None = None,
+        signature: bytes | None = None,
+        idempotency_key: str | None = None,
+    ) -> ModelVersion:
+        """Register the next version from blobs already stored (see
+        :func:`mlprov.registry.uploads.register_uploaded`); with ``idempotency_key`` a
+        repeated request returns the version the first one made."""
+        return uploads.register_uploaded(
+            self._context,
+            name,
+            files,
+            info,
+            artifact_name=artifact_name,
+            signature=signature,
+            idempotency_key=idempotency_key,
+        )
+
+    def store_blob(self, path: Path, sha256: str) -> StoredBlob:
+        """Store a file already hashed by the caller as blob ``sha256`` (refused if its
+        bytes hash to anything else)."""
+        return blobs.store_blob(self._context, path, sha256)
+
+    def blob_exists(self, sha256: str) -> bool:
+        return blobs.blob_exists(self._context, sha256)
+
+    def blob_chunks(self, sha256: str) -> Iterator[bytes]:
+        """A blob's bytes, digest-checked by the artefact store as they stream."""
+        return blobs.blob_chunks(self._context, sha256)
+
     def get_version(self, ref: ModelRef | str) -> ModelVersion:
         return versions.get_version(self._context, ref)
 
@@ -330,6 +371,14 @@ class Registry:
     ) -> Evidence:
         """Sign and store an approval of a version for an alias (or ``stage:NAME``)."""
         return approvals.approve(self._context, ref, target, signer, comment=comment)
+
+    def add_signed_approval(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
+        """Store an approval its approver signed elsewhere (the gate judges the signer)."""
+        return signed_evidence.add_signed_approval(self._context, ref, bundle)
+
+    def add_signed_waiver(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
+        """Store one holder's waiver signed elsewhere (the gate judges the signers)."""
+        return signed_evidence.add_signed_waiver(self._context, ref, bundle)
 
     def approvals(self, ref: ModelRef | str, *, target: str | None = None) -> list[Approval]:
         return approvals.approvals(self._context, ref, target=target)
@@ -501,6 +550,14 @@ class Registry:
         """Recompute the chain and the state it vouches for; with a signed ``checkpoint``
         (verified against ``trust``) also refuse a log truncated or rewritten since."""
         return audit.verify_audit(self._context, checkpoint=checkpoint, trust=trust, **options)
+
+    def record_access_denied(
+        self, *, actor: str | None, action: str, subject: str, status: int, reason: str
+    ) -> AuditEntry:
+        """Audit a refused request of the HTTP API (401 or 403); nothing else changes."""
+        return denials.record_access_denied(
+            self._context, actor=actor, action=action, subject=subject, status=status, reason=reason
+        )
 
     def checkpoint_audit(self, signer: Signer) -> bytes:
         """A signed checkpoint of the audit chain head (a bundle to keep elsewhere)."""

@@ -20,6 +20,7 @@ from mlprov.store.evidence import EvidenceRows
 from mlprov.store.lineage import LineageRows
 from mlprov.store.models import ModelRows
 from mlprov.store.policies import PolicyRows
+from mlprov.store.registration_keys import RegistrationKeyRows
 from mlprov.store.revocations import RevocationRows
 from mlprov.store.stages import StageRows
 from mlprov.store.versions import VersionRows
@@ -64,6 +65,7 @@ class StoreTransaction:
         self.audit = AuditRows(connection)
         self.policies = PolicyRows(connection)
         self.revocations = RevocationRows(connection)
+        self.registration_keys = RegistrationKeyRows(connection)
 
     def counts(self) -> dict[str, int]:
         """Rows per table (for `audit verify` summaries and the tests' state snapshots)."""
@@ -78,6 +80,7 @@ class StoreTransaction:
             t.evidence,
             t.policy_sets,
             t.revocations,
+            t.registration_keys,
         )
         return {
             table.name: int(
