@@ -372,6 +372,11 @@ class Registry:
         """Sign and store an approval of a version for an alias (or ``stage:NAME``)."""
         return approvals.approve(self._context, ref, target, signer, comment=comment)
 
+    def attach_trusted(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
+        """Attach a bundle signed elsewhere, verified against the registry's own trust
+        (the active policy set's signers)."""
+        return signed_evidence.attach_trusted(self._context, ref, bundle)
+
     def add_signed_approval(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
         """Store an approval its approver signed elsewhere (the gate judges the signer)."""
         return signed_evidence.add_signed_approval(self._context, ref, bundle)

@@ -27,7 +27,35 @@ from mlprov.registry.types import NewEvidence
 from mlprov.registry.versions import get_version
 from mlprov.registry.waivers import WAIVER_KIND, WAIVER_PREDICATE_TYPE
 
-__all__ = ["add_signed_approval", "add_signed_waiver"]
+__all__ = ["add_signed_approval", "add_signed_waiver", "attach_trusted"]
+
+
+def attach_trusted(context: RegistryContext, ref: ModelRef | str, bundle: bytes) -> Evidence:
+    """Attach a bundle signed elsewhere (an OMS signature or an attestation) after
+    verifying it against the trust of the registry's active policy set: the first
+    trusted signer it verifies with is the trust it is attached under
+    (:func:`mlprov.registry.signatures.attach`). With no policy set applied the registry
+    trusts no one, and nothing is attached."""
+    from mlprov.errors import SignatureError  # noqa: PLC0415
+    from mlprov.registry import policies, signatures  # noqa: PLC0415
+
+    active = policies.show_policy(context)
+    if active is None:
+        raise SignatureError(
+            "the registry trusts no signer yet (no policy set applied): nothing attached"
+        )
+    policy_set = policies.load_policy(active.files, context, active.digest)
+    problems = []
+    for signer in policy_set.trust.signers:
+        try:
+            return signatures.attach(context, ref, bundle, signer.trust)
+        except SignatureError as e:
+            # Not this signer's: try the next one (any other failure is the bundle's).
+            problems.append(f"{signer.name}: {e.message}")
+    raise SignatureError(
+        "the bundle verifies with no signer the registry trusts"
+        + (f" ({problems[0][:200]})" if problems else "")
+    )
 
 
 def add_signed_approval(context: RegistryContext, ref: ModelRef | str, bundle: bytes) -> Evidence:
