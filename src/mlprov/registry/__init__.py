@@ -273,6 +273,9 @@ class Registry:
     def blob_exists(self, sha256: str) -> bool:
         return blobs.blob_exists(self._context, sha256)
 
+    def blob_size(self, sha256: str) -> int:
+        return blobs.blob_size(self._context, sha256)
+
     def blob_chunks(self, sha256: str) -> Iterator[bytes]:
         """A blob's bytes, digest-checked by the artefact store as they stream."""
         return blobs.blob_chunks(self._context, sha256)

@@ -15,7 +15,7 @@ from mlprov.artifacts import StoredBlob
 from mlprov.errors import DigestMismatchError, InvalidInputError
 from mlprov.registry._context import RegistryContext
 
-__all__ = ["blob_chunks", "blob_exists", "check_blob_key", "store_blob"]
+__all__ = ["blob_chunks", "blob_exists", "blob_size", "check_blob_key", "store_blob"]
 
 
 def check_blob_key(sha256: str) -> str:
@@ -42,6 +42,17 @@ def store_blob(context: RegistryContext, path: Path, sha256: str) -> StoredBlob:
 
 def blob_exists(context: RegistryContext, sha256: str) -> bool:
     return context.artifacts.exists(check_blob_key(sha256))
+
+
+def blob_size(context: RegistryContext, sha256: str) -> int:
+    """A stored blob's size: as a version's files record it, or (for a blob no version
+    refers to yet) counted by reading it once."""
+    check_blob_key(sha256)
+    with context.metadata.read() as tx:
+        recorded = tx.versions.blob_size(sha256)
+    if recorded is not None:
+        return recorded
+    return sum(len(chunk) for chunk in context.artifacts.read_chunks(sha256))
 
 
 def blob_chunks(context: RegistryContext, sha256: str) -> Iterator[bytes]:

@@ -86,6 +86,13 @@ class VersionRows(Rows):
         )
         return _key(row) if row is not None else None
 
+    def blob_size(self, blob: str) -> int | None:
+        """The size of a blob as a version's file records it (None when no file uses it)."""
+        row = self._one(
+            sa.select(t.version_files.c.size).where(t.version_files.c.blob == blob).limit(1)
+        )
+        return int(row.size) if row is not None else None
+
     def by_id(self, version_id: int) -> VersionKey | None:
         row = self._one(self._keys().where(t.versions.c.id == version_id))
         return _key(row) if row is not None else None

@@ -1,5 +1,6 @@
 """Idempotency keys of registrations over HTTP: a retried request carrying the same key
-finds the version its first attempt made instead of making a second one.
+finds the version its first attempt made instead of making a second one; and an index
+of version files by blob, for blob downloads.
 
 Revision ID: 0009
 Revises: 0005
@@ -26,7 +27,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.String(32), nullable=False),
         sa.Column("created_by", sa.String(256), nullable=False),
     )
+    # Blob downloads look a blob's size up by its key (GET /api/v1/blobs/{sha256}).
+    op.create_index("ix_version_files_blob", "version_files", ["blob"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_version_files_blob", table_name="version_files")
     op.drop_table("registration_keys")
