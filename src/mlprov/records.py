@@ -8,6 +8,7 @@ alias -> version number on models and versions alike, audit ``details`` is an ob
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "RegisteredModel",
     "Stage",
     "StageEvent",
+    "TokenRecord",
     "VersionFile",
 ]
 
@@ -232,4 +234,37 @@ class AuditEntry(_Record):
         # The hashed text stays in the store (``audit verify`` recomputes the chain from
         # it); readers get the object it encodes.
         value["details"] = json.loads(self.details) if self.details else {}
+        return value
+
+
+class TokenRecord(_Record):
+    """A bearer token as stored, without its secret (which is shown once, at creation,
+    and never kept: only its SHA-256 is, and that stays in the store)."""
+
+    id: str
+    name: str
+    role: str  # a mlprov.access.Role value
+    models: tuple[str, ...]
+    created_at: str
+    created_by: str
+    expires_at: str | None
+    revoked_at: str | None
+    revoked_by: str | None
+    revoke_reason: str | None
+
+    def expired(self, now: datetime | None = None) -> bool:
+        if self.expires_at is None:
+            return False
+        moment = now or datetime.now(timezone.utc)
+        return moment >= datetime.fromisoformat(self.expires_at.removesuffix("Z") + "+00:00")
+
+    def state(self, now: datetime | None = None) -> str:
+        """``revoked``, ``expired`` or ``active`` (at ``now``, default the current time)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expired(now) else "active"
+
+    def to_json(self) -> dict[str, Any]:
+        value = super().to_json()
+        value["state"] = self.state()
         return value

@@ -75,6 +75,7 @@ def _register_commands(app: typer.Typer) -> None:
         signing,
         stage,
         status,
+        tokens,
         versions,
     )
 
@@ -96,6 +97,7 @@ def _register_commands(app: typer.Typer) -> None:
         pull,
         status,
         audit,
+        tokens,
         demo,
     ):
         module.install(app)

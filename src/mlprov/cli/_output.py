@@ -144,7 +144,7 @@ def short_time(at: str, *, wide: bool = False) -> str:
 #: table narrows the free-text columns instead.
 _WHOLE_COLUMNS = frozenset(
     {"version", "latest", "digest", "size", "stage", "from", "to", "gen", "seq"}
-    | {"created", "when", "added", "signature", "files"}
+    | {"created", "when", "added", "signature", "files", "id", "expires"}
 )
 
 

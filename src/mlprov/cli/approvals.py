@@ -110,9 +110,9 @@ def waive(
     """Sign one holder's time-limited waiver for moving a version to an alias; the gate
     honours it only when two distinct holders of the policy's waiving role signed it."""
     from mlprov.cli._direct import signer_from_options  # noqa: PLC0415
-    from mlprov.registry.waivers import parse_duration  # noqa: PLC0415
+    from mlprov.registry.waivers import parse_waiver_duration  # noqa: PLC0415
 
-    duration = parse_duration(expires)
+    duration = parse_waiver_duration(expires)
     signer = signer_from_options(
         key=key,
         certificate=None,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlprov.config import DEFAULT_LIMITS, Limits
 from mlprov.documents import load_yaml
+from mlprov.durations import parse_duration
 from mlprov.errors import InvalidInputError, MalformedDocumentError
 from mlprov.records import Stage
 from mlprov.verification import ROLES
@@ -50,7 +51,6 @@ __all__ = [
     "TargetSelection",
     "TrustDeclaration",
     "WaiverOptions",
-    "parse_duration",
     "parse_metric_threshold",
     "parse_policy_file",
 ]
@@ -88,19 +88,16 @@ class PolicyError(InvalidInputError):
 
 # -- value parsers (shared by the validators and by the engine) ---------------------------
 
-_DURATION = re.compile(r"\A(?:(\d{1,6})d)?(?:(\d{1,6})h)?(?:(\d{1,6})m)?(?:(\d{1,6})s)?\Z")
 
-
-def parse_duration(text: str) -> timedelta:
-    """``24h``, ``7d``, ``1h30m``, ``90s`` -> timedelta; ValueError otherwise."""
-    match = _DURATION.match(text.strip())
-    if match is None or not any(match.groups()):
-        raise ValueError(f"{text[:40]!r} is not a duration: use e.g. 24h, 7d, 1h30m, 90s")
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    value = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    if value <= timedelta(0):
-        raise ValueError("a duration must be longer than zero")
-    return value
+def _policy_duration(value: Any) -> Any:
+    """A policy duration (``24h``, ``7d``): the one grammar of :mod:`mlprov.durations`,
+    raised as ValueError so pydantic reports it with the key's path and line."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_duration(value)
+    except InvalidInputError as e:
+        raise ValueError(e.message) from e
 
 
 _OPERATORS = (">=", "<=", "==", "!=", ">", "<")
@@ -345,7 +342,7 @@ class MinTimeRequirement(_Strict):
     @field_validator("duration", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        return parse_duration(value) if isinstance(value, str) else value
+        return _policy_duration(value)
 
     @field_validator("stage")
     @classmethod
@@ -444,7 +441,7 @@ class WaiverOptions(_Strict):
     @field_validator("max_duration", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        return parse_duration(value) if isinstance(value, str) else value
+        return _policy_duration(value)
 
 
 class RollbackOptions(_Strict):

@@ -11,17 +11,22 @@ enforced here and cannot be bypassed.
 * ``pointers``: aliases and stages, through one move path with the gate in it (``gate``);
 * ``download``: a version installed in a folder, every digest checked, with its stored
   signature; ``install_verified`` verifies that signature against the trust given first;
+* ``tokens``: bearer tokens created, listed, revoked and authenticated into a
+  :class:`~mlprov.access.Principal`; :meth:`Registry.acting_as` records that principal as
+  the actor;
 * ``_unit``: :class:`~mlprov.registry._unit.Mutation`, one write transaction with its audit
   entries, and the denial record written in its own transaction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlprov.access import Principal, Role
 from mlprov.artifacts import ArtifactStore, StoredBlob, open_artifact_store
 from mlprov.config import Limits, RegistryConfig
 from mlprov.lineage import LineageGraph
@@ -36,6 +41,7 @@ from mlprov.records import (
     RegisteredModel,
     Stage,
     StageEvent,
+    TokenRecord,
 )
 from mlprov.refs import ModelRef
 from mlprov.registry import (
@@ -54,6 +60,7 @@ from mlprov.registry import (
     signatures,
     signed_evidence,
     status,
+    tokens,
     uploads,
     versions,
     waivers,
@@ -68,6 +75,7 @@ from mlprov.registry.pull import PulledVersion
 from mlprov.registry.status import AliasStatus
 from mlprov.registry.types import (
     EvidenceCheck,
+    IssuedToken,
     NewEvidence,
     PreparedVersion,
     SignedVersion,
@@ -93,6 +101,7 @@ __all__ = [
     "EvidenceCheck",
     "Gate",
     "GateDecision",
+    "IssuedToken",
     "Judgement",
     "LineageInput",
     "NewEvidence",
@@ -107,6 +116,7 @@ __all__ = [
     "StoredDocument",
     "StoredFile",
     "StoredFiles",
+    "TokenRecord",
     "UploadedFile",
     "VerifiedDocument",
     "VerifiedInstall",
@@ -137,6 +147,8 @@ class Registry:
             gate=gate or OpenGate(),
             fixed_actor=actor,
         )
+        #: Only the registry that opened the stores closes them (not one made by acting_as).
+        self._owns_stores = True
         if gate is None:
             # The registry's own gate: the active policy set decides (ARCHITECTURE.md,
             # registry/gate.py); it needs the context it judges with.
@@ -159,7 +171,18 @@ class Registry:
         return self._context.actor
 
     def close(self) -> None:
-        self._context.metadata.dispose()
+        if self._owns_stores:
+            self._context.metadata.dispose()
+
+    def acting_as(self, principal: Principal) -> Registry:
+        """This registry (same stores, limits, gate and caches) with ``principal.actor``
+        as the actor of everything it records. Closing it leaves the stores open; close
+        the registry it came from. Authorisation is the caller's
+        (:func:`mlprov.access.authorize`)."""
+        acting = object.__new__(Registry)
+        acting._context = dataclasses.replace(self._context, fixed_actor=principal.actor)
+        acting._owns_stores = False
+        return acting
 
     # -- models ------------------------------------------------------------------------
 
@@ -477,6 +500,29 @@ class Registry:
 
     def revocations(self) -> list[Revocation]:
         return revocation.revocations(self._context)
+
+    # -- tokens ------------------------------------------------------------------------
+
+    def create_token(
+        self,
+        role: Role | str,
+        *,
+        name: str,
+        models: Sequence[str] = ("*",),
+        expires: timedelta | None = None,
+    ) -> IssuedToken:
+        """A new bearer token (audited); its secret is in the result, and only there."""
+        return tokens.create_token(self._context, role, name=name, models=models, expires=expires)
+
+    def tokens(self) -> list[TokenRecord]:
+        return tokens.tokens(self._context)
+
+    def revoke_token(self, token_id: str, *, reason: str) -> TokenRecord:
+        return tokens.revoke_token(self._context, token_id, reason=reason)
+
+    def authenticate(self, secret: str) -> Principal:
+        """The principal a token secret stands for, or AuthenticationError; reads only."""
+        return tokens.authenticate(self._context, secret)
 
     # -- aliases and stages ------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mlprov.records import DatasetRef, Evidence, LineageEdge, ModelVersion
+from mlprov.records import DatasetRef, Evidence, LineageEdge, ModelVersion, TokenRecord
 
 if TYPE_CHECKING:
     from mlprov.hashing import ModelFile
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EvidenceCheck",
+    "IssuedToken",
     "NewEvidence",
     "PreparedVersion",
     "SignatureCheck",
@@ -127,3 +128,15 @@ class VerifiedDocument:
     @property
     def evidence(self) -> Evidence:
         return self.check.evidence
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token just created and its secret: the only time the secret exists outside the
+    holder's hands (only its SHA-256 is stored)."""
+
+    token: TokenRecord
+    secret: str = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.token.to_json(), "secret": self.secret}

@@ -11,12 +11,12 @@ that role signed the same terms and it has not expired.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from mlprov.canonical import canonical_json
+from mlprov.durations import parse_duration
 from mlprov.errors import InvalidInputError
 from mlprov.records import Evidence
 from mlprov.refs import ModelRef
@@ -30,14 +30,20 @@ from mlprov.registry.versions import get_version
 if TYPE_CHECKING:
     from mlprov.signing import Signer
 
-__all__ = ["MAX_WAIVER", "WAIVER_KIND", "WAIVER_PREDICATE_TYPE", "Waiver", "waive", "waivers"]
+__all__ = [
+    "MAX_WAIVER",
+    "WAIVER_KIND",
+    "WAIVER_PREDICATE_TYPE",
+    "Waiver",
+    "parse_waiver_duration",
+    "waive",
+    "waivers",
+]
 
 WAIVER_KIND = "waiver"
 WAIVER_PREDICATE_TYPE = "https://mlprov.dev/waiver/v1"
 #: The longest a waiver may last: a waiver is for an emergency, not a standing exception.
 MAX_WAIVER = timedelta(days=30)
-_DURATION = re.compile(r"\A([1-9][0-9]{0,5})([mhd])\Z")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
 @dataclass(frozen=True)
@@ -63,12 +69,10 @@ class Waiver:
         }
 
 
-def parse_duration(text: str) -> timedelta:
-    """``90m``, ``24h``, ``7d``: at most :data:`MAX_WAIVER`."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise InvalidInputError(f"invalid duration {text[:40]!r}: use e.g. 90m, 24h or 7d")
-    duration = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+def parse_waiver_duration(text: str) -> timedelta:
+    """``90m``, ``24h``, ``7d`` (:func:`mlprov.durations.parse_duration`): at most
+    :data:`MAX_WAIVER`."""
+    duration = parse_duration(text)
     if duration > MAX_WAIVER:
         raise InvalidInputError(f"a waiver lasts at most {MAX_WAIVER.days} days, not {text}")
     return duration

@@ -220,3 +220,21 @@ registration_keys = sa.Table(
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("created_by", sa.String(256), nullable=False),
 )
+
+# Bearer tokens (migration 0006). ``models`` is a canonical JSON list of name patterns;
+# ``secret_sha256`` the hex SHA-256 of the whole secret (docs/adr/0042), never the secret.
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("models", sa.Text, nullable=False),
+    sa.Column("secret_sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("expires_at", sa.String(32), nullable=True),
+    sa.Column("revoked_at", sa.String(32), nullable=True),
+    sa.Column("revoked_by", sa.String(256), nullable=True),
+    sa.Column("revoke_reason", sa.Text, nullable=True),
+)

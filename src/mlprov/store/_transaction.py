@@ -23,6 +23,7 @@ from mlprov.store.policies import PolicyRows
 from mlprov.store.registration_keys import RegistrationKeyRows
 from mlprov.store.revocations import RevocationRows
 from mlprov.store.stages import StageRows
+from mlprov.store.tokens import TokenRows
 from mlprov.store.versions import VersionRows
 
 __all__ = ["StoreTransaction", "translate_db_error"]
@@ -66,6 +67,7 @@ class StoreTransaction:
         self.policies = PolicyRows(connection)
         self.revocations = RevocationRows(connection)
         self.registration_keys = RegistrationKeyRows(connection)
+        self.tokens = TokenRows(connection)
 
     def counts(self) -> dict[str, int]:
         """Rows per table (for `audit verify` summaries and the tests' state snapshots)."""
@@ -81,6 +83,7 @@ class StoreTransaction:
             t.policy_sets,
             t.revocations,
             t.registration_keys,
+            t.tokens,
         )
         return {
             table.name: int(
