@@ -72,6 +72,7 @@ def _register_commands(app: typer.Typer) -> None:
         register,
         resolve,
         revocation,
+        serve,
         signing,
         stage,
         status,
@@ -98,6 +99,7 @@ def _register_commands(app: typer.Typer) -> None:
         status,
         audit,
         tokens,
+        serve,
         demo,
     ):
         module.install(app)

@@ -56,6 +56,7 @@ from mlprov.registry import (
     pointers,
     policies,
     pull,
+    readiness,
     revocation,
     signatures,
     signed_evidence,
@@ -604,6 +605,10 @@ class Registry:
         """Recompute the chain and the state it vouches for; with a signed ``checkpoint``
         (verified against ``trust``) also refuse a log truncated or rewritten since."""
         return audit.verify_audit(self._context, checkpoint=checkpoint, trust=trust, **options)
+
+    def check_ready(self) -> None:
+        """Raise StorageError unless the metadata and artefact stores both answer."""
+        readiness.check_ready(self._context)
 
     def record_access_denied(
         self, *, actor: str | None, action: str, subject: str, status: int, reason: str
