@@ -45,6 +45,7 @@ REGISTRY = {
     "StoredFile",
     "StoredFiles",
     "TokenRecord",
+    "UploadedFile",
     "VerifiedDocument",
     "VerifiedInstall",
     "VersionInput",
