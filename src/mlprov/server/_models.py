@@ -68,12 +68,8 @@ def list_models(
 ) -> list[dict[str, Any]]:
     """Models the caller may read (others are left out, not refused)."""
     service = service_of(request)
+    registry = service.access_by_role(request, Action.READ)
     principal = service.principal(request)
-    if not allows(principal, Action.READ, None) and not any(
-        allows(principal, Action.READ, m) for m in principal.models
-    ):
-        service.access(request, Action.READ)  # refuses and audits
-    registry = service.registry.acting_as(principal)
     return [
         m.to_json()
         for m in registry.list_models(prefix=prefix)
