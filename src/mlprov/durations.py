@@ -24,10 +24,10 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if match is None or not any(match.groups()):
         raise InvalidInputError(
-            f"invalid duration {text[:40]!r}: use e.g. 90s, 90m, 24h, 7d or 1h30m"
+            f"{text[:40]!r} is not a duration: use e.g. 90s, 90m, 24h, 7d or 1h30m"
         )
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
     value = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
     if value <= timedelta(0):
-        raise InvalidInputError(f"invalid duration {text[:40]!r}: it must be longer than zero")
+        raise InvalidInputError(f"{text[:40]!r} is not a duration longer than zero")
     return value

@@ -63,6 +63,7 @@ from mlprov.registry import (
     status,
     tokens,
     uploads,
+    verify,
     versions,
     waivers,
 )
@@ -422,11 +423,16 @@ class Registry:
         ref: ModelRef | str,
         *,
         deep: bool = False,
+        narrow: Trust | None = None,
         progress: ProgressCallback | None = None,
     ) -> Judgement:
         """Verify a version with the registry's trust (and, for ``NAME@ALIAS``, judge it
-        by the alias's policy); ``deep`` re-hashes the stored bytes too."""
-        return policies.verify_registered(self._context, ref, deep=deep, progress=progress)
+        by the alias's policy and check its pointer against the audit log); ``narrow``
+        must also verify the model signature (trust options narrow, never widen);
+        ``deep`` re-hashes the stored bytes of the version and its ancestors too."""
+        return verify.verify_registered(
+            self._context, ref, deep=deep, narrow=narrow, progress=progress
+        )
 
     def status(self) -> list[AliasStatus]:
         """Every alias and whether its version verifies and passes its policy now."""

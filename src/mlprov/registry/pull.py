@@ -2,7 +2,8 @@
 
 ``mlprov pull NAME@ALIAS --to DIR`` and :func:`mlprov.load_verified` resolve the alias to
 a version number once, then judge that version with the trust and the policies of the
-registry's active policy set for that alias (:func:`mlprov.registry.policies.judge`): the
+registry's active policy set for that alias (:func:`mlprov.registry.verify.judge_resolved`,
+which also checks the alias's pointer against the audit log): the
 policy serving enforces lives with the alias in the registry, and no caller option can
 weaken it. Only when verification and policy pass are the files installed, atomically,
 each digest checked while writing, with the version's ``model.sig``; any failure leaves
@@ -20,7 +21,8 @@ from mlprov.records import ModelVersion
 from mlprov.refs import LATEST, ModelRef
 from mlprov.registry._context import RegistryContext, coerce_ref, resolve
 from mlprov.registry.download import download
-from mlprov.registry.policies import Judgement, judge, parse_target
+from mlprov.registry.policies import Judgement, parse_target
+from mlprov.registry.verify import judge_resolved
 
 __all__ = ["PulledVersion", "pull"]
 
@@ -51,7 +53,7 @@ def pull(
         )
     with context.metadata.read() as tx:
         number = resolve(tx, parsed).number  # resolved once: a move meanwhile changes nothing
-    judgement = judge(context, parsed.name, parse_target(parsed.alias), number, None)
+    judgement = judge_resolved(context, parsed.name, parse_target(parsed.alias), number)
     if judgement.policy_digest is None or judgement.decision is None:
         raise VerificationError(
             f"{parsed}: no policy set is applied, so nothing is trusted to verify it against "
