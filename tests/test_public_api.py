@@ -22,6 +22,7 @@ ROOT = {
     "verify_or_raise",
 }
 REGISTRY = {
+    "AliasResolution",
     "AliasStatus",
     "Approval",
     "DatasetInput",
