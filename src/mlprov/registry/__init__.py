@@ -533,6 +533,14 @@ class Registry:
             identity=identity,
         )
 
+    def add_signed_revocation(self, bundle: bytes) -> Revocation:
+        """Store a revocation its revoker signed elsewhere (audited)."""
+        return revocation.add_signed_revocation(self._context, bundle)
+
+    def revocation_claim(self, bundle: bytes) -> tuple[str, str]:
+        """What a revocation bundle claims to revoke (kind, value), not yet trusted."""
+        return revocation.revocation_claim(self._context, bundle)
+
     def revocations(self) -> list[Revocation]:
         return revocation.revocations(self._context)
 
