@@ -307,6 +307,10 @@ class Registry:
     def blob_size(self, sha256: str) -> int:
         return blobs.blob_size(self._context, sha256)
 
+    def blob_models(self, sha256: str) -> list[str]:
+        """The models whose versions use a blob."""
+        return blobs.blob_models(self._context, sha256)
+
     def blob_chunks(self, sha256: str) -> Iterator[bytes]:
         """A blob's bytes, digest-checked by the artefact store as they stream."""
         return blobs.blob_chunks(self._context, sha256)

@@ -154,7 +154,11 @@ def head_blob(
 def _blob_response(request: Request, sha256: str, range: str | None) -> Response:
     service = service_of(request)
     check_blob_key(sha256)
-    registry = service.access_by_role(request, Action.READ)
+    if request.method == "HEAD":
+        # Whether a blob is stored (before uploading it again) and its size: any reader.
+        registry = service.access_by_role(request, Action.READ)
+    else:
+        registry = service.access_blob(request, sha256)
     if not registry.blob_exists(sha256):
         raise NotFoundError(f"blob {sha256} is not stored")
     size = registry.blob_size(sha256)
