@@ -26,6 +26,8 @@ REGISTRY = {
     "AliasStatus",
     "Approval",
     "DatasetInput",
+    "DispatchReport",
+    "Dispatcher",
     "EvidenceCheck",
     "Gate",
     "GateDecision",
@@ -35,6 +37,7 @@ REGISTRY = {
     "LineageInput",
     "NewEvidence",
     "OpenGate",
+    "OutboxEvent",
     "PointerMove",
     "PolicyGate",
     "PreparedVersion",
@@ -51,6 +54,9 @@ REGISTRY = {
     "VerifiedInstall",
     "VersionInput",
     "Waiver",
+    "WebhookDelivery",
+    "WebhookSettings",
+    "WebhookSubscription",
     "open_registry",
 }
 

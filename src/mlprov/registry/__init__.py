@@ -16,8 +16,10 @@ enforced here and cannot be bypassed.
 * ``tokens``: bearer tokens created, listed, revoked and authenticated into a
   :class:`~mlprov.access.Principal`; :meth:`Registry.acting_as` records that principal as
   the actor;
+* ``webhooks``: subscriptions, the delivery log and the :class:`Dispatcher` that sends
+  the outbox's events after commit;
 * ``_unit``: :class:`~mlprov.registry._unit.Mutation`, one write transaction with its audit
-  entries, and the denial record written in its own transaction.
+  entries (and their outbox events), and the denial record written in its own transaction.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from mlprov.access import Principal, Role
 from mlprov.artifacts import ArtifactStore, StoredBlob, open_artifact_store
 from mlprov.config import Limits, RegistryConfig
+from mlprov.events import WebhookSettings
 from mlprov.lineage import LineageGraph
 from mlprov.manifest import Manifest
 from mlprov.records import (
@@ -69,6 +72,7 @@ from mlprov.registry import (
     verify,
     versions,
     waivers,
+    webhooks,
 )
 from mlprov.registry._context import RegistryContext
 from mlprov.registry.approvals import Approval
@@ -91,10 +95,12 @@ from mlprov.registry.types import (
 )
 from mlprov.registry.uploads import UploadedFile
 from mlprov.registry.waivers import Waiver
+from mlprov.registry.webhooks import Dispatcher, DispatchReport
 from mlprov.store import MetadataStore, open_metadata_store
 from mlprov.store.policies import StoredPolicySet
 from mlprov.store.revocations import Revocation
 from mlprov.store.versions import StoredFile
+from mlprov.store.webhooks import OutboxEvent, WebhookDelivery, WebhookSubscription
 
 if TYPE_CHECKING:
     from mlprov.serving import Resolution, ResolutionState
@@ -106,6 +112,8 @@ __all__ = [
     "AliasStatus",
     "Approval",
     "DatasetInput",
+    "DispatchReport",
+    "Dispatcher",
     "EvidenceCheck",
     "Gate",
     "GateDecision",
@@ -114,6 +122,7 @@ __all__ = [
     "LineageInput",
     "NewEvidence",
     "OpenGate",
+    "OutboxEvent",
     "PointerMove",
     "PolicyGate",
     "PreparedVersion",
@@ -130,6 +139,9 @@ __all__ = [
     "VerifiedInstall",
     "VersionInput",
     "Waiver",
+    "WebhookDelivery",
+    "WebhookSettings",
+    "WebhookSubscription",
     "open_registry",
 ]
 
@@ -619,6 +631,49 @@ class Registry:
 
     def stage_history(self, name: str) -> list[StageEvent]:
         return pointers.stage_history(self._context, name)
+
+    # -- webhooks ----------------------------------------------------------------------
+
+    def add_webhook(
+        self, url: str, *, events: Sequence[str] = (), models: Sequence[str] = ()
+    ) -> WebhookSubscription:
+        """Subscribe ``url`` to events (all when ``events`` is empty) about models matching
+        ``models`` (all when empty); audited. The result's ``secret`` is shown only now."""
+        return webhooks.add_webhook(self._context, url, events=events, models=models)
+
+    def webhooks(self, *, include_removed: bool = False) -> list[WebhookSubscription]:
+        return webhooks.webhooks(self._context, include_removed=include_removed)
+
+    def remove_webhook(self, webhook_id: int) -> WebhookSubscription:
+        return webhooks.remove_webhook(self._context, webhook_id)
+
+    def webhook_deliveries(
+        self,
+        *,
+        webhook_id: int | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+    ) -> list[WebhookDelivery]:
+        return webhooks.deliveries(self._context, webhook_id=webhook_id, state=state, limit=limit)
+
+    def redeliver(self, delivery_id: int) -> WebhookDelivery:
+        """Send a delivered or failed delivery's event again (a new delivery; audited)."""
+        return webhooks.redeliver(self._context, delivery_id)
+
+    def outbox(self, *, limit: int | None = None) -> list[OutboxEvent]:
+        return webhooks.outbox(self._context, limit=limit)
+
+    def dispatch_webhooks(
+        self,
+        *,
+        owner: str,
+        settings: WebhookSettings | None = None,
+        now: datetime | None = None,
+    ) -> DispatchReport:
+        """One dispatcher pass (use :class:`Dispatcher`, which names the ``owner``)."""
+        return webhooks.dispatch(
+            self._context, owner=owner, settings=settings or WebhookSettings(), now=now
+        )
 
     # -- download and audit ------------------------------------------------------------
 
