@@ -237,7 +237,12 @@ def mlprov_server(work: Path, backend: str, workers: int) -> Iterator[Server]:
             registry.set_alias("bench", "production", 1)
         finally:
             registry.close()
-        env = clean_env() | {"MLPROV_HOME": str(home), "MLPROV_REGISTRY": uri}
+        # The per-token rate limit is off: one token carries the whole load here.
+        env = clean_env() | {
+            "MLPROV_HOME": str(home),
+            "MLPROV_REGISTRY": uri,
+            "MLPROV_SERVER_RATE": "0",
+        }
         port = free_port()
         args = [
             sys.executable, "-m", "mlprov", "serve", "--port", str(port),

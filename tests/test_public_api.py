@@ -50,6 +50,7 @@ REGISTRY = {
     "StoredFile",
     "StoredFiles",
     "TokenRecord",
+    "UploadedFile",
     "VerifiedDocument",
     "VerifiedInstall",
     "VersionInput",

@@ -19,6 +19,8 @@ exits with that code, and never shows a traceback unless ``--debug`` is given::
     │   └── MalformedDocumentError           a bundle, envelope or statement that does not parse
     │       └── DocumentSyntaxError              ... because it is not JSON or YAML at all
     ├── ConflictError                exit 3  someone else changed the same thing first
+    │   └── PreconditionFailedError          ... before the call: the expected generation
+    │                                        is not the current one (HTTP 412)
     ├── NotFoundError                exit 4  a model, version, alias or file does not exist
     ├── StorageError                 exit 5  the metadata store or artefact store failed
     ├── ConfigError                  exit 2  the registry is configured wrongly
@@ -64,6 +66,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "PolicyDenied",
+    "PreconditionFailedError",
     "SignatureError",
     "StorageError",
     "UnsafePathError",
@@ -119,10 +122,15 @@ class AuditChainError(VerificationError):
 
 
 class PolicyDenied(MlprovError):
-    """A policy gate refused the change."""
+    """A policy gate refused the change. ``reasons`` are the decision's failed
+    requirements, one line each (the server returns them in the 403 body)."""
 
     exit_code = EXIT_VERIFICATION
     http_status = 403
+
+    def __init__(self, message: str, *, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reasons = tuple(" ".join(str(r).split()) for r in reasons)
 
 
 class InvalidInputError(MlprovError):
@@ -156,6 +164,14 @@ class ConflictError(MlprovError):
 
     exit_code = EXIT_CONFLICT
     http_status = 409
+
+
+class PreconditionFailedError(ConflictError):
+    """The caller's precondition no longer holds (an alias's generation is not the one
+    it read; HTTP ``If-Match``): re-read and retry. A race lost after the precondition
+    held is a plain :class:`ConflictError`."""
+
+    http_status = 412
 
 
 class NotFoundError(MlprovError):

@@ -74,6 +74,7 @@ def _register_commands(app: typer.Typer) -> None:
         register,
         resolve,
         revocation,
+        serve,
         signing,
         stage,
         status,
@@ -103,6 +104,7 @@ def _register_commands(app: typer.Typer) -> None:
         gc,
         audit,
         tokens,
+        serve,
         webhooks,
         demo,
     ):

@@ -27,13 +27,13 @@ enforced here and cannot be bypassed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlprov.access import Principal, Role
-from mlprov.artifacts import ArtifactStore, open_artifact_store
+from mlprov.artifacts import ArtifactStore, StoredBlob, open_artifact_store
 from mlprov.config import Limits, RegistryConfig
 from mlprov.events import WebhookSettings
 from mlprov.lineage import LineageGraph
@@ -54,6 +54,8 @@ from mlprov.refs import ModelRef
 from mlprov.registry import (
     approvals,
     audit,
+    blobs,
+    denials,
     download,
     evidence,
     gc,
@@ -62,11 +64,14 @@ from mlprov.registry import (
     pointers,
     policies,
     pull,
+    readiness,
     resolution,
     revocation,
     signatures,
+    signed_evidence,
     status,
     tokens,
+    uploads,
     verify,
     versions,
     waivers,
@@ -92,6 +97,7 @@ from mlprov.registry.types import (
     StoredFiles,
     VerifiedDocument,
 )
+from mlprov.registry.uploads import UploadedFile
 from mlprov.registry.waivers import Waiver
 from mlprov.registry.webhooks import Dispatcher, DispatchReport
 from mlprov.store import MetadataStore, open_metadata_store
@@ -133,6 +139,7 @@ __all__ = [
     "StoredFile",
     "StoredFiles",
     "TokenRecord",
+    "UploadedFile",
     "VerifiedDocument",
     "VerifiedInstall",
     "VersionInput",
@@ -283,6 +290,48 @@ class Registry:
     ) -> ModelVersion:
         return versions.commit_version(self._context, prepared, stored, evidence_for=evidence_for)
 
+    def register_uploaded(
+        self,
+        name: str,
+        files: Sequence[UploadedFile],
+        info: VersionInput | None = None,
+        *,
+        artifact_name: str | None = None,
+        signature: bytes | None = None,
+        idempotency_key: str | None = None,
+    ) -> ModelVersion:
+        """Register the next version from blobs already stored (see
+        :func:`mlprov.registry.uploads.register_uploaded`); with ``idempotency_key`` a
+        repeated request returns the version the first one made."""
+        return uploads.register_uploaded(
+            self._context,
+            name,
+            files,
+            info,
+            artifact_name=artifact_name,
+            signature=signature,
+            idempotency_key=idempotency_key,
+        )
+
+    def store_blob(self, path: Path, sha256: str) -> StoredBlob:
+        """Store a file already hashed by the caller as blob ``sha256`` (refused if its
+        bytes hash to anything else)."""
+        return blobs.store_blob(self._context, path, sha256)
+
+    def blob_exists(self, sha256: str) -> bool:
+        return blobs.blob_exists(self._context, sha256)
+
+    def blob_size(self, sha256: str) -> int:
+        return blobs.blob_size(self._context, sha256)
+
+    def blob_models(self, sha256: str) -> list[str]:
+        """The models whose versions use a blob."""
+        return blobs.blob_models(self._context, sha256)
+
+    def blob_chunks(self, sha256: str) -> Iterator[bytes]:
+        """A blob's bytes, digest-checked by the artefact store as they stream."""
+        return blobs.blob_chunks(self._context, sha256)
+
     def get_version(self, ref: ModelRef | str) -> ModelVersion:
         return versions.get_version(self._context, ref)
 
@@ -377,6 +426,19 @@ class Registry:
     ) -> Evidence:
         """Sign and store an approval of a version for an alias (or ``stage:NAME``)."""
         return approvals.approve(self._context, ref, target, signer, comment=comment)
+
+    def attach_trusted(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
+        """Attach a bundle signed elsewhere, verified against the registry's own trust
+        (the active policy set's signers)."""
+        return signed_evidence.attach_trusted(self._context, ref, bundle)
+
+    def add_signed_approval(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
+        """Store an approval its approver signed elsewhere (the gate judges the signer)."""
+        return signed_evidence.add_signed_approval(self._context, ref, bundle)
+
+    def add_signed_waiver(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
+        """Store one holder's waiver signed elsewhere (the gate judges the signers)."""
+        return signed_evidence.add_signed_waiver(self._context, ref, bundle)
 
     def approvals(self, ref: ModelRef | str, *, target: str | None = None) -> list[Approval]:
         return approvals.approvals(self._context, ref, target=target)
@@ -491,6 +553,14 @@ class Registry:
             key_pem=key_pem,
             identity=identity,
         )
+
+    def add_signed_revocation(self, bundle: bytes) -> Revocation:
+        """Store a revocation its revoker signed elsewhere (audited)."""
+        return revocation.add_signed_revocation(self._context, bundle)
+
+    def revocation_claim(self, bundle: bytes) -> tuple[str, str]:
+        """What a revocation bundle claims to revoke (kind, value), not yet trusted."""
+        return revocation.revocation_claim(self._context, bundle)
 
     def revocations(self) -> list[Revocation]:
         return revocation.revocations(self._context)
@@ -655,6 +725,18 @@ class Registry:
         """Recompute the chain and the state it vouches for; with a signed ``checkpoint``
         (verified against ``trust``) also refuse a log truncated or rewritten since."""
         return audit.verify_audit(self._context, checkpoint=checkpoint, trust=trust, **options)
+
+    def check_ready(self) -> None:
+        """Raise StorageError unless the metadata and artefact stores both answer."""
+        readiness.check_ready(self._context)
+
+    def record_access_denied(
+        self, *, actor: str | None, action: str, subject: str, status: int, reason: str
+    ) -> AuditEntry:
+        """Audit a refused request of the HTTP API (401 or 403); nothing else changes."""
+        return denials.record_access_denied(
+            self._context, actor=actor, action=action, subject=subject, status=status, reason=reason
+        )
 
     def checkpoint_audit(self, signer: Signer) -> bytes:
         """A signed checkpoint of the audit chain head (a bundle to keep elsewhere)."""

@@ -15,7 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlprov.errors import ConflictError, InvalidInputError, NotFoundError, PolicyDenied
+from mlprov.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PolicyDenied,
+    PreconditionFailedError,
+)
 from mlprov.records import AliasEvent, AliasState, ModelVersion, Stage, StageEvent
 from mlprov.refs import LATEST, validate_alias, validate_model_name
 from mlprov.registry._context import MAX_ATTEMPTS, LostRace, RegistryContext, require_model
@@ -65,7 +71,10 @@ def _gate(
             move.reason,
         )
         reasons = "; ".join(decision.reasons) or "the gate refused it"
-        raise PolicyDenied(f"{move.subject}: move to {move.to_version} denied: {reasons}")
+        raise PolicyDenied(
+            f"{move.subject}: move to {move.to_version} denied: {reasons}",
+            reasons=decision.reasons,
+        )
     return decision
 
 
@@ -116,7 +125,7 @@ def _move_alias(
         read = _read_alias(context, name, alias, version)
         generation = read.pointer.generation
         if expected_generation is not None and expected_generation != generation:
-            raise ConflictError(
+            raise PreconditionFailedError(
                 f"alias {name}@{alias} is at generation {generation}, "
                 f"not {expected_generation}; re-read it and retry"
             )

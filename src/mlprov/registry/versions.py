@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlprov.errors import ConflictError, InvalidInputError, VerificationError
@@ -35,7 +36,7 @@ from mlprov.hashing import (
     read_whole_file,
 )
 from mlprov.manifest import Digest, FileEntry, Manifest, new_hasher
-from mlprov.records import DatasetRef, FileFormat, ModelVersion, Stage
+from mlprov.records import DatasetRef, FileFormat, LineageEdge, ModelVersion, Stage
 from mlprov.refs import ModelRef, validate_model_name
 from mlprov.registry._context import (
     LostRace,
@@ -45,7 +46,7 @@ from mlprov.registry._context import (
     resolve,
     utc_now,
 )
-from mlprov.registry._unit import mutation
+from mlprov.registry._unit import Mutation, mutation
 from mlprov.registry.evidence import add_evidence_in
 from mlprov.registry.formats import detect_formats
 from mlprov.registry.gc import check_leases, lease_blob, new_holder
@@ -59,7 +60,7 @@ from mlprov.registry.inputs import (
 from mlprov.registry.lineage import resolve_edge, stored_edge
 from mlprov.registry.models import create_model_in
 from mlprov.registry.types import NewEvidence, PreparedVersion, StoredFiles
-from mlprov.store.versions import StoredFile
+from mlprov.store.versions import StoredFile, VersionKey
 
 __all__ = [
     "ProgressCallback",
@@ -68,6 +69,7 @@ __all__ = [
     "get_version",
     "list_versions",
     "manifest",
+    "prepare_stored_version",
     "prepare_version",
     "register",
     "store_files",
@@ -77,6 +79,8 @@ __all__ = [
 
 ProgressCallback = Callable[[int], None]
 EvidenceMaker = Callable[[ModelVersion], Sequence[NewEvidence]]
+#: Runs inside a registration's write transaction, after its rows are written.
+CommitHook = Callable[[Mutation, VersionKey], None]
 
 #: Signed registrations racing for one model's next number each redo their signing on a
 #: lost race; with jittered back-off 16 racers on 2 cores settle well within this.
@@ -98,6 +102,80 @@ def prepare_version(
 
     ``model.sig`` in the folder is left out unless ``leave_out_signature`` is False
     (``sign --name`` leaves out the signature file it writes, wherever that is)."""
+    checked = _checked_input(context, name, info, hash_algorithm)
+    from mlprov import signing  # noqa: PLC0415 - cryptography only when registering
+
+    # Ignore paths are relative to the model root (OMS v1.0 section 6.2.1), and a detached
+    # signature in the folder (model.sig) is not part of the model it signs, unless the
+    # caller signs with its signature elsewhere and says which files to leave out.
+    ignores = signing.relative_ignore_paths(
+        Path(path),
+        ignore_paths,
+        signing.default_signature_path(Path(path)) if leave_out_signature else None,
+    )
+    files = list_model_files(Path(path), ignore_paths=ignores, allow_symlinks=allow_symlinks)
+    if not files:
+        raise InvalidInputError(f"{path}: the model folder has no files to register")
+    if len(files) > context.limits.max_manifest_files:
+        raise InvalidInputError(
+            f"{path}: {len(files)} files exceed the limit of {context.limits.max_manifest_files}"
+        )
+    return PreparedVersion(
+        name=name,
+        path=Path(path),
+        files=files,
+        hash_algorithm=hash_algorithm,
+        params=checked.params,
+        metrics=checked.metrics,
+        info=checked.info,
+        datasets=checked.datasets,
+        lineage=checked.lineage,
+    )
+
+
+def prepare_stored_version(
+    context: RegistryContext,
+    name: str,
+    info: VersionInput | None,
+    root: Path,
+    files: Sequence[ModelFile],
+) -> PreparedVersion:
+    """Step 1 for a version whose bytes are already stored (uploaded over HTTP and
+    copied to ``files`` under ``root`` for format detection): the same checks as
+    :func:`prepare_version`, with the file list given instead of read from a folder."""
+    checked = _checked_input(context, name, info, "sha256")
+    if not files:
+        raise InvalidInputError(f"{name}: a version needs at least one file")
+    if len(files) > context.limits.max_manifest_files:
+        raise InvalidInputError(
+            f"{len(files)} files exceed the limit of {context.limits.max_manifest_files}"
+        )
+    return PreparedVersion(
+        name=name,
+        path=root,
+        files=list(files),
+        hash_algorithm="sha256",
+        params=checked.params,
+        metrics=checked.metrics,
+        info=checked.info,
+        datasets=checked.datasets,
+        lineage=checked.lineage,
+    )
+
+
+@dataclass(frozen=True)
+class _CheckedInput:
+    params: str
+    metrics: str
+    info: VersionInput
+    datasets: list[DatasetRef]
+    lineage: list[LineageEdge]
+
+
+def _checked_input(
+    context: RegistryContext, name: str, info: VersionInput | None, hash_algorithm: str
+) -> _CheckedInput:
+    """Validate what is recorded with a version (nothing is written)."""
     validate_model_name(name)
     info = info or VersionInput()
     limits = context.limits
@@ -118,34 +196,7 @@ def prepare_version(
         raise InvalidInputError(f"dataset {twice[0]!r} is named twice; names must be unique")
     with context.metadata.read() as tx:
         lineage = [resolve_edge(tx, edge) for edge in info.lineage]
-    from mlprov import signing  # noqa: PLC0415 - cryptography only when registering
-
-    # Ignore paths are relative to the model root (OMS v1.0 section 6.2.1), and a detached
-    # signature in the folder (model.sig) is not part of the model it signs, unless the
-    # caller signs with its signature elsewhere and says which files to leave out.
-    ignores = signing.relative_ignore_paths(
-        Path(path),
-        ignore_paths,
-        signing.default_signature_path(Path(path)) if leave_out_signature else None,
-    )
-    files = list_model_files(Path(path), ignore_paths=ignores, allow_symlinks=allow_symlinks)
-    if not files:
-        raise InvalidInputError(f"{path}: the model folder has no files to register")
-    if len(files) > limits.max_manifest_files:
-        raise InvalidInputError(
-            f"{path}: {len(files)} files exceed the limit of {limits.max_manifest_files}"
-        )
-    return PreparedVersion(
-        name=name,
-        path=Path(path),
-        files=files,
-        hash_algorithm=hash_algorithm,
-        params=params,
-        metrics=metrics,
-        info=info,
-        datasets=datasets,
-        lineage=lineage,
-    )
+    return _CheckedInput(params, metrics, info, datasets, lineage)
 
 
 def store_files(
@@ -313,13 +364,16 @@ def commit_version(
     stored: StoredFiles,
     *,
     evidence_for: EvidenceMaker | None = None,
+    within: CommitHook | None = None,
 ) -> ModelVersion:
     """Step 3: record the version, its files, lineage, evidence and audit entries.
 
     ``evidence_for(record)`` makes the evidence to store with it (signatures, signed
     documents) from the record it will have; it runs before the write transaction and
     again if the version number was lost to a concurrent registration. Without it the
-    number is simply the next free one when the transaction commits.
+    number is simply the next free one when the transaction commits. ``within(unit, key)``
+    runs inside the write transaction once the version's rows are written (to record
+    more with it, or raise to roll it all back).
     """
     manifest = stored.manifest
     files = [StoredFile(e.path, e.size or 0, str(e.digest), stored.blobs[e.path]) for e in manifest]
@@ -347,6 +401,8 @@ def commit_version(
                 key = unit.tx.versions.insert(current, draft, files, edges)
                 for item in evidence:
                     add_evidence_in(unit, key, item)
+                if within is not None:
+                    within(unit, key)
                 unit.audit(
                     "version.register",
                     key.ref,

@@ -207,6 +207,20 @@ revocations = sa.Table(
     sa.UniqueConstraint("kind", "value", name="uq_revocations_kind_value"),
 )
 
+# Idempotency keys of registrations over HTTP (migration 0009): one per model and key,
+# with the digest of the request that made the version, so a retry with the same key and
+# the same request returns that version and a different request under it is refused.
+registration_keys = sa.Table(
+    "registration_keys",
+    metadata,
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), nullable=False),
+    sa.Column("request_digest", sa.String(80), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+)
+
 # Bearer tokens (migration 0006). ``models`` is a canonical JSON list of name patterns;
 # ``secret_sha256`` the hex SHA-256 of the whole secret (docs/adr/0042), never the secret.
 tokens = sa.Table(

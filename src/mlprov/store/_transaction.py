@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from mlprov.errors import ConflictError, MlprovError, StorageError
+from mlprov.errors import ConflictError, InvalidInputError, MlprovError, StorageError
 from mlprov.store import _schema as t
 from mlprov.store.aliases import AliasRows
 from mlprov.store.audit import AuditRows
@@ -21,6 +21,7 @@ from mlprov.store.evidence import EvidenceRows
 from mlprov.store.lineage import LineageRows
 from mlprov.store.models import ModelRows
 from mlprov.store.policies import PolicyRows
+from mlprov.store.registration_keys import RegistrationKeyRows
 from mlprov.store.revocations import RevocationRows
 from mlprov.store.stages import StageRows
 from mlprov.store.tokens import TokenRows
@@ -36,6 +37,9 @@ def translate_db_error(error: exc.SQLAlchemyError) -> MlprovError:
         return ConflictError(f"conflicting change: {_first_line(error.orig or error)}")
     text = _first_line(error.orig if isinstance(error, exc.DBAPIError) and error.orig else error)
     lowered = text.lower()
+    if isinstance(error, exc.DataError) and "nul (0x00)" in lowered:
+        # PostgreSQL text cannot hold NUL (SQLite can): the caller's text, not the store.
+        return InvalidInputError("text with a NUL character cannot be stored or searched for")
     if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
         return StorageError(f"metadata store is read-only: {text}")
     if "disk is full" in lowered or "no space" in lowered or "database or disk is full" in lowered:
@@ -67,6 +71,7 @@ class StoreTransaction:
         self.audit = AuditRows(connection)
         self.policies = PolicyRows(connection)
         self.revocations = RevocationRows(connection)
+        self.registration_keys = RegistrationKeyRows(connection)
         self.tokens = TokenRows(connection)
         self.webhooks = WebhookRows(connection)
         self.blob_holds = BlobHoldRows(connection)
@@ -87,6 +92,7 @@ class StoreTransaction:
             t.evidence,
             t.policy_sets,
             t.revocations,
+            t.registration_keys,
             t.tokens,
             t.webhook_subscriptions,
             t.outbox_events,

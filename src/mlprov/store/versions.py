@@ -86,6 +86,26 @@ class VersionRows(Rows):
         )
         return _key(row) if row is not None else None
 
+    def blob_size(self, blob: str) -> int | None:
+        """The size of a blob as a version's file records it (None when no file uses it)."""
+        row = self._one(
+            sa.select(t.version_files.c.size).where(t.version_files.c.blob == blob).limit(1)
+        )
+        return int(row.size) if row is not None else None
+
+    def models_using_blob(self, blob: str) -> list[str]:
+        """Names of the models with a version whose files use ``blob``, sorted."""
+        rows = self._all(
+            sa.select(t.models.c.name)
+            .distinct()
+            .select_from(t.version_files)
+            .join(t.versions, t.versions.c.id == t.version_files.c.version_id)
+            .join(t.models, t.models.c.id == t.versions.c.model_id)
+            .where(t.version_files.c.blob == blob)
+            .order_by(t.models.c.name)
+        )
+        return [str(row.name) for row in rows]
+
     def by_id(self, version_id: int) -> VersionKey | None:
         row = self._one(self._keys().where(t.versions.c.id == version_id))
         return _key(row) if row is not None else None

@@ -1,0 +1,78 @@
+"""``mlprov serve``: the registry as a REST API (docs/server.md)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from mlprov.cli._state import state
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="TCP port.")] = 8080,
+    workers: Annotated[
+        int, typer.Option("--workers", metavar="N", help="Server processes (one registry each).")
+    ] = 1,
+    log_level: Annotated[
+        str, typer.Option("--log-level", metavar="LEVEL", help="uvicorn's log level.")
+    ] = "info",
+) -> None:
+    """Serve the registry over HTTP until interrupted: /api/v1 (bearer tokens from
+    `mlprov token create`), /healthz, /readyz, /metrics. The registry is the one
+    MLPROV_HOME / MLPROV_REGISTRY / MLPROV_ARTIFACTS name; run several replicas on one
+    PostgreSQL behind a load balancer to scale out."""
+    import uvicorn  # noqa: PLC0415
+
+    from mlprov.config import RegistryConfig  # noqa: PLC0415
+    from mlprov.errors import ConfigError, InvalidInputError  # noqa: PLC0415
+
+    if not 0 < port < 65536:
+        raise InvalidInputError(f"--port {port} is not a TCP port (1 to 65535)")
+    if not 1 <= workers <= 64:
+        raise InvalidInputError(f"--workers {workers}: give 1 to 64 server processes")
+    if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
+        raise InvalidInputError(f"unknown --log-level {log_level[:20]!r}")
+    cli = state(ctx)
+    config = RegistryConfig.from_environment(cli.home)
+    uri = config.resolved_metadata_uri
+    if uri.startswith("sqlite") and (
+        ":memory:" in uri or uri.rstrip("/") in ("sqlite:", "sqlite:/")
+    ):
+        raise ConfigError(
+            f"metadata store {uri!r} lives in one process's memory: every request would see "
+            "another registry; use sqlite:///PATH or postgresql://..."
+        )
+    if uri.startswith("sqlite") and workers > 1:
+        sys.stderr.write(
+            "mlprov: warning: SQLite serialises writers: the workers share one database file "
+            "on this machine; use PostgreSQL for replicas on several machines\n"
+        )
+    # Opened once before the workers start: the schema is migrated here, the stores are
+    # known to be reachable, and a misconfiguration is one line and exit 2 or 5.
+    cli.registry().check_ready()
+    cli.close()
+    # Each worker builds its app from the environment (uvicorn's factory), so --home
+    # must reach it there.
+    if cli.home is not None:
+        os.environ["MLPROV_HOME"] = str(cli.home)
+    uvicorn.run(
+        "mlprov.server:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+def install(app: typer.Typer) -> None:
+    app.command("serve")(serve)

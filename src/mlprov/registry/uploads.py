@@ -1,0 +1,239 @@
+"""Registering a version from blobs already in the artefact store (what the HTTP API does).
+
+A client uploads each file's bytes as a blob (``PUT /api/v1/blobs/{sha256}``, refused
+unless the bytes hash to the name), then asks for a version naming the blobs by path,
+SHA-256 and size, optionally with an OMS signature it made itself. This module runs the
+same three steps as :mod:`mlprov.registry.versions`, with the bytes coming from the store:
+
+1. every input is checked (:func:`~mlprov.registry.versions.prepare_stored_version`),
+   every blob is read once from the artefact store (so its digest is checked) into a
+   scratch copy the format detection reads, and its size must be the one given;
+2. a signature, when given, must parse, verify with the key or certificate it carries and
+   sign exactly this manifest; whether its signer is *trusted* is the gate's question, as
+   for ``mlprov sign``;
+3. the version commits with :func:`~mlprov.registry.versions.commit_version`; with an
+   idempotency key the key is recorded in the same transaction, so a retried request
+   with the same key returns the version the first one made and never makes a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mlprov.canonical import canonical_json
+from mlprov.errors import ConflictError, InvalidInputError, NotFoundError, VerificationError
+from mlprov.hashing import ModelFile
+from mlprov.manifest import SINGLE_FILE_NAME, Digest, FileEntry, Manifest, check_relative_path
+from mlprov.records import ModelVersion
+from mlprov.refs import validate_model_name
+from mlprov.registry._context import RegistryContext
+from mlprov.registry._unit import Mutation
+from mlprov.registry.inputs import VersionInput
+from mlprov.registry.types import NewEvidence, StoredFiles
+from mlprov.registry.versions import commit_version, prepare_stored_version
+from mlprov.store.registration_keys import RegistrationKey
+from mlprov.store.versions import VersionKey
+
+__all__ = ["IDEMPOTENCY_KEY", "UploadedFile", "register_uploaded"]
+
+#: What an idempotency key may look like: a client-made token (a UUID, say).
+IDEMPOTENCY_KEY = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
+_SHA256_HEX = re.compile(r"\A[0-9a-f]{64}\Z")
+_ARTIFACT_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """One file of a version being registered from stored blobs."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+class _RegisteredMeanwhile(Exception):
+    """The idempotency key was recorded by a concurrent request: roll back, return its version."""
+
+
+def register_uploaded(
+    context: RegistryContext,
+    name: str,
+    files: Sequence[UploadedFile],
+    info: VersionInput | None = None,
+    *,
+    artifact_name: str | None = None,
+    signature: bytes | None = None,
+    idempotency_key: str | None = None,
+) -> ModelVersion:
+    """Register the next version of ``name`` from blobs already stored (module docstring).
+    With ``idempotency_key`` a repeat of the same request returns the same version; the
+    same key with a different request is a ConflictError."""
+    validate_model_name(name)
+    info = info or VersionInput()
+    shown = artifact_name if artifact_name is not None else name
+    if not _ARTIFACT_NAME.match(shown):
+        raise InvalidInputError(
+            f"invalid artifact name {shown[:80]!r}: letters, digits, '.', '_', '-' only"
+        )
+    if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+        raise InvalidInputError(
+            "invalid idempotency key: 1 to 128 letters, digits or '.', '_', ':', '-'"
+        )
+    checked = _checked_files(files, context.limits.max_manifest_files)
+    request = _request_digest(name, checked, info, shown, signature)
+    if idempotency_key is not None:
+        earlier = _earlier(context, name, idempotency_key, request)
+        if earlier is not None:
+            return earlier
+
+    manifest = Manifest.of(
+        "sha256", (FileEntry(f.path, Digest("sha256", f.sha256), f.size) for f in checked)
+    )
+    new_signature = _checked_signature(context, signature, manifest) if signature else None
+    with tempfile.TemporaryDirectory(prefix="mlprov-upload-") as scratch:
+        root = Path(scratch) / shown
+        model_files = _copy_blobs(context, root, checked)
+        prepared = prepare_stored_version(context, name, info, root, model_files)
+        stored = StoredFiles(manifest=manifest, blobs={f.path: f.sha256 for f in checked})
+
+        def record_key(unit: Mutation, key: VersionKey) -> None:
+            if idempotency_key is None:
+                return
+            model = unit.tx.models.find(name)
+            assert model is not None  # the version was just inserted under it
+            if unit.tx.registration_keys.find(model, idempotency_key) is not None:
+                raise _RegisteredMeanwhile
+            unit.tx.registration_keys.insert(
+                model, RegistrationKey(idempotency_key, key.id, request, unit.at, unit.actor)
+            )
+
+        try:
+            return commit_version(
+                context,
+                prepared,
+                stored,
+                evidence_for=(lambda _draft: [new_signature]) if new_signature else None,
+                within=record_key,
+            )
+        except _RegisteredMeanwhile:
+            assert idempotency_key is not None
+            earlier = _earlier(context, name, idempotency_key, request)
+            if earlier is None:  # pragma: no cover - keys are never deleted
+                raise ConflictError(f"{name}: idempotency key changed meanwhile; retry") from None
+            return earlier
+
+
+def _checked_files(files: Sequence[UploadedFile], most: int) -> list[UploadedFile]:
+    if not files:
+        raise InvalidInputError("a version needs at least one file")
+    if len(files) > most:
+        raise InvalidInputError(f"{len(files)} files exceed the limit of {most}")
+    seen: set[str] = set()
+    for item in files:
+        check_relative_path(item.path)
+        if item.path == SINGLE_FILE_NAME and len(files) > 1:
+            raise InvalidInputError("path '.' names a single-file model: give no other files")
+        if item.path in seen:
+            raise InvalidInputError(f"file {item.path[:200]!r} is listed twice")
+        seen.add(item.path)
+        if not _SHA256_HEX.match(item.sha256):
+            raise InvalidInputError(f"{item.path[:200]}: sha256 must be 64 lower-case hex digits")
+        if item.size < 0:
+            raise InvalidInputError(f"{item.path[:200]}: size must not be negative")
+    # Paths that are both a file and a folder (a and a/b) cannot be installed.
+    for path in seen:
+        parts = path.split("/")
+        for cut in range(1, len(parts)):
+            if "/".join(parts[:cut]) in seen:
+                raise InvalidInputError(f"{path[:200]!r} is inside another listed file")
+    return sorted(files, key=lambda f: f.path)
+
+
+def _request_digest(
+    name: str,
+    files: Sequence[UploadedFile],
+    info: VersionInput,
+    artifact_name: str,
+    signature: bytes | None,
+) -> str:
+    """What makes two registration requests the same one: everything they record."""
+    document = {
+        "name": name,
+        "artifact_name": artifact_name,
+        "files": [asdict(f) for f in files],
+        "info": asdict(info),
+        "signature": hashlib.sha256(signature).hexdigest() if signature else None,
+    }
+    return f"sha256:{hashlib.sha256(canonical_json(document, 'registration')).hexdigest()}"
+
+
+def _earlier(context: RegistryContext, name: str, key: str, request: str) -> ModelVersion | None:
+    """The version an earlier request under ``key`` made, if any."""
+    with context.metadata.read() as tx:
+        model = tx.models.find(name)
+        found = tx.registration_keys.find(model, key) if model is not None else None
+        if found is None:
+            return None
+        if found.request_digest != request:
+            raise ConflictError(
+                f"{name}: idempotency key {key!r} was used for a different registration"
+            )
+        version = tx.versions.by_id(found.version_id)
+        assert version is not None  # foreign key
+        return tx.versions.record(version)
+
+
+def _checked_signature(context: RegistryContext, bundle: bytes, manifest: Manifest) -> NewEvidence:
+    """An OMS signature of exactly ``manifest`` whose signature verifies with the key or
+    certificate it carries (its signer's trust is the gate's to judge)."""
+    from mlprov import signing  # noqa: PLC0415
+
+    inspected = signing.inspect_attestation(bundle, limits=context.limits)
+    if inspected.predicate_type != signing.PREDICATE_TYPE:
+        raise VerificationError(
+            f"the signature is not an OMS model signature (predicate "
+            f"{inspected.predicate_type[:80]!r})"
+        )
+    statement = signing.inspect_signature(bundle, context.limits).statement
+    try:
+        signing.match_manifest(statement.manifest, manifest)
+    except VerificationError as e:
+        raise VerificationError(f"the signature is not of these files: {e.message}") from e
+    return NewEvidence(
+        "signature",
+        signing.BUNDLE_MEDIA_TYPE,
+        signing.PREDICATE_TYPE,
+        bundle,
+        str(inspected.carried.signer),
+    )
+
+
+def _copy_blobs(
+    context: RegistryContext, root: Path, files: Sequence[UploadedFile]
+) -> list[ModelFile]:
+    """Read each blob once (the artefact store checks its digest) into ``root`` for format
+    detection, and check its size is the one given."""
+    found = []
+    for item in files:
+        if not context.artifacts.exists(item.sha256):
+            raise NotFoundError(
+                f"{item.path[:200]}: blob {item.sha256} is not stored; upload it first"
+            )
+        target = root if item.path == SINGLE_FILE_NAME else root / item.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        size = 0
+        with open(target, "wb") as out:
+            for chunk in context.artifacts.read_chunks(item.sha256):
+                out.write(chunk)
+                size += len(chunk)
+        if size != item.size:
+            raise InvalidInputError(
+                f"{item.path[:200]}: blob {item.sha256[:16]}... has {size} bytes, not {item.size}"
+            )
+        found.append(ModelFile(item.path, target, size))
+    return found

@@ -1,0 +1,98 @@
+"""The FastAPI application: one registry per process, every route under ``/api/v1``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from mlprov._version import __version__
+from mlprov.config import RegistryConfig
+from mlprov.registry import open_registry
+from mlprov.server import _models, _pointers, _registry_wide
+from mlprov.server._errors import install_error_handlers
+from mlprov.server._gatekeeper import API_PREFIX, Gatekeeper
+from mlprov.server._limits import RateLimit, RateLimiter, ServerLimits
+from mlprov.server._metrics import ServerMetrics
+from mlprov.server._service import Service
+
+__all__ = ["SERVER_ACTOR", "app_from_environment", "create_app"]
+
+#: The actor of the process's own registry. Every request acts as its token's principal
+#: (Registry.acting_as); this name is what the registry would record if something ran
+#: outside a request, so the operating-system user is never recorded.
+SERVER_ACTOR = "mlprov-server"
+
+_DEFAULTS = ServerLimits()
+
+
+def create_app(
+    config: RegistryConfig,
+    *,
+    max_body_bytes: int = _DEFAULTS.max_body_bytes,
+    max_blob_bytes: int = _DEFAULTS.max_blob_bytes,
+    rate_limit: RateLimit | None = _DEFAULTS.rate_limit,
+) -> FastAPI:
+    """The REST API over the registry ``config`` names (docs/server.md).
+
+    The registry is opened here, once per process (the schema is migrated if needed), and
+    closed when the application shuts down.
+    """
+    limits = ServerLimits(
+        max_body_bytes=max_body_bytes, max_blob_bytes=max_blob_bytes, rate_limit=rate_limit
+    )
+    registry = open_registry(config, actor=SERVER_ACTOR)
+    service = Service(
+        registry=registry,
+        limits=limits,
+        metrics=ServerMetrics(),
+        limiter=RateLimiter(rate_limit) if rate_limit is not None else None,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            registry.close()
+
+    app = FastAPI(
+        title="mlprov",
+        version=__version__,
+        description="A model registry where every version is hashed, signed and carries "
+        "provenance. Authenticate with `Authorization: Bearer <token>` "
+        "(`mlprov token create`).",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    app.include_router(_models.router)
+    app.include_router(_pointers.router)
+    app.include_router(_registry_wide.router)
+    app.include_router(_registry_wide.probes)
+    app.add_middleware(Gatekeeper, service=service)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for ``uvicorn --factory`` (``mlprov serve``, one call per worker process):
+    the registry from the environment (``MLPROV_HOME``, ``MLPROV_REGISTRY``,
+    ``MLPROV_ARTIFACTS``), limits from ``MLPROV_SERVER_MAX_BODY``,
+    ``MLPROV_SERVER_MAX_BLOB`` (bytes) and ``MLPROV_SERVER_RATE`` (requests per second
+    per token, ``0`` for none; the burst is twice the rate)."""
+    rate_text = os.environ.get("MLPROV_SERVER_RATE", "").strip()
+    rate: RateLimit | None = _DEFAULTS.rate_limit
+    if rate_text:
+        value = float(rate_text)
+        rate = RateLimit(value, max(1, int(value * 2))) if value > 0 else None
+    return create_app(
+        RegistryConfig.from_environment(),
+        max_body_bytes=int(os.environ.get("MLPROV_SERVER_MAX_BODY") or _DEFAULTS.max_body_bytes),
+        max_blob_bytes=int(os.environ.get("MLPROV_SERVER_MAX_BLOB") or _DEFAULTS.max_blob_bytes),
+        rate_limit=rate,
+    )
