@@ -20,6 +20,14 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", metavar="N", help="Server processes (one registry each).")
     ] = 1,
+    webhook_interval: Annotated[
+        float,
+        typer.Option(
+            "--webhook-interval",
+            metavar="SECONDS",
+            help="Seconds between webhook delivery passes per process; 0: no dispatcher.",
+        ),
+    ] = 2.0,
     log_level: Annotated[
         str, typer.Option("--log-level", metavar="LEVEL", help="uvicorn's log level.")
     ] = "info",
@@ -37,6 +45,10 @@ def serve(
         raise InvalidInputError(f"--port {port} is not a TCP port (1 to 65535)")
     if not 1 <= workers <= 64:
         raise InvalidInputError(f"--workers {workers}: give 1 to 64 server processes")
+    if not 0 <= webhook_interval <= 3600:
+        raise InvalidInputError(
+            f"--webhook-interval {webhook_interval}: give 0 (off) to 3600 seconds"
+        )
     if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
         raise InvalidInputError(f"unknown --log-level {log_level[:20]!r}")
     cli = state(ctx)
@@ -62,6 +74,7 @@ def serve(
     # must reach it there.
     if cli.home is not None:
         os.environ["MLPROV_HOME"] = str(cli.home)
+    os.environ["MLPROV_SERVER_DISPATCH"] = str(webhook_interval)
     uvicorn.run(
         "mlprov.server:app_from_environment",
         factory=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,7 +11,8 @@ from fastapi import FastAPI
 
 from mlprov._version import __version__
 from mlprov.config import RegistryConfig
-from mlprov.registry import open_registry
+from mlprov.errors import ConfigError
+from mlprov.registry import Dispatcher, open_registry
 from mlprov.server import _models, _pointers, _registry_wide
 from mlprov.server._errors import install_error_handlers
 from mlprov.server._gatekeeper import API_PREFIX, Gatekeeper
@@ -26,6 +28,8 @@ __all__ = ["SERVER_ACTOR", "app_from_environment", "create_app"]
 SERVER_ACTOR = "mlprov-server"
 
 _DEFAULTS = ServerLimits()
+#: Seconds between webhook dispatcher passes in each server process (docs/webhooks.md).
+DISPATCH_INTERVAL = 2.0
 
 
 def create_app(
@@ -34,11 +38,16 @@ def create_app(
     max_body_bytes: int = _DEFAULTS.max_body_bytes,
     max_blob_bytes: int = _DEFAULTS.max_blob_bytes,
     rate_limit: RateLimit | None = _DEFAULTS.rate_limit,
+    dispatch_interval: float | None = DISPATCH_INTERVAL,
 ) -> FastAPI:
     """The REST API over the registry ``config`` names (docs/server.md).
 
     The registry is opened here, once per process (the schema is migrated if needed), and
-    closed when the application shuts down.
+    closed when the application shuts down. Unless ``dispatch_interval`` is None, a
+    webhook dispatcher runs in a background thread of the process for its lifetime:
+    requests only write the outbox, the thread delivers after commit, and dispatchers
+    of several workers and replicas claim each delivery by compare-and-set, so a slow or
+    failing receiver never holds up a request.
     """
     limits = ServerLimits(
         max_body_bytes=max_body_bytes, max_blob_bytes=max_blob_bytes, rate_limit=rate_limit
@@ -53,9 +62,23 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        dispatcher: threading.Thread | None = None
+        if dispatch_interval is not None:
+            dispatcher = threading.Thread(
+                target=Dispatcher(registry).run_forever,
+                args=(stop, dispatch_interval),
+                name="mlprov-webhooks",
+                daemon=True,
+            )
+            dispatcher.start()
         try:
             yield
         finally:
+            stop.set()
+            if dispatcher is not None:
+                # A POST in flight ends within the dispatcher's own timeout.
+                dispatcher.join(timeout=30)
             registry.close()
 
     app = FastAPI(
@@ -84,14 +107,24 @@ def app_from_environment() -> FastAPI:
     the registry from the environment (``MLPROV_HOME``, ``MLPROV_REGISTRY``,
     ``MLPROV_ARTIFACTS``), limits from ``MLPROV_SERVER_MAX_BODY``,
     ``MLPROV_SERVER_MAX_BLOB`` (bytes) and ``MLPROV_SERVER_RATE`` (requests per second
-    per token, ``0`` for none; the burst is twice the rate)."""
+    per token, ``0`` for none; the burst is twice the rate) and
+    ``MLPROV_SERVER_DISPATCH`` (seconds between webhook dispatcher passes, ``0`` for no
+    dispatcher in this process)."""
     rate_text = os.environ.get("MLPROV_SERVER_RATE", "").strip()
     rate: RateLimit | None = _DEFAULTS.rate_limit
     if rate_text:
         value = float(rate_text)
         rate = RateLimit(value, max(1, int(value * 2))) if value > 0 else None
+    dispatch_text = os.environ.get("MLPROV_SERVER_DISPATCH", "").strip()
+    try:
+        dispatch = float(dispatch_text) if dispatch_text else DISPATCH_INTERVAL
+    except ValueError:
+        raise ConfigError(
+            f"MLPROV_SERVER_DISPATCH={dispatch_text[:40]!r} is not a number of seconds"
+        ) from None
     return create_app(
         RegistryConfig.from_environment(),
+        dispatch_interval=dispatch if dispatch > 0 else None,
         max_body_bytes=int(os.environ.get("MLPROV_SERVER_MAX_BODY") or _DEFAULTS.max_body_bytes),
         max_blob_bytes=int(os.environ.get("MLPROV_SERVER_MAX_BLOB") or _DEFAULTS.max_blob_bytes),
         rate_limit=rate,
