@@ -140,7 +140,7 @@ async def _register_load(
             if kind == "mlflow":
                 response = await client.post(
                     "/api/2.0/mlflow/model-versions/create",
-                    json={"name": "bench", "source": f"file:///models/{run}/{index}"},
+                    json={"name": "bench", "source": f"s3://bench-models/{run}/{index}"},
                 )
             else:
                 data = f"weights {run} {index}\n".encode()
@@ -281,7 +281,7 @@ def mlflow_server(work: Path, executable: str, workers: int) -> Iterator[Server]
         api = f"{base}/api/2.0/mlflow"
         for path, body in (
             ("registered-models/create", {"name": "bench"}),
-            ("model-versions/create", {"name": "bench", "source": "file:///models/0"}),
+            ("model-versions/create", {"name": "bench", "source": "s3://bench-models/0"}),
             ("registered-models/alias", {"name": "bench", "alias": "production", "version": "1"}),
         ):
             response = httpx.post(f"{api}/{path}", json=body, timeout=60)
