@@ -56,7 +56,9 @@ def serve(
         )
     # Opened once before the workers start: the schema is migrated here, the stores are
     # known to be reachable, and a misconfiguration is one line and exit 2 or 5.
-    cli.registry().check_ready()
+    cli.local_registry(
+        "serve", "it serves a database: set MLPROV_REGISTRY to sqlite:///... or postgresql://..."
+    ).check_ready()
     cli.close()
     # Each worker builds its app from the environment (uvicorn's factory), so --home
     # must reach it there.

@@ -13,7 +13,7 @@ import base64
 import dataclasses
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -298,6 +298,73 @@ class HttpRegistry:
             headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
         )
 
+    def _hashed(
+        self, path: Path, ignore_paths: list[str], allow_symlinks: bool, algorithm: str
+    ) -> tuple[list[Any], Manifest]:
+        from mlprov.hashing import hash_files, list_model_files  # noqa: PLC0415
+
+        if algorithm != "sha256":
+            raise InvalidInputError(
+                f"--hash {algorithm[:20]}: a server stores blobs by SHA-256; use sha256"
+            )
+        files = list_model_files(path, ignore_paths=ignore_paths, allow_symlinks=allow_symlinks)
+        return files, hash_files(files, "sha256")
+
+    def _upload_and_register(
+        self,
+        name: str,
+        files: list[Any],
+        manifest: Manifest,
+        artifact: str,
+        info: VersionInput,
+        signature: bytes | None,
+        progress: ProgressCallback | None,
+    ) -> ModelVersion:
+        """Upload each file as a blob, then register the version in one request with an
+        ``Idempotency-Key`` made once here, so a retry never makes a second version."""
+        by_name = {entry.path: entry for entry in manifest}
+        for item in files:
+            entry = by_name[item.name]
+            size = entry.size if entry.size is not None else item.size
+            self.upload_blob(item.path, entry.digest.hex, size, progress)
+        body: dict[str, Any] = {
+            "files": [{"path": e.path, "sha256": e.digest.hex, "size": e.size} for e in manifest],
+            "artifact_name": artifact,
+            **_version_fields(info),
+        }
+        if signature is not None:
+            body["signature"] = base64.b64encode(signature).decode("ascii")
+        data = self._transport.json(
+            "POST",
+            f"{self._model_path(name)}/versions",
+            json=body,
+            retry=True,
+            headers={"Idempotency-Key": f"mlprov-{uuid.uuid4()}"},
+        )
+        return _model_version(data)
+
+    def register(
+        self,
+        path: Path,
+        name: str,
+        info: VersionInput | None = None,
+        *,
+        hash_algorithm: str = "sha256",
+        ignore_paths: Sequence[str | Path] = (),
+        allow_symlinks: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ModelVersion:
+        """Hash ``path`` here, upload its files and register an unsigned version."""
+        from mlprov.signing import relative_ignore_paths  # noqa: PLC0415
+
+        path = Path(path)
+        ignores = relative_ignore_paths(path, ignore_paths, None)
+        files, manifest = self._hashed(path, ignores, allow_symlinks, hash_algorithm)
+        artifact = path.absolute().name or name
+        return self._upload_and_register(
+            name, files, manifest, artifact, info or VersionInput(), None, progress
+        )
+
     def sign_and_register(
         self,
         path: Path,
@@ -321,7 +388,6 @@ class HttpRegistry:
         """
         from mlprov import signing  # noqa: PLC0415 - cryptography only when signing
         from mlprov.fs import StagedFile  # noqa: PLC0415
-        from mlprov.hashing import hash_files, list_model_files  # noqa: PLC0415
 
         del with_documents  # see the docstring
         algorithm = str(options.pop("hash_algorithm", "sha256"))
@@ -332,10 +398,6 @@ class HttpRegistry:
         progress: ProgressCallback | None = options.pop("progress", None)
         if options:
             raise InvalidInputError(f"unknown option {sorted(options)[0]!r}")
-        if algorithm != "sha256":
-            raise InvalidInputError(
-                f"--hash {algorithm[:20]}: a server stores blobs by SHA-256; use sha256"
-            )
         path = Path(path)
         info = info or VersionInput()
         target = (
@@ -344,38 +406,21 @@ class HttpRegistry:
             else signing.default_signature_path(path)
         )
         ignores = signing.relative_ignore_paths(path, ignore_paths, target)
-        files = list_model_files(path, ignore_paths=ignores, allow_symlinks=allow_symlinks)
-        manifest = hash_files(files, "sha256")
+        files, manifest = self._hashed(path, ignores, allow_symlinks, algorithm)
         artifact = path.absolute().name or name
         statement = signing.build_statement(
             manifest, artifact, ignore_paths=ignores, allow_symlinks=allow_symlinks
         )
         signed = signer.sign(statement)
-        by_name = {entry.path: entry for entry in manifest}
-        for item in files:
-            entry = by_name[item.name]
-            size = entry.size if entry.size is not None else item.size
-            self.upload_blob(item.path, entry.digest.hex, size, progress)
-        body = {
-            "files": [{"path": e.path, "sha256": e.digest.hex, "size": e.size} for e in manifest],
-            "artifact_name": artifact,
-            "signature": base64.b64encode(signed.bundle).decode("ascii"),
-            **_version_fields(info),
-        }
         staged = StagedFile(target, signed.bundle, what="signature") if write_signature else None
         try:
-            data = self._transport.json(
-                "POST",
-                f"{self._model_path(name)}/versions",
-                json=body,
-                retry=True,
-                headers={"Idempotency-Key": f"mlprov-{uuid.uuid4()}"},
+            record = self._upload_and_register(
+                name, files, manifest, artifact, info, signed.bundle, progress
             )
         except BaseException:
             if staged is not None:
                 staged.discard()
             raise
-        record = _model_version(data)
         if staged is not None:
             try:
                 staged.commit()

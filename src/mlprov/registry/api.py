@@ -15,7 +15,7 @@ refuses those commands against a server in one line (docs/client.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -93,6 +93,18 @@ class RegistryApi(Protocol):
     ) -> ModelVersion: ...
 
     def describe_version(self, ref: ModelRef | str, description: str) -> ModelVersion: ...
+
+    def register(
+        self,
+        path: Path,
+        name: str,
+        info: VersionInput | None = None,
+        *,
+        hash_algorithm: str = "sha256",
+        ignore_paths: Sequence[str | Path] = (),
+        allow_symlinks: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ModelVersion: ...
 
     # -- signatures and evidence -------------------------------------------------------
 
