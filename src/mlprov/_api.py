@@ -117,7 +117,9 @@ def connect(
     if uri is not None:
         if is_server_uri(uri):
             return connect_server(uri, token=token)
-        return open_registry(dataclasses.replace(RegistryConfig.from_environment(), metadata_uri=uri))
+        return open_registry(
+            dataclasses.replace(RegistryConfig.from_environment(), metadata_uri=uri)
+        )
     server = _server_url(config)
     if server is not None:
         return connect_server(server, token=token)
