@@ -210,7 +210,10 @@ def test_bad_token_server_down_and_unsupported_commands(
         assert refused.returncode == 2, (args, refused.stderr)
         line = one_line_error(refused.stderr)
         assert "not available against a server yet" in line, line
-    assert state_without_audit(reg) == before
+    # Two 401s and one 403 are audited; the refused commands never reached the server.
+    after = state_without_audit(reg)
+    assert after.pop("audit_rows") == before.pop("audit_rows") + 3
+    assert after == before
 
     # Nothing listens there: exit 5, one line naming the URL, never the token.
     down = f"http://127.0.0.1:{free_port()}"
