@@ -47,6 +47,7 @@ REGISTRY = {
     "StoredFile",
     "StoredFiles",
     "TokenRecord",
+    "UploadedFile",
     "VerifiedDocument",
     "VerifiedInstall",
     "VersionInput",

@@ -15,6 +15,7 @@ from mlprov.errors import InvalidNameError, InvalidReferenceError
 
 __all__ = [
     "LATEST",
+    "MAX_VERSION",
     "ModelRef",
     "validate_alias",
     "validate_model_name",
@@ -24,6 +25,9 @@ _NAME = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,127}\Z")
 _ALIAS = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,63}\Z")
 _DIGITS = re.compile(r"\A[0-9]+\Z")
 _PREFIX = "models:/"
+
+#: The highest version number a store holds (a 32-bit signed integer column).
+MAX_VERSION = 2**31 - 1
 
 #: A built-in alias: the highest version number. It cannot be set or deleted.
 LATEST = "latest"
@@ -63,9 +67,10 @@ class ModelRef:
         validate_model_name(self.name)
         if (self.version is None) == (self.alias is None):
             raise InvalidReferenceError("a reference names exactly one of a version or an alias")
-        if self.version is not None and self.version < 1:
+        if self.version is not None and not 1 <= self.version <= MAX_VERSION:
             raise InvalidReferenceError(
-                f"invalid version number {self.version}: versions start at 1"
+                f"invalid version number {str(self.version)[:24]}: versions run from 1 "
+                f"to {MAX_VERSION}"
             )
         if self.alias is not None:
             validate_alias(self.alias)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlprov.errors import InvalidInputError
+from mlprov.refs import MAX_VERSION
 from mlprov.registry import DatasetInput, LineageInput, UploadedFile, VersionInput
 
 __all__ = [
@@ -20,8 +22,14 @@ __all__ = [
     "StageMoveBody",
     "TagChangesBody",
     "VersionCreateBody",
+    "VersionNumber",
     "decode_base64",
 ]
+
+
+#: A version number in a path: bounded like the stores' column, so no request can make a
+#: query overflow.
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 
 class _Body(BaseModel):
@@ -111,7 +119,7 @@ class VersionCreateBody(_Body):
 
 
 class AliasMoveBody(_Body):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     reason: str = Field("", max_length=4096)
 
 

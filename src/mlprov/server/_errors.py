@@ -56,6 +56,9 @@ def error_response(error: MlprovError) -> JSONResponse:
 def _validation_message(error: RequestValidationError) -> str:
     problems = []
     for item in error.errors()[:3]:
+        if item.get("type") == "json_invalid":
+            problems.append("the body is not valid JSON")
+            continue
         where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
         problems.append(f"{where or 'body'}: {item.get('msg', 'invalid')}")
     return "invalid request: " + "; ".join(problems) if problems else "invalid request"

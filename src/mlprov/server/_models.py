@@ -21,6 +21,7 @@ from mlprov.server._bodies import (
     ModelCreateBody,
     TagChangesBody,
     VersionCreateBody,
+    VersionNumber,
     decode_base64,
 )
 from mlprov.server._service import service_of
@@ -54,7 +55,7 @@ def manifest_json(manifest: Manifest) -> dict[str, Any]:
     }
 
 
-def _ref(name: str, number: int) -> ModelRef:
+def _ref(name: str, number: VersionNumber) -> ModelRef:
     return ModelRef(name, version=number)
 
 
@@ -67,12 +68,8 @@ def list_models(
 ) -> list[dict[str, Any]]:
     """Models the caller may read (others are left out, not refused)."""
     service = service_of(request)
+    registry = service.access_by_role(request, Action.READ)
     principal = service.principal(request)
-    if not allows(principal, Action.READ, None) and not any(
-        allows(principal, Action.READ, m) for m in principal.models
-    ):
-        service.access(request, Action.READ)  # refuses and audits
-    registry = service.registry.acting_as(principal)
     return [
         m.to_json()
         for m in registry.list_models(prefix=prefix)
@@ -142,33 +139,35 @@ def register_version(
 
 
 @router.get("/{name}/versions/{number}")
-def get_version(request: Request, name: str, number: int) -> dict[str, Any]:
+def get_version(request: Request, name: str, number: VersionNumber) -> dict[str, Any]:
     registry = service_of(request).access(request, Action.READ, name)
     return registry.get_version(_ref(name, number)).to_json()
 
 
 @router.patch("/{name}/versions/{number}/tags")
-def tag_version(request: Request, name: str, number: int, body: TagChangesBody) -> dict[str, Any]:
+def tag_version(
+    request: Request, name: str, number: VersionNumber, body: TagChangesBody
+) -> dict[str, Any]:
     registry = service_of(request).access(request, Action.REGISTER, name)
     return registry.tag_version(_ref(name, number), body.tags, reason=body.reason).to_json()
 
 
 @router.put("/{name}/versions/{number}/description")
 def describe_version(
-    request: Request, name: str, number: int, body: DescriptionBody
+    request: Request, name: str, number: VersionNumber, body: DescriptionBody
 ) -> dict[str, Any]:
     registry = service_of(request).access(request, Action.REGISTER, name)
     return registry.describe_version(_ref(name, number), body.description).to_json()
 
 
 @router.get("/{name}/versions/{number}/manifest")
-def get_manifest(request: Request, name: str, number: int) -> dict[str, Any]:
+def get_manifest(request: Request, name: str, number: VersionNumber) -> dict[str, Any]:
     registry = service_of(request).access(request, Action.READ, name)
     return manifest_json(registry.manifest(_ref(name, number)))
 
 
 @router.get("/{name}/versions/{number}/files")
-def get_files(request: Request, name: str, number: int) -> list[dict[str, Any]]:
+def get_files(request: Request, name: str, number: VersionNumber) -> list[dict[str, Any]]:
     """Each file with the blob (``GET /api/v1/blobs/{sha256}``) holding its bytes."""
     registry = service_of(request).access(request, Action.READ, name)
     return [dataclasses.asdict(f) for f in registry.version_files(_ref(name, number))]
@@ -179,14 +178,14 @@ def get_files(request: Request, name: str, number: int) -> list[dict[str, Any]]:
     response_class=Response,
     responses={200: {"content": {OCTETS: {}}}},
 )
-def get_signature(request: Request, name: str, number: int) -> Response:
+def get_signature(request: Request, name: str, number: VersionNumber) -> Response:
     """The version's OMS signature: the exact ``model.sig`` bytes stored."""
     registry = service_of(request).access(request, Action.READ, name)
     return Response(registry.signature_of(_ref(name, number)), media_type=OCTETS)
 
 
 @router.post("/{name}/versions/{number}/signature", status_code=201, openapi_extra=BUNDLE_BODY)
-async def attach_signature(request: Request, name: str, number: int) -> dict[str, Any]:
+async def attach_signature(request: Request, name: str, number: VersionNumber) -> dict[str, Any]:
     """Attach an OMS signature made elsewhere, verified against the registry's trust."""
     return await _attach(request, name, number, Action.SIGN)
 
@@ -198,7 +197,7 @@ async def attach_signature(request: Request, name: str, number: int) -> dict[str
 def list_evidence(
     request: Request,
     name: str,
-    number: int,
+    number: VersionNumber,
     kind: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[dict[str, Any]]:
     registry = service_of(request).access(request, Action.READ, name)
@@ -210,20 +209,22 @@ def list_evidence(
     response_class=Response,
     responses={200: {"content": {OCTETS: {}}}},
 )
-def get_evidence(request: Request, name: str, number: int, digest: str) -> Response:
+def get_evidence(request: Request, name: str, number: VersionNumber, digest: str) -> Response:
     """One piece of evidence as the exact bytes stored (``digest`` is ``sha256:HEX``)."""
     registry = service_of(request).access(request, Action.READ, name)
     return Response(registry.evidence_content(_ref(name, number), digest), media_type=OCTETS)
 
 
 @router.post("/{name}/versions/{number}/evidence", status_code=201, openapi_extra=BUNDLE_BODY)
-async def attach_evidence(request: Request, name: str, number: int) -> dict[str, Any]:
+async def attach_evidence(request: Request, name: str, number: VersionNumber) -> dict[str, Any]:
     """Attach an attestation signed elsewhere (exact bundle bytes), verified against the
     registry's trust (its active policy set's signers)."""
     return await _attach(request, name, number, Action.ATTEST)
 
 
-async def _attach(request: Request, name: str, number: int, action: Action) -> dict[str, Any]:
+async def _attach(
+    request: Request, name: str, number: VersionNumber, action: Action
+) -> dict[str, Any]:
     service = service_of(request)
     registry = await anyio.to_thread.run_sync(service.access, request, action, name)
     bundle = await raw_body(request)
@@ -235,7 +236,7 @@ async def _attach(request: Request, name: str, number: int, action: Action) -> d
 def list_approvals(
     request: Request,
     name: str,
-    number: int,
+    number: VersionNumber,
     target: Annotated[str | None, Query(max_length=300)] = None,
 ) -> list[dict[str, Any]]:
     registry = service_of(request).access(request, Action.READ, name)
@@ -243,7 +244,7 @@ def list_approvals(
 
 
 @router.post("/{name}/versions/{number}/approvals", status_code=201, openapi_extra=BUNDLE_BODY)
-async def add_approval(request: Request, name: str, number: int) -> dict[str, Any]:
+async def add_approval(request: Request, name: str, number: VersionNumber) -> dict[str, Any]:
     """Store an approval its approver signed (exact bundle bytes; predicate
     ``https://mlprov.dev/approval/v1``). The gate decides whether the signer counts."""
     service = service_of(request)
@@ -256,13 +257,13 @@ async def add_approval(request: Request, name: str, number: int) -> dict[str, An
 
 
 @router.get("/{name}/versions/{number}/waivers")
-def list_waivers(request: Request, name: str, number: int) -> list[dict[str, Any]]:
+def list_waivers(request: Request, name: str, number: VersionNumber) -> list[dict[str, Any]]:
     registry = service_of(request).access(request, Action.READ, name)
     return [w.to_json() for w in registry.waivers(_ref(name, number))]
 
 
 @router.post("/{name}/versions/{number}/waivers", status_code=201, openapi_extra=BUNDLE_BODY)
-async def add_waiver(request: Request, name: str, number: int) -> dict[str, Any]:
+async def add_waiver(request: Request, name: str, number: VersionNumber) -> dict[str, Any]:
     """Store one holder's waiver (exact bundle bytes; predicate
     ``https://mlprov.dev/waiver/v1``). The gate decides whether it counts."""
     service = service_of(request)
@@ -276,7 +277,7 @@ async def add_waiver(request: Request, name: str, number: int) -> dict[str, Any]
 def get_lineage(
     request: Request,
     name: str,
-    number: int,
+    number: VersionNumber,
     descendants: bool = False,
     max_depth: Annotated[int | None, Query(ge=1, le=1024)] = None,
 ) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Header, Request, Response
 from mlprov.access import Action
 from mlprov.errors import InvalidInputError, NotFoundError, PolicyDenied, PreconditionFailedError
 from mlprov.registry import Registry
-from mlprov.server._bodies import AliasMoveBody, StageMoveBody
+from mlprov.server._bodies import AliasMoveBody, StageMoveBody, VersionNumber
 from mlprov.server._service import Service, service_of
 
 __all__ = ["router"]
@@ -141,7 +141,7 @@ def delete_alias(
 
 @router.put("/{name}/versions/{number}/stage")
 def set_stage(
-    request: Request, name: str, number: int, body: StageMoveBody
+    request: Request, name: str, number: VersionNumber, body: StageMoveBody
 ) -> list[dict[str, Any]]:
     """Move a version to a stage through the gate; returns the stage events it made."""
     service = service_of(request)

@@ -193,7 +193,7 @@ def _policy_files(encoded: dict[str, str]) -> dict[str, bytes]:
 
 @router.get("/policy", tags=["policy"])
 def show_policy(
-    request: Request, version: Annotated[int | None, Query(ge=1)] = None
+    request: Request, version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
 ) -> dict[str, Any]:
     """The active policy set (or an earlier version) with its files' text."""
     registry = service_of(request).access_by_role(request, Action.READ)

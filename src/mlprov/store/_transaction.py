@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from mlprov.errors import ConflictError, MlprovError, StorageError
+from mlprov.errors import ConflictError, InvalidInputError, MlprovError, StorageError
 from mlprov.store import _schema as t
 from mlprov.store.aliases import AliasRows
 from mlprov.store.audit import AuditRows
@@ -35,6 +35,9 @@ def translate_db_error(error: exc.SQLAlchemyError) -> MlprovError:
         return ConflictError(f"conflicting change: {_first_line(error.orig or error)}")
     text = _first_line(error.orig if isinstance(error, exc.DBAPIError) and error.orig else error)
     lowered = text.lower()
+    if isinstance(error, exc.DataError) and "nul (0x00)" in lowered:
+        # PostgreSQL text cannot hold NUL (SQLite can): the caller's text, not the store.
+        return InvalidInputError("text with a NUL character cannot be stored or searched for")
     if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
         return StorageError(f"metadata store is read-only: {text}")
     if "disk is full" in lowered or "no space" in lowered or "database or disk is full" in lowered:
