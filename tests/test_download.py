@@ -378,7 +378,10 @@ def test_install_verified_resolves_once_verifies_and_installs(
     assert installed.path == out
     assert installed.signature_path == out / "model.sig"
     assert installed.signature.signer.method == "key"
-    assert _tree(out) == {**_tree(tmp_path / "m1"), "model.sig": stored}
+    tree = _tree(out)
+    record = tree.pop(".mlprov-installed.json")  # the install record (docs/serving.md)
+    assert tree == {**_tree(tmp_path / "m1"), "model.sig": stored}
+    assert json.loads(record)["signature"] == "model.sig"
 
 
 def test_install_verified_raises_and_leaves_nothing(
@@ -420,6 +423,7 @@ def test_download_with_a_trust_option_installs_only_what_verifies(
         "weights/part-0.bin",
         "weights/part-1.bin",
         "model.sig",
+        ".mlprov-installed.json",
     }
     before = reg.snapshot()
     for ref, key, words in (

@@ -229,7 +229,7 @@ def test_pull_installs_only_what_passes_the_alias_policy(env: GateEnv, tmp_path:
     out = tmp_path / "served"
     pulled = env.reg.cli("pull", "m@production", "--to", str(out))
     assert pulled.returncode == 0, pulled.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["model.sig", "w.bin"]
+    assert sorted(p.name for p in out.iterdir()) == [".mlprov-installed.json", "model.sig", "w.bin"]
     # The policy tightens: what production holds no longer passes, and is not served.
     env.apply(BASIC.replace("auc >= 0.9", "auc >= 0.99"))
     refused = env.reg.cli("pull", "m@production", "--to", str(tmp_path / "again"))

@@ -23,6 +23,7 @@ ROOT = {
     "verify_or_raise",
 }
 REGISTRY = {
+    "AliasResolution",
     "AliasStatus",
     "Approval",
     "DatasetInput",

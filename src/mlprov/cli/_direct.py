@@ -1,8 +1,9 @@
 """``mlprov sign PATH`` and ``mlprov verify PATH``: the part that needs no Typer.
 
 The options of :mod:`mlprov.cli.signing` become a signer or a trust here, and a model on
-disk is signed or verified. :func:`run_simple_form` runs the two command lines a serving
-container or a CI job runs, ``verify PATH --key PUB ...`` and ``sign PATH --key KEY ...``,
+disk is signed or verified. :func:`run_simple_form` runs the command lines a serving
+container or a CI job runs, ``verify PATH --key PUB ...``, ``sign PATH --key KEY ...`` and
+the readiness probe ``check-installed DIR``,
 straight from ``argv`` with these same functions, so that they never import Typer: Typer
 0.29 builds every command and a pydantic TypeAdapter for each parameter of the one it runs,
 about 0.35 s of start-up. Any other command line returns False and goes through Typer.
@@ -27,6 +28,7 @@ __all__ = [
     "check_shard_size",
     "read_passphrase",
     "read_private_key_file",
+    "report_installed",
     "run_simple_form",
     "sign_path",
     "signer_from_options",
@@ -336,12 +338,39 @@ def _simple_form(
     return target, options, seen
 
 
+def report_installed(folder: Path, *, full: bool, as_json: bool) -> None:
+    """Check ``folder`` and print the result: the one implementation behind the Typer
+    command and the probe's fast path."""
+    from mlprov.serving import check_installed as check  # noqa: PLC0415
+
+    copy = check(folder, full=full)
+    if as_json:
+        print_json(copy.to_json())
+    else:
+        mode = "re-hashed" if copy.full else "sizes and times"
+        say(f"ready: {copy.path} ({copy.files} files, {copy.bytes} bytes; {mode} match)")
+
+
+def _check_installed_form(rest: Sequence[str]) -> bool:
+    """``check-installed DIR [--full] [--json]``: a readiness probe runs it every few
+    seconds, so it skips Typer too (:mod:`mlprov.cli.installed` is the Typer face)."""
+    flags = {token for token in rest if token in ("--full", "--json")}
+    positional = [token for token in rest if token not in flags]
+    if len(positional) != 1 or positional[0].startswith("-") or len(flags) + 1 != len(rest):
+        return False
+    report_installed(Path(positional[0]), full="--full" in flags, as_json="--json" in flags)
+    return True
+
+
 def run_simple_form(args: Sequence[str]) -> bool:
-    """Run ``verify PATH --key ...`` or ``sign PATH --key ...`` directly, as :func:`verify`
-    and :func:`sign` would; False (nothing done) for any other command line."""
+    """Run ``verify PATH --key ...``, ``sign PATH --key ...`` or ``check-installed DIR``
+    directly, as the Typer commands would; False (nothing done) for any other command
+    line."""
     if not args:
         return False
     command, rest = args[0], args[1:]
+    if command == "check-installed":
+        return _check_installed_form(rest)
     if command == "verify":
         parsed = _simple_form(rest, _VERIFY_VALUES, _VERIFY_FLAGS)
         if parsed is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,6 +24,16 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", metavar="LEVEL", help="uvicorn's log level.")
     ] = "info",
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--signing-key",
+            envvar="MLPROV_SIGNING_KEY",
+            metavar="KEY",
+            help="The registry's private key (PEM): sign alias resolutions for clients "
+            "(GET .../aliases/ALIAS/resolution).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the registry over HTTP until interrupted: /api/v1 (bearer tokens from
     `mlprov token create`), /healthz, /readyz, /metrics. The registry is the one
@@ -61,9 +72,14 @@ def serve(
     ).check_ready()
     cli.close()
     # Each worker builds its app from the environment (uvicorn's factory), so --home
-    # must reach it there.
+    # and --signing-key must reach it there.
     if cli.home is not None:
         os.environ["MLPROV_HOME"] = str(cli.home)
+    if signing_key is not None:
+        from mlprov.server import resolution_signer_from_environment  # noqa: PLC0415
+
+        os.environ["MLPROV_SIGNING_KEY"] = str(signing_key.absolute())
+        resolution_signer_from_environment()  # a bad key is one line now, not per worker
     uvicorn.run(
         "mlprov.server:app_from_environment",
         factory=True,

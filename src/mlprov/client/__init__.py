@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 
-from mlprov.client._registry import HttpRegistry, RemotePull, is_server_uri
+from mlprov.client._registry import HttpRegistry, RemotePull, ResolutionCheck, is_server_uri
 from mlprov.registry.api import RegistryApi
 
-__all__ = ["HttpRegistry", "RemotePull", "connect", "is_server_uri"]
+__all__ = ["HttpRegistry", "RemotePull", "ResolutionCheck", "connect", "is_server_uri"]
 
 #: mypy checks here that the HTTP client satisfies the API the local registry implements.
 _HTTP_API: type[RegistryApi] = HttpRegistry

@@ -15,7 +15,7 @@ import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -59,9 +59,10 @@ from mlprov.registry.api import ProgressCallback
 from mlprov.store.policies import StoredPolicySet
 
 if TYPE_CHECKING:
+    from mlprov.serving import Resolution, ResolutionState
     from mlprov.signing import Signer, Trust, VerifiedSignature
 
-__all__ = ["HttpRegistry", "RemotePull", "is_server_uri"]
+__all__ = ["HttpRegistry", "RemotePull", "ResolutionCheck", "is_server_uri"]
 
 _CHUNK = 1024 * 1024
 _SIGNATURE_FILE = "model.sig"
@@ -125,12 +126,25 @@ def _policy_set(data: Any) -> StoredPolicySet:
 
 
 @dataclass(frozen=True)
+class ResolutionCheck:
+    """How :meth:`HttpRegistry.pull` checks the server's signed resolution: the
+    registry's key (``trust``), the client's memory of generations seen (``state``), and
+    optionally a statement obtained elsewhere instead of fetching one."""
+
+    trust: Trust
+    state: ResolutionState
+    statement: bytes | None = None
+
+
+@dataclass(frozen=True)
 class RemotePull:
-    """What :meth:`HttpRegistry.pull` installed, and the server's decision that allowed it."""
+    """What :meth:`HttpRegistry.pull` installed, the server's decision that allowed it,
+    and the signed resolution it followed (None without a :class:`ResolutionCheck`)."""
 
     install: VerifiedInstall
     policy_digest: str | None
     message: str | None
+    resolution: Resolution | None = None
 
     @property
     def version(self) -> ModelVersion:
@@ -712,9 +726,17 @@ class HttpRegistry:
         verified: VerifiedSignature = signing.verify_bundle(signature, trust, now=now)
         _require_signed(record, verified.manifest, manifest)
         target = Path(to)
-        name = self._install(record, files, signature, target, progress)
+        name = self._install(record, files, signature, target, progress, record_install=True)
         assert name is not None
         return VerifiedInstall(record, verified, target, target / name)
+
+    def signed_resolution(self, name: str, alias: str, *, ttl: timedelta | None = None) -> bytes:
+        """The server's signed resolution of ``name@alias`` (its registry key signs it);
+        verify it with :func:`mlprov.serving.verify_resolution` before relying on it."""
+        params = {"ttl": int(ttl.total_seconds())} if ttl is not None else {}
+        return self._transport.request(
+            "GET", f"{self._alias_path(name, alias)}/resolution", params=params
+        ).content
 
     def pull(
         self,
@@ -722,22 +744,48 @@ class HttpRegistry:
         to: Path,
         trust: Trust,
         *,
+        resolution: ResolutionCheck | None = None,
+        now: datetime | None = None,
         progress: ProgressCallback | None = None,
     ) -> RemotePull:
-        """``mlprov pull NAME@ALIAS`` against a server: the alias resolved once, the
-        server's gate asked whether that version may be at the alias now (its policy,
-        approvals, revocations), then the version installed only if its signature
-        verifies against ``trust`` here (docs/client.md, ADR 0047)."""
+        """``mlprov pull NAME@ALIAS`` against a server (docs/client.md, ADR 0047).
+
+        With ``resolution`` the alias is resolved by the server's signed statement: it
+        must verify with the registry's key and be accepted by the client's state (no
+        older generation, not expired), before anything else; without, by one read of
+        the alias. Then the server's gate is asked whether that version may be at the
+        alias now (policy, approvals, revocations), the version's digest must be the one
+        resolved, and it is installed only if its signature verifies against ``trust``
+        here, every file hashed as it streams in, atomically.
+        """
         parsed = _coerce(ref)
         if parsed.alias is None or parsed.alias == LATEST:
             raise InvalidInputError(
                 f"{ref}: pull takes NAME@ALIAS (an alias its policy protects), not a number "
                 "or latest"
             )
-        state = self.get_alias(parsed.name, parsed.alias)
-        if state.version is None:
-            raise NotFoundError(f"{parsed}: the alias points nowhere (deleted)")
-        exact = ModelRef(parsed.name, version=state.version)
+        when = now or datetime.now(timezone.utc)
+        verified: Resolution | None = None
+        if resolution is not None:
+            from mlprov.serving import verify_resolution  # noqa: PLC0415
+
+            statement = resolution.statement
+            if statement is None:
+                statement = self.signed_resolution(parsed.name, parsed.alias)
+            verified = verify_resolution(statement, resolution.trust, when)
+            if (verified.name, verified.alias) != (parsed.name, parsed.alias):
+                raise VerificationError(
+                    f"the resolution is for {verified.ref}, not {parsed.name}@{parsed.alias}"
+                )
+            # Recorded before the install (TUF's order): a genuine newer answer stays seen.
+            resolution.state.accept(verified, when)
+            number = verified.version
+        else:
+            state = self.get_alias(parsed.name, parsed.alias)
+            if state.version is None:
+                raise NotFoundError(f"{parsed}: the alias points nowhere (deleted)")
+            number = state.version
+        exact = ModelRef(parsed.name, version=number)
         judged = self.check_policy_remote(exact, parsed.alias)
         if judged.get("policy_digest") is None:
             raise VerificationError(
@@ -745,8 +793,15 @@ class HttpRegistry:
             )
         if not judged.get("allowed"):
             raise PolicyDenied(f"{parsed} -> {exact}: {judged.get('message') or 'denied'}")
-        installed = self.install_verified(exact, Path(to), trust, progress=progress)
-        return RemotePull(installed, judged.get("policy_digest"), judged.get("message"))
+        if verified is not None:
+            record = self.get_version(exact)
+            if record.digest != verified.manifest_digest:
+                raise VerificationError(
+                    f"{exact} has digest {record.digest}, the signed resolution names "
+                    f"{verified.manifest_digest}"
+                )
+        installed = self.install_verified(exact, Path(to), trust, now=now, progress=progress)
+        return RemotePull(installed, judged.get("policy_digest"), judged.get("message"), verified)
 
     def _install(
         self,
@@ -755,8 +810,13 @@ class HttpRegistry:
         signature: bytes | None,
         to: Path,
         progress: ProgressCallback | None,
+        *,
+        record_install: bool = False,
     ) -> str | None:
+        """Install the files and the signature (with ``record_install``, the install
+        record ``mlprov check-installed`` reads, written last in the staging folder)."""
         from mlprov.fs import current_umask, install_folder  # noqa: PLC0415
+        from mlprov.serving import INSTALL_RECORD_NAME, install_record  # noqa: PLC0415
 
         names = [(record.artifact_name if f.path == SINGLE_FILE_NAME else f.path, f) for f in files]
         for name, _item in names:
@@ -770,6 +830,11 @@ class HttpRegistry:
                     f"{record.ref} has a file named {signature_name}, where its stored "
                     "signature would be written; download it with `mlprov evidence` instead"
                 )
+            if record_install and INSTALL_RECORD_NAME in {name for name, _ in names}:
+                raise ConflictError(
+                    f"{record.ref} has a file named {INSTALL_RECORD_NAME}, where the install "
+                    "record would be written; download it with `mlprov download` instead"
+                )
         mode = 0o666 & ~current_umask()
 
         def fill(staging: Path) -> None:
@@ -777,6 +842,9 @@ class HttpRegistry:
                 self._fetch(staging / name, item, mode, progress)
             if signature_name is not None and signature is not None:
                 _write_new(staging / signature_name, [signature], mode)
+                if record_install:
+                    made = install_record(staging, signature_name, signature)
+                    _write_new(staging / INSTALL_RECORD_NAME, [made], mode)
 
         install_folder(to, fill)
         return signature_name

@@ -9,6 +9,8 @@ enforced here and cannot be bypassed.
 * ``models``, ``versions``, ``lineage``, ``evidence``, ``signatures``, ``audit``: the
   aggregates and what a user does with each;
 * ``pointers``: aliases and stages, through one move path with the gate in it (``gate``);
+* ``resolution``: the registry's signed answer to what an alias names, and a pull that
+  installs only what such an answer names (rollback and freeze protection);
 * ``download``: a version installed in a folder, every digest checked, with its stored
   signature; ``install_verified`` verifies that signature against the trust given first;
 * ``tokens``: bearer tokens created, listed, revoked and authenticated into a
@@ -57,6 +59,7 @@ from mlprov.registry import (
     policies,
     pull,
     readiness,
+    resolution,
     revocation,
     signatures,
     signed_evidence,
@@ -74,6 +77,7 @@ from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove, Poli
 from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
 from mlprov.registry.policies import Judgement
 from mlprov.registry.pull import PulledVersion
+from mlprov.registry.resolution import AliasResolution
 from mlprov.registry.status import AliasStatus
 from mlprov.registry.types import (
     EvidenceCheck,
@@ -93,10 +97,12 @@ from mlprov.store.revocations import Revocation
 from mlprov.store.versions import StoredFile
 
 if TYPE_CHECKING:
+    from mlprov.serving import Resolution, ResolutionState
     from mlprov.signing import Signer, Trust, VerificationReport
 
 __all__ = [
     "LINEAGE_RELATIONS",
+    "AliasResolution",
     "AliasStatus",
     "Approval",
     "DatasetInput",
@@ -439,6 +445,28 @@ class Registry:
     ) -> PulledVersion:
         """Install ``NAME@ALIAS`` only if it verifies and passes the alias's policy."""
         return pull.pull(self._context, ref, to, progress=progress)
+
+    def signed_resolution(self, name: str, alias: str, signer: Signer, *, ttl: timedelta) -> bytes:
+        """The registry's signed answer to what ``name@alias`` names now (version,
+        manifest digest, generation), valid for ``ttl``; reads only, writes nothing."""
+        return resolution.signed_resolution(self._context, name, alias, signer, ttl=ttl)
+
+    def pull_resolved(
+        self,
+        ref: ModelRef | str,
+        to: Path,
+        statement: bytes,
+        trust: Trust,
+        state: ResolutionState,
+        *,
+        now: datetime | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[PulledVersion, Resolution]:
+        """Pull ``NAME@ALIAS`` only as the signed resolution ``statement`` names it, after
+        ``state`` refused nothing (rollback, replay, expiry)."""
+        return resolution.pull_resolved(
+            self._context, ref, to, statement, trust, state, now=now, progress=progress
+        )
 
     def apply_policy(self, files: Mapping[str, bytes], *, reason: str = "") -> StoredPolicySet:
         """Validate a policy folder's files and make them the active set (audited)."""

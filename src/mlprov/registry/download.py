@@ -43,6 +43,7 @@ from mlprov.records import ModelVersion
 from mlprov.refs import ModelRef
 from mlprov.registry._context import RegistryContext, coerce_ref, corrupt_blobs_named, resolve
 from mlprov.registry.signatures import SIGNATURE_KIND
+from mlprov.serving import INSTALL_RECORD_NAME, install_record
 from mlprov.store.versions import StoredFile
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ def download(
     to: Path,
     *,
     progress: ProgressCallback | None = None,
+    record_install: bool = False,
 ) -> ModelVersion:
     """Write a version's files to ``to``, checking every digest while writing.
 
@@ -93,13 +95,14 @@ def download(
     if the registry's manifest is the one the signature names (checked before writing;
     the signature itself is not verified here: that needs trust, see
     :func:`install_verified`), and the signature is written with the files. On any
-    mismatch or error ``to`` is left as it was.
+    mismatch or error ``to`` is left as it was. With ``record_install`` (serving installs)
+    a signed version also gets its install record (:func:`mlprov.serving.install_record`).
     """
     snapshot = _read(context, coerce_ref(ref))
     if snapshot.signature is not None:
         signed = _claimed_manifest(context, snapshot)
         _require_signed_manifest(snapshot, signed)
-    _install(context, snapshot, Path(to), progress)
+    _install(context, snapshot, Path(to), progress, record=record_install)
     return snapshot.record
 
 
@@ -126,7 +129,7 @@ def install_verified(
     verified = signing.verify_bundle(snapshot.signature, trust, limits=context.limits, now=now)
     _require_signed_manifest(snapshot, verified.manifest)
     target = Path(to)
-    name = _install(context, snapshot, target, progress)
+    name = _install(context, snapshot, target, progress, record=True)
     assert name is not None  # a signed version always gets its signature file
     return VerifiedInstall(snapshot.record, verified, target, target / name)
 
@@ -175,12 +178,19 @@ def _require_signed_manifest(snapshot: _Snapshot, signed: Manifest) -> None:
 
 
 def _install(
-    context: RegistryContext, snapshot: _Snapshot, to: Path, progress: ProgressCallback | None
+    context: RegistryContext,
+    snapshot: _Snapshot,
+    to: Path,
+    progress: ProgressCallback | None,
+    *,
+    record: bool = False,
 ) -> str | None:
-    """Install the files and the stored signature; return the signature's file name."""
-    record = snapshot.record
+    """Install the files and the stored signature (with ``record``, the install record
+    beside it, written in the staging folder so it moves into place with the files);
+    return the signature's file name."""
+    version = snapshot.record
     names = [
-        (record.artifact_name if item.path == SINGLE_FILE_NAME else item.path, item)
+        (version.artifact_name if item.path == SINGLE_FILE_NAME else item.path, item)
         for item in snapshot.files
     ]
     for name, _item in names:
@@ -193,8 +203,13 @@ def _install(
         signature_name = f"{names[0][0]}.sig" if single else FOLDER_SIGNATURE_NAME
         if signature_name in {name for name, _ in names}:
             raise ConflictError(
-                f"{record.ref} has a file named {signature_name}, where its stored "
+                f"{version.ref} has a file named {signature_name}, where its stored "
                 "signature would be written; download it with `mlprov evidence` instead"
+            )
+        if record and INSTALL_RECORD_NAME in {name for name, _ in names}:
+            raise ConflictError(
+                f"{version.ref} has a file named {INSTALL_RECORD_NAME}, where the install "
+                "record would be written; download it with `mlprov download` instead"
             )
     file_mode = 0o666 & ~current_umask()
 
@@ -205,6 +220,10 @@ def _install(
             )
         if signature_name is not None and snapshot.signature is not None:
             _write_bytes(staging / signature_name, snapshot.signature, file_mode)
+            if record:
+                # Last, so it sees every file as written (a rename keeps size and mtime).
+                made = install_record(staging, signature_name, snapshot.signature)
+                _write_bytes(staging / INSTALL_RECORD_NAME, made, file_mode)
 
     with corrupt_blobs_named(snapshot.record.ref, snapshot.files):
         install_folder(to, fill)

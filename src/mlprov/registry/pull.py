@@ -22,7 +22,7 @@ from mlprov.registry._context import RegistryContext, coerce_ref, resolve
 from mlprov.registry.download import download
 from mlprov.registry.policies import Judgement, judge, parse_target
 
-__all__ = ["PulledVersion", "pull"]
+__all__ = ["PulledVersion", "install_alias_version", "pull"]
 
 ProgressCallback = Callable[[int], None]
 
@@ -51,20 +51,42 @@ def pull(
         )
     with context.metadata.read() as tx:
         number = resolve(tx, parsed).number  # resolved once: a move meanwhile changes nothing
-    judgement = judge(context, parsed.name, parse_target(parsed.alias), number, None)
+    return install_alias_version(context, parsed, number, Path(to), progress=progress)
+
+
+def install_alias_version(
+    context: RegistryContext,
+    ref: ModelRef,
+    number: int,
+    to: Path,
+    *,
+    progress: ProgressCallback | None = None,
+) -> PulledVersion:
+    """Judge version ``number`` as ``ref``'s alias would, then install it at ``to`` with
+    its signature and install record; raise and install nothing on any failure. For a
+    caller that already resolved the alias (:func:`pull`, or a signed resolution in
+    :mod:`mlprov.registry.resolution`)."""
+    alias = ref.alias or ""
+    judgement = judge(context, ref.name, parse_target(alias), number, None)
     if judgement.policy_digest is None or judgement.decision is None:
         raise VerificationError(
-            f"{parsed}: no policy set is applied, so nothing is trusted to verify it against "
+            f"{ref}: no policy set is applied, so nothing is trusted to verify it against "
             "(apply one with `mlprov policy apply DIR`)"
         )
     failures = list(judgement.report.failures)
     if failures:
         first = failures[0]
         raise VerificationError(
-            f"{parsed} -> {parsed.name}/{number}: {first.id}: {first.message}"
+            f"{ref} -> {ref.name}/{number}: {first.id}: {first.message}"
             + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
         )
     if not judgement.decision.allowed:
-        raise PolicyDenied(f"{parsed} -> {parsed.name}/{number}: {judgement.decision.message}")
-    record = download(context, ModelRef(parsed.name, version=number), Path(to), progress=progress)
+        raise PolicyDenied(f"{ref} -> {ref.name}/{number}: {judgement.decision.message}")
+    record = download(
+        context,
+        ModelRef(ref.name, version=number),
+        Path(to),
+        progress=progress,
+        record_install=True,
+    )
     return PulledVersion(record, Path(to), judgement)

@@ -278,6 +278,13 @@ def _ignore_list(
     ignores: list[str | Path] = [*ignore_paths, *_signed_ignores(serialization)]
     if signature_path is not None:
         ignores.append(Path(signature_path).absolute())
+        # The install record `mlprov pull` writes beside model.sig is not part of the
+        # model (mlprov.serving, check-installed): a pulled folder verifies as it is.
+        from mlprov.serving import INSTALL_RECORD_NAME  # noqa: PLC0415
+
+        record = Path(signature_path).absolute().parent / INSTALL_RECORD_NAME
+        if record.is_file() and not record.is_symlink():
+            ignores.append(record)
     return ignores
 
 
