@@ -101,8 +101,8 @@ def test_a_waiver_is_signed_scoped_time_limited_and_loudly_audited(
     ("args", "words"),
     [
         (["--expires", "31d"], "at most 30 days"),
-        (["--expires", "forever"], "invalid duration"),
-        (["--expires", "0h"], "invalid duration"),
+        (["--expires", "forever"], "is not a duration"),
+        (["--expires", "0h"], "is not a duration longer than zero"),
     ],
 )
 def test_a_refused_waiver_changes_nothing(

@@ -27,6 +27,8 @@ REGISTRY = {
     "AliasStatus",
     "Approval",
     "DatasetInput",
+    "DispatchReport",
+    "Dispatcher",
     "EvidenceCheck",
     "Gate",
     "GateDecision",
@@ -36,6 +38,7 @@ REGISTRY = {
     "LineageInput",
     "NewEvidence",
     "OpenGate",
+    "OutboxEvent",
     "PointerMove",
     "PolicyGate",
     "PreparedVersion",
@@ -53,6 +56,9 @@ REGISTRY = {
     "VerifiedInstall",
     "VersionInput",
     "Waiver",
+    "WebhookDelivery",
+    "WebhookSettings",
+    "WebhookSubscription",
     "open_registry",
 }
 

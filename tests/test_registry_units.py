@@ -82,12 +82,15 @@ def test_every_pointer_move_asks_the_gate_and_a_denial_is_audited_alone(
         assert caught.value.exit_code == 1
         assert "not signed" in caught.value.message
         after = three_versions.snapshot()
-        # Only the denial entry was written: no alias, stage or history row moved.
+        # Only the denial entry (and its move.denied event) was written: no alias, stage
+        # or history row moved.
         assert after["aliases"] == before["aliases"] == {"m": {"prod": 2}}
-        assert {k: v for k, v in after["rows"].items() if k != "audit_log"} == {
-            k: v for k, v in before["rows"].items() if k != "audit_log"
+        denial_rows = {"audit_log", "outbox_events"}
+        assert {k: v for k, v in after["rows"].items() if k not in denial_rows} == {
+            k: v for k, v in before["rows"].items() if k not in denial_rows
         }
         assert after["rows"]["audit_log"] == before["rows"]["audit_log"] + 1
+        assert after["rows"]["outbox_events"] == before["rows"]["outbox_events"] + 1
         denial = registry.audit_log()[-1]
         assert (denial.action, denial.subject) == (action, subject)
         assert json.loads(denial.details)["decision"]["allowed"] is False

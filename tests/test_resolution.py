@@ -475,11 +475,7 @@ def test_pull_resolution_failures_exit_with_their_codes_and_change_nothing(
         (["resolve", "m/1", "--signed", "--key", "KEY"], 2, "NAME@ALIAS"),
         (["resolve", "m@production", "--signed"], 2, "--key"),
         (["resolve", "m@production", "--signed", "--key", "KEY", "--ttl", "2d"], 2, "1 day"),
-        (
-            ["resolve", "m@production", "--signed", "--key", "KEY", "--ttl", "5 minutes"],
-            2,
-            "duration",
-        ),
+        (["resolve", "m@production", "--signed", "--key", "KEY", "--ttl", "5w"], 2, "duration"),
         (["resolve", "m@production", "--key", "KEY"], 2, "go with --signed"),
         (["resolve", "m@staging", "--signed", "--key", "KEY"], 4, "not found"),
     ],

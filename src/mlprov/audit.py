@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlprov.canonical import rfc8785_json
@@ -22,14 +22,17 @@ from mlprov.records import AuditEntry
 __all__ = [
     "CHECKPOINT_PREDICATE_TYPE",
     "GENESIS_HASH",
+    "POINTER_ACTIONS",
     "Checkpoint",
     "PointerHistory",
     "RegistryState",
     "StageHistory",
+    "TokenState",
     "check_against_checkpoint",
     "compare_state",
     "details_text",
     "entry_hash",
+    "pointer_against_chain",
     "state_from_chain",
     "verify_chain",
 ]
@@ -134,7 +137,9 @@ def verify_chain(entries: Iterable[AuditEntry], *, head_seq: int, head_hash: str
 # The chain covers more than its own rows: every alias move and stage change is also
 # written to alias_history / stage_history and to the pointer it moved, in the same
 # transaction as its audit entry. Replaying the chain gives what those tables must hold
-# now; any difference was made outside mlprov.
+# now; any difference was made outside mlprov. Tokens too: a token row added, deleted or
+# altered outside mlprov (above all its secret's digest swapped for one whose secret the
+# forger knows, which would take the token over) differs from its audit entries.
 
 
 @dataclass(frozen=True)
@@ -166,26 +171,93 @@ class StageHistory:
 
 
 @dataclass(frozen=True)
+class TokenState:
+    """One bearer token as its ``token.create`` and ``token.revoke`` entries record it."""
+
+    id: str
+    name: str
+    role: str
+    models: tuple[str, ...]
+    secret_sha256: str
+    created_at: str
+    created_by: str
+    expires_at: str | None
+    revoked_at: str | None = None
+    revoked_by: str | None = None
+    revoke_reason: str | None = None
+
+
+@dataclass(frozen=True)
 class RegistryState:
-    """The pointer state audit verification compares with the chain."""
+    """The pointer and token state audit verification compares with the chain."""
 
     aliases: dict[tuple[str, str], tuple[int | None, int]]  # (model, alias) -> (version, gen)
     alias_history: list[PointerHistory]
     stage_history: list[StageHistory]
     stages: dict[tuple[str, int], str]  # (model, version) -> stage, "None" omitted
+    tokens: dict[str, TokenState] = field(default_factory=dict)  # token id -> token
 
 
 _ALIAS_ACTIONS = {"alias.set": "set", "alias.rollback": "rollback", "alias.delete": "delete"}
+#: The audit actions that move an alias pointer.
+POINTER_ACTIONS = tuple(_ALIAS_ACTIONS)
+
+
+def pointer_against_chain(
+    entry: AuditEntry | None,
+    previous_hash: str | None,
+    *,
+    version: int | None,
+    generation: int,
+) -> str | None:
+    """Why an alias's stored pointer (``version``, ``generation``) is not what the newest
+    audit entry that moved it says, or None when they agree.
+
+    ``entry`` is that newest entry (None if there is none) and ``previous_hash`` the hash
+    of the entry before it (the genesis hash for entry 1). The entry's own hash and its
+    link are recomputed, so an entry rewritten to agree with an edited pointer is caught
+    here too, without replaying the whole chain (``audit verify`` does that)."""
+    if entry is None:
+        return (
+            f"no audit entry moved this alias, yet it points at version {version} "
+            f"(generation {generation}): it was written outside mlprov"
+        )
+    recomputed = entry_hash(
+        seq=entry.seq,
+        at=entry.at,
+        actor=entry.actor,
+        action=entry.action,
+        subject=entry.subject,
+        details=entry.details,
+        reason=entry.reason,
+        prev_hash=entry.prev_hash,
+    )
+    if recomputed != entry.hash or entry.prev_hash != previous_hash:
+        return f"audit entry {entry.seq} ({entry.action} {entry.subject}) was modified"
+    details = json.loads(entry.details)
+    recorded_version = None if entry.action == "alias.delete" else details.get("to")
+    recorded_generation = int(details["generation"])
+    if (recorded_version, recorded_generation) != (version, generation):
+        return (
+            f"the alias points at version {version} (generation {generation}), but audit "
+            f"entry {entry.seq} moved it to version {recorded_version} (generation "
+            f"{recorded_generation}): the pointer was changed outside mlprov"
+        )
+    return None
 
 
 def state_from_chain(entries: Iterable[AuditEntry]) -> RegistryState:
-    """What the alias pointers, their history and the stages must be, replayed from a
-    verified chain (denials changed nothing and are skipped)."""
+    """What the alias pointers, their history, the stages and the tokens must be, replayed
+    from a verified chain (denials changed nothing and are skipped)."""
     aliases: dict[tuple[str, str], tuple[int | None, int]] = {}
     alias_history: list[PointerHistory] = []
     stage_history: list[StageHistory] = []
     stages: dict[tuple[str, int], str] = {}
+    tokens: dict[str, TokenState] = {}
     for entry in entries:
+        if entry.action in ("token.create", "token.revoke"):
+            _replay_token(tokens, entry)
+            continue
         kind = _ALIAS_ACTIONS.get(entry.action)
         if kind is not None:
             model, _, alias = entry.subject.partition("@")
@@ -225,7 +297,30 @@ def state_from_chain(entries: Iterable[AuditEntry]) -> RegistryState:
                 stages.pop((model, version), None)
             else:
                 stages[(model, version)] = details["to"]
-    return RegistryState(aliases, alias_history, stage_history, stages)
+    return RegistryState(aliases, alias_history, stage_history, stages, tokens)
+
+
+def _replay_token(tokens: dict[str, TokenState], entry: AuditEntry) -> None:
+    details = json.loads(entry.details)
+    token_id = str(details["id"])
+    if entry.action == "token.create":
+        tokens[token_id] = TokenState(
+            token_id,
+            str(details["name"]),
+            str(details["role"]),
+            tuple(str(p) for p in details["models"]),
+            str(details["secret_sha256"]),
+            entry.at,
+            entry.actor,
+            details["expires_at"],
+        )
+    elif token_id in tokens:  # a revocation of a token the chain created
+        tokens[token_id] = replace(
+            tokens[token_id],
+            revoked_at=entry.at,
+            revoked_by=entry.actor,
+            revoke_reason=entry.reason,
+        )
 
 
 def compare_state(expected: RegistryState, actual: RegistryState) -> str | None:
@@ -266,6 +361,33 @@ def compare_state(expected: RegistryState, actual: RegistryState) -> str | None:
                 f"{model}/{version} is in stage {have_s} in the database, but the audit log "
                 f"says {want_s}: it was changed outside mlprov"
             )
+    return _token_difference(expected.tokens, actual.tokens)
+
+
+def _token_difference(want: dict[str, TokenState], have: dict[str, TokenState]) -> str | None:
+    for token_id in sorted(set(want) | set(have)):
+        wanted, stored = want.get(token_id), have.get(token_id)
+        if wanted == stored:
+            continue
+        if wanted is None:
+            return (
+                f"token {token_id} is in the database but not in the audit log: it was "
+                "added outside mlprov"
+            )
+        if stored is None:
+            return (
+                f"token {token_id} is in the audit log but not in the database: it was "
+                "deleted outside mlprov"
+            )
+        fields = [
+            name
+            for name in TokenState.__dataclass_fields__
+            if getattr(wanted, name) != getattr(stored, name)
+        ]
+        return (
+            f"token {token_id} differs from the audit log in {', '.join(fields)}: it was "
+            "changed outside mlprov"
+        )
     return None
 
 

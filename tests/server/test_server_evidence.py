@@ -158,3 +158,75 @@ def test_serve_refuses_a_registry_only_one_process_could_see(reg: RegistryEnv) -
     bad_port = reg.cli("serve", "--port", "70000")
     assert bad_port.returncode == 2
     assert "--port" in one_line_error(bad_port.stderr)
+
+
+def test_a_revocation_signed_elsewhere_is_stored_and_audited(
+    reg: RegistryEnv, env: GateEnv, server: ServerProcess
+) -> None:
+    admin = server.client(token(reg, "admin", name="security"))
+    reader = server.client(token(reg, "reader"))
+    version = _register(admin)
+    statement = canonical_json(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "m/1", "digest": {"sha256": str(version["digest"])[7:]}}],
+            "predicateType": "https://mlprov.dev/revocation/v1",
+            "predicate": {
+                "kind": "version",
+                "value": "m/1",
+                "reason": "leaked training data",
+                "time": "2026-12-01T00:00:00.000000Z",
+            },
+        }
+    )
+    bundle = env.signer("alice").sign(statement).bundle
+    before = reg.snapshot()
+    refused = reader.post("/api/v1/revocations", content=bundle)
+    assert refused.status_code == 403, refused.text
+    assert reg.snapshot()["rows"]["revocations"] == before["rows"]["revocations"]
+    stored = admin.post("/api/v1/revocations", content=bundle)
+    assert stored.status_code == 201, stored.text
+    listed = reader.get("/api/v1/revocations").json()
+    assert [(r["kind"], r["value"], r["reason"]) for r in listed] == [
+        ("version", "m/1", "leaked training data")
+    ]
+    again = admin.post("/api/v1/revocations", content=bundle)
+    assert again.status_code == 409, again.text
+    entries = admin.get("/api/v1/audit", params={"subject": "m/1"}).json()
+    added = [e for e in entries if e["action"] == "revocation.add"]
+    assert len(added) == 1
+    assert added[0]["actor"].startswith("token:security (tok_")
+
+
+def test_stages_and_alias_deletion_go_through_the_gate(
+    reg: RegistryEnv, server: ServerProcess
+) -> None:
+    admin = server.client(token(reg, "admin"))
+    promoter = server.client(token(reg, "promoter", name="release"))
+    _register(admin)
+    staged = promoter.put(
+        "/api/v1/models/m/versions/1/stage", json={"stage": "Staging", "reason": "try it"}
+    )
+    assert staged.status_code == 200, staged.text
+    assert [e["to_stage"] for e in staged.json()] == ["Staging"]
+    history = promoter.get("/api/v1/models/m/stages/history").json()
+    assert [(e["version"], e["to_stage"], e["reason"]) for e in history] == [
+        (1, "Staging", "try it")
+    ]
+    bad = promoter.put("/api/v1/models/m/versions/1/stage", json={"stage": "Shipped"})
+    assert bad.status_code == 422, bad.text
+
+    assert promoter.put("/api/v1/models/m/aliases/canary", json={"version": 1}).status_code == 200
+    stale = promoter.delete("/api/v1/models/m/aliases/canary", headers={"If-Match": '"5"'})
+    assert stale.status_code == 412, stale.text
+    deleted = promoter.delete(
+        "/api/v1/models/m/aliases/canary", params={"reason": "done"}, headers={"If-Match": '"1"'}
+    )
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["kind"] == "delete"
+    # A deleted alias keeps its generation (a stale If-Match can never succeed again).
+    gone = promoter.get("/api/v1/models/m/aliases/canary").json()
+    assert (gone["version"], gone["generation"]) == (None, 2)
+    assert promoter.get("/api/v1/models/m/aliases").json() == {}
+    kinds = [e["kind"] for e in promoter.get("/api/v1/models/m/aliases/canary/history").json()]
+    assert kinds == ["set", "delete"]

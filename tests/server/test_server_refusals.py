@@ -23,6 +23,7 @@ from support.server_process import (
 
 MAX_BODY = 4096
 WEIGHTS = b"weights " * 64
+FRAUD_ONLY = b"only fraud/2 uses these bytes"
 
 
 @dataclass
@@ -48,6 +49,9 @@ def env(reg: RegistryEnv, tmp_path: Path) -> Iterator[Env]:
         for name in ("credit-risk", "fraud"):
             created = admin.post(f"/api/v1/models/{name}/versions", json=body)
             assert created.status_code == 201, created.text
+        fraud_only = upload(admin, FRAUD_ONLY)
+        fraud_body = {"files": [{"path": "w.bin", "sha256": fraud_only, "size": len(FRAUD_ONLY)}]}
+        assert admin.post("/api/v1/models/fraud/versions", json=fraud_body).status_code == 201
         moved = admin.put("/api/v1/models/credit-risk/aliases/production", json={"version": 1})
         assert moved.status_code == 200, moved.text
         yield Env(
@@ -113,6 +117,12 @@ CASES: dict[str, tuple[Request, int, str, bool]] = {
     ),
     "wrong model pattern: tag": (
         lambda e: e.publisher.patch("/api/v1/models/fraud/tags", json={"tags": {"a": "b"}}),
+        403,
+        "PermissionDeniedError",
+        True,
+    ),
+    "wrong model pattern: a blob only another model uses": (
+        lambda e: e.publisher.get(f"/api/v1/blobs/{hashlib.sha256(FRAUD_ONLY).hexdigest()}"),
         403,
         "PermissionDeniedError",
         True,
@@ -300,6 +310,14 @@ def _problem(env: Env, case: str) -> str | None:
 def test_every_bad_request_is_refused_and_changes_nothing(env: Env) -> None:
     problems = [f"{case}: {p}" for case in sorted(CASES) if (p := _problem(env, case))]
     assert not problems, "\n".join(problems)
+
+
+def test_a_scoped_reader_downloads_the_blobs_of_its_models(env: Env) -> None:
+    shared = env.publisher.get(f"/api/v1/blobs/{_DIGEST}")  # credit-risk/1 uses it
+    assert shared.status_code == 200
+    assert shared.content == WEIGHTS
+    fraud = hashlib.sha256(FRAUD_ONLY).hexdigest()
+    assert env.publisher.head(f"/api/v1/blobs/{fraud}").status_code == 200
 
 
 def test_a_reused_idempotency_key_with_another_request_is_a_conflict(env: Env) -> None:

@@ -121,3 +121,17 @@ def test_concurrent_alias_moves_through_two_replicas_have_one_winner(
         assert after["version"] == winner["event"]["to_version"]
         history = promoters[1].get("/api/v1/models/m/aliases/production/history").json()
         assert len(history) == len(history_before) + 1
+
+
+def test_serve_with_two_workers_answers_as_one_registry(
+    pg_reg: RegistryEnv, tmp_path: Path
+) -> None:
+    with running_server(pg_reg, tmp_path / "workers.log", workers=2) as server:
+        client = server.client(token(pg_reg, "publisher"))
+        bodies = [_files(client, f"w{i}".encode()) for i in range(8)]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            responses = list(
+                pool.map(lambda b: client.post("/api/v1/models/m/versions", json=b), bodies)
+            )
+        assert sorted(r.json()["version"] for r in responses) == list(range(1, 9))
+    assert server.process.returncode is not None

@@ -75,6 +75,8 @@ class Role(str, Enum):
         """A role by name; InvalidInputError naming the roles otherwise."""
         if isinstance(text, Role):
             return text
+        if not isinstance(text, str):
+            raise InvalidInputError(f"a role is a name, not {type(text).__name__}")
         try:
             return cls(text.strip().lower())
         except ValueError:
@@ -183,6 +185,14 @@ class Principal:
     models: tuple[str, ...] = (ALL_MODELS,)
     token_id: str | None = None
 
+    def __post_init__(self) -> None:
+        # A role given by name ("reader") is the Role; one pattern given alone is a tuple.
+        object.__setattr__(self, "role", Role.parse(self.role))
+        if isinstance(self.models, str):
+            object.__setattr__(self, "models", (self.models,))
+        else:
+            object.__setattr__(self, "models", tuple(self.models))
+
     @property
     def actor(self) -> str:
         """What the audit log records as the actor."""
@@ -201,7 +211,8 @@ class Principal:
 
 def _refusal(principal: Principal, action: Action, model: str | None) -> str | None:
     action = Action(action)
-    where = f"model {model!r}" if model is not None else "the registry"
+    # The name comes from the request: shown as repr (controls escaped), and bounded.
+    where = f"model {model[:_MAX_PATTERN]!r}" if model is not None else "the registry"
     if action not in ROLE_ACTIONS[principal.role]:
         return (
             f"{principal.actor} with role {principal.role} may not {action} on {where} "

@@ -79,6 +79,7 @@ def _register_commands(app: typer.Typer) -> None:
         status,
         tokens,
         versions,
+        webhooks,
     )
 
     for module in (
@@ -102,6 +103,7 @@ def _register_commands(app: typer.Typer) -> None:
         audit,
         tokens,
         serve,
+        webhooks,
         demo,
     ):
         module.install(app)

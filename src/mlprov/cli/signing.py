@@ -360,9 +360,16 @@ def verify_registered(
 
 
 def verify_with_registry(
-    ctx: typer.Context, target: str, *, deep: bool, fmt: str, output: Path | None
+    ctx: typer.Context,
+    target: str,
+    *,
+    deep: bool,
+    fmt: str,
+    output: Path | None,
+    narrow: Trust | None = None,
 ) -> None:
-    """``mlprov verify REF`` with no trust options: the registry's trust and policy."""
+    """``mlprov verify REF`` with the registry's trust and policy; trust options given as
+    well (``narrow``) must verify the model signature too."""
     from mlprov.errors import PolicyDenied, VerificationError  # noqa: PLC0415
     from mlprov.fs import write_file_atomically  # noqa: PLC0415
     from mlprov.refs import ModelRef  # noqa: PLC0415
@@ -378,7 +385,7 @@ def verify_with_registry(
         raise NotFoundError(
             f"{target}: neither a file or folder nor a registered version reference"
         ) from e
-    judgement = state(ctx).local_registry("verify REF").verify(ref, deep=deep)
+    judgement = state(ctx).local_registry("verify REF").verify(ref, deep=deep, narrow=narrow)
     checks = list(judgement.report.checks)
     if judgement.decision is not None:
         checks.extend(judgement.decision.checks)
@@ -466,9 +473,10 @@ def verify(
 ) -> None:
     """Verify a model against its OMS signature; exit 0 only if every check passes.
 
-    A registered version given without trust options is verified with the registry's
-    trust (its active policy set) by the verification engine, and NAME@ALIAS also by the
-    alias's policy."""
+    A registered version is verified with the registry's trust (its active policy set)
+    by the verification engine, and NAME@ALIAS also by the alias's policy; trust options
+    given as well narrow that trust (the model signature must verify with them too).
+    With no policy set applied, the trust options alone are the trust."""
     path = Path(target)
     on_disk = path.exists() or path.is_symlink()
     if not on_disk and not (key or certificate_chain or identity or issuer):
@@ -479,14 +487,28 @@ def verify(
             )
         verify_with_registry(ctx, target, deep=deep, fmt="json" if as_json else fmt, output=output)
         return
-    if deep or fmt != "text" or output is not None:
-        raise InvalidInputError(
-            "--deep, --format and --output go with a registered version verified with the "
-            "registry's trust (no --key, --certificate-chain or --identity)"
-        )
     trust = trust_from_options(
         key=key, certificate_chain=certificate_chain, identity=identity, issuer=issuer
     )
+    if not on_disk and local_copy is None and signature is None and not ignore_unsigned_files:
+        registry = state(ctx).registry()
+        if registry.policy() is not None:
+            # The registry holds the trust; options given as well narrow it, never widen it.
+            verify_with_registry(
+                ctx,
+                target,
+                deep=deep,
+                fmt="json" if as_json else fmt,
+                output=output,
+                narrow=trust,
+            )
+            return
+    if deep or fmt != "text" or output is not None:
+        raise InvalidInputError(
+            "--deep, --format and --output go with a registered version verified with the "
+            "registry's trust (a policy set applied, or no --key, --certificate-chain or "
+            "--identity)"
+        )
     if not on_disk:
         if ignore_unsigned_files:
             raise InvalidInputError(

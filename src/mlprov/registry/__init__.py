@@ -16,8 +16,10 @@ enforced here and cannot be bypassed.
 * ``tokens``: bearer tokens created, listed, revoked and authenticated into a
   :class:`~mlprov.access.Principal`; :meth:`Registry.acting_as` records that principal as
   the actor;
+* ``webhooks``: subscriptions, the delivery log and the :class:`Dispatcher` that sends
+  the outbox's events after commit;
 * ``_unit``: :class:`~mlprov.registry._unit.Mutation`, one write transaction with its audit
-  entries, and the denial record written in its own transaction.
+  entries (and their outbox events), and the denial record written in its own transaction.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from mlprov.access import Principal, Role
 from mlprov.artifacts import ArtifactStore, StoredBlob, open_artifact_store
 from mlprov.config import Limits, RegistryConfig
+from mlprov.events import WebhookSettings
 from mlprov.lineage import LineageGraph
 from mlprov.manifest import Manifest
 from mlprov.records import (
@@ -66,8 +69,10 @@ from mlprov.registry import (
     status,
     tokens,
     uploads,
+    verify,
     versions,
     waivers,
+    webhooks,
 )
 from mlprov.registry._context import RegistryContext
 from mlprov.registry.api import RegistryApi
@@ -91,10 +96,12 @@ from mlprov.registry.types import (
 )
 from mlprov.registry.uploads import UploadedFile
 from mlprov.registry.waivers import Waiver
+from mlprov.registry.webhooks import Dispatcher, DispatchReport
 from mlprov.store import MetadataStore, open_metadata_store
 from mlprov.store.policies import StoredPolicySet
 from mlprov.store.revocations import Revocation
 from mlprov.store.versions import StoredFile
+from mlprov.store.webhooks import OutboxEvent, WebhookDelivery, WebhookSubscription
 
 if TYPE_CHECKING:
     from mlprov.serving import Resolution, ResolutionState
@@ -106,6 +113,8 @@ __all__ = [
     "AliasStatus",
     "Approval",
     "DatasetInput",
+    "DispatchReport",
+    "Dispatcher",
     "EvidenceCheck",
     "Gate",
     "GateDecision",
@@ -114,6 +123,7 @@ __all__ = [
     "LineageInput",
     "NewEvidence",
     "OpenGate",
+    "OutboxEvent",
     "PointerMove",
     "PolicyGate",
     "PreparedVersion",
@@ -131,6 +141,9 @@ __all__ = [
     "VerifiedInstall",
     "VersionInput",
     "Waiver",
+    "WebhookDelivery",
+    "WebhookSettings",
+    "WebhookSubscription",
     "open_registry",
 ]
 
@@ -308,6 +321,10 @@ class Registry:
     def blob_size(self, sha256: str) -> int:
         return blobs.blob_size(self._context, sha256)
 
+    def blob_models(self, sha256: str) -> list[str]:
+        """The models whose versions use a blob."""
+        return blobs.blob_models(self._context, sha256)
+
     def blob_chunks(self, sha256: str) -> Iterator[bytes]:
         """A blob's bytes, digest-checked by the artefact store as they stream."""
         return blobs.blob_chunks(self._context, sha256)
@@ -430,11 +447,16 @@ class Registry:
         ref: ModelRef | str,
         *,
         deep: bool = False,
+        narrow: Trust | None = None,
         progress: ProgressCallback | None = None,
     ) -> Judgement:
         """Verify a version with the registry's trust (and, for ``NAME@ALIAS``, judge it
-        by the alias's policy); ``deep`` re-hashes the stored bytes too."""
-        return policies.verify_registered(self._context, ref, deep=deep, progress=progress)
+        by the alias's policy and check its pointer against the audit log); ``narrow``
+        must also verify the model signature (trust options narrow, never widen);
+        ``deep`` re-hashes the stored bytes of the version and its ancestors too."""
+        return verify.verify_registered(
+            self._context, ref, deep=deep, narrow=narrow, progress=progress
+        )
 
     def status(self) -> list[AliasStatus]:
         """Every alias and whether its version verifies and passes its policy now."""
@@ -529,6 +551,14 @@ class Registry:
             identity=identity,
         )
 
+    def add_signed_revocation(self, bundle: bytes) -> Revocation:
+        """Store a revocation its revoker signed elsewhere (audited)."""
+        return revocation.add_signed_revocation(self._context, bundle)
+
+    def revocation_claim(self, bundle: bytes) -> tuple[str, str]:
+        """What a revocation bundle claims to revoke (kind, value), not yet trusted."""
+        return revocation.revocation_claim(self._context, bundle)
+
     def revocations(self) -> list[Revocation]:
         return revocation.revocations(self._context)
 
@@ -603,6 +633,49 @@ class Registry:
 
     def stage_history(self, name: str) -> list[StageEvent]:
         return pointers.stage_history(self._context, name)
+
+    # -- webhooks ----------------------------------------------------------------------
+
+    def add_webhook(
+        self, url: str, *, events: Sequence[str] = (), models: Sequence[str] = ()
+    ) -> WebhookSubscription:
+        """Subscribe ``url`` to events (all when ``events`` is empty) about models matching
+        ``models`` (all when empty); audited. The result's ``secret`` is shown only now."""
+        return webhooks.add_webhook(self._context, url, events=events, models=models)
+
+    def webhooks(self, *, include_removed: bool = False) -> list[WebhookSubscription]:
+        return webhooks.webhooks(self._context, include_removed=include_removed)
+
+    def remove_webhook(self, webhook_id: int) -> WebhookSubscription:
+        return webhooks.remove_webhook(self._context, webhook_id)
+
+    def webhook_deliveries(
+        self,
+        *,
+        webhook_id: int | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+    ) -> list[WebhookDelivery]:
+        return webhooks.deliveries(self._context, webhook_id=webhook_id, state=state, limit=limit)
+
+    def redeliver(self, delivery_id: int) -> WebhookDelivery:
+        """Send a delivered or failed delivery's event again (a new delivery; audited)."""
+        return webhooks.redeliver(self._context, delivery_id)
+
+    def outbox(self, *, limit: int | None = None) -> list[OutboxEvent]:
+        return webhooks.outbox(self._context, limit=limit)
+
+    def dispatch_webhooks(
+        self,
+        *,
+        owner: str,
+        settings: WebhookSettings | None = None,
+        now: datetime | None = None,
+    ) -> DispatchReport:
+        """One dispatcher pass (use :class:`Dispatcher`, which names the ``owner``)."""
+        return webhooks.dispatch(
+            self._context, owner=owner, settings=settings or WebhookSettings(), now=now
+        )
 
     # -- download and audit ------------------------------------------------------------
 

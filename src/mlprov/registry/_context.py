@@ -26,6 +26,7 @@ __all__ = [
     "require_model",
     "resolve",
     "utc_now",
+    "utc_text",
 ]
 
 #: How often a use case redoes its outside work after losing a compare-and-set race.
@@ -38,7 +39,14 @@ class LostRace(Exception):
 
 def utc_now() -> str:
     """Now as ISO-8601 UTC text with microseconds: the registry's one time format."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(datetime.now(timezone.utc))
+
+
+def utc_text(moment: datetime) -> str:
+    """A moment in the registry's one time format (naive moments are taken as UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass

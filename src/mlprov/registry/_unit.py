@@ -4,6 +4,12 @@ Every change of registry state goes through :class:`Mutation` (ARCHITECTURE.md, 
 the rows and their audit entries commit together or not at all, all stamped with one
 time and one actor. A refused change is recorded by :func:`record_denial` in a short
 transaction of its own, so the refusal is audited although the change rolled back.
+
+An audit entry that is a registry event (:func:`mlprov.events.event_type_for`: a version
+registered, evidence, an approval or waiver, an alias or stage move, a denied move, a
+revocation) also writes its outbox row here, in the same transaction (the transactional
+outbox): the event exists exactly when the change committed, and a webhook is only ever
+delivered later, by the dispatcher (:mod:`mlprov.registry.webhooks`), after commit.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from mlprov.events import event_for
 from mlprov.records import AuditEntry
 from mlprov.registry._context import LostRace, RegistryContext, utc_now
 from mlprov.store import StoreTransaction
@@ -36,7 +43,7 @@ class Mutation:
     def audit(
         self, action: str, subject: str, details: Mapping[str, Any], reason: str = ""
     ) -> AuditEntry:
-        return self.tx.audit.append(
+        entry = self.tx.audit.append(
             at=self.at,
             actor=self.actor,
             action=action,
@@ -44,6 +51,29 @@ class Mutation:
             details=details,
             reason=reason,
         )
+        self._outbox(entry)
+        return entry
+
+    def _outbox(self, entry: AuditEntry) -> None:
+        """The entry's event, if it is one, into the outbox of this same transaction."""
+        event = event_for(
+            seq=entry.seq,
+            at=entry.at,
+            actor=entry.actor,
+            action=entry.action,
+            subject=entry.subject,
+            details_text=entry.details,
+            reason=entry.reason,
+        )
+        if event is not None:
+            self.tx.webhooks.insert_event(
+                event_id=event.event_id,
+                type=event.type,
+                model=event.model,
+                audit_seq=entry.seq,
+                payload=event.payload,
+                at=entry.at,
+            )
 
 
 @contextmanager

@@ -59,8 +59,8 @@ def verify_audit(
     trust: Trust | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Recompute the hash chain, then check that the alias pointers, their history and
-    the stages are what the chain says; return the number of entries or raise
+    """Recompute the hash chain, then check that the alias pointers, their history, the
+    stages and the tokens are what the chain says; return the number of entries or raise
     AuditChainError naming the first difference."""
     with context.metadata.read() as tx:
         head_seq, head_hash = tx.audit.head()
@@ -70,6 +70,7 @@ def verify_audit(
             alias_history=tx.aliases.all_history(),
             stage_history=tx.stages.all_history(),
             stages=tx.stages.current(),
+            tokens=tx.tokens.states(),
         )
     signed_mark = None
     if checkpoint is not None:

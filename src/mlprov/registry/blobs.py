@@ -15,7 +15,14 @@ from mlprov.artifacts import StoredBlob
 from mlprov.errors import DigestMismatchError, InvalidInputError
 from mlprov.registry._context import RegistryContext
 
-__all__ = ["blob_chunks", "blob_exists", "blob_size", "check_blob_key", "store_blob"]
+__all__ = [
+    "blob_chunks",
+    "blob_exists",
+    "blob_models",
+    "blob_size",
+    "check_blob_key",
+    "store_blob",
+]
 
 
 def check_blob_key(sha256: str) -> str:
@@ -53,6 +60,13 @@ def blob_size(context: RegistryContext, sha256: str) -> int:
     if recorded is not None:
         return recorded
     return sum(len(chunk) for chunk in context.artifacts.read_chunks(sha256))
+
+
+def blob_models(context: RegistryContext, sha256: str) -> list[str]:
+    """The models whose versions use a blob (none for a blob no version names yet)."""
+    check_blob_key(sha256)
+    with context.metadata.read() as tx:
+        return tx.versions.models_using_blob(sha256)
 
 
 def blob_chunks(context: RegistryContext, sha256: str) -> Iterator[bytes]:

@@ -9,14 +9,14 @@ policy engine (both pure) outside it. Nothing here writes except :func:`apply_po
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 from mlprov.errors import InvalidInputError, MlprovError, NotFoundError
 from mlprov.records import AliasEvent, ModelVersion, Stage, StageEvent
-from mlprov.refs import LATEST, ModelRef
+from mlprov.refs import ModelRef
 from mlprov.registry._context import RegistryContext, coerce_ref, require_model, resolve
 from mlprov.registry._snapshot import load_snapshot
 from mlprov.registry._unit import mutation
@@ -44,7 +44,6 @@ __all__ = [
     "judge",
     "parse_target",
     "show_policy",
-    "verify_registered",
 ]
 
 
@@ -279,46 +278,6 @@ def check_policy(
 
 def _empty_report(model: str, target: Target | None) -> VerificationReport:
     return VerificationReport(f"{model}@{target.name if target else '?'}", ())
-
-
-def verify_registered(
-    context: RegistryContext,
-    ref: ModelRef | str,
-    *,
-    deep: bool = False,
-    progress: Callable[[int], None] | None = None,
-) -> Judgement:
-    """``mlprov verify REF`` with the registry's trust: the verification engine over the
-    version's snapshot and, for ``NAME@ALIAS``, the alias's policy as the gate would judge
-    the version it holds. ``deep`` also re-hashes every stored blob."""
-    from mlprov.registry.signatures import check_stored_bytes  # noqa: PLC0415
-    from mlprov.registry.versions import get_version, manifest  # noqa: PLC0415
-    from mlprov.verification import CheckResult, CheckStatus  # noqa: PLC0415
-
-    parsed = coerce_ref(ref)
-    with context.metadata.read() as tx:
-        key = resolve(tx, parsed)
-    target = (
-        parse_target(parsed.alias) if parsed.alias is not None and parsed.alias != LATEST else None
-    )
-    judgement = judge(context, key.name, target, key.number, None)
-    if not deep:
-        return judgement
-    record = get_version(context, ModelRef(key.name, version=key.number))
-    recorded = manifest(context, record.ref)
-    try:
-        check_stored_bytes(context, record, recorded, progress)
-        check = CheckResult(
-            "files.deep",
-            CheckStatus.PASSED,
-            f"{len(recorded)} stored files, {recorded.total_size} bytes re-hashed: each matches "
-            f"its recorded {recorded.algorithm} digest",
-            record.ref,
-        )
-    except MlprovError as e:
-        check = CheckResult("files.deep", CheckStatus.FAILED, e.message, record.ref)
-    report = replace(judgement.report, checks=(*judgement.report.checks, check))
-    return replace(judgement, report=report)
 
 
 #: (trusted signer name, who signed, the statement's predicate)

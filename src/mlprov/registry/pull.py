@@ -2,7 +2,8 @@
 
 ``mlprov pull NAME@ALIAS --to DIR`` and :func:`mlprov.load_verified` resolve the alias to
 a version number once, then judge that version with the trust and the policies of the
-registry's active policy set for that alias (:func:`mlprov.registry.policies.judge`): the
+registry's active policy set for that alias (:func:`mlprov.registry.verify.judge_resolved`,
+which also checks the alias's pointer against the audit log): the
 policy serving enforces lives with the alias in the registry, and no caller option can
 weaken it. Only when verification and policy pass are the files installed, atomically,
 each digest checked while writing, with the version's ``model.sig``; any failure leaves
@@ -20,7 +21,8 @@ from mlprov.records import ModelVersion
 from mlprov.refs import LATEST, ModelRef
 from mlprov.registry._context import RegistryContext, coerce_ref, resolve
 from mlprov.registry.download import download
-from mlprov.registry.policies import Judgement, judge, parse_target
+from mlprov.registry.policies import Judgement, parse_target
+from mlprov.registry.verify import judge_resolved
 
 __all__ = ["PulledVersion", "install_alias_version", "pull"]
 
@@ -67,7 +69,7 @@ def install_alias_version(
     caller that already resolved the alias (:func:`pull`, or a signed resolution in
     :mod:`mlprov.registry.resolution`)."""
     alias = ref.alias or ""
-    judgement = judge(context, ref.name, parse_target(alias), number, None)
+    judgement = judge_resolved(context, ref.name, parse_target(alias), number)
     if judgement.policy_digest is None or judgement.decision is None:
         raise VerificationError(
             f"{ref}: no policy set is applied, so nothing is trusted to verify it against "

@@ -13,7 +13,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from mlprov.canonical import canonical_json
-from mlprov.errors import ConflictError, InvalidInputError
+from mlprov.errors import ConflictError, InvalidInputError, VerificationError
 from mlprov.refs import ModelRef
 from mlprov.registry._context import RegistryContext, coerce_ref, resolve, utc_now
 from mlprov.registry._unit import mutation
@@ -24,7 +24,14 @@ from mlprov.verification import Revocations
 if TYPE_CHECKING:
     from mlprov.signing import Signer
 
-__all__ = ["REVOCATION_PREDICATE_TYPE", "revocation_set", "revocations", "revoke"]
+__all__ = [
+    "REVOCATION_PREDICATE_TYPE",
+    "add_signed_revocation",
+    "revocation_claim",
+    "revocation_set",
+    "revocations",
+    "revoke",
+]
 
 REVOCATION_PREDICATE_TYPE = "https://mlprov.dev/revocation/v1"
 
@@ -80,6 +87,64 @@ def revoke(
             "revocation.add",
             value if kind == "version" else f"{kind}:{value}",
             {"kind": kind, "value": value, "signer": str(signed.signer)},
+            reason,
+        )
+    return revocation
+
+
+def revocation_claim(context: RegistryContext, bundle: bytes) -> tuple[str, str]:
+    """(kind, value) a revocation bundle signed elsewhere claims, read without trusting
+    it (so the server can authorise the model a version revocation names first)."""
+    from mlprov import signing  # noqa: PLC0415
+
+    inspected = signing.inspect_attestation(bundle, limits=context.limits)
+    if inspected.predicate_type != REVOCATION_PREDICATE_TYPE:
+        raise VerificationError(
+            f"the bundle is not a revocation (predicate {inspected.predicate_type[:80]!r})"
+        )
+    predicate = inspected.statement.get("predicate")
+    if not isinstance(predicate, dict):
+        raise InvalidInputError("the revocation's statement has no predicate")
+    kind, value = predicate.get("kind"), predicate.get("value")
+    if kind not in ("version", "key", "identity") or not isinstance(value, str) or not value:
+        raise InvalidInputError("the revocation must name its kind (version, key, identity)")
+    return kind, value
+
+
+def add_signed_revocation(context: RegistryContext, bundle: bytes) -> Revocation:
+    """Store a revocation signed elsewhere (the statement :func:`revoke` signs): its
+    signature must verify with any key or certificate it carries, and its subject must be
+    what it revokes (the version's digest, the key hint, the identity's SHA-256). Audited
+    as ``revocation.add`` like a local one."""
+    from mlprov import signing  # noqa: PLC0415
+
+    kind, value = revocation_claim(context, bundle)
+    inspected = signing.inspect_attestation(bundle, limits=context.limits)
+    predicate = inspected.statement["predicate"]
+    reason = predicate.get("reason")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 4096:
+        raise InvalidInputError("the revocation's statement needs its reason")
+    if kind == "version":
+        record = get_version(context, ModelRef.parse(value))
+        if record.ref != value:
+            raise InvalidInputError(f"a version revocation names NAME/N, not {value[:80]!r}")
+        expected = record.digest.partition(":")[2]
+    elif kind == "key":
+        expected = value
+    else:
+        expected = hashlib.sha256(value.encode("utf-8")).hexdigest()
+    if not any(digest.get("sha256") == expected for _name, digest in inspected.subjects):
+        raise VerificationError(f"the revocation's subject is not the {kind} it revokes")
+    signer = str(inspected.carried.signer)
+    with mutation(context) as unit:
+        if unit.tx.revocations.find(kind, value) is not None:
+            raise ConflictError(f"{kind} {value} is already revoked")
+        revocation = Revocation(kind, value, reason, unit.at, unit.actor, signer, bundle)
+        unit.tx.revocations.insert(revocation)
+        unit.audit(
+            "revocation.add",
+            value if kind == "version" else f"{kind}:{value}",
+            {"kind": kind, "value": value, "signer": signer},
             reason,
         )
     return revocation

@@ -7,7 +7,7 @@ from typing import Any
 
 from mlprov.errors import MlprovError
 from mlprov.registry._context import RegistryContext
-from mlprov.registry.policies import verify_registered
+from mlprov.registry.verify import verify_registered
 
 __all__ = ["AliasStatus", "status"]
 

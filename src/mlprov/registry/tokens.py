@@ -120,7 +120,9 @@ def create_token(
                 revoke_reason=None,
             )
             unit.tx.tokens.insert(record, digest)
-            # Never the secret, nor its digest: the audit log is read by every reader.
+            # Never the secret. Its digest, yes: `audit verify` then finds a token row added
+            # or altered outside mlprov (a swapped digest would take the token over), and
+            # the digest of 256 random bits tells its readers nothing (docs/adr/0042).
             unit.audit(
                 "token.create",
                 f"token:{token_id}",
@@ -130,6 +132,7 @@ def create_token(
                     "role": chosen.value,
                     "models": list(patterns),
                     "expires_at": expires_at,
+                    "secret_sha256": digest,
                 },
             )
         return IssuedToken(record, secret)
@@ -155,7 +158,10 @@ def revoke_token(context: RegistryContext, token_id: str, *, reason: str) -> Tok
             raise NotFoundError(f"token {token_id} not found")
         if found.revoked_at is not None:
             raise ConflictError(f"token {token_id} is already revoked ({found.revoked_at})")
-        unit.expect(unit.tx.tokens.revoke(token_id, at=unit.at, actor=unit.actor, reason=reason))
+        # Writers are serialised, so the row read above is the row updated; the guard in
+        # the update is a second line, and losing it is the same conflict.
+        if not unit.tx.tokens.revoke(token_id, at=unit.at, actor=unit.actor, reason=reason):
+            raise ConflictError(f"token {token_id} is already revoked")
         unit.audit(
             "token.revoke",
             f"token:{token_id}",

@@ -13,10 +13,12 @@ __all__ = ["RateLimit", "RateLimiter", "ServerLimits"]
 class RateLimit:
     """A token bucket per caller: ``burst`` requests at once, refilled at
     ``requests_per_second``. Callers are tokens (by id); unauthenticated requests are
-    limited per client address, before their credentials are even looked up."""
+    limited per client address, before their credentials are even looked up. The default
+    is generous (a serving fleet often resolves through one token); set a lower one
+    for tokens given to people."""
 
-    requests_per_second: float = 50.0
-    burst: int = 100
+    requests_per_second: float = 1000.0
+    burst: int = 2000
 
     def __post_init__(self) -> None:
         if self.requests_per_second <= 0 or self.burst < 1:

@@ -32,6 +32,7 @@ from mlprov.refs import ModelRef
 from mlprov.registry.blobs import check_blob_key
 from mlprov.server._bodies import PolicyApplyBody, PolicyCheckBody, decode_base64
 from mlprov.server._errors import error_body, error_response
+from mlprov.server._models import BUNDLE_BODY, raw_body
 from mlprov.server._service import service_of
 
 __all__ = ["probes", "router"]
@@ -153,7 +154,11 @@ def head_blob(
 def _blob_response(request: Request, sha256: str, range: str | None) -> Response:
     service = service_of(request)
     check_blob_key(sha256)
-    registry = service.access_by_role(request, Action.READ)
+    if request.method == "HEAD":
+        # Whether a blob is stored (before uploading it again) and its size: any reader.
+        registry = service.access_by_role(request, Action.READ)
+    else:
+        registry = service.access_blob(request, sha256)
     if not registry.blob_exists(sha256):
         raise NotFoundError(f"blob {sha256} is not stored")
     size = registry.blob_size(sha256)
@@ -265,6 +270,21 @@ def verify_audit(request: Request) -> dict[str, Any]:
 def revocations(request: Request) -> list[dict[str, Any]]:
     registry = service_of(request).access_by_role(request, Action.READ)
     return [r.to_json() for r in registry.revocations()]
+
+
+@router.post("/revocations", status_code=201, tags=["revocations"], openapi_extra=BUNDLE_BODY)
+async def add_revocation(request: Request) -> dict[str, Any]:
+    """Store a revocation signed by its revoker (exact bundle bytes; the statement
+    ``mlprov revoke`` signs). A version's revocation needs ``revoke`` on its model; a
+    key's or an identity's on the whole registry."""
+    service = service_of(request)
+    registry = await anyio.to_thread.run_sync(service.access_by_role, request, Action.REVOKE)
+    bundle = await raw_body(request)
+    kind, value = await anyio.to_thread.run_sync(registry.revocation_claim, bundle)
+    model = ModelRef.parse(value).name if kind == "version" else None
+    registry = await anyio.to_thread.run_sync(service.access, request, Action.REVOKE, model)
+    stored = await anyio.to_thread.run_sync(registry.add_signed_revocation, bundle)
+    return stored.to_json()
 
 
 @router.get("/resolve", tags=["resolve"])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from mlprov.access import ROLE_ACTIONS, Action, Principal, authorize
+from mlprov.access import ROLE_ACTIONS, Action, Principal, allows, authorize
 from mlprov.errors import AuthenticationError, PermissionDeniedError
 from mlprov.registry import Registry
 from mlprov.server._limits import RateLimiter, ServerLimits
@@ -62,6 +62,24 @@ class Service:
             self.refuse(request, principal, action, None, error)
             raise error
         return self.registry.acting_as(principal)
+
+    def access_blob(self, request: Request, sha256: str) -> Registry:
+        """Authorise reading a blob's bytes: a principal for every model may read any
+        blob; one limited by model patterns only a blob that a version of a model it may
+        read uses (a blob no version uses yet is no model's, so not theirs)."""
+        registry = self.access_by_role(request, Action.READ)
+        principal = self.principal(request)
+        if allows(principal, Action.READ, None):
+            return registry
+        used_by = registry.blob_models(sha256)
+        if any(allows(principal, Action.READ, model) for model in used_by):
+            return registry
+        error = PermissionDeniedError(
+            f"{principal.actor} may not read blob {sha256[:16]}...: no version of a model "
+            f"matching {', '.join(principal.models)} uses it"
+        )
+        self.refuse(request, principal, Action.READ, None, error)
+        raise error
 
     def refuse(
         self,

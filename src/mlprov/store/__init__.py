@@ -40,7 +40,7 @@ __all__ = [
 
 #: Every migration's revision id, oldest first; the last is the head. A test checks
 #: they equal Alembic's revisions.
-SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0009")
+SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0009")
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")

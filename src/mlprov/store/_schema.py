@@ -238,3 +238,51 @@ tokens = sa.Table(
     sa.Column("revoked_by", sa.String(256), nullable=True),
     sa.Column("revoke_reason", sa.Text, nullable=True),
 )
+
+# Webhooks (migration 0007): subscriptions (the secret is kept: the dispatcher signs
+# with it), the outbox (one row per event, written with its audit entry) and the delivery
+# log (one row per event and subscription, claimed by compare-and-set).
+webhook_subscriptions = sa.Table(
+    "webhook_subscriptions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("events", sa.Text, nullable=False),  # JSON list; empty: every event
+    sa.Column("models", sa.Text, nullable=False),  # JSON list of patterns; empty: every model
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+)
+
+outbox_events = sa.Table(
+    "outbox_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(128), nullable=True),
+    sa.Column("audit_seq", sa.Integer, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),  # the exact body every POST sends
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("dispatched", sa.Boolean, nullable=False),  # fanned out to deliveries
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "subscription_id", sa.Integer, sa.ForeignKey("webhook_subscriptions.id"), nullable=False
+    ),
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("outbox_events.id"), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending, delivered, failed
+    sa.Column("next_attempt_at", sa.String(32), nullable=False),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_attempt_at", sa.String(32), nullable=True),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("claimed_by", sa.String(128), nullable=True),
+    sa.Column("claimed_until", sa.String(32), nullable=True),
+)

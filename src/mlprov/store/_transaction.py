@@ -4,7 +4,7 @@ The registry's use cases compose these inside :meth:`MetadataStore.write`, so a 
 operation (a version with its files, lineage, evidence and audit entries; an alias move
 with its history and audit entry) commits together or not at all. Every SQL statement of
 mlprov is in the aggregate modules of this package (``models``, ``versions``,
-``lineage``, ``evidence``, ``aliases``, ``stages``, ``audit``).
+``lineage``, ``evidence``, ``aliases``, ``stages``, ``audit``, ``webhooks``, ...).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from mlprov.store.revocations import RevocationRows
 from mlprov.store.stages import StageRows
 from mlprov.store.tokens import TokenRows
 from mlprov.store.versions import VersionRows
+from mlprov.store.webhooks import WebhookRows
 
 __all__ = ["StoreTransaction", "translate_db_error"]
 
@@ -71,6 +72,7 @@ class StoreTransaction:
         self.revocations = RevocationRows(connection)
         self.registration_keys = RegistrationKeyRows(connection)
         self.tokens = TokenRows(connection)
+        self.webhooks = WebhookRows(connection)
 
     def counts(self) -> dict[str, int]:
         """Rows per table (for `audit verify` summaries and the tests' state snapshots)."""
@@ -87,6 +89,9 @@ class StoreTransaction:
             t.revocations,
             t.registration_keys,
             t.tokens,
+            t.webhook_subscriptions,
+            t.outbox_events,
+            t.webhook_deliveries,
         )
         return {
             table.name: int(

@@ -59,6 +59,23 @@ class AuditRows(Rows):
         )
         return (int(row.seq), str(row.hash)) if row else (0, GENESIS_HASH)
 
+    def latest(self, subject: str, actions: tuple[str, ...]) -> AuditEntry | None:
+        """The newest entry about exactly ``subject`` whose action is one of ``actions``."""
+        row = self._one(
+            sa.select(t.audit_log)
+            .where(t.audit_log.c.subject == subject, t.audit_log.c.action.in_(actions))
+            .order_by(t.audit_log.c.seq.desc())
+            .limit(1)
+        )
+        return AuditEntry.model_validate(dict(row._mapping)) if row is not None else None
+
+    def hash_at(self, seq: int) -> str | None:
+        """The hash of entry ``seq`` (the genesis hash for 0), or None if it is missing."""
+        if seq == 0:
+            return GENESIS_HASH
+        row = self._one(sa.select(t.audit_log.c.hash).where(t.audit_log.c.seq == seq))
+        return str(row.hash) if row is not None else None
+
     def entries(self, *, subject: str | None = None, limit: int | None = None) -> list[AuditEntry]:
         """Entries oldest first; ``subject`` matches a model (and its versions and aliases)
         or one exact subject, literally (``_`` and ``%`` are not wildcards)."""

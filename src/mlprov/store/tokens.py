@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mlprov.audit import TokenState
 from mlprov.canonical import canonical_json
 from mlprov.records import TokenRecord
 from mlprov.store import _schema as t
@@ -33,6 +34,26 @@ class TokenRows(Rows):
     def all(self) -> list[TokenRecord]:
         rows = self._all(sa.select(t.tokens).order_by(t.tokens.c.created_at, t.tokens.c.id))
         return [_record(r) for r in rows]
+
+    def states(self) -> dict[str, TokenState]:
+        """Every token as audit verification compares it with the chain, digest included."""
+        found: dict[str, TokenState] = {}
+        for row in self._all(sa.select(t.tokens)):
+            record = _record(row)
+            found[record.id] = TokenState(
+                record.id,
+                record.name,
+                record.role,
+                record.models,
+                str(row.secret_sha256),
+                record.created_at,
+                record.created_by,
+                record.expires_at,
+                record.revoked_at,
+                record.revoked_by,
+                record.revoke_reason,
+            )
+        return found
 
     def insert(self, token: TokenRecord, secret_sha256: str) -> None:
         self.connection.execute(

@@ -93,6 +93,19 @@ class VersionRows(Rows):
         )
         return int(row.size) if row is not None else None
 
+    def models_using_blob(self, blob: str) -> list[str]:
+        """Names of the models with a version whose files use ``blob``, sorted."""
+        rows = self._all(
+            sa.select(t.models.c.name)
+            .distinct()
+            .select_from(t.version_files)
+            .join(t.versions, t.versions.c.id == t.version_files.c.version_id)
+            .join(t.models, t.models.c.id == t.versions.c.model_id)
+            .where(t.version_files.c.blob == blob)
+            .order_by(t.models.c.name)
+        )
+        return [str(row.name) for row in rows]
+
     def by_id(self, version_id: int) -> VersionKey | None:
         row = self._one(self._keys().where(t.versions.c.id == version_id))
         return _key(row) if row is not None else None
