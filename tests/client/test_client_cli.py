@@ -96,8 +96,9 @@ def test_sign_promote_pull_through_the_cli(
     assert denied.returncode == 1, denied.stderr
     assert "approval" in one_line_error(denied.stderr)
     after = state_without_audit(reg)
-    # The denial itself is audited (one entry); nothing else changes.
+    # The denial itself is audited and queued as a move.denied event; nothing else changes.
     assert after.pop("audit_rows") == before.pop("audit_rows") + 1
+    assert after["rows"].pop("outbox_events") == before["rows"].pop("outbox_events") + 1
     assert after == before
 
     approved = client_cli(

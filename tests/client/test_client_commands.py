@@ -61,6 +61,19 @@ def test_read_commands_match_the_local_registry(
         str(env.key_file("alice")),
     )
     assert waived.returncode == 0, waived.stderr
+    # Signed here, stored by the server (POST /api/v1/revocations).
+    revoked = client_cli(
+        url,
+        admin,
+        "revoke",
+        "--identity",
+        "mallory@example.com",
+        "--reason",
+        "left the team",
+        "--signing-key",
+        str(env.key_file("alice")),
+    )
+    assert revoked.returncode == 0, revoked.stderr
 
     # The same question to the server and to its database gives the same JSON.
     for args in (

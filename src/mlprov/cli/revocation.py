@@ -49,7 +49,7 @@ def revoke(
     from mlprov.errors import NotFoundError  # noqa: PLC0415
     from mlprov.refs import ModelRef  # noqa: PLC0415
 
-    registry = state(ctx).local_registry("revoke")
+    registry = state(ctx).registry()
     signer = signer_from_options(
         key=signing_key,
         certificate=None,

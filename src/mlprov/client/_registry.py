@@ -104,6 +104,18 @@ def _audit_entry(data: Any) -> AuditEntry:
     return AuditEntry.model_validate(value, strict=False)
 
 
+def _revocation(data: Any, bundle: bytes) -> Revocation:
+    return Revocation(
+        kind=str(data["kind"]),
+        value=str(data["value"]),
+        reason=str(data["reason"]),
+        at=str(data["at"]),
+        actor=str(data["actor"]),
+        signer=str(data["signer"]),
+        bundle=bundle,
+    )
+
+
 def _manifest(data: Any) -> Manifest:
     return Manifest.of(
         str(data["algorithm"]),
@@ -532,21 +544,46 @@ class HttpRegistry:
             if w["digest"] in stored
         ]
 
+    def revoke(
+        self,
+        *,
+        reason: str,
+        signer: Signer,
+        version: ModelRef | str | None = None,
+        key_pem: bytes | None = None,
+        identity: str | None = None,
+    ) -> Revocation:
+        """Sign the revocation here and store it on the server (``POST
+        /api/v1/revocations``), which checks the claim and the revoker's role."""
+        from mlprov.registry.revocation import (  # noqa: PLC0415
+            check_revocation_reason,
+            revocation_statement,
+        )
+
+        record = None
+        if version is not None and key_pem is None and identity is None:
+            check_revocation_reason(reason)
+            record = self.get_version(version)
+        statement, _kind, _value, _at = revocation_statement(
+            reason=reason,
+            version=record,
+            key_pem=key_pem,
+            identity=identity,
+            versions_given=version is not None,
+        )
+        bundle = signer.sign(statement).bundle
+        data = self._transport.json(
+            "POST",
+            "/api/v1/revocations",
+            content=lambda: bundle,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return _revocation(data, bundle)
+
     def revocations(self) -> list[Revocation]:
         """The revocations, as listed by the server (which does not send the signed
         statements: ``bundle`` is empty here; verify them against a local registry)."""
-        return [
-            Revocation(
-                kind=str(r["kind"]),
-                value=str(r["value"]),
-                reason=str(r["reason"]),
-                at=str(r["at"]),
-                actor=str(r["actor"]),
-                signer=str(r["signer"]),
-                bundle=b"",
-            )
-            for r in self._get("/api/v1/revocations")
-        ]
+        return [_revocation(r, b"") for r in self._get("/api/v1/revocations")]
 
     # -- policy and status -------------------------------------------------------------
 

@@ -8,7 +8,7 @@ mypy checks that both classes satisfy it (the assertions at the end of
 ``mlprov.registry`` and ``mlprov.client``).
 
 Only what both can do with the same meaning is here. What needs the stores themselves
-(tokens, ``attest``, signing an already registered version, revocation, lineage,
+(tokens, webhooks, ``attest``, signing an already registered version, lineage,
 ``verify`` with the registry's trust, audit checkpoints) stays on ``Registry``; the CLI
 refuses those commands against a server in one line (docs/client.md).
 """
@@ -143,6 +143,16 @@ class RegistryApi(Protocol):
     ) -> Evidence: ...
 
     def waivers(self, ref: ModelRef | str) -> list[Waiver]: ...
+
+    def revoke(
+        self,
+        *,
+        reason: str,
+        signer: Signer,
+        version: ModelRef | str | None = None,
+        key_pem: bytes | None = None,
+        identity: str | None = None,
+    ) -> Revocation: ...
 
     def revocations(self) -> list[Revocation]: ...
 
