@@ -15,6 +15,7 @@ __all__ = [
     "RegistryConfig",
     "TrainingRun",
     "__version__",
+    "connect",
     "install_verified",
     "load_verified",
     "open_registry",
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from mlprov._api import install_verified, load_verified, sign, verify, verify_or_raise
+    from mlprov._api import connect, install_verified, load_verified, sign, verify, verify_or_raise
     from mlprov.config import RegistryConfig
     from mlprov.registry import Registry, open_registry
     from mlprov.training import TrainingRun, training_run
@@ -36,6 +37,7 @@ _LAZY = {
     "RegistryConfig": "mlprov.config",
     "TrainingRun": "mlprov.training",
     "training_run": "mlprov.training",
+    "connect": "mlprov._api",
     "install_verified": "mlprov._api",
     "load_verified": "mlprov._api",
     "sign": "mlprov._api",

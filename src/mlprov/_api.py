@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mlprov.config import RegistryConfig
     from mlprov.refs import ModelRef
-    from mlprov.registry import VerifiedInstall
+    from mlprov.registry import RegistryApi, VerifiedInstall
     from mlprov.signing import Signer, SignResult, Trust, VerificationReport, VerifiedSignature
 
-__all__ = ["install_verified", "load_verified", "sign", "verify", "verify_or_raise"]
+__all__ = ["connect", "install_verified", "load_verified", "sign", "verify", "verify_or_raise"]
 
 
 def sign(path: str | Path, *, signer: Signer, **options: Any) -> SignResult:
@@ -84,27 +84,81 @@ def install_verified(
     its ``model.sig`` atomically. Any failure raises an MlprovError (with its exit code)
     and leaves ``to`` as it was; there is no report to forget to check.
     """
-    from mlprov.registry import open_registry  # noqa: PLC0415
-
-    registry = open_registry(config)
+    registry = connect(config=config)
     try:
         return registry.install_verified(ref, Path(to), trust)
     finally:
         registry.close()
 
 
+def _server_url(config: RegistryConfig | None) -> str | None:
+    import os  # noqa: PLC0415
+
+    from mlprov.client import is_server_uri  # noqa: PLC0415
+
+    uri = config.metadata_uri if config is not None else os.environ.get("MLPROV_REGISTRY")
+    return uri if is_server_uri(uri) else None
+
+
+def connect(
+    uri: str | None = None, *, token: str | None = None, config: RegistryConfig | None = None
+) -> RegistryApi:
+    """The registry ``uri`` names (default ``config``, else the environment as the CLI
+    reads it): an :class:`~mlprov.client.HttpRegistry` for ``http(s)://`` (with
+    ``token``, default ``$MLPROV_TOKEN``), else the local stores. Both implement
+    :class:`~mlprov.registry.RegistryApi`; close it when done."""
+    import dataclasses  # noqa: PLC0415
+
+    from mlprov.client import connect as connect_server  # noqa: PLC0415
+    from mlprov.client import is_server_uri  # noqa: PLC0415
+    from mlprov.config import RegistryConfig  # noqa: PLC0415
+    from mlprov.registry import open_registry  # noqa: PLC0415
+
+    if uri is not None:
+        if is_server_uri(uri):
+            return connect_server(uri, token=token)
+        return open_registry(
+            dataclasses.replace(RegistryConfig.from_environment(), metadata_uri=uri)
+        )
+    server = _server_url(config)
+    if server is not None:
+        return connect_server(server, token=token)
+    return open_registry(config)
+
+
 def load_verified(
-    ref: ModelRef | str, *, to: str | Path, config: RegistryConfig | None = None
+    ref: ModelRef | str,
+    *,
+    to: str | Path,
+    config: RegistryConfig | None = None,
+    trust: Trust | None = None,
 ) -> Path:
     """Install ``NAME@ALIAS`` at ``to`` only if it verifies with the registry's trust and
     passes the alias's policy (``mlprov pull``); return the installed folder.
 
     The trust and the policy are the registry's active policy set, never the caller's:
-    serving cannot weaken them. Any failure raises an MlprovError and leaves ``to`` as it
-    was.
+    serving cannot weaken them. Against a server (``MLPROV_REGISTRY=http(s)://...``)
+    the server's gate judges the policy and the signature is verified here against
+    ``trust``, which is then required (docs/client.md). Any failure raises an
+    MlprovError and leaves ``to`` as it was.
     """
+    from mlprov.errors import InvalidInputError  # noqa: PLC0415
     from mlprov.registry import open_registry  # noqa: PLC0415
 
+    server = _server_url(config)
+    if server is not None:
+        from mlprov.client import connect as connect_server  # noqa: PLC0415
+
+        if trust is None:
+            raise InvalidInputError(
+                "load_verified against a server verifies the signature here: pass trust="
+            )
+        with connect_server(server) as client:
+            return client.pull(ref, Path(to), trust).path
+    if trust is not None:
+        raise InvalidInputError(
+            "trust= is for loading from a server; locally the registry's policy set is the trust"
+        )
     registry = open_registry(config)
     try:
         return registry.pull(ref, Path(to)).path

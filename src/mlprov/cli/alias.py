@@ -44,10 +44,18 @@ def set_alias(
     naming each failed requirement, if denied; exit 3 if --expect-generation no longer
     holds)."""
     if dry_run:
-        from mlprov.cli.policy import present_judgement  # noqa: PLC0415
+        from mlprov.cli.policy import present_judgement, present_remote_judgement  # noqa: PLC0415
 
-        judgement = state(ctx).registry().check_policy(f"{name}/{version}", alias)
-        present_judgement(judgement, "json" if as_json else "text")
+        cli = state(ctx)
+        fmt = "json" if as_json else "text"
+        if cli.client_mode:
+            judged = cli.server("alias set --dry-run").check_policy_remote(
+                f"{name}/{version}", alias
+            )
+            present_remote_judgement(judged, fmt)
+            return
+        judgement = cli.local_registry("alias set").check_policy(f"{name}/{version}", alias)
+        present_judgement(judgement, fmt)
         return
     event = (
         state(ctx)

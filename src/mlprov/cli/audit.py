@@ -117,6 +117,7 @@ def audit_checkpoint(
     from mlprov.cli._direct import signer_from_options  # noqa: PLC0415
     from mlprov.fs import write_file_atomically  # noqa: PLC0415
 
+    registry = state(ctx).local_registry("audit checkpoint")
     signer = signer_from_options(
         key=key,
         certificate=None,
@@ -125,7 +126,7 @@ def audit_checkpoint(
         identity_token=None,
         passphrase_env=passphrase_env,
     )
-    bundle = state(ctx).registry().checkpoint_audit(signer)
+    bundle = registry.checkpoint_audit(signer)
     if out is None:
         sys.stdout.write(bundle.decode("utf-8") + "\n")
     else:

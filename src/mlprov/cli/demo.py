@@ -64,7 +64,7 @@ def demo(
     """Register two versions of a small model, promote, roll back, show history and audit."""
     from mlprov.registry import LineageInput, VersionInput  # noqa: PLC0415
 
-    registry = state(ctx).registry()
+    registry = state(ctx).local_registry("demo")
     say(f"registry: {registry.metadata.uri}")
     say(f"artefacts: {registry.artifacts.uri}")
     with tempfile.TemporaryDirectory(prefix="mlprov-demo-") as scratch:

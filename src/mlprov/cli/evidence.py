@@ -128,7 +128,7 @@ def _show(
         raise InvalidInputError("give --raw or --json, not both")
     trust, trusted_by = _optional_trust(*trust_options)
     # Checked before anything is printed: a failure is one line on stderr, exit 1.
-    document = state(ctx).registry().verified_document(ref, kind, trust)
+    document = state(ctx).local_registry(kind).verified_document(ref, kind, trust)
     check = document.check
     if raw:
         _write_raw(document.bundle)
@@ -270,6 +270,7 @@ def attest(
     from mlprov.cli.signing import signer_from_options  # noqa: PLC0415
     from mlprov.provenance import load_document  # noqa: PLC0415
 
+    registry = state(ctx).local_registry("attest")
     document = load_document(predicate, what="predicate", syntax="json")
     signer = signer_from_options(
         key=key,
@@ -279,7 +280,7 @@ def attest(
         identity_token=identity_token,
         passphrase_env=passphrase_env,
     )
-    evidence = state(ctx).registry().attest(ref, predicate_type, document, signer)
+    evidence = registry.attest(ref, predicate_type, document, signer)
     if as_json:
         print_json(evidence.to_json())
     else:
@@ -303,7 +304,7 @@ def attach(
     from mlprov.cli.signing import trust_from_options  # noqa: PLC0415
     from mlprov.signing import read_signature_file  # noqa: PLC0415
 
-    registry = state(ctx).registry()
+    registry = state(ctx).local_registry("attach")
     trust = trust_from_options(
         key=key, certificate_chain=certificate_chain, identity=identity, issuer=issuer
     )
@@ -331,7 +332,7 @@ def evidence_list(
     """List the signatures and attestations stored with a version, each checked (subject,
     signer, signature) before it is listed."""
     trust, _trusted_by = _optional_trust(key, certificate_chain, identity, issuer)
-    checks = state(ctx).registry().verified_evidence(ref, trust)
+    checks = state(ctx).local_registry("evidence").verified_evidence(ref, trust)
     if as_json:
         print_json([{**c.evidence.to_json(), "verification": c.to_json()} for c in checks])
         return

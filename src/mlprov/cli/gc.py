@@ -32,7 +32,10 @@ def gc(
     from mlprov.registry.gc import parse_grace  # noqa: PLC0415
 
     window = parse_grace(grace)
-    report = state(ctx).registry().collect_garbage(window, dry_run=dry_run)
+    registry = state(ctx).local_registry(
+        "gc", "it runs where the registry's database and artefact store are (docs/storage.md)"
+    )
+    report = registry.collect_garbage(window, dry_run=dry_run)
     if as_json:
         print_json(report.to_json())
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -134,8 +134,46 @@ def check(
 ) -> None:
     """Would moving TARGET to REF pass? Exit 0 if it would, 1 if not; changes nothing."""
     files = _read(policy) if policy is not None else None
-    judgement = state(ctx).registry().check_policy(ref, target, policy_files=files)
+    cli = state(ctx)
+    if cli.client_mode:
+        judged = cli.server("policy check").check_policy_remote(ref, target, policy_files=files)
+        present_remote_judgement(judged, fmt, output)
+        return
+    judgement = cli.local_registry("policy check").check_policy(ref, target, policy_files=files)
     present_judgement(judgement, fmt, output)
+
+
+def present_remote_judgement(judged: dict[str, Any], fmt: str, output: Path | None = None) -> None:
+    """A server's judgement (``POST /api/v1/policy/check``) as ``text`` or ``json``, then
+    PolicyDenied (exit 1) when the move would be denied, as for a local check."""
+    import json  # noqa: PLC0415
+
+    from mlprov.errors import InvalidInputError, PolicyDenied  # noqa: PLC0415
+    from mlprov.fs import write_file_atomically  # noqa: PLC0415
+
+    report = judged.get("report") or {}
+    if fmt == "json":
+        text = json.dumps(report, indent=2, sort_keys=True)
+    elif fmt == "text":
+        verdict = "allowed" if judged.get("allowed") else "denied"
+        lines = [f"policy check of {report.get('subject', '?')}: {verdict}"]
+        for item in report.get("checks", []):
+            lines.append(
+                f"  {str(item.get('status', '?')).upper():5}  {item.get('id', '?')}  "
+                f"{' '.join(str(item.get('message', '')).split())}"
+            )
+        text = "\n".join(lines)
+    else:
+        raise InvalidInputError(
+            f"--format {fmt[:40]}: against a server use text or json (sarif and junit are "
+            "rendered from a local check)"
+        )
+    if output is not None:
+        write_file_atomically(output, (text + "\n").encode("utf-8"), what="report")
+    else:
+        sys.stdout.write(text + "\n")
+    if not judged.get("allowed"):
+        raise PolicyDenied(str(judged.get("message") or "denied"))
 
 
 def present_judgement(judgement: Judgement, fmt: str, output: Path | None = None) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlprov.cli._options import JsonOption
 from mlprov.cli._output import print_json, say
-from mlprov.cli._state import state
+from mlprov.cli._state import CliState, state
 from mlprov.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from mlprov.serving import Resolution
+    from mlprov.signing import Trust
 
 
 def pull(
@@ -31,7 +35,10 @@ def pull(
     registry_key: Annotated[
         Path | None,
         typer.Option(
-            "--registry-key", metavar="PUB", help="The registry's public key (PEM) it is signed by."
+            "--registry-key",
+            metavar="PUB",
+            help="The registry's public key (PEM) resolutions are signed by; against a "
+            "server the signed resolution is fetched from it.",
         ),
     ] = None,
     state_file: Annotated[
@@ -43,6 +50,30 @@ def pull(
             "(default $MLPROV_HOME/resolutions.json).",
         ),
     ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key", metavar="FILE", help="Against a server: the signer's public key (PEM)."
+        ),
+    ] = None,
+    certificate_chain: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--certificate-chain",
+            metavar="FILE",
+            help="Against a server: the signer's root or CA certificate (PEM, repeatable).",
+        ),
+    ] = None,
+    identity: Annotated[
+        str | None,
+        typer.Option(
+            "--identity", metavar="IDENTITY", help="Against a server: the Sigstore identity."
+        ),
+    ] = None,
+    issuer: Annotated[
+        str | None,
+        typer.Option("--issuer", metavar="URL", help="OIDC issuer of the Sigstore identity."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Resolve the alias once, verify the version with the registry's trust and the
@@ -51,32 +82,45 @@ def pull(
     With --resolution and --registry-key the alias is resolved by the signed statement:
     it must verify with the registry's key, name what the registry resolves now, and be
     no older than the newest one seen (--state); otherwise nothing is installed.
+
+    Against a server (MLPROV_REGISTRY=http(s)://...) the server's gate judges the alias's
+    policy and the model signature is verified here, against the trust option given
+    (--key, --certificate-chain, or --identity with --issuer), which is required there;
+    with --registry-key the server's signed resolution is fetched and checked first.
     """
+    cli = state(ctx)
+    given = any((key, certificate_chain, identity, issuer))
+    if cli.client_mode:
+        _pull_from_server(
+            cli,
+            ref,
+            to,
+            (key, certificate_chain, identity, issuer),
+            resolution=resolution,
+            registry_key=registry_key,
+            state_file=state_file,
+            as_json=as_json,
+        )
+        return
+    if given:
+        raise InvalidInputError(
+            "--key, --certificate-chain, --identity and --issuer are for pulling from a "
+            "server; locally the registry's active policy set is the trust"
+        )
     signed = None
     if resolution is None:
         if registry_key is not None or state_file is not None:
             raise InvalidInputError("--registry-key and --state go with --resolution FILE")
-        pulled = state(ctx).registry().pull(ref, to)
+        pulled = cli.local_registry("pull").pull(ref, to)
     else:
-        from mlprov.cli._direct import trust_from_options  # noqa: PLC0415
         from mlprov.serving import ResolutionState  # noqa: PLC0415
         from mlprov.signing import read_signature_file  # noqa: PLC0415
 
-        if registry_key is None:
-            raise InvalidInputError("--resolution needs the registry's public key: --registry-key")
-        trust = trust_from_options(
-            key=registry_key, certificate_chain=None, identity=None, issuer=None
-        )
-        registry = state(ctx).registry()
+        trust = _registry_trust(registry_key)
+        registry = cli.local_registry("pull")
         statement = read_signature_file(resolution, registry.limits)
-        if state_file is None:
-            # Beside the registry the command opened (--home or MLPROV_HOME).
-            from mlprov.config import default_home  # noqa: PLC0415
-            from mlprov.serving import DEFAULT_STATE_NAME  # noqa: PLC0415
-
-            state_file = (state(ctx).home or default_home()) / DEFAULT_STATE_NAME
         pulled, signed = registry.pull_resolved(
-            ref, to, statement, trust, ResolutionState(state_file)
+            ref, to, statement, trust, ResolutionState(_state_path(cli, state_file))
         )
     if as_json:
         decision = pulled.judgement.decision
@@ -95,6 +139,87 @@ def pull(
         say(
             f"pulled {ref} -> {pulled.version.ref} {pulled.version.digest} to {pulled.path} "
             f"(verified; policy {pulled.judgement.policy_digest}{how})"
+        )
+
+
+def _registry_trust(registry_key: Path | None) -> Trust:
+    from mlprov.cli._direct import trust_from_options  # noqa: PLC0415
+
+    if registry_key is None:
+        raise InvalidInputError("--resolution needs the registry's public key: --registry-key")
+    return trust_from_options(key=registry_key, certificate_chain=None, identity=None, issuer=None)
+
+
+def _state_path(cli: CliState, state_file: Path | None) -> Path:
+    if state_file is not None:
+        return state_file
+    # Beside the registry the command opened (--home or MLPROV_HOME).
+    from mlprov.config import default_home  # noqa: PLC0415
+    from mlprov.serving import DEFAULT_STATE_NAME  # noqa: PLC0415
+
+    return (cli.home or default_home()) / DEFAULT_STATE_NAME
+
+
+def _pull_from_server(
+    cli: CliState,
+    ref: str,
+    to: Path,
+    trust_options: tuple[Path | None, list[Path] | None, str | None, str | None],
+    *,
+    resolution: Path | None,
+    registry_key: Path | None,
+    state_file: Path | None,
+    as_json: bool,
+) -> None:
+    import os  # noqa: PLC0415
+
+    from mlprov.cli._direct import trust_from_options  # noqa: PLC0415
+
+    key, certificate_chain, identity, issuer = trust_options
+    if not any(trust_options):
+        raise InvalidInputError(
+            "pull against a server verifies the signature here: give the signer's trust "
+            "(--key, --certificate-chain, or --identity with --issuer)"
+        )
+    trust = trust_from_options(
+        key=key, certificate_chain=certificate_chain, identity=identity, issuer=issuer
+    )
+    if registry_key is None and os.environ.get("MLPROV_REGISTRY_KEY"):
+        registry_key = Path(os.environ["MLPROV_REGISTRY_KEY"])
+    resolution_check = None
+    if registry_key is not None or resolution is not None or state_file is not None:
+        from mlprov.client import ResolutionCheck  # noqa: PLC0415
+        from mlprov.serving import ResolutionState  # noqa: PLC0415
+
+        registry_trust = _registry_trust(registry_key)
+        statement = None
+        if resolution is not None:
+            from mlprov.signing import read_signature_file  # noqa: PLC0415
+
+            statement = read_signature_file(resolution)
+        resolution_check = ResolutionCheck(
+            registry_trust, ResolutionState(_state_path(cli, state_file)), statement
+        )
+    remote = cli.server("pull").pull(ref, to, trust, resolution=resolution_check)
+    signer = str(remote.install.signature.signer)
+    signed: Resolution | None = remote.resolution
+    if as_json:
+        print_json(
+            {
+                "ref": remote.version.ref,
+                "digest": remote.version.digest,
+                "path": str(remote.path),
+                "policy_digest": remote.policy_digest,
+                "verified_signer": signer,
+                "resolution": signed.to_json() if signed is not None else None,
+            }
+        )
+    else:
+        how = f"; resolution generation {signed.generation}" if signed is not None else ""
+        say(
+            f"pulled {ref} -> {remote.version.ref} {remote.version.digest} to "
+            f"{remote.path} (signature by {signer} verified here; server's policy "
+            f"{remote.policy_digest} allowed it{how})"
         )
 
 

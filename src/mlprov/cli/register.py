@@ -15,6 +15,7 @@ from mlprov.cli._state import state
 from mlprov.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from mlprov.records import ModelVersion
     from mlprov.registry import VersionInput
 
 NameOption = Annotated[
@@ -245,7 +246,20 @@ def register(
         detect_git=not no_git,
         capture_environment=capture_environment,
     )
-    registry = state(ctx).registry()
+    cli = state(ctx)
+    if cli.client_mode:
+        # Hashed here, uploaded blob by blob, registered in one idempotent request.
+        record = cli.registry().register(
+            path,
+            name,
+            info,
+            hash_algorithm=hash_algorithm,
+            ignore_paths=list(ignore_paths or []),
+            allow_symlinks=allow_symlinks,
+        )
+        _report_registered(record, as_json=as_json)
+        return
+    registry = cli.local_registry("register")
     prepared = registry.prepare_version(
         path,
         name,
@@ -258,6 +272,10 @@ def register(
     with byte_progress(f"registering {name}", total, quiet=quiet) as progress:
         stored = registry.store_files(prepared, progress=progress)
         record = registry.commit_version(prepared, stored)
+    _report_registered(record, as_json=as_json)
+
+
+def _report_registered(record: ModelVersion, *, as_json: bool) -> None:
     if as_json:
         print_json(record.to_json())
     else:

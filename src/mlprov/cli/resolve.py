@@ -80,6 +80,11 @@ def _print_signed(
     from mlprov.refs import ModelRef  # noqa: PLC0415
     from mlprov.serving import MAX_RESOLUTION_TTL  # noqa: PLC0415
 
+    registry = state(ctx).local_registry(
+        "resolve --signed",
+        "the server signs with its own key (mlprov serve --signing-key); "
+        "`mlprov pull --registry-key PUB` fetches and checks its statement",
+    )
     if as_json:
         raise InvalidInputError("--signed prints the statement itself (JSON already); drop --json")
     if key is None:
@@ -87,7 +92,11 @@ def _print_signed(
     parsed = ModelRef.parse(ref)
     if parsed.alias is None:
         raise InvalidInputError(f"{ref}: a signed resolution is of NAME@ALIAS, not a number")
-    duration = parse_duration(ttl, at_most=MAX_RESOLUTION_TTL, what="a signed resolution")
+    duration = parse_duration(ttl)
+    if duration > MAX_RESOLUTION_TTL:
+        raise InvalidInputError(
+            f"a signed resolution lasts at most {MAX_RESOLUTION_TTL}, not {ttl[:40]}"
+        )
     signer = signer_from_options(
         key=key,
         certificate=None,
@@ -96,9 +105,7 @@ def _print_signed(
         identity_token=None,
         passphrase_env=passphrase_env,
     )
-    bundle = (
-        state(ctx).registry().signed_resolution(parsed.name, parsed.alias, signer, ttl=duration)
-    )
+    bundle = registry.signed_resolution(parsed.name, parsed.alias, signer, ttl=duration)
     if out is None:
         sys.stdout.write(bundle.decode("utf-8") + "\n")
     else:

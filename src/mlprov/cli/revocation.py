@@ -49,6 +49,7 @@ def revoke(
     from mlprov.errors import NotFoundError  # noqa: PLC0415
     from mlprov.refs import ModelRef  # noqa: PLC0415
 
+    registry = state(ctx).registry()
     signer = signer_from_options(
         key=signing_key,
         certificate=None,
@@ -63,16 +64,12 @@ def revoke(
             key_pem = key.read_bytes()
         except FileNotFoundError as e:
             raise NotFoundError(f"{key}: no such key file") from e
-    revoked = (
-        state(ctx)
-        .registry()
-        .revoke(
-            reason=reason,
-            signer=signer,
-            version=ModelRef.parse(ref) if ref is not None else None,
-            key_pem=key_pem,
-            identity=identity,
-        )
+    revoked = registry.revoke(
+        reason=reason,
+        signer=signer,
+        version=ModelRef.parse(ref) if ref is not None else None,
+        key_pem=key_pem,
+        identity=identity,
     )
     if as_json:
         print_json(revoked.to_json())

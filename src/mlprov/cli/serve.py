@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -31,6 +32,16 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", metavar="LEVEL", help="uvicorn's log level.")
     ] = "info",
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--signing-key",
+            envvar="MLPROV_SIGNING_KEY",
+            metavar="KEY",
+            help="The registry's private key (PEM): sign alias resolutions for clients "
+            "(GET .../aliases/ALIAS/resolution).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the registry over HTTP until interrupted: /api/v1 (bearer tokens from
     `mlprov token create`), /healthz, /readyz, /metrics. The registry is the one
@@ -68,13 +79,20 @@ def serve(
         )
     # Opened once before the workers start: the schema is migrated here, the stores are
     # known to be reachable, and a misconfiguration is one line and exit 2 or 5.
-    cli.registry().check_ready()
+    cli.local_registry(
+        "serve", "it serves a database: set MLPROV_REGISTRY to sqlite:///... or postgresql://..."
+    ).check_ready()
     cli.close()
     # Each worker builds its app from the environment (uvicorn's factory), so --home
-    # must reach it there.
+    # and --signing-key must reach it there.
     if cli.home is not None:
         os.environ["MLPROV_HOME"] = str(cli.home)
     os.environ["MLPROV_SERVER_DISPATCH"] = str(webhook_interval)
+    if signing_key is not None:
+        from mlprov.server import resolution_signer_from_environment  # noqa: PLC0415
+
+        os.environ["MLPROV_SIGNING_KEY"] = str(signing_key.absolute())
+        resolution_signer_from_environment()  # a bad key is one line now, not per worker
     uvicorn.run(
         "mlprov.server:app_from_environment",
         factory=True,

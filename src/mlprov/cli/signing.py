@@ -269,7 +269,7 @@ def sign_registered(
             "--hash, --ignore-paths, --shard-size and --allow-symlinks are for files on disk; "
             "a registered version is signed over its recorded manifest"
         )
-    registry = state(ctx).registry()
+    registry = state(ctx).local_registry("sign REF")
     stored = registry.sign_version(ref, signer)
     version = registry.get_version(ref)
     if signature is not None:
@@ -351,7 +351,7 @@ def verify_registered(
         raise NotFoundError(
             f"{target}: neither a file or folder nor a registered version reference"
         ) from e
-    registry = state(ctx).registry()
+    registry = state(ctx).local_registry("verify REF")
     version = registry.get_version(ref)
     total = version.size if _wants_bar(quiet) else 0
     with byte_progress(f"verifying {version.ref}", total, quiet=quiet) as progress:
@@ -385,7 +385,7 @@ def verify_with_registry(
         raise NotFoundError(
             f"{target}: neither a file or folder nor a registered version reference"
         ) from e
-    judgement = state(ctx).registry().verify(ref, deep=deep, narrow=narrow)
+    judgement = state(ctx).local_registry("verify REF").verify(ref, deep=deep, narrow=narrow)
     checks = list(judgement.report.checks)
     if judgement.decision is not None:
         checks.extend(judgement.decision.checks)

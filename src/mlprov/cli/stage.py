@@ -30,9 +30,15 @@ def set_stage(
 ) -> None:
     """Move VERSION to STAGE (None, Staging, Production, Archived) through the gate."""
     if dry_run:
-        from mlprov.cli.policy import present_judgement  # noqa: PLC0415
+        from mlprov.cli.policy import present_judgement, present_remote_judgement  # noqa: PLC0415
 
-        judgement = state(ctx).registry().check_policy(f"{name}/{version}", f"stage:{stage}")
+        cli = state(ctx)
+        target = f"stage:{stage}"
+        if cli.client_mode:
+            judged = cli.server("stage --dry-run").check_policy_remote(f"{name}/{version}", target)
+            present_remote_judgement(judged, "text")
+            return
+        judgement = cli.local_registry("stage").check_policy(f"{name}/{version}", target)
         present_judgement(judgement, "text")
         return
     events = state(ctx).registry().set_stage(name, version, stage, reason=reason)

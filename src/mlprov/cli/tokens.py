@@ -10,6 +10,9 @@ from mlprov.cli._options import JsonOption, WideOption
 from mlprov.cli._output import note, print_json, print_table, say, short_time
 from mlprov.cli._state import state
 
+#: Tokens are made where the database is: a token must not be able to mint tokens.
+_TOKENS_WHY = "tokens are managed where the registry's database is (docs/server.md)"
+
 token_app = typer.Typer(
     help="Bearer tokens: a role on model name patterns (docs/tokens.md).", no_args_is_help=True
 )
@@ -48,11 +51,10 @@ def create(
     """Create a token and print its secret, once: only its SHA-256 is stored."""
     from mlprov.durations import parse_duration  # noqa: PLC0415
 
+    registry = state(ctx).local_registry("token create", _TOKENS_WHY)
     lifetime = parse_duration(expires) if expires is not None else None
-    issued = (
-        state(ctx)
-        .registry()
-        .create_token(role, name=name, models=tuple(models or ("*",)), expires=lifetime)
+    issued = registry.create_token(
+        role, name=name, models=tuple(models or ("*",)), expires=lifetime
     )
     note("the token's secret is shown only this once: store it now, it cannot be shown again")
     if as_json:
@@ -77,7 +79,7 @@ def _when(at: str, *, wide: bool) -> str:
 @token_app.command("list")
 def list_tokens(ctx: typer.Context, as_json: JsonOption = False, wide: WideOption = False) -> None:
     """List every token (never a secret): role, models, created, expires, state."""
-    found = state(ctx).registry().tokens()
+    found = state(ctx).local_registry("token list", _TOKENS_WHY).tokens()
     if as_json:
         print_json([t.to_json() for t in found])
         return
@@ -110,7 +112,9 @@ def revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke a token: it never authenticates again (audited)."""
-    revoked = state(ctx).registry().revoke_token(token_id, reason=reason)
+    revoked = (
+        state(ctx).local_registry("token revoke", _TOKENS_WHY).revoke_token(token_id, reason=reason)
+    )
     if as_json:
         print_json(revoked.to_json())
     else:

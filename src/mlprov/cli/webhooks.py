@@ -14,6 +14,10 @@ webhook_app = typer.Typer(
     help="Webhooks: registry events POSTed, signed, to subscribed URLs.", no_args_is_help=True
 )
 
+#: Subscriptions hold signing secrets and the dispatcher reads the outbox: both live
+#: where the database is.
+_WEBHOOKS_WHY = "webhooks are managed where the registry's database is (docs/webhooks.md)"
+
 
 def _split(values: list[str]) -> list[str]:
     """``--events a,b --events c`` -> ``[a, b, c]``."""
@@ -43,7 +47,7 @@ def add(
     """Subscribe URL to registry events; prints the signing secret, once (audited)."""
     created = (
         state(ctx)
-        .registry()
+        .local_registry("webhook add", _WEBHOOKS_WHY)
         .add_webhook(url, events=_split(events or []), models=_split(models or []))
     )
     if as_json:
@@ -61,7 +65,9 @@ def list_webhooks(
     wide: WideOption = False,
 ) -> None:
     """List the webhooks (never their secrets)."""
-    found = state(ctx).registry().webhooks(include_removed=removed)
+    found = (
+        state(ctx).local_registry("webhook list", _WEBHOOKS_WHY).webhooks(include_removed=removed)
+    )
     if as_json:
         print_json([w.to_json() for w in found])
         return
@@ -90,7 +96,7 @@ def remove(
     as_json: JsonOption = False,
 ) -> None:
     """Remove a webhook: nothing more is sent to it; pending deliveries end (audited)."""
-    removed = state(ctx).registry().remove_webhook(webhook_id)
+    removed = state(ctx).local_registry("webhook remove", _WEBHOOKS_WHY).remove_webhook(webhook_id)
     if as_json:
         print_json(removed.to_json())
     else:
@@ -116,7 +122,7 @@ def list_deliveries(
     """The delivery log: each event sent to each webhook, its attempts and last result."""
     found = (
         state(ctx)
-        .registry()
+        .local_registry("webhook deliveries", _WEBHOOKS_WHY)
         .webhook_deliveries(webhook_id=webhook, state=delivery_state, limit=limit)
     )
     if as_json:
@@ -149,7 +155,7 @@ def redeliver(
     as_json: JsonOption = False,
 ) -> None:
     """Send a delivered or failed delivery's event again, as a new delivery (audited)."""
-    new = state(ctx).registry().redeliver(delivery_id)
+    new = state(ctx).local_registry("webhook redeliver", _WEBHOOKS_WHY).redeliver(delivery_id)
     if as_json:
         print_json(new.to_json())
     else:
@@ -185,7 +191,7 @@ def dispatch(
     if interval <= 0:
         raise InvalidInputError("--interval must be positive")
     settings = WebhookSettings(timeout=timeout, max_attempts=max_attempts)
-    dispatcher = Dispatcher(state(ctx).registry(), settings)
+    dispatcher = Dispatcher(state(ctx).local_registry("webhook dispatch", _WEBHOOKS_WHY), settings)
     if once:
         report = dispatcher.run_once()
         if as_json:

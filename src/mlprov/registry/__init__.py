@@ -78,6 +78,7 @@ from mlprov.registry import (
     webhooks,
 )
 from mlprov.registry._context import RegistryContext
+from mlprov.registry.api import RegistryApi
 from mlprov.registry.approvals import Approval
 from mlprov.registry.download import VerifiedInstall
 from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove, PolicyGate
@@ -133,6 +134,7 @@ __all__ = [
     "PreparedVersion",
     "PulledVersion",
     "Registry",
+    "RegistryApi",
     "Revocation",
     "SignedVersion",
     "StoredDocument",
@@ -752,3 +754,7 @@ def open_registry(
     artifacts = open_artifact_store(config.resolved_artifact_uri)
     metadata = open_metadata_store(config.resolved_metadata_uri)
     return Registry(metadata, artifacts, actor=actor, limits=config.limits, gate=gate)
+
+
+#: mypy checks here that the local registry satisfies the API the HTTP client implements.
+_LOCAL_API: type[RegistryApi] = Registry

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlprov.canonical import canonical_json
 from mlprov.errors import InvalidInputError
-from mlprov.records import Evidence, Stage
+from mlprov.records import Evidence, ModelVersion, Stage
 from mlprov.refs import ModelRef, validate_alias
 from mlprov.registry._context import RegistryContext, resolve, utc_now
 from mlprov.registry._unit import mutation
@@ -29,9 +29,11 @@ __all__ = [
     "APPROVAL_KIND",
     "APPROVAL_PREDICATE_TYPE",
     "Approval",
+    "approval_statement",
     "approval_target",
     "approvals",
     "approve",
+    "check_approval",
 ]
 
 APPROVAL_KIND = "approval"
@@ -78,17 +80,9 @@ def approve(
     ``stage:NAME``)."""
     from mlprov import signing  # noqa: PLC0415
 
-    wanted = approval_target(target)
-    if len(comment) > _MAX_COMMENT or "\x00" in comment:
-        raise InvalidInputError(f"the comment is longer than {_MAX_COMMENT} characters or has NUL")
+    check_approval(target, comment)
     version = get_version(context, ref)
-    statement = {
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": version.name, "digest": {"sha256": version.digest.partition(":")[2]}}],
-        "predicateType": APPROVAL_PREDICATE_TYPE,
-        "predicate": {"for": wanted, "version": version.ref, "comment": comment, "time": utc_now()},
-    }
-    signed = signer.sign(canonical_json(statement, "approval"))
+    signed = signer.sign(approval_statement(version, target, comment))
     new = NewEvidence(
         APPROVAL_KIND,
         signing.BUNDLE_MEDIA_TYPE,
@@ -99,6 +93,31 @@ def approve(
     with mutation(context) as unit:
         key = resolve(unit.tx, ModelRef(version.name, version=version.version))
         return add_evidence_in(unit, key, new)
+
+
+def check_approval(target: str, comment: str) -> str:
+    """The approval's target, normalised; raises for a bad target or comment."""
+    wanted = approval_target(target)
+    if len(comment) > _MAX_COMMENT or "\x00" in comment:
+        raise InvalidInputError(f"the comment is longer than {_MAX_COMMENT} characters or has NUL")
+    return wanted
+
+
+def approval_statement(version: ModelVersion, target: str, comment: str) -> bytes:
+    """The canonical in-toto statement an approver signs (``mlprov approve``, locally or
+    against a server, where the server only stores the signed bytes)."""
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": version.name, "digest": {"sha256": version.digest.partition(":")[2]}}],
+        "predicateType": APPROVAL_PREDICATE_TYPE,
+        "predicate": {
+            "for": check_approval(target, comment),
+            "version": version.ref,
+            "comment": comment,
+            "time": utc_now(),
+        },
+    }
+    return canonical_json(statement, "approval")
 
 
 def approvals(

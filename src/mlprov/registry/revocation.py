@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mlprov.canonical import canonical_json
 from mlprov.errors import ConflictError, InvalidInputError, VerificationError
+from mlprov.records import ModelVersion
 from mlprov.refs import ModelRef
 from mlprov.registry._context import RegistryContext, coerce_ref, resolve, utc_now
 from mlprov.registry._unit import mutation
@@ -27,8 +28,10 @@ if TYPE_CHECKING:
 __all__ = [
     "REVOCATION_PREDICATE_TYPE",
     "add_signed_revocation",
+    "check_revocation_reason",
     "revocation_claim",
     "revocation_set",
+    "revocation_statement",
     "revocations",
     "revoke",
 ]
@@ -36,26 +39,31 @@ __all__ = [
 REVOCATION_PREDICATE_TYPE = "https://mlprov.dev/revocation/v1"
 
 
-def revoke(
-    context: RegistryContext,
-    *,
-    reason: str,
-    signer: Signer,
-    version: ModelRef | str | None = None,
-    key_pem: bytes | None = None,
-    identity: str | None = None,
-) -> Revocation:
-    """Revoke exactly one of a version, a public key (PEM) or a signer identity."""
-    from mlprov import signing  # noqa: PLC0415
-
-    if sum(x is not None for x in (version, key_pem, identity)) != 1:
-        raise InvalidInputError("revoke exactly one: a version REF, --key PUB or --identity ID")
+def check_revocation_reason(reason: str) -> None:
     if not reason.strip() or len(reason) > 4096 or "\x00" in reason:
         raise InvalidInputError("give the reason for the revocation (--reason, one line)")
+
+
+def revocation_statement(
+    *,
+    reason: str,
+    version: ModelVersion | None = None,
+    key_pem: bytes | None = None,
+    identity: str | None = None,
+    versions_given: bool | None = None,
+) -> tuple[bytes, str, str, str]:
+    """The canonical statement a revoker signs (locally or before posting it to a
+    server), with its kind, value and time. ``versions_given`` says a version was named
+    (default: ``version`` is not None)."""
+    from mlprov import signing  # noqa: PLC0415
+
+    named = versions_given if versions_given is not None else version is not None
+    if sum((named, key_pem is not None, identity is not None)) != 1:
+        raise InvalidInputError("revoke exactly one: a version REF, --key PUB or --identity ID")
+    check_revocation_reason(reason)
     if version is not None:
-        record = get_version(context, coerce_ref(version))
-        kind, value = "version", record.ref
-        subject = {"name": record.ref, "digest": {"sha256": record.digest.partition(":")[2]}}
+        kind, value = "version", version.ref
+        subject = {"name": version.ref, "digest": {"sha256": version.digest.partition(":")[2]}}
     elif key_pem is not None:
         kind, value = "key", signing.key_hint(signing.load_public_key(key_pem))
         subject = {"name": f"key:{value}", "digest": {"sha256": value}}
@@ -73,7 +81,31 @@ def revoke(
         "predicateType": REVOCATION_PREDICATE_TYPE,
         "predicate": {"kind": kind, "value": value, "reason": reason, "time": at},
     }
-    signed = signer.sign(canonical_json(statement, "revocation"))
+    return canonical_json(statement, "revocation"), kind, value, at
+
+
+def revoke(
+    context: RegistryContext,
+    *,
+    reason: str,
+    signer: Signer,
+    version: ModelRef | str | None = None,
+    key_pem: bytes | None = None,
+    identity: str | None = None,
+) -> Revocation:
+    """Revoke exactly one of a version, a public key (PEM) or a signer identity."""
+    record = None
+    if version is not None and key_pem is None and identity is None:
+        check_revocation_reason(reason)
+        record = get_version(context, coerce_ref(version))
+    statement, kind, value, at = revocation_statement(
+        reason=reason,
+        version=record,
+        key_pem=key_pem,
+        identity=identity,
+        versions_given=version is not None,
+    )
+    signed = signer.sign(statement)
     with mutation(context, at=at) as unit:
         if unit.tx.revocations.find(kind, value) is not None:
             raise ConflictError(f"{kind} {value} is already revoked")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mlprov.canonical import canonical_json
 from mlprov.durations import parse_duration
 from mlprov.errors import InvalidInputError
-from mlprov.records import Evidence
+from mlprov.records import Evidence, ModelVersion
 from mlprov.refs import ModelRef
 from mlprov.registry._context import RegistryContext, resolve, utc_now
 from mlprov.registry._unit import mutation
@@ -35,8 +35,10 @@ __all__ = [
     "WAIVER_KIND",
     "WAIVER_PREDICATE_TYPE",
     "Waiver",
+    "check_waiver",
     "parse_waiver_duration",
     "waive",
+    "waiver_statement",
     "waivers",
 ]
 
@@ -78,20 +80,10 @@ def parse_waiver_duration(text: str) -> timedelta:
     return duration
 
 
-def waive(
-    context: RegistryContext,
-    ref: ModelRef | str,
-    target: str,
-    signer: Signer,
-    *,
-    reason: str,
-    expires_in: timedelta,
-    requirements: tuple[str, ...] = (),
-) -> Evidence:
-    """Sign and store one holder's waiver of ``requirements`` (all failed ones when
-    empty) for moving a version to ``target``, expiring after ``expires_in``."""
-    from mlprov import signing  # noqa: PLC0415
-
+def check_waiver(
+    target: str, *, reason: str, expires_in: timedelta, requirements: tuple[str, ...]
+) -> str:
+    """The waiver's target, normalised; raises for a bad target, reason, duration or id."""
     wanted = approval_target(target)
     if not reason.strip() or len(reason) > 4096 or "\x00" in reason:
         raise InvalidInputError("a waiver needs its reason (--reason, one line)")
@@ -100,7 +92,20 @@ def waive(
     for requirement in requirements:
         if not requirement or len(requirement) > 256 or any(c.isspace() for c in requirement):
             raise InvalidInputError(f"invalid requirement id {requirement[:60]!r}")
-    version = get_version(context, ref)
+    return wanted
+
+
+def waiver_statement(
+    version: ModelVersion,
+    target: str,
+    *,
+    reason: str,
+    expires_in: timedelta,
+    requirements: tuple[str, ...] = (),
+) -> tuple[bytes, str, str]:
+    """The canonical statement one holder signs for a waiver (locally or against a
+    server), with its granted and expiry times; raises for bad input."""
+    wanted = check_waiver(target, reason=reason, expires_in=expires_in, requirements=requirements)
     granted = utc_now()
     expires = (datetime.now(timezone.utc) + expires_in).strftime("%Y-%m-%dT%H:%M:%SZ")
     statement = {
@@ -116,7 +121,29 @@ def waive(
             "expires": expires,
         },
     }
-    signed = signer.sign(canonical_json(statement, "waiver"))
+    return canonical_json(statement, "waiver"), granted, expires
+
+
+def waive(
+    context: RegistryContext,
+    ref: ModelRef | str,
+    target: str,
+    signer: Signer,
+    *,
+    reason: str,
+    expires_in: timedelta,
+    requirements: tuple[str, ...] = (),
+) -> Evidence:
+    """Sign and store one holder's waiver of ``requirements`` (all failed ones when
+    empty) for moving a version to ``target``, expiring after ``expires_in``."""
+    from mlprov import signing  # noqa: PLC0415
+
+    wanted = check_waiver(target, reason=reason, expires_in=expires_in, requirements=requirements)
+    version = get_version(context, ref)
+    statement, granted, expires = waiver_statement(
+        version, target, reason=reason, expires_in=expires_in, requirements=requirements
+    )
+    signed = signer.sign(statement)
     new = NewEvidence(
         WAIVER_KIND,
         signing.BUNDLE_MEDIA_TYPE,

@@ -4,13 +4,26 @@ A thin interface like the CLI: each route authenticates (bearer token), authoris
 (role and model patterns) before any work, makes one registry call and presents the
 result. Every mutation goes through the same registry service and gate as the CLI.
 
-Stable API: :func:`create_app`, :func:`app_from_environment`, :class:`RateLimit`,
+Stable API: :func:`create_app`, :func:`app_from_environment`,
+:func:`resolution_signer_from_environment`, :class:`RateLimit`,
 :class:`ServerLimits`.
 """
 
 from __future__ import annotations
 
-from mlprov.server._app import SERVER_ACTOR, app_from_environment, create_app
+from mlprov.server._app import (
+    SERVER_ACTOR,
+    app_from_environment,
+    create_app,
+    resolution_signer_from_environment,
+)
 from mlprov.server._limits import RateLimit, ServerLimits
 
-__all__ = ["SERVER_ACTOR", "RateLimit", "ServerLimits", "app_from_environment", "create_app"]
+__all__ = [
+    "SERVER_ACTOR",
+    "RateLimit",
+    "ServerLimits",
+    "app_from_environment",
+    "create_app",
+    "resolution_signer_from_environment",
+]

@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -19,6 +20,9 @@ from mlprov.server._gatekeeper import API_PREFIX, Gatekeeper
 from mlprov.server._limits import RateLimit, RateLimiter, ServerLimits
 from mlprov.server._metrics import ServerMetrics
 from mlprov.server._service import Service
+
+if TYPE_CHECKING:
+    from mlprov.signing import Signer
 
 __all__ = ["SERVER_ACTOR", "app_from_environment", "create_app"]
 
@@ -39,6 +43,7 @@ def create_app(
     max_blob_bytes: int = _DEFAULTS.max_blob_bytes,
     rate_limit: RateLimit | None = _DEFAULTS.rate_limit,
     dispatch_interval: float | None = DISPATCH_INTERVAL,
+    resolution_signer: Signer | None = None,
 ) -> FastAPI:
     """The REST API over the registry ``config`` names (docs/server.md).
 
@@ -48,6 +53,8 @@ def create_app(
     requests only write the outbox, the thread delivers after commit, and dispatchers
     of several workers and replicas claim each delivery by compare-and-set, so a slow or
     failing receiver never holds up a request.
+    With ``resolution_signer`` (the registry's key) the server answers
+    ``GET .../aliases/{alias}/resolution`` with signed resolutions (docs/client.md).
     """
     limits = ServerLimits(
         max_body_bytes=max_body_bytes, max_blob_bytes=max_blob_bytes, rate_limit=rate_limit
@@ -58,6 +65,7 @@ def create_app(
         limits=limits,
         metrics=ServerMetrics(),
         limiter=RateLimiter(rate_limit) if rate_limit is not None else None,
+        resolution_signer=resolution_signer,
     )
 
     @asynccontextmanager
@@ -102,6 +110,26 @@ def create_app(
     return app
 
 
+def resolution_signer_from_environment() -> Signer | None:
+    """The registry's key from ``MLPROV_SIGNING_KEY`` (a PEM file; its passphrase, if
+    any, from the variable ``MLPROV_SIGNING_KEY_PASSPHRASE`` names), or None."""
+    path = os.environ.get("MLPROV_SIGNING_KEY", "").strip()
+    if not path:
+        return None
+    from pathlib import Path  # noqa: PLC0415
+
+    from mlprov.errors import ConfigError  # noqa: PLC0415
+    from mlprov.signing import KeySigner  # noqa: PLC0415
+
+    try:
+        pem = Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"MLPROV_SIGNING_KEY {path}: cannot read: {e.strerror}") from None
+    secret_name = os.environ.get("MLPROV_SIGNING_KEY_PASSPHRASE", "").strip()
+    passphrase = os.environ.get(secret_name, "").encode() if secret_name else None
+    return KeySigner.from_pem(pem, passphrase)
+
+
 def app_from_environment() -> FastAPI:
     """The app for ``uvicorn --factory`` (``mlprov serve``, one call per worker process):
     the registry from the environment (``MLPROV_HOME``, ``MLPROV_REGISTRY``,
@@ -125,6 +153,7 @@ def app_from_environment() -> FastAPI:
     return create_app(
         RegistryConfig.from_environment(),
         dispatch_interval=dispatch if dispatch > 0 else None,
+        resolution_signer=resolution_signer_from_environment(),
         max_body_bytes=int(os.environ.get("MLPROV_SERVER_MAX_BODY") or _DEFAULTS.max_body_bytes),
         max_blob_bytes=int(os.environ.get("MLPROV_SERVER_MAX_BLOB") or _DEFAULTS.max_blob_bytes),
         rate_limit=rate,

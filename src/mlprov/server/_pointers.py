@@ -10,9 +10,10 @@ failed requirements in the body (and audited by the registry).
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from mlprov.access import Action
 from mlprov.errors import InvalidInputError, NotFoundError, PolicyDenied, PreconditionFailedError
@@ -67,6 +68,33 @@ def get_alias(request: Request, response: Response, name: str, alias: str) -> di
     state = registry.get_alias(name, alias)
     response.headers["ETag"] = f'"{state.generation}"'
     return state.to_json()
+
+
+@router.get(
+    "/{name}/aliases/{alias}/resolution",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
+def alias_resolution(
+    request: Request,
+    name: str,
+    alias: str,
+    ttl: Annotated[int, Query(ge=1, le=86400)] = 300,
+) -> Response:
+    """The registry's signed answer to what ``name@alias`` names now (version, manifest
+    digest, generation), valid for ``ttl`` seconds: a Sigstore bundle signed with the
+    server's registry key (``mlprov serve --signing-key``). Clients verify it with the
+    registry's public key and refuse older generations (``mlprov pull --registry-key``)."""
+    service = service_of(request)
+    registry = service.access(request, Action.READ, name)
+    if service.resolution_signer is None:
+        raise NotFoundError(
+            "this server signs no resolutions: start it with mlprov serve --signing-key KEY"
+        )
+    bundle = registry.signed_resolution(
+        name, alias, service.resolution_signer, ttl=timedelta(seconds=ttl)
+    )
+    return Response(bundle, media_type="application/json")
 
 
 @router.get("/{name}/aliases/{alias}/history")

@@ -4,6 +4,7 @@ authorisation step each route takes before any work."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -12,6 +13,9 @@ from mlprov.errors import AuthenticationError, PermissionDeniedError
 from mlprov.registry import Registry
 from mlprov.server._limits import RateLimiter, ServerLimits
 from mlprov.server._metrics import ServerMetrics
+
+if TYPE_CHECKING:
+    from mlprov.signing import Signer
 
 __all__ = ["Service", "service_of"]
 
@@ -25,6 +29,8 @@ class Service:
     limits: ServerLimits
     metrics: ServerMetrics
     limiter: RateLimiter | None
+    #: Signs alias resolutions (``mlprov serve --signing-key``); None: not offered.
+    resolution_signer: Signer | None = None
 
     def principal(self, request: Request) -> Principal:
         """Who the authentication step found (it ran before the route: see _gatekeeper)."""

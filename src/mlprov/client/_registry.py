@@ -1,0 +1,973 @@
+""":class:`HttpRegistry`: the registry's API over the REST API of ``mlprov serve``.
+
+Everything that needs a key happens here, in the client: models are hashed and signed
+locally, approvals and waivers are signed locally, and a download is verified locally
+(every blob hashed while it is written, the manifest matched against the signature, the
+signature verified against the trust the caller gives). The server never sees a
+private key and is never trusted for the bytes it sends.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from mlprov.canonical import canonical_json
+from mlprov.client._transport import Transport
+from mlprov.errors import (
+    ConflictError,
+    DigestMismatchError,
+    InvalidInputError,
+    MalformedDocumentError,
+    MlprovError,
+    NotFoundError,
+    PolicyDenied,
+    StorageError,
+    VerificationError,
+)
+from mlprov.manifest import SINGLE_FILE_NAME, Digest, FileEntry, Manifest, check_relative_path
+from mlprov.records import (
+    AliasEvent,
+    AliasState,
+    AuditEntry,
+    Evidence,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    StageEvent,
+)
+from mlprov.refs import LATEST, ModelRef
+from mlprov.registry import (
+    AliasStatus,
+    Approval,
+    Revocation,
+    SignedVersion,
+    StoredFile,
+    VerifiedInstall,
+    VersionInput,
+    Waiver,
+)
+from mlprov.registry.api import ProgressCallback
+from mlprov.store.policies import StoredPolicySet
+
+if TYPE_CHECKING:
+    from mlprov.serving import Resolution, ResolutionState
+    from mlprov.signing import Signer, Trust, VerifiedSignature
+
+__all__ = ["HttpRegistry", "RemotePull", "ResolutionCheck", "is_server_uri"]
+
+_CHUNK = 1024 * 1024
+_SIGNATURE_FILE = "model.sig"
+
+
+def is_server_uri(uri: str | None) -> bool:
+    """Whether ``MLPROV_REGISTRY`` names a server (``http://`` or ``https://``)."""
+    return uri is not None and uri.strip().lower().startswith(("http://", "https://"))
+
+
+def _coerce(ref: ModelRef | str) -> ModelRef:
+    return ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
+
+
+def _segment(text: str) -> str:
+    return quote(text, safe="")
+
+
+def _model_version(data: Any) -> ModelVersion:
+    value = dict(data)
+    value["stage"] = value.get("stage") or Stage.NONE.value
+    aliases = value.get("aliases") or {}
+    value["aliases"] = sorted(aliases) if isinstance(aliases, dict) else list(aliases)
+    return ModelVersion.model_validate(value, strict=False)
+
+
+def _stage_event(data: Any) -> StageEvent:
+    value = dict(data)
+    value["from_stage"] = value.get("from_stage") or Stage.NONE.value
+    value["to_stage"] = value.get("to_stage") or Stage.NONE.value
+    return StageEvent.model_validate(value, strict=False)
+
+
+def _audit_entry(data: Any) -> AuditEntry:
+    value = dict(data)
+    details = value.get("details")
+    # The store keeps the canonical JSON text the chain hashes; the API sends its object.
+    value["details"] = canonical_json(details, "audit details").decode() if details else ""
+    return AuditEntry.model_validate(value, strict=False)
+
+
+def _revocation(data: Any, bundle: bytes) -> Revocation:
+    return Revocation(
+        kind=str(data["kind"]),
+        value=str(data["value"]),
+        reason=str(data["reason"]),
+        at=str(data["at"]),
+        actor=str(data["actor"]),
+        signer=str(data["signer"]),
+        bundle=bundle,
+    )
+
+
+def _manifest(data: Any) -> Manifest:
+    return Manifest.of(
+        str(data["algorithm"]),
+        (
+            FileEntry(str(f["path"]), Digest.parse(str(f["digest"])), int(f["size"]))
+            for f in data["files"]
+        ),
+    )
+
+
+def _policy_set(data: Any) -> StoredPolicySet:
+    return StoredPolicySet(
+        version=int(data["version"]),
+        digest=str(data["digest"]),
+        applied_at=str(data["applied_at"]),
+        applied_by=str(data["applied_by"]),
+        reason=str(data["reason"]),
+        files={str(k): str(v).encode("utf-8") for k, v in data["files"].items()},
+    )
+
+
+@dataclass(frozen=True)
+class ResolutionCheck:
+    """How :meth:`HttpRegistry.pull` checks the server's signed resolution: the
+    registry's key (``trust``), the client's memory of generations seen (``state``), and
+    optionally a statement obtained elsewhere instead of fetching one."""
+
+    trust: Trust
+    state: ResolutionState
+    statement: bytes | None = None
+
+
+@dataclass(frozen=True)
+class RemotePull:
+    """What :meth:`HttpRegistry.pull` installed, the server's decision that allowed it,
+    and the signed resolution it followed (None without a :class:`ResolutionCheck`)."""
+
+    install: VerifiedInstall
+    policy_digest: str | None
+    message: str | None
+    resolution: Resolution | None = None
+
+    @property
+    def version(self) -> ModelVersion:
+        return self.install.version
+
+    @property
+    def path(self) -> Path:
+        return self.install.path
+
+
+class HttpRegistry:
+    """The registry's API (:class:`mlprov.registry.RegistryApi`) against ``mlprov serve``.
+
+    ``base_url`` is the server (``https://registry.example:8080``), ``token`` a bearer
+    token from ``mlprov token create``. ``timeout`` bounds each request's connect and
+    read waits (seconds); ``retries`` is how often a request that is safe to repeat is
+    sent again after a connection error or 502/503/504 (see
+    :mod:`mlprov.client._transport`).
+    """
+
+    def __init__(
+        self, base_url: str, token: str | None, *, timeout: float = 60.0, retries: int = 3
+    ) -> None:
+        if not is_server_uri(base_url):
+            raise InvalidInputError(f"{base_url[:100]!r} is not an http:// or https:// URL")
+        self._transport = Transport(base_url, token, timeout=timeout, retries=retries)
+
+    @property
+    def base_url(self) -> str:
+        return self._transport.base_url
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    @property
+    def actor(self) -> str:
+        # The server records the token's principal; the client does not know its name.
+        return f"the token's principal at {self.base_url}"
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> HttpRegistry:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return self._transport.json("GET", path, params=params)
+
+    def _model_path(self, name: str) -> str:
+        return f"/api/v1/models/{_segment(name)}"
+
+    def _version_path(self, ref: ModelRef | str) -> str:
+        """The version's URL; an alias or ``latest`` is resolved first (once)."""
+        parsed = _coerce(ref)
+        number = parsed.version
+        if number is None:
+            number = self.get_version(parsed).version
+        return f"{self._model_path(parsed.name)}/versions/{number}"
+
+    # -- models ------------------------------------------------------------------------
+
+    def create_model(
+        self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> RegisteredModel:
+        body = {"name": name, "description": description, "tags": dict(tags or {})}
+        data = self._transport.json("POST", "/api/v1/models", json=body)
+        return RegisteredModel.model_validate(data, strict=False)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return RegisteredModel.model_validate(self._get(self._model_path(name)), strict=False)
+
+    def list_models(
+        self, *, prefix: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> list[RegisteredModel]:
+        found = [
+            RegisteredModel.model_validate(m, strict=False)
+            for m in self._get("/api/v1/models", prefix=prefix)
+        ]
+        wanted = dict(tags or {})
+        return [m for m in found if all(m.tags.get(k) == v for k, v in wanted.items())]
+
+    def tag_model(
+        self, name: str, changes: Mapping[str, str | None], *, reason: str = ""
+    ) -> RegisteredModel:
+        data = self._transport.json(
+            "PATCH",
+            f"{self._model_path(name)}/tags",
+            json={"tags": dict(changes), "reason": reason},
+        )
+        return RegisteredModel.model_validate(data, strict=False)
+
+    def describe_model(self, name: str, description: str) -> RegisteredModel:
+        data = self._transport.json(
+            "PUT", f"{self._model_path(name)}/description", json={"description": description}
+        )
+        return RegisteredModel.model_validate(data, strict=False)
+
+    # -- versions ----------------------------------------------------------------------
+
+    def get_version(self, ref: ModelRef | str) -> ModelVersion:
+        parsed = _coerce(ref)
+        if parsed.version is not None:
+            return _model_version(
+                self._get(f"{self._model_path(parsed.name)}/versions/{parsed.version}")
+            )
+        return _model_version(self._get("/api/v1/resolve", ref=str(parsed))["version"])
+
+    resolve = get_version
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        return [_model_version(v) for v in self._get(f"{self._model_path(name)}/versions")]
+
+    def manifest(self, ref: ModelRef | str) -> Manifest:
+        return _manifest(self._get(f"{self._version_path(ref)}/manifest"))
+
+    def version_files(self, ref: ModelRef | str) -> list[StoredFile]:
+        return [
+            StoredFile(str(f["path"]), int(f["size"]), str(f["digest"]), str(f["blob"]))
+            for f in self._get(f"{self._version_path(ref)}/files")
+        ]
+
+    def tag_version(
+        self, ref: ModelRef | str, changes: Mapping[str, str | None], *, reason: str = ""
+    ) -> ModelVersion:
+        data = self._transport.json(
+            "PATCH",
+            f"{self._version_path(ref)}/tags",
+            json={"tags": dict(changes), "reason": reason},
+        )
+        return _model_version(data)
+
+    def describe_version(self, ref: ModelRef | str, description: str) -> ModelVersion:
+        data = self._transport.json(
+            "PUT", f"{self._version_path(ref)}/description", json={"description": description}
+        )
+        return _model_version(data)
+
+    # -- registration --------------------------------------------------------------------
+
+    def upload_blob(
+        self, path: Path, sha256: str, size: int, progress: ProgressCallback | None = None
+    ) -> None:
+        """Stream one file to ``PUT /api/v1/blobs/{sha256}`` (retried: the same bytes
+        under their own digest can be sent any number of times)."""
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                with path.open("rb") as handle:
+                    while chunk := handle.read(_CHUNK):
+                        if progress is not None:
+                            progress(len(chunk))
+                        yield chunk
+            except OSError as e:
+                raise StorageError(f"{path.name}: cannot read: {e.strerror}") from e
+
+        self._transport.request(
+            "PUT",
+            f"/api/v1/blobs/{sha256}",
+            retry=True,
+            content=chunks,
+            headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
+        )
+
+    def _hashed(
+        self, path: Path, ignore_paths: list[str], allow_symlinks: bool, algorithm: str
+    ) -> tuple[list[Any], Manifest]:
+        from mlprov.hashing import hash_files, list_model_files  # noqa: PLC0415
+
+        if algorithm != "sha256":
+            raise InvalidInputError(
+                f"--hash {algorithm[:20]}: a server stores blobs by SHA-256; use sha256"
+            )
+        files = list_model_files(path, ignore_paths=ignore_paths, allow_symlinks=allow_symlinks)
+        return files, hash_files(files, "sha256")
+
+    def _upload_and_register(
+        self,
+        name: str,
+        files: list[Any],
+        manifest: Manifest,
+        artifact: str,
+        info: VersionInput,
+        signature: bytes | None,
+        progress: ProgressCallback | None,
+    ) -> ModelVersion:
+        """Upload each file as a blob, then register the version in one request with an
+        ``Idempotency-Key`` made once here, so a retry never makes a second version."""
+        by_name = {entry.path: entry for entry in manifest}
+        for item in files:
+            entry = by_name[item.name]
+            size = entry.size if entry.size is not None else item.size
+            self.upload_blob(item.path, entry.digest.hex, size, progress)
+        body: dict[str, Any] = {
+            "files": [{"path": e.path, "sha256": e.digest.hex, "size": e.size} for e in manifest],
+            "artifact_name": artifact,
+            **_version_fields(info),
+        }
+        if signature is not None:
+            body["signature"] = base64.b64encode(signature).decode("ascii")
+        data = self._transport.json(
+            "POST",
+            f"{self._model_path(name)}/versions",
+            json=body,
+            retry=True,
+            headers={"Idempotency-Key": f"mlprov-{uuid.uuid4()}"},
+        )
+        return _model_version(data)
+
+    def register(
+        self,
+        path: Path,
+        name: str,
+        info: VersionInput | None = None,
+        *,
+        hash_algorithm: str = "sha256",
+        ignore_paths: Sequence[str | Path] = (),
+        allow_symlinks: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ModelVersion:
+        """Hash ``path`` here, upload its files and register an unsigned version."""
+        from mlprov.signing import relative_ignore_paths  # noqa: PLC0415
+
+        path = Path(path)
+        ignores = relative_ignore_paths(path, ignore_paths, None)
+        files, manifest = self._hashed(path, ignores, allow_symlinks, hash_algorithm)
+        artifact = path.absolute().name or name
+        return self._upload_and_register(
+            name, files, manifest, artifact, info or VersionInput(), None, progress
+        )
+
+    def sign_and_register(
+        self,
+        path: Path,
+        name: str,
+        signer: Signer,
+        info: VersionInput | None = None,
+        *,
+        with_documents: bool = True,
+        **options: Any,
+    ) -> SignedVersion:
+        """Hash and sign ``path`` here, upload each file as a blob, then register the
+        version with its signature in one request carrying an ``Idempotency-Key`` made
+        once for this call: a retried registration returns the version the first one
+        made. The detached signature is written (atomically) once the version exists.
+
+        Options as for the local registry: ``hash_algorithm`` (sha256 only: the server
+        stores blobs by SHA-256), ``ignore_paths``, ``allow_symlinks``,
+        ``signature_path``, ``write_signature``, ``progress``. ``with_documents`` is
+        accepted for the same signature; the server's registration takes no signed
+        provenance, ML-BOM or card yet, so none are made (docs/client.md).
+        """
+        from mlprov import signing  # noqa: PLC0415 - cryptography only when signing
+        from mlprov.fs import StagedFile  # noqa: PLC0415
+
+        del with_documents  # see the docstring
+        algorithm = str(options.pop("hash_algorithm", "sha256"))
+        ignore_paths = list(options.pop("ignore_paths", ()) or ())
+        allow_symlinks = bool(options.pop("allow_symlinks", False))
+        signature_path = options.pop("signature_path", None)
+        write_signature = bool(options.pop("write_signature", True))
+        progress: ProgressCallback | None = options.pop("progress", None)
+        if options:
+            raise InvalidInputError(f"unknown option {sorted(options)[0]!r}")
+        path = Path(path)
+        info = info or VersionInput()
+        target = (
+            Path(signature_path)
+            if signature_path is not None
+            else signing.default_signature_path(path)
+        )
+        ignores = signing.relative_ignore_paths(path, ignore_paths, target)
+        files, manifest = self._hashed(path, ignores, allow_symlinks, algorithm)
+        artifact = path.absolute().name or name
+        statement = signing.build_statement(
+            manifest, artifact, ignore_paths=ignores, allow_symlinks=allow_symlinks
+        )
+        signed = signer.sign(statement)
+        staged = StagedFile(target, signed.bundle, what="signature") if write_signature else None
+        try:
+            record = self._upload_and_register(
+                name, files, manifest, artifact, info, signed.bundle, progress
+            )
+        except BaseException:
+            if staged is not None:
+                staged.discard()
+            raise
+        if staged is not None:
+            try:
+                staged.commit()
+            except StorageError as e:
+                raise StorageError(
+                    f"{record.ref} is registered and signed, but writing {target} failed: "
+                    f"{e.message}; fetch it with `mlprov evidence {record.ref}`"
+                ) from e
+        return SignedVersion(
+            version=record,
+            signature_path=target if write_signature else None,
+            signer=signed.signer,
+            bundle=signed.bundle,
+        )
+
+    # -- signatures and evidence -------------------------------------------------------
+
+    def signature_of(self, ref: ModelRef | str) -> bytes:
+        return self._transport.request("GET", f"{self._version_path(ref)}/signature").content
+
+    def evidence(self, ref: ModelRef | str, *, kind: str | None = None) -> list[Evidence]:
+        return [
+            Evidence.model_validate(e, strict=False)
+            for e in self._get(f"{self._version_path(ref)}/evidence", kind=kind)
+        ]
+
+    def evidence_content(self, ref: ModelRef | str, digest: str) -> bytes:
+        return self._transport.request(
+            "GET", f"{self._version_path(ref)}/evidence/{_segment(digest)}"
+        ).content
+
+    def _post_bundle(self, ref: ModelRef | str, what: str, bundle: bytes) -> Evidence:
+        data = self._transport.json(
+            "POST",
+            f"{self._version_path(ref)}/{what}",
+            content=lambda: bundle,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return Evidence.model_validate(data, strict=False)
+
+    def approve(
+        self, ref: ModelRef | str, target: str, signer: Signer, *, comment: str = ""
+    ) -> Evidence:
+        """Sign the approval here (the approver's key never leaves this process) and
+        store the signed bytes on the server, where the gate judges the signer."""
+        from mlprov.registry.approvals import approval_statement, check_approval  # noqa: PLC0415
+
+        check_approval(target, comment)
+        version = self.get_version(ref)
+        signed = signer.sign(approval_statement(version, target, comment))
+        return self._post_bundle(version.ref, "approvals", signed.bundle)
+
+    def approvals(self, ref: ModelRef | str, *, target: str | None = None) -> list[Approval]:
+        version = self.get_version(ref)
+        stored = {e.digest: e for e in version.evidence}
+        return [
+            Approval(stored[a["digest"]], str(a["target"]), str(a["comment"]), str(a["time"]))
+            for a in self._get(f"{self._version_path(version.ref)}/approvals", target=target)
+            if a["digest"] in stored
+        ]
+
+    def waive(
+        self,
+        ref: ModelRef | str,
+        target: str,
+        signer: Signer,
+        *,
+        reason: str,
+        expires_in: timedelta,
+        requirements: tuple[str, ...] = (),
+    ) -> Evidence:
+        """Sign one holder's waiver here and store the signed bytes on the server."""
+        from mlprov.registry.waivers import check_waiver, waiver_statement  # noqa: PLC0415
+
+        check_waiver(target, reason=reason, expires_in=expires_in, requirements=requirements)
+        version = self.get_version(ref)
+        statement, _granted, _expires = waiver_statement(
+            version, target, reason=reason, expires_in=expires_in, requirements=requirements
+        )
+        return self._post_bundle(version.ref, "waivers", signer.sign(statement).bundle)
+
+    def waivers(self, ref: ModelRef | str) -> list[Waiver]:
+        version = self.get_version(ref)
+        stored = {e.digest: e for e in version.evidence}
+        return [
+            Waiver(
+                stored[w["digest"]],
+                str(w["target"]),
+                tuple(str(r) for r in w["requirements"]),
+                str(w["reason"]),
+                str(w["granted"]),
+                str(w["expires"]),
+            )
+            for w in self._get(f"{self._version_path(version.ref)}/waivers")
+            if w["digest"] in stored
+        ]
+
+    def revoke(
+        self,
+        *,
+        reason: str,
+        signer: Signer,
+        version: ModelRef | str | None = None,
+        key_pem: bytes | None = None,
+        identity: str | None = None,
+    ) -> Revocation:
+        """Sign the revocation here and store it on the server (``POST
+        /api/v1/revocations``), which checks the claim and the revoker's role."""
+        from mlprov.registry.revocation import (  # noqa: PLC0415
+            check_revocation_reason,
+            revocation_statement,
+        )
+
+        record = None
+        if version is not None and key_pem is None and identity is None:
+            check_revocation_reason(reason)
+            record = self.get_version(version)
+        statement, _kind, _value, _at = revocation_statement(
+            reason=reason,
+            version=record,
+            key_pem=key_pem,
+            identity=identity,
+            versions_given=version is not None,
+        )
+        bundle = signer.sign(statement).bundle
+        data = self._transport.json(
+            "POST",
+            "/api/v1/revocations",
+            content=lambda: bundle,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return _revocation(data, bundle)
+
+    def revocations(self) -> list[Revocation]:
+        """The revocations, as listed by the server (which does not send the signed
+        statements: ``bundle`` is empty here; verify them against a local registry)."""
+        return [_revocation(r, b"") for r in self._get("/api/v1/revocations")]
+
+    # -- policy and status -------------------------------------------------------------
+
+    def status(self) -> list[AliasStatus]:
+        return [
+            AliasStatus(
+                model=str(s["model"]),
+                alias=str(s["alias"]),
+                version=int(s["version"]),
+                generation=int(s["generation"]),
+                ok=bool(s["ok"]),
+                revoked=bool(s["revoked"]),
+                problem=s["problem"],
+            )
+            for s in self._get("/api/v1/status")
+        ]
+
+    def apply_policy(self, files: Mapping[str, bytes], *, reason: str = "") -> StoredPolicySet:
+        encoded = {name: base64.b64encode(data).decode("ascii") for name, data in files.items()}
+        applied = self._transport.json(
+            "PUT", "/api/v1/policy", json={"files": encoded, "reason": reason}
+        )
+        stored = self.policy(int(applied["version"]))
+        assert stored is not None  # it was just applied
+        return stored
+
+    def policy(self, version: int | None = None) -> StoredPolicySet | None:
+        try:
+            return _policy_set(self._get("/api/v1/policy", version=version))
+        except NotFoundError:
+            if version is None:
+                return None
+            raise
+
+    def check_policy_remote(
+        self, ref: ModelRef | str, target: str, *, policy_files: Mapping[str, bytes] | None = None
+    ) -> dict[str, Any]:
+        """The server's judgement of moving ``target`` to ``ref`` (``POST /policy/check``):
+        ``allowed``, ``policy_digest``, ``message`` and the report as JSON."""
+        body: dict[str, Any] = {"ref": str(_coerce(ref)), "target": target}
+        if policy_files is not None:
+            body["files"] = {
+                name: base64.b64encode(data).decode("ascii") for name, data in policy_files.items()
+            }
+        # Changes nothing, so it may be repeated like a GET.
+        result: dict[str, Any] = self._transport.json(
+            "POST", "/api/v1/policy/check", json=body, retry=True
+        )
+        return result
+
+    # -- aliases and stages ------------------------------------------------------------
+
+    def _alias_path(self, name: str, alias: str) -> str:
+        return f"{self._model_path(name)}/aliases/{_segment(alias)}"
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        reason: str = "",
+        expected_generation: int | None = None,
+    ) -> AliasEvent | None:
+        headers = (
+            {"If-Match": f'"{expected_generation}"'} if expected_generation is not None else {}
+        )
+        data = self._transport.json(
+            "PUT",
+            self._alias_path(name, alias),
+            json={"version": version, "reason": reason},
+            headers=headers,
+        )
+        event = data.get("event")
+        return AliasEvent.model_validate(event, strict=False) if event else None
+
+    def delete_alias(
+        self,
+        name: str,
+        alias: str,
+        *,
+        reason: str = "",
+        expected_generation: int | None = None,
+    ) -> AliasEvent:
+        headers = (
+            {"If-Match": f'"{expected_generation}"'} if expected_generation is not None else {}
+        )
+        data = self._transport.json(
+            "DELETE", self._alias_path(name, alias), params={"reason": reason}, headers=headers
+        )
+        return AliasEvent.model_validate(data, strict=False)
+
+    def get_alias(self, name: str, alias: str) -> AliasState:
+        return AliasState.model_validate(self._get(self._alias_path(name, alias)), strict=False)
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        names = (
+            [alias] if alias is not None else sorted(self._get(f"{self._model_path(name)}/aliases"))
+        )
+        events = [
+            AliasEvent.model_validate(e, strict=False)
+            for each in names
+            for e in self._get(f"{self._alias_path(name, each)}/history")
+        ]
+        return sorted(events, key=lambda e: (e.at, e.alias, e.generation))
+
+    def set_stage(
+        self, name: str, version: int, stage: Stage | str, *, reason: str = ""
+    ) -> list[StageEvent]:
+        value = stage.value if isinstance(stage, Stage) else Stage.parse(stage).value
+        data = self._transport.json(
+            "PUT",
+            f"{self._model_path(name)}/versions/{version}/stage",
+            json={"stage": value, "reason": reason},
+        )
+        return [_stage_event(e) for e in data]
+
+    def stage_history(self, name: str) -> list[StageEvent]:
+        return [_stage_event(e) for e in self._get(f"{self._model_path(name)}/stages/history")]
+
+    # -- download, pull and audit --------------------------------------------------------
+
+    def _snapshot(
+        self, ref: ModelRef | str
+    ) -> tuple[ModelVersion, list[StoredFile], Manifest, bytes | None]:
+        """The version resolved once, its files, manifest and newest stored signature."""
+        record = self.get_version(ref)
+        files = self.version_files(record.ref)
+        manifest = Manifest.of(
+            record.hash_algorithm,
+            (FileEntry(f.path, Digest.parse(f.digest), f.size) for f in files),
+        )
+        signature: bytes | None = None
+        if any(e.kind == "signature" for e in record.evidence):
+            signature = self.signature_of(record.ref)
+        return record, files, manifest, signature
+
+    def download(
+        self, ref: ModelRef | str, to: Path, *, progress: ProgressCallback | None = None
+    ) -> ModelVersion:
+        """Install a version's files at ``to``, each hashed while it streams in; a signed
+        version only if the server's manifest is the signed one (the signature itself
+        is verified only with a trust: :meth:`install_verified`)."""
+        from mlprov import signing  # noqa: PLC0415
+
+        record, files, manifest, signature = self._snapshot(ref)
+        if signature is not None:
+            try:
+                claimed = signing.inspect_signature(signature).statement.manifest
+            except MalformedDocumentError as e:
+                raise VerificationError(
+                    f"{record.ref}: the stored signature does not parse: {e.message}"
+                ) from e
+            _require_signed(record, claimed, manifest)
+        self._install(record, files, signature, Path(to), progress)
+        return record
+
+    def install_verified(
+        self,
+        ref: ModelRef | str,
+        to: Path,
+        trust: Trust,
+        *,
+        now: datetime | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> VerifiedInstall:
+        """Resolve once, verify the stored signature against ``trust`` here, require the
+        server's manifest to be the signed one, then stream every file while hashing it
+        into a staging folder installed atomically at ``to``."""
+        from mlprov import signing  # noqa: PLC0415
+
+        record, files, manifest, signature = self._snapshot(ref)
+        if signature is None:
+            raise VerificationError(
+                f"{record.ref} has no stored signature: nothing to verify it against"
+            )
+        verified: VerifiedSignature = signing.verify_bundle(signature, trust, now=now)
+        _require_signed(record, verified.manifest, manifest)
+        target = Path(to)
+        name = self._install(record, files, signature, target, progress, record_install=True)
+        assert name is not None
+        return VerifiedInstall(record, verified, target, target / name)
+
+    def signed_resolution(self, name: str, alias: str, *, ttl: timedelta | None = None) -> bytes:
+        """The server's signed resolution of ``name@alias`` (its registry key signs it);
+        verify it with :func:`mlprov.serving.verify_resolution` before relying on it."""
+        params = {"ttl": int(ttl.total_seconds())} if ttl is not None else {}
+        return self._transport.request(
+            "GET", f"{self._alias_path(name, alias)}/resolution", params=params
+        ).content
+
+    def pull(
+        self,
+        ref: ModelRef | str,
+        to: Path,
+        trust: Trust,
+        *,
+        resolution: ResolutionCheck | None = None,
+        now: datetime | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> RemotePull:
+        """``mlprov pull NAME@ALIAS`` against a server (docs/client.md, ADR 0047).
+
+        With ``resolution`` the alias is resolved by the server's signed statement: it
+        must verify with the registry's key and be accepted by the client's state (no
+        older generation, not expired), before anything else; without, by one read of
+        the alias. Then the server's gate is asked whether that version may be at the
+        alias now (policy, approvals, revocations), the version's digest must be the one
+        resolved, and it is installed only if its signature verifies against ``trust``
+        here, every file hashed as it streams in, atomically.
+        """
+        parsed = _coerce(ref)
+        if parsed.alias is None or parsed.alias == LATEST:
+            raise InvalidInputError(
+                f"{ref}: pull takes NAME@ALIAS (an alias its policy protects), not a number "
+                "or latest"
+            )
+        when = now or datetime.now(timezone.utc)
+        verified: Resolution | None = None
+        if resolution is not None:
+            from mlprov.serving import verify_resolution  # noqa: PLC0415
+
+            statement = resolution.statement
+            if statement is None:
+                statement = self.signed_resolution(parsed.name, parsed.alias)
+            verified = verify_resolution(statement, resolution.trust, when)
+            if (verified.name, verified.alias) != (parsed.name, parsed.alias):
+                raise VerificationError(
+                    f"the resolution is for {verified.ref}, not {parsed.name}@{parsed.alias}"
+                )
+            # Recorded before the install (TUF's order): a genuine newer answer stays seen.
+            resolution.state.accept(verified, when)
+            number = verified.version
+        else:
+            state = self.get_alias(parsed.name, parsed.alias)
+            if state.version is None:
+                raise NotFoundError(f"{parsed}: the alias points nowhere (deleted)")
+            number = state.version
+        exact = ModelRef(parsed.name, version=number)
+        judged = self.check_policy_remote(exact, parsed.alias)
+        if judged.get("policy_digest") is None:
+            raise VerificationError(
+                f"{parsed}: the server has no policy set applied, so nothing judges it"
+            )
+        if not judged.get("allowed"):
+            raise PolicyDenied(f"{parsed} -> {exact}: {judged.get('message') or 'denied'}")
+        if verified is not None:
+            record = self.get_version(exact)
+            if record.digest != verified.manifest_digest:
+                raise VerificationError(
+                    f"{exact} has digest {record.digest}, the signed resolution names "
+                    f"{verified.manifest_digest}"
+                )
+        installed = self.install_verified(exact, Path(to), trust, now=now, progress=progress)
+        return RemotePull(installed, judged.get("policy_digest"), judged.get("message"), verified)
+
+    def _install(
+        self,
+        record: ModelVersion,
+        files: list[StoredFile],
+        signature: bytes | None,
+        to: Path,
+        progress: ProgressCallback | None,
+        *,
+        record_install: bool = False,
+    ) -> str | None:
+        """Install the files and the signature (with ``record_install``, the install
+        record ``mlprov check-installed`` reads, written last in the staging folder)."""
+        from mlprov.fs import current_umask, install_folder  # noqa: PLC0415
+        from mlprov.serving import INSTALL_RECORD_NAME, install_record  # noqa: PLC0415
+
+        names = [(record.artifact_name if f.path == SINGLE_FILE_NAME else f.path, f) for f in files]
+        for name, _item in names:
+            check_relative_path(name)
+        signature_name: str | None = None
+        if signature is not None:
+            single = len(names) == 1 and files[0].path == SINGLE_FILE_NAME
+            signature_name = f"{names[0][0]}.sig" if single else _SIGNATURE_FILE
+            if signature_name in {name for name, _ in names}:
+                raise ConflictError(
+                    f"{record.ref} has a file named {signature_name}, where its stored "
+                    "signature would be written; download it with `mlprov evidence` instead"
+                )
+            if record_install and INSTALL_RECORD_NAME in {name for name, _ in names}:
+                raise ConflictError(
+                    f"{record.ref} has a file named {INSTALL_RECORD_NAME}, where the install "
+                    "record would be written; download it with `mlprov download` instead"
+                )
+        mode = 0o666 & ~current_umask()
+
+        def fill(staging: Path) -> None:
+            for name, item in names:
+                self._fetch(staging / name, item, mode, progress)
+            if signature_name is not None and signature is not None:
+                _write_new(staging / signature_name, [signature], mode)
+                if record_install:
+                    made = install_record(staging, signature_name, signature)
+                    _write_new(staging / INSTALL_RECORD_NAME, [made], mode)
+
+        install_folder(to, fill)
+        return signature_name
+
+    def _fetch(
+        self, target: Path, item: StoredFile, mode: int, progress: ProgressCallback | None
+    ) -> None:
+        """Stream one blob into ``target``, hashing it as it is written (no second pass)."""
+        from mlprov.manifest import new_hasher  # noqa: PLC0415
+
+        digest = Digest.parse(item.digest)
+        hasher = new_hasher(digest.algorithm)
+        blob_hasher = new_hasher("sha256") if digest.algorithm != "sha256" else None
+        with self._transport.stream("GET", f"/api/v1/blobs/{item.blob}", retry=True) as response:
+
+            def chunks() -> Iterator[bytes]:
+                for chunk in response.iter_bytes(_CHUNK):
+                    hasher.update(chunk)
+                    if blob_hasher is not None:
+                        blob_hasher.update(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+                    yield chunk
+
+            size = _write_new(target, chunks(), mode)
+        if size != item.size:
+            raise DigestMismatchError(
+                f"{target.name}: the server sent {size} bytes, the manifest records {item.size}"
+            )
+        actual = hasher.hexdigest()
+        if actual != digest.hex:
+            raise DigestMismatchError(
+                f"{target.name}: digest mismatch, expected {digest.hex} got {actual}"
+            )
+        if blob_hasher is not None and blob_hasher.hexdigest() != item.blob:
+            raise DigestMismatchError(f"{target.name}: the blob's bytes are not {item.blob}")
+
+    def audit_log(
+        self, *, subject: str | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
+        return [_audit_entry(e) for e in self._get("/api/v1/audit", subject=subject, limit=limit)]
+
+    def verify_audit(
+        self, *, checkpoint: bytes | None = None, trust: Trust | None = None, **options: Any
+    ) -> int:
+        """The server recomputes its chain (a broken one is an AuditChainError's exit
+        code, 1). A signed checkpoint is checked only against a local registry."""
+        if checkpoint is not None or trust is not None or options:
+            raise InvalidInputError(
+                "mlprov audit verify --checkpoint is not available against a server yet: "
+                "verify the checkpoint where the database is"
+            )
+        return int(self._get("/api/v1/audit/verify")["entries"])
+
+
+def _version_fields(info: VersionInput) -> dict[str, Any]:
+    """A VersionInput as the fields of the registration body (``VersionCreateBody``)."""
+    value = dataclasses.asdict(info)
+    value["datasets"] = [dataclasses.asdict(d) for d in info.datasets]
+    value["lineage"] = [dataclasses.asdict(e) for e in info.lineage]
+    return {k: v for k, v in value.items() if v is not None}
+
+
+def _require_signed(record: ModelVersion, signed: Manifest, actual: Manifest) -> None:
+    from mlprov import signing  # noqa: PLC0415
+
+    try:
+        signing.match_manifest(signed, actual)
+    except MlprovError as e:
+        raise VerificationError(
+            f"{record.ref}: the server's manifest is not the signed one: {e.message}"
+        ) from e
+
+
+def _write_new(target: Path, chunks: Any, mode: int) -> int:
+    """Write ``chunks`` to a new file, fsynced; the number of bytes written."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    size = 0
+    try:
+        with os.fdopen(os.open(target, flags, mode), "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+                size += len(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as e:
+        raise StorageError(f"{target.name}: cannot write: {e.strerror}") from e
+    return size
