@@ -172,3 +172,33 @@ def test_the_schema_keeps_version_numbers_unique_without_the_writer_lock(
             "created_at, created_by) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             *row,
         )
+
+
+def test_a_signature_file_that_cannot_be_written_says_the_version_exists(
+    reg: RegistryEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version is committed before ``model.sig`` lands; when the file then cannot be
+    written (disk full, say), the error says the version exists and how to fetch it, and
+    no signature file is left half written."""
+    from mlprov.errors import StorageError
+    from mlprov.fs import StagedFile
+    from mlprov.signing import KeySigner, generate_private_key_pem
+
+    def full_disk(self: StagedFile) -> None:
+        raise StorageError("writing signature: no space left on device")
+
+    monkeypatch.setattr(StagedFile, "commit", full_disk)
+    model = make_model(tmp_path / "m")
+    registry = reg.registry()
+    try:
+        signer = KeySigner.from_pem(generate_private_key_pem())
+        with pytest.raises(StorageError) as caught:
+            registry.sign_and_register(model, "m", signer)
+        message = caught.value.message
+        assert "m/1 is registered and signed" in message
+        assert "fetch it with `mlprov evidence m/1`" in message
+        assert registry.get_version("m/1").version == 1
+        assert registry.signature_of("m/1")
+    finally:
+        registry.close()
+    assert not (model / "model.sig").exists()

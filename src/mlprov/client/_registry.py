@@ -413,7 +413,7 @@ class HttpRegistry:
         provenance, ML-BOM or card yet, so none are made (docs/client.md).
         """
         from mlprov import signing  # noqa: PLC0415 - cryptography only when signing
-        from mlprov.fs import StagedFile  # noqa: PLC0415
+        from mlprov.registry.signatures import register_with_signature_file  # noqa: PLC0415
 
         del with_documents  # see the docstring
         algorithm = str(options.pop("hash_algorithm", "sha256"))
@@ -438,28 +438,14 @@ class HttpRegistry:
             manifest, artifact, ignore_paths=ignores, allow_symlinks=allow_symlinks
         )
         signed = signer.sign(statement)
-        staged = StagedFile(target, signed.bundle, what="signature") if write_signature else None
-        try:
-            record = self._upload_and_register(
+        # The server serves model.sig with the files (`download`); `evidence` is local only.
+        return register_with_signature_file(
+            lambda: self._upload_and_register(
                 name, files, manifest, artifact, info, signed.bundle, progress
-            )
-        except BaseException:
-            if staged is not None:
-                staged.discard()
-            raise
-        if staged is not None:
-            try:
-                staged.commit()
-            except StorageError as e:
-                raise StorageError(
-                    f"{record.ref} is registered and signed, but writing {target} failed: "
-                    f"{e.message}; fetch it with `mlprov evidence {record.ref}`"
-                ) from e
-        return SignedVersion(
-            version=record,
-            signature_path=target if write_signature else None,
-            signer=signed.signer,
-            bundle=signed.bundle,
+            ),
+            signed,
+            target if write_signature else None,
+            fetch_hint="mlprov download {ref} --to DIR --key PUB",
         )
 
     # -- signatures and evidence -------------------------------------------------------

@@ -48,12 +48,13 @@ from mlprov.registry.versions import (
 )
 
 if TYPE_CHECKING:
-    from mlprov.signing import Check, Signer, Trust, VerificationReport
+    from mlprov.signing import Check, SignedBundle, Signer, Trust, VerificationReport
 
 __all__ = [
     "SIGNATURE_KIND",
     "attach",
     "check_stored_bytes",
+    "register_with_signature_file",
     "sign_and_register",
     "sign_version",
     "signature_of",
@@ -89,7 +90,6 @@ def sign_and_register(
     see :mod:`mlprov.registry.versions`).
     """
     from mlprov import signing  # noqa: PLC0415 - cryptography only when signing
-    from mlprov.fs import StagedFile  # noqa: PLC0415
 
     path = Path(path)
     info = info or VersionInput()
@@ -133,9 +133,30 @@ def sign_and_register(
     def evidence_for(draft: ModelVersion) -> list[NewEvidence]:
         return [signature, *(documents(draft) if documents is not None else [])]
 
-    staged = StagedFile(target, signed.bundle, what="signature") if write_signature else None
+    return register_with_signature_file(
+        lambda: commit_version(context, prepared, stored, evidence_for=evidence_for),
+        signed,
+        target if write_signature else None,
+        fetch_hint="mlprov evidence {ref}",
+    )
+
+
+def register_with_signature_file(
+    register: Callable[[], ModelVersion],
+    signed: SignedBundle,
+    target: Path | None,
+    *,
+    fetch_hint: str,
+) -> SignedVersion:
+    """Run ``register`` (the commit, local or over HTTP) with the detached signature
+    staged at ``target`` (None: not written): it lands, atomically, only once the version
+    exists, and is discarded if registering fails. A version that registered but whose
+    file could not be written is said so, with ``fetch_hint`` (``{ref}`` filled in)."""
+    from mlprov.fs import StagedFile  # noqa: PLC0415
+
+    staged = StagedFile(target, signed.bundle, what="signature") if target is not None else None
     try:
-        record = commit_version(context, prepared, stored, evidence_for=evidence_for)
+        record = register()
     except BaseException:
         if staged is not None:
             staged.discard()
@@ -146,13 +167,10 @@ def sign_and_register(
         except StorageError as e:
             raise StorageError(
                 f"{record.ref} is registered and signed, but writing {target} failed: "
-                f"{e.message}; fetch it with `mlprov evidence {record.ref}`"
+                f"{e.message}; fetch it with `{fetch_hint.format(ref=record.ref)}`"
             ) from e
     return SignedVersion(
-        version=record,
-        signature_path=target if write_signature else None,
-        signer=signed.signer,
-        bundle=signed.bundle,
+        version=record, signature_path=target, signer=signed.signer, bundle=signed.bundle
     )
 
 
