@@ -442,3 +442,29 @@ def test_rebuild_check_failures_are_one_line_and_change_nothing(
     one_line_error(result.stderr)
     assert result.stdout == ""
     assert env.reg.snapshot() == before
+
+
+def test_a_policy_can_require_an_identical_rebuild(env: GateEnv, tmp_path: Path) -> None:
+    """The attestation is a verified fact a CEL requirement reads (docs/diff.md)."""
+    _two_versions(env, tmp_path)
+    env.apply(
+        "- signatures: {count: 1, signers: [trainer]}\n"
+        "- id: reproducible\n"
+        '  cel: "facts.attestations.exists(a, a.predicate_type == '
+        "'https://mlprov.dev/rebuild-check/v1' && a.predicate.result == 'identical')\"\n"
+    )
+    check = ("policy", "check", "credit/1", "--target", "production")
+    assert env.reg.cli(*check).returncode == 1
+    rebuilt = _copy(tmp_path, "rebuilt")
+    key = str(env.key_file("evaluator"))
+    (rebuilt / "weights.bin").write_bytes(b"\x07")
+    assert (
+        env.reg.cli("rebuild-check", "credit/1", str(rebuilt), "--attest", "--key", key).returncode
+        == 1
+    )
+    assert env.reg.cli(*check).returncode == 1  # a different rebuild does not satisfy it
+    shutil.rmtree(rebuilt)
+    rebuilt = _copy(tmp_path, "rebuilt")
+    env.reg.cli("rebuild-check", "credit/1", str(rebuilt), "--attest", "--key", key, check=True)
+    result = env.reg.cli(*check)
+    assert result.returncode == 0, result.stdout + result.stderr
