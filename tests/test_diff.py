@@ -468,3 +468,50 @@ def test_a_policy_can_require_an_identical_rebuild(env: GateEnv, tmp_path: Path)
     env.reg.cli("rebuild-check", "credit/1", str(rebuilt), "--attest", "--key", key, check=True)
     result = env.reg.cli(*check)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_diff_shows_lineage_edges(env: GateEnv, tmp_path: Path) -> None:
+    from mlprov.registry import LineageInput
+
+    _two_versions(env, tmp_path)
+    _register(
+        env,
+        tmp_path / "m3",
+        {"w.bin": "fine-tuned"},
+        lineage=[LineageInput("parent", "credit/2")],
+    )
+    shown = json.loads(env.reg.cli("diff", "credit/2", "credit/3", "--json", check=True).stdout)
+    assert shown["lineage"]["verified"] == {"left": True, "right": True}
+    [edge] = shown["lineage"]["entries"]
+    assert edge["key"] == "parent credit/2"
+    assert edge["left"] is None
+    assert edge["change"] == "added"
+    assert edge["right"] == shown["left"]["digest"]  # bound by the parent's digest
+    text = env.reg.cli("diff", "credit/2", "credit/3", check=True).stdout
+    assert "parent credit/2" in text
+
+
+def test_diff_of_versions_hashed_differently_compares_sha256(
+    reg: RegistryEnv, tmp_path: Path
+) -> None:
+    """No policy set: every value is the record's, marked unverified; a blake2b and a
+    sha256 version of the same bytes have the same files."""
+    registry = reg.registry()
+    try:
+        model = make_model(tmp_path / "m", FILES_1)
+        registry.register(model, "plain", VersionInput(params={"lr": 1}))
+        registry.register(model, "plain", VersionInput(params={"lr": 2}), hash_algorithm="blake2b")
+        result = registry.diff("plain/1", "plain@latest")
+    finally:
+        registry.close()
+    assert result.files.identical
+    assert result.files.algorithm == "sha256"
+    assert result.files.unchanged == 3
+    params = result.section("params")
+    assert params.verified == (False, False)
+    assert [(e.key, e.left, e.right) for e in params.differences] == [("lr", 1, 2)]
+    assert not result.left.verified
+    assert result.left.evidence == ()
+    text = reg.cli("diff", "plain/1", "plain/2", check=True).stdout
+    assert "plain/1 and plain/2: registry record, unverified" in text
+    assert "evidence: none on either version" in text
