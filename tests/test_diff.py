@@ -515,3 +515,28 @@ def test_diff_of_versions_hashed_differently_compares_sha256(
     text = reg.cli("diff", "plain/1", "plain/2", check=True).stdout
     assert "plain/1 and plain/2: registry record, unverified" in text
     assert "evidence: none on either version" in text
+
+
+@pytest.mark.parametrize("args", [("diff", "m/1", "m/2"), ("rebuild-check", "m/1", ".")])
+def test_against_a_server_both_say_they_need_the_database(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Client mode (docs/client.md): one line, exit 2, before any request is made (the
+    URL below has no server behind it)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLPROV_")}
+    env.update(MLPROV_HOME=str(tmp_path), MLPROV_REGISTRY="http://127.0.0.1:9")
+    result = subprocess.run(
+        [sys.executable, "-m", "mlprov", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "not available against a server yet" in one_line_error(result.stderr)
+    assert list(tmp_path.iterdir()) == []
