@@ -410,6 +410,8 @@ def test_rebuild_check_leaves_out_a_signature_file(env: GateEnv, tmp_path: Path)
         ("unreadable key", 2),
         ("bad format", 2),
         ("attest a missing path", 2),
+        ("a symlink in PATH", 2),
+        ("attest with a symlink in PATH", 2),
     ],
 )
 def test_rebuild_check_failures_are_one_line_and_change_nothing(
@@ -420,7 +422,7 @@ def test_rebuild_check_failures_are_one_line_and_change_nothing(
     key = str(env.key_file("evaluator"))
     bad_key = tmp_path / "bad.pem"
     bad_key.write_text("not a key")
-    args = {
+    args_by_case: dict[str, tuple[str, ...]] = {
         "unknown version": ("credit/7", rebuilt),
         "unknown model": ("nosuch/1", rebuilt),
         "missing path": ("credit/1", str(tmp_path / "nothing-here")),
@@ -435,6 +437,13 @@ def test_rebuild_check_failures_are_one_line_and_change_nothing(
             "--key",
             key,
         ),
+    }
+    (_copy(tmp_path, "linked") / "link.bin").symlink_to(tmp_path / "m1" / "weights.bin")
+    linked = str(tmp_path / "linked")
+    args: tuple[str, ...] = {
+        **args_by_case,
+        "a symlink in PATH": ("credit/1", linked),
+        "attest with a symlink in PATH": ("credit/1", linked, "--attest", "--key", key),
     }[case]
     before = env.reg.snapshot()
     result = env.reg.cli("rebuild-check", *args)
@@ -502,6 +511,8 @@ def test_diff_of_versions_hashed_differently_compares_sha256(
         registry.register(model, "plain", VersionInput(params={"lr": 1}))
         registry.register(model, "plain", VersionInput(params={"lr": 2}), hash_algorithm="blake2b")
         result = registry.diff("plain/1", "plain@latest")
+        registry.register(model, "other", VersionInput(params={"lr": 1}))
+        across = registry.diff("plain/1", "other/1")  # versions of two models
     finally:
         registry.close()
     assert result.files.identical
@@ -512,6 +523,8 @@ def test_diff_of_versions_hashed_differently_compares_sha256(
     assert [(e.key, e.left, e.right) for e in params.differences] == [("lr", 1, 2)]
     assert not result.left.verified
     assert result.left.evidence == ()
+    assert across.identical
+    assert across.right.ref == "other/1"
     text = reg.cli("diff", "plain/1", "plain/2", check=True).stdout
     assert "plain/1 and plain/2: registry record, unverified" in text
     assert "evidence: none on either version" in text
@@ -540,3 +553,28 @@ def test_against_a_server_both_say_they_need_the_database(
     assert result.returncode == 2
     assert "not available against a server yet" in one_line_error(result.stderr)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rebuild_check_of_a_single_file_model(env: GateEnv, tmp_path: Path) -> None:
+    registry = env.reg.registry()
+    try:
+        weights = tmp_path / "model.bin"
+        weights.write_bytes(b"single file" * 10)
+        registry.sign_and_register(
+            weights, "solo", env.signer("trainer"), VersionInput(), write_signature=False
+        )
+    finally:
+        registry.close()
+    copy = tmp_path / "copy.bin"
+    copy.write_bytes(weights.read_bytes())
+    shown = json.loads(
+        env.reg.cli("rebuild-check", "solo/1", str(copy), "--json", check=True).stdout
+    )
+    assert shown["result"] == "identical"
+    assert shown["files"]["unchanged"] == 1
+    copy.write_bytes(b"other bytes")
+    result = env.reg.cli("rebuild-check", "solo/1", str(copy), "--json")
+    assert result.returncode == 1
+    [item] = json.loads(result.stdout)["files"]["changed"]
+    assert item["path"] == "."
+    assert item["registered"]["size"] == 110

@@ -209,6 +209,7 @@ def rebuild_check(
     allow_symlinks: Annotated[
         bool, typer.Option("--allow-symlinks", help="Follow symlinks that stay inside the model.")
     ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     fmt: FormatOption = "text",
     as_json: JsonOption = False,
     wide: WideOption = False,
@@ -232,14 +233,20 @@ def rebuild_check(
         )
     elif key is not None or certificate is not None or certificate_chain or sigstore:
         raise InvalidInputError("signing options record an attestation: add --attest")
+    from mlprov.cli._progress import byte_progress  # noqa: PLC0415
+
     registry = state(ctx).local_registry("rebuild-check")
-    result = registry.rebuild_check(
-        ref,
-        path,
-        signer=signer,
-        ignore_paths=list(ignore_paths or []),
-        allow_symlinks=allow_symlinks,
-    )
+    # The registered size is what a faithful rebuild hashes: the bar's total.
+    expected = registry.get_version(ref).size
+    with byte_progress(f"hashing {path.name or path}", expected, quiet=quiet) as progress:
+        result = registry.rebuild_check(
+            ref,
+            path,
+            signer=signer,
+            ignore_paths=list(ignore_paths or []),
+            allow_symlinks=allow_symlinks,
+            progress=progress,
+        )
     if chosen == "json":
         print_json(result.to_json())
     else:
