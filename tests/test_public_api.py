@@ -44,6 +44,8 @@ REGISTRY = {
     "PolicyGate",
     "PreparedVersion",
     "PulledVersion",
+    "REBUILD_PREDICATE_TYPE",
+    "RebuildCheck",
     "Registry",
     "RegistryApi",
     "Revocation",

@@ -56,6 +56,7 @@ from mlprov.registry import (
     audit,
     blobs,
     denials,
+    diff,
     download,
     evidence,
     gc,
@@ -65,6 +66,7 @@ from mlprov.registry import (
     policies,
     pull,
     readiness,
+    rebuild,
     resolution,
     revocation,
     signatures,
@@ -86,6 +88,7 @@ from mlprov.registry.gc import GcReport
 from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
 from mlprov.registry.policies import Judgement
 from mlprov.registry.pull import PulledVersion
+from mlprov.registry.rebuild import REBUILD_PREDICATE_TYPE, RebuildCheck
 from mlprov.registry.resolution import AliasResolution
 from mlprov.registry.status import AliasStatus
 from mlprov.registry.types import (
@@ -108,11 +111,13 @@ from mlprov.store.versions import StoredFile
 from mlprov.store.webhooks import OutboxEvent, WebhookDelivery, WebhookSubscription
 
 if TYPE_CHECKING:
+    from mlprov.comparison import VersionDiff
     from mlprov.serving import Resolution, ResolutionState
     from mlprov.signing import Signer, Trust, VerificationReport
 
 __all__ = [
     "LINEAGE_RELATIONS",
+    "REBUILD_PREDICATE_TYPE",
     "AliasResolution",
     "AliasStatus",
     "Approval",
@@ -133,6 +138,7 @@ __all__ = [
     "PolicyGate",
     "PreparedVersion",
     "PulledVersion",
+    "RebuildCheck",
     "Registry",
     "RegistryApi",
     "Revocation",
@@ -422,6 +428,18 @@ class Registry:
 
     def evidence_content(self, ref: ModelRef | str, digest: str) -> bytes:
         return evidence.evidence_content(self._context, ref, digest)
+
+    def diff(self, left: ModelRef | str, right: ModelRef | str) -> VersionDiff:
+        """Two versions side by side (params, metrics, datasets, code, lineage, evidence,
+        files), each fact from verified evidence where there is some; reads only."""
+        return diff.diff(self._context, left, right)
+
+    def rebuild_check(
+        self, ref: ModelRef | str, path: Path, *, signer: Signer | None = None, **options: Any
+    ) -> RebuildCheck:
+        """Hash ``path`` and compare it with version ``ref``'s files; with ``signer``,
+        record the result as a signed attestation (:data:`REBUILD_PREDICATE_TYPE`)."""
+        return rebuild.rebuild_check(self._context, ref, path, signer=signer, **options)
 
     def approve(
         self, ref: ModelRef | str, target: str, signer: Signer, *, comment: str = ""

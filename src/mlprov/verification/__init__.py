@@ -11,6 +11,7 @@ Stable API (this module's ``__all__``)::
         -> VerificationReport                  # one CheckResult per check, and facts
     verify_snapshot_or_raise(...)              # the same; VerificationError on a failure
     render_checks(checks, fmt, *, subject, name) -> str    # text, json, sarif, junit
+    evidence_check_ids(evidence) -> {digest: check id}     # which check judged which
 
 The values it works on are in :mod:`mlprov.verification.model`; what each check proves is in
 docs/verification.md.
@@ -19,7 +20,11 @@ docs/verification.md.
 from __future__ import annotations
 
 from mlprov.verification._documents import EVALUATION_PREDICATE_TYPE, FORMAT_PROPERTY
-from mlprov.verification._engine import verify_snapshot, verify_snapshot_or_raise
+from mlprov.verification._engine import (
+    evidence_check_ids,
+    verify_snapshot,
+    verify_snapshot_or_raise,
+)
 from mlprov.verification.model import (
     ROLES,
     CheckResult,
@@ -50,6 +55,7 @@ __all__ = [
     "VerifiedAttestation",
     "VerifiedFacts",
     "VersionSnapshot",
+    "evidence_check_ids",
     "render_checks",
     "verify_snapshot",
     "verify_snapshot_or_raise",

@@ -176,6 +176,19 @@ def _evidence_ids(
     return ids
 
 
+def evidence_check_ids(evidence: Sequence[StoredEvidence]) -> dict[str, str]:
+    """Stored evidence digest -> the id of the check :func:`verify_snapshot` reports for
+    it (``signature`` for the newest OMS signature, else ``evidence.<kind>[#n]``), so a
+    caller can show each piece of evidence beside its verdict."""
+    signatures = [e for e in evidence if e.record.kind == SIGNATURE_KIND]
+    newest = signatures[-1] if signatures else None
+    others = [e for e in evidence if e is not newest]
+    ids = {e.record.digest: i for e, i in zip(others, _evidence_ids(evidence, newest), strict=True)}
+    if newest is not None:
+        ids[newest.record.digest] = "signature"
+    return ids
+
+
 def _revoked(identity: SignerIdentity, revocations: Revocations) -> str | None:
     """Why ``identity`` is revoked (by key hint / certificate fingerprint or by identity)."""
     hints = {k.lower(): v for k, v in revocations.key_hints.items()}

@@ -1,0 +1,40 @@
+"""Comparing what the registry holds: two versions side by side, and a registered
+version's files with a re-derived copy's. Pure: records, manifests and verification
+reports in, differences out; it opens no file, socket or database.
+
+Stable API (this module's ``__all__``)::
+
+    compare_files(left, right) -> FileComparison      # added, removed, changed, unchanged
+    diff_versions(left, right) -> VersionDiff          # two VersionSides: sections + files
+
+What each section is read from is in :mod:`mlprov.comparison._versions`; docs/diff.md
+shows the command and its JSON.
+"""
+
+from __future__ import annotations
+
+from mlprov.comparison._files import FileChange, FileComparison, compare_files
+from mlprov.comparison._versions import (
+    SECTIONS,
+    EvidenceItem,
+    Section,
+    ValueChange,
+    VersionDiff,
+    VersionSide,
+    VersionSummary,
+    diff_versions,
+)
+
+__all__ = [
+    "SECTIONS",
+    "EvidenceItem",
+    "FileChange",
+    "FileComparison",
+    "Section",
+    "ValueChange",
+    "VersionDiff",
+    "VersionSide",
+    "VersionSummary",
+    "compare_files",
+    "diff_versions",
+]
