@@ -88,6 +88,7 @@ from mlprov.registry.policies import Judgement
 from mlprov.registry.pull import PulledVersion
 from mlprov.registry.resolution import AliasResolution
 from mlprov.registry.status import AliasStatus
+from mlprov.registry.tokens import TokenCache
 from mlprov.registry.types import (
     EvidenceCheck,
     IssuedToken,
@@ -589,6 +590,13 @@ class Registry:
     def authenticate(self, secret: str) -> Principal:
         """The principal a token secret stands for, or AuthenticationError; reads only."""
         return tokens.authenticate(self._context, secret)
+
+    def cache_tokens(self, seconds: float) -> TokenCache:
+        """Let :meth:`authenticate` reuse a token row read less than ``seconds`` ago (a
+        server's choice, bounding how late a revocation made elsewhere takes effect:
+        :class:`~mlprov.registry.tokens.TokenCache`). Returns the new cache."""
+        cache = self._context.token_cache = TokenCache(seconds)
+        return cache
 
     # -- aliases and stages ------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from mlprov.hashing import (
 )
 from mlprov.manifest import Digest, FileEntry, Manifest, new_hasher
 from mlprov.records import DatasetRef, FileFormat, LineageEdge, ModelVersion, Stage
-from mlprov.refs import ModelRef, validate_model_name
+from mlprov.refs import LATEST, ModelRef, validate_model_name
 from mlprov.registry._context import (
     LostRace,
     RegistryContext,
@@ -453,8 +453,14 @@ def register(
 
 def get_version(context: RegistryContext, ref: ModelRef | str) -> ModelVersion:
     """Resolve a reference (number or alias) to its version."""
+    ref = coerce_ref(ref)
     with context.metadata.read() as tx:
-        return tx.versions.record(resolve(tx, coerce_ref(ref)))
+        # One query for the common case; only a miss takes the step-by-step resolve,
+        # which names the missing part (model, version or alias) in its error.
+        found = tx.versions.resolve_record(
+            ref.name, number=ref.version, alias=ref.alias if ref.alias != LATEST else None
+        )
+        return found if found is not None else tx.versions.record(resolve(tx, ref))
 
 
 def list_versions(context: RegistryContext, name: str) -> list[ModelVersion]:
