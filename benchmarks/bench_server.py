@@ -134,9 +134,7 @@ async def _resolve_load(
     # the bottleneck (it topped out near 750 requests/s against /healthz).
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    lines = [f"GET {parts.path}?{parts.query} HTTP/1.1", f"Host: {host}:{port}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    request = _request("GET", host, port, f"{parts.path}?{parts.query}", headers)
     latencies: list[float] = []
     remaining = iter(range(requests))
 
@@ -174,44 +172,58 @@ async def _resolve_load(
     }
 
 
+def _request(
+    method: str, host: str, port: int, path: str, headers: dict[str, str], body: bytes = b""
+) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if method in ("POST", "PUT"):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
 async def _register_load(
     kind: str, base: str, headers: dict[str, str], requests: int, concurrency: int
 ) -> Any:
-    import httpx  # noqa: PLC0415
-
+    # The same plain HTTP/1.1 client as the resolution load, for the same reason.
+    parts = urllib.parse.urlsplit(base)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
     remaining = iter(range(requests))
     run = uuid.uuid4().hex
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=base, headers=headers, limits=limits, timeout=120
-    ) as client:
+    as_json = {**headers, "Content-Type": "application/json"}
 
-        async def one(index: int) -> None:
-            if kind == "mlflow":
-                response = await client.post(
-                    "/api/2.0/mlflow/model-versions/create",
-                    json={"name": "bench", "source": f"s3://bench-models/{run}/{index}"},
-                )
-            else:
-                data = f"weights {run} {index}\n".encode()
-                digest = hashlib.sha256(data).hexdigest()
-                put = await client.put(f"/api/v1/blobs/{digest}", content=data)
-                if put.status_code not in (200, 201):
-                    raise RuntimeError(f"blob: {put.status_code} {put.text[:200]}")
-                response = await client.post(
-                    "/api/v1/models/bench/versions",
-                    json={"files": [{"path": "weights.bin", "sha256": digest, "size": len(data)}]},
-                )
-            if response.status_code not in (200, 201):
-                raise RuntimeError(f"{kind}: {response.status_code} {response.text[:200]}")
+    async def call(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+    ) -> None:
+        status, body = await _exchange(reader, writer, request)
+        if status not in (200, 201):
+            raise RuntimeError(f"{kind}: {status} {body[:200]!r}")
 
-        async def worker() -> None:
+    async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int) -> None:
+        if kind == "mlflow":
+            document = {"name": "bench", "source": f"s3://bench-models/{run}/{index}"}
+            path = "/api/2.0/mlflow/model-versions/create"
+        else:
+            data = f"weights {run} {index}\n".encode()
+            digest = hashlib.sha256(data).hexdigest()
+            put = _request("PUT", host, port, f"/api/v1/blobs/{digest}", headers, data)
+            await call(reader, writer, put)
+            document = {"files": [{"path": "weights.bin", "sha256": digest, "size": len(data)}]}
+            path = "/api/v1/models/bench/versions"
+        body = json.dumps(document).encode()
+        await call(reader, writer, _request("POST", host, port, path, as_json, body))
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
             for index in remaining:
-                await one(index)
+                await one(reader, writer, index)
+        finally:
+            writer.close()
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - start
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - start
     return {"per_second": requests / wall}
 
 

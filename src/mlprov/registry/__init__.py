@@ -591,6 +591,11 @@ class Registry:
         """The principal a token secret stands for, or AuthenticationError; reads only."""
         return tokens.authenticate(self._context, secret)
 
+    def authenticate_cached(self, secret: str) -> Principal | None:
+        """:meth:`authenticate` from the token cache alone (no store access); None when
+        the token's row is not cached (or there is no cache)."""
+        return tokens.authenticate_cached(self._context, secret)
+
     def cache_tokens(self, seconds: float) -> TokenCache:
         """Let :meth:`authenticate` reuse a token row read less than ``seconds`` ago (a
         server's choice, bounding how late a revocation made elsewhere takes effect:

@@ -32,6 +32,7 @@ __all__ = [
     "SECRET_PREFIX",
     "TokenCache",
     "authenticate",
+    "authenticate_cached",
     "create_token",
     "revoke_token",
     "tokens",
@@ -227,6 +228,20 @@ def authenticate(
 ) -> Principal:
     """The principal a presented secret stands for; AuthenticationError (one line, never
     the secret) when it is malformed, unknown, wrong, expired or revoked. Reads only."""
+    principal = _authenticate(context, secret, now=now, read_store=True)
+    assert principal is not None  # the store was read
+    return principal
+
+
+def authenticate_cached(context: RegistryContext, secret: str) -> Principal | None:
+    """As :func:`authenticate` from a cached token row, without touching the store (a
+    server answers this on its event loop); None when the row is not cached."""
+    return _authenticate(context, secret, now=None, read_store=False)
+
+
+def _authenticate(
+    context: RegistryContext, secret: str, *, now: datetime | None, read_store: bool
+) -> Principal | None:
     match = _SECRET.match(secret) if isinstance(secret, str) else None
     if match is None:
         raise AuthenticationError(
@@ -237,6 +252,8 @@ def authenticate(
     cache = context.token_cache
     found = cache.get(token_id) if cache is not None else None
     if found is None:
+        if not read_store:
+            return None
         read_at = time.monotonic()  # before the read: a row is never kept past its age
         with context.metadata.read() as tx:
             found = tx.tokens.credentials(token_id)

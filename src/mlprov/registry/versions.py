@@ -380,19 +380,23 @@ def commit_version(
     # Read once, outside the transaction: part of the record the documents describe.
     formats = detect_formats(context, prepared, stored)
     for attempt in range(MAX_REGISTRATION_ATTEMPTS):
-        with context.metadata.read() as tx:
-            model = tx.models.find(prepared.name)
-        number = model.next_version if model is not None else 1
         at, actor = utc_now(), context.actor
-        draft = _draft(prepared, stored, number, at, actor, formats)
-        evidence = list(evidence_for(draft)) if evidence_for is not None else []
+        number, draft, evidence = 0, None, []
+        if evidence_for is not None:
+            # Signed documents name the number: guess it before the transaction.
+            with context.metadata.read() as tx:
+                model = tx.models.find(prepared.name)
+            number = model.next_version if model is not None else 1
+            draft = _draft(prepared, stored, number, at, actor, formats)
+            evidence = list(evidence_for(draft))
         try:
             with mutation(context, at=at, actor=actor) as unit:
                 current = unit.tx.models.find(prepared.name)
                 if current is None:
                     current = create_model_in(unit, prepared.name)
-                if current.next_version != number and evidence_for is None:
-                    # Nothing signed names the number yet: take the one that is free now.
+                if draft is None:
+                    # Nothing signed names the number: take the one that is free now
+                    # (no read transaction before this one to guess it).
                     number = current.next_version
                     draft = _draft(prepared, stored, number, at, actor, formats)
                 unit.expect(unit.tx.models.claim_version_number(current, number))
