@@ -91,6 +91,7 @@ from mlprov.registry.pull import PulledVersion
 from mlprov.registry.rebuild import REBUILD_PREDICATE_TYPE, RebuildCheck
 from mlprov.registry.resolution import AliasResolution
 from mlprov.registry.status import AliasStatus
+from mlprov.registry.tokens import TokenCache
 from mlprov.registry.types import (
     EvidenceCheck,
     IssuedToken,
@@ -607,6 +608,18 @@ class Registry:
     def authenticate(self, secret: str) -> Principal:
         """The principal a token secret stands for, or AuthenticationError; reads only."""
         return tokens.authenticate(self._context, secret)
+
+    def authenticate_cached(self, secret: str) -> Principal | None:
+        """:meth:`authenticate` from the token cache alone (no store access); None when
+        the token's row is not cached (or there is no cache)."""
+        return tokens.authenticate_cached(self._context, secret)
+
+    def cache_tokens(self, seconds: float) -> TokenCache:
+        """Let :meth:`authenticate` reuse a token row read less than ``seconds`` ago (a
+        server's choice, bounding how late a revocation made elsewhere takes effect:
+        :class:`~mlprov.registry.tokens.TokenCache`). Returns the new cache."""
+        cache = self._context.token_cache = TokenCache(seconds)
+        return cache
 
     # -- aliases and stages ------------------------------------------------------------
 

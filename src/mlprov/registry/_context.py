@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from mlprov.artifacts import ArtifactStore, CorruptBlobError
 from mlprov.config import Limits, current_actor
@@ -16,6 +17,9 @@ from mlprov.registry.gate import Gate
 from mlprov.store import MetadataStore, StoreTransaction
 from mlprov.store.models import ModelKey
 from mlprov.store.versions import StoredFile, VersionKey
+
+if TYPE_CHECKING:
+    from mlprov.registry.tokens import TokenCache
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -58,6 +62,9 @@ class RegistryContext:
     fixed_actor: str | None = None
     #: Parsed policy sets by digest (see mlprov.registry.policies.load_policy).
     policy_cache: dict[str, object] = field(default_factory=dict)
+    #: Token rows authentication read recently (mlprov.registry.tokens.TokenCache; None:
+    #: every authentication reads the store). Shared by every acting_as view.
+    token_cache: TokenCache | None = None
 
     @property
     def actor(self) -> str:

@@ -15,6 +15,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
@@ -28,7 +30,9 @@ from mlprov.registry.types import IssuedToken
 __all__ = [
     "MAX_TOKEN_LIFETIME",
     "SECRET_PREFIX",
+    "TokenCache",
     "authenticate",
+    "authenticate_cached",
     "create_token",
     "revoke_token",
     "tokens",
@@ -45,6 +49,50 @@ _SECRET = re.compile(r"\Amlp_(tok_[0-9a-f]{12})_[A-Za-z0-9_-]{43}\Z")
 # No spaces or parentheses: the audit actor "token:NAME (ID)" stays unambiguous.
 _NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 _MAX_REASON = 4096
+
+
+class TokenCache:
+    """Token rows as authentication last read them, each kept at most ``seconds``.
+
+    A server authenticates every request; reading the token's row each time is most of
+    what a cheap request costs. With a cache, a row read less than ``seconds`` ago is
+    used again, so a revocation made elsewhere (another process or replica, the CLI)
+    takes effect within ``seconds`` (docs/adr/0049). One made through this registry
+    forgets the row at once. Only the row is cached, never a decision: the presented
+    secret's digest is compared, and expiry checked, on every request, and ids that
+    match no row are never kept (guessing ids cannot fill the cache).
+    """
+
+    #: Rows kept at most; the oldest are dropped first.
+    MAX_TOKENS = 10_000
+
+    def __init__(self, seconds: float) -> None:
+        if not 0 < seconds <= 60:
+            raise ValueError("a token cache keeps rows for more than 0 and at most 60 seconds")
+        self.seconds = seconds
+        self._rows: dict[str, tuple[float, TokenRecord, str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token_id: str) -> tuple[TokenRecord, str] | None:
+        with self._lock:
+            found = self._rows.get(token_id)
+        if found is None or time.monotonic() - found[0] >= self.seconds:
+            return None
+        return found[1], found[2]
+
+    def put(self, token_id: str, row: tuple[TokenRecord, str], read_at: float) -> None:
+        with self._lock:
+            self._rows.pop(token_id, None)
+            self._rows[token_id] = (read_at, *row)
+            while len(self._rows) > self.MAX_TOKENS:
+                self._rows.pop(next(iter(self._rows)))
+
+    def forget(self, token_id: str) -> None:
+        with self._lock:
+            self._rows.pop(token_id, None)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 def _secret_sha256(secret: str) -> str:
@@ -170,6 +218,8 @@ def revoke_token(context: RegistryContext, token_id: str, *, reason: str) -> Tok
         )
         revoked = unit.tx.tokens.find(token_id)
     assert revoked is not None
+    if context.token_cache is not None:
+        context.token_cache.forget(token_id)
     return revoked
 
 
@@ -178,6 +228,20 @@ def authenticate(
 ) -> Principal:
     """The principal a presented secret stands for; AuthenticationError (one line, never
     the secret) when it is malformed, unknown, wrong, expired or revoked. Reads only."""
+    principal = _authenticate(context, secret, now=now, read_store=True)
+    assert principal is not None  # the store was read
+    return principal
+
+
+def authenticate_cached(context: RegistryContext, secret: str) -> Principal | None:
+    """As :func:`authenticate` from a cached token row, without touching the store (a
+    server answers this on its event loop); None when the row is not cached."""
+    return _authenticate(context, secret, now=None, read_store=False)
+
+
+def _authenticate(
+    context: RegistryContext, secret: str, *, now: datetime | None, read_store: bool
+) -> Principal | None:
     match = _SECRET.match(secret) if isinstance(secret, str) else None
     if match is None:
         raise AuthenticationError(
@@ -185,8 +249,16 @@ def authenticate(
             "(as `mlprov token create` printed it)"
         )
     token_id = match.group(1)
-    with context.metadata.read() as tx:
-        found = tx.tokens.credentials(token_id)
+    cache = context.token_cache
+    found = cache.get(token_id) if cache is not None else None
+    if found is None:
+        if not read_store:
+            return None
+        read_at = time.monotonic()  # before the read: a row is never kept past its age
+        with context.metadata.read() as tx:
+            found = tx.tokens.credentials(token_id)
+        if found is not None and cache is not None:
+            cache.put(token_id, found, read_at)
     # Unknown id and wrong secret read the same, so the reply does not tell which ids
     # exist; the digest is compared in constant time.
     if found is None or not hmac.compare_digest(_secret_sha256(secret), found[1]):

@@ -37,7 +37,7 @@ from mlprov.hashing import (
 )
 from mlprov.manifest import Digest, FileEntry, Manifest, new_hasher
 from mlprov.records import DatasetRef, FileFormat, LineageEdge, ModelVersion, Stage
-from mlprov.refs import ModelRef, validate_model_name
+from mlprov.refs import LATEST, ModelRef, validate_model_name
 from mlprov.registry._context import (
     LostRace,
     RegistryContext,
@@ -380,19 +380,23 @@ def commit_version(
     # Read once, outside the transaction: part of the record the documents describe.
     formats = detect_formats(context, prepared, stored)
     for attempt in range(MAX_REGISTRATION_ATTEMPTS):
-        with context.metadata.read() as tx:
-            model = tx.models.find(prepared.name)
-        number = model.next_version if model is not None else 1
         at, actor = utc_now(), context.actor
-        draft = _draft(prepared, stored, number, at, actor, formats)
-        evidence = list(evidence_for(draft)) if evidence_for is not None else []
+        number, draft, evidence = 0, None, []
+        if evidence_for is not None:
+            # Signed documents name the number: guess it before the transaction.
+            with context.metadata.read() as tx:
+                model = tx.models.find(prepared.name)
+            number = model.next_version if model is not None else 1
+            draft = _draft(prepared, stored, number, at, actor, formats)
+            evidence = list(evidence_for(draft))
         try:
             with mutation(context, at=at, actor=actor) as unit:
                 current = unit.tx.models.find(prepared.name)
                 if current is None:
                     current = create_model_in(unit, prepared.name)
-                if current.next_version != number and evidence_for is None:
-                    # Nothing signed names the number yet: take the one that is free now.
+                if draft is None:
+                    # Nothing signed names the number: take the one that is free now
+                    # (no read transaction before this one to guess it).
                     number = current.next_version
                     draft = _draft(prepared, stored, number, at, actor, formats)
                 unit.expect(unit.tx.models.claim_version_number(current, number))
@@ -453,8 +457,14 @@ def register(
 
 def get_version(context: RegistryContext, ref: ModelRef | str) -> ModelVersion:
     """Resolve a reference (number or alias) to its version."""
+    ref = coerce_ref(ref)
     with context.metadata.read() as tx:
-        return tx.versions.record(resolve(tx, coerce_ref(ref)))
+        # One query for the common case; only a miss takes the step-by-step resolve,
+        # which names the missing part (model, version or alias) in its error.
+        found = tx.versions.resolve_record(
+            ref.name, number=ref.version, alias=ref.alias if ref.alias != LATEST else None
+        )
+        return found if found is not None else tx.versions.record(resolve(tx, ref))
 
 
 def list_versions(context: RegistryContext, name: str) -> list[ModelVersion]:

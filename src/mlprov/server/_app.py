@@ -34,6 +34,9 @@ SERVER_ACTOR = "mlprov-server"
 _DEFAULTS = ServerLimits()
 #: Seconds between webhook dispatcher passes in each server process (docs/webhooks.md).
 DISPATCH_INTERVAL = 2.0
+#: Seconds a server process reuses a token row it read (mlprov.registry.tokens.TokenCache):
+#: the longest a revocation made elsewhere takes to reach it (docs/adr/0049).
+TOKEN_CACHE_SECONDS = 5.0
 
 
 def create_app(
@@ -44,6 +47,7 @@ def create_app(
     rate_limit: RateLimit | None = _DEFAULTS.rate_limit,
     dispatch_interval: float | None = DISPATCH_INTERVAL,
     resolution_signer: Signer | None = None,
+    token_cache_seconds: float | None = TOKEN_CACHE_SECONDS,
 ) -> FastAPI:
     """The REST API over the registry ``config`` names (docs/server.md).
 
@@ -55,11 +59,15 @@ def create_app(
     failing receiver never holds up a request.
     With ``resolution_signer`` (the registry's key) the server answers
     ``GET .../aliases/{alias}/resolution`` with signed resolutions (docs/client.md).
+    A token row is reused for up to ``token_cache_seconds`` (None: read on every
+    request), so a revocation made elsewhere is refused that much later at most.
     """
     limits = ServerLimits(
         max_body_bytes=max_body_bytes, max_blob_bytes=max_blob_bytes, rate_limit=rate_limit
     )
     registry = open_registry(config, actor=SERVER_ACTOR)
+    if token_cache_seconds is not None:
+        registry.cache_tokens(token_cache_seconds)
     service = Service(
         registry=registry,
         limits=limits,
@@ -137,7 +145,8 @@ def app_from_environment() -> FastAPI:
     ``MLPROV_SERVER_MAX_BLOB`` (bytes) and ``MLPROV_SERVER_RATE`` (requests per second
     per token, ``0`` for none; the burst is twice the rate) and
     ``MLPROV_SERVER_DISPATCH`` (seconds between webhook dispatcher passes, ``0`` for no
-    dispatcher in this process)."""
+    dispatcher in this process) and ``MLPROV_SERVER_TOKEN_CACHE`` (seconds a token row
+    is reused, at most 60; ``0`` reads it on every request)."""
     rate_text = os.environ.get("MLPROV_SERVER_RATE", "").strip()
     rate: RateLimit | None = _DEFAULTS.rate_limit
     if rate_text:
@@ -150,8 +159,18 @@ def app_from_environment() -> FastAPI:
         raise ConfigError(
             f"MLPROV_SERVER_DISPATCH={dispatch_text[:40]!r} is not a number of seconds"
         ) from None
+    cache_text = os.environ.get("MLPROV_SERVER_TOKEN_CACHE", "").strip()
+    try:
+        cache = float(cache_text) if cache_text else TOKEN_CACHE_SECONDS
+    except ValueError:
+        cache = -1.0
+    if not 0 <= cache <= 60:
+        raise ConfigError(
+            f"MLPROV_SERVER_TOKEN_CACHE={cache_text[:40]!r}: give 0 (off) to 60 seconds"
+        )
     return create_app(
         RegistryConfig.from_environment(),
+        token_cache_seconds=cache if cache > 0 else None,
         dispatch_interval=dispatch if dispatch > 0 else None,
         resolution_signer=resolution_signer_from_environment(),
         max_body_bytes=int(os.environ.get("MLPROV_SERVER_MAX_BODY") or _DEFAULTS.max_body_bytes),

@@ -123,8 +123,13 @@ class Gatekeeper:
                 AuthenticationError("no credentials: send Authorization: Bearer <token>"),
             )
         secret = authorization[len("Bearer ") :].strip()
+        registry = self.service.registry
         try:
-            principal = await anyio.to_thread.run_sync(self.service.registry.authenticate, secret)
+            # A cached token row is checked right here (CPU only: a digest comparison);
+            # only a row to read from the store goes to a worker thread.
+            principal = registry.authenticate_cached(secret)
+            if principal is None:
+                principal = await anyio.to_thread.run_sync(registry.authenticate, secret)
         except AuthenticationError as e:
             if limiter is not None and (wait := limiter.take(f"address:{client[0]}")):
                 return self._rate_limited(wait)

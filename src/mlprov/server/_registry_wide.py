@@ -287,13 +287,15 @@ async def add_revocation(request: Request) -> dict[str, Any]:
     return stored.to_json()
 
 
-@router.get("/resolve", tags=["resolve"])
-def resolve(request: Request, ref: Annotated[str, Query(max_length=300)]) -> dict[str, Any]:
+@router.get("/resolve", tags=["resolve"], response_model=dict[str, Any])
+def resolve(request: Request, ref: Annotated[str, Query(max_length=300)]) -> Response:
     """The version ``ref`` names now (``name/3``, ``name@alias``, ``models:/name@alias``)."""
     parsed = ModelRef.parse(ref)
     registry = service_of(request).access(request, Action.READ, parsed.name)
     version = registry.get_version(parsed)
-    return {"ref": str(parsed), "version": version.to_json()}
+    # Serialised here, once: the record's to_json() is already JSON values, so FastAPI's
+    # generic encoding pass over it would only cost time on the hottest route.
+    return JSONResponse({"ref": str(parsed), "version": version.to_json()})
 
 
 @router.get("/status", tags=["status"])

@@ -9,10 +9,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mlprov.records import DatasetRef, FileFormat, ModelVersion, Stage
+from mlprov.records import DatasetRef, Evidence, FileFormat, LineageEdge, ModelVersion, Stage
 from mlprov.store import _schema as t
 from mlprov.store._rows import Row, Rows
-from mlprov.store.evidence import EvidenceRows
 from mlprov.store.lineage import LineageRows, StoredEdge
 from mlprov.store.models import ModelKey
 
@@ -223,59 +222,29 @@ class VersionRows(Rows):
         )
 
     def record(self, key: VersionKey) -> ModelVersion:
-        row = self._one(sa.select(t.versions).where(t.versions.c.id == key.id))
+        row = self._record_row("id", id=key.id)
         if row is None:  # pragma: no cover - keys come from committed rows
             raise LookupError(f"version {key.ref} vanished")
-        tags = {
-            str(r.key): str(r.value)
-            for r in self._all(
-                sa.select(t.version_tags).where(t.version_tags.c.version_id == key.id)
-            )
-        }
-        aliases = [
-            str(r.name)
-            for r in self._all(
-                sa.select(t.aliases.c.name)
-                .where(t.aliases.c.version_id == key.id)
-                .order_by(t.aliases.c.name)
-            )
-        ]
-        return ModelVersion(
-            name=key.name,
-            version=int(row.number),
-            digest=str(row.digest),
-            hash_algorithm=str(row.hash_algorithm),
-            size=int(row.size),
-            file_count=int(row.file_count),
-            single_file=bool(row.single_file),
-            artifact_name=str(row.artifact_name),
-            stage=Stage(row.stage),
-            params=json.loads(row.params),
-            metrics=json.loads(row.metrics),
-            tags=tags,
-            description=str(row.description),
-            datasets=[DatasetRef(**d) for d in json.loads(row.datasets)],
-            lineage=LineageRows(self.connection).records(key.id),
-            source_uri=row.source_uri,
-            run_id=row.run_id,
-            code_repo=row.code_repo,
-            code_commit=row.code_commit,
-            code_dirty=row.code_dirty,
-            builder_id=row.builder_id,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            environment=json.loads(row.environment) if row.environment else None,
-            card=json.loads(row.card) if row.card else None,
-            formats=(
-                [FileFormat(**f) for f in json.loads(row.formats)]
-                if row.formats is not None
-                else None
-            ),
-            created_at=str(row.created_at),
-            created_by=str(row.created_by),
-            aliases=aliases,
-            evidence=EvidenceRows(self.connection).records(key.id),
-        )
+        return _version(row)
+
+    def resolve_record(
+        self, name: str, *, number: int | None = None, alias: str | None = None
+    ) -> ModelVersion | None:
+        """The record of ``name``'s version ``number``, the one ``alias`` points at, or
+        (neither given) its latest, in one query; None when any part is missing (the
+        caller's step-by-step resolve then says which)."""
+        if number is not None:
+            row = self._record_row("number", name=name, number=number)
+        elif alias is not None:
+            row = self._record_row("alias", name=name, alias=alias)
+        else:
+            row = self._record_row("latest", name=name)
+        return _version(row) if row is not None else None
+
+    def _record_row(self, lookup: str, **values: Any) -> Row | None:
+        return self.connection.execute(
+            _record_query(self.connection.dialect.name, lookup), values
+        ).first()
 
     def datasets(self, key: VersionKey) -> list[DatasetRef]:
         row = self._one(sa.select(t.versions.c.datasets).where(t.versions.c.id == key.id))
@@ -337,3 +306,199 @@ class VersionRows(Rows):
             .values(stage=after.value)
         )
         return result.rowcount == 1
+
+
+# -- a version's whole record in one query -------------------------------------------
+#
+# Resolving a reference is the hottest read of a serving fleet (GET /api/v1/resolve). A
+# record has four kinds of child rows (tags, the aliases pointing at it, lineage edges,
+# evidence); each is gathered by a correlated subquery into one JSON array, so the record
+# is one statement and one round trip. The arrays carry each row's id (or name) and are
+# sorted here, not in SQL: neither backend promises the order of an aggregate's input.
+
+
+def _json_rows(
+    dialect: str,
+    fields: dict[str, sa.ColumnElement[Any]],
+    source: sa.FromClause,
+    where: sa.ColumnElement[bool],
+) -> sa.ScalarSelect[Any]:
+    # Field names are this module's constants, rendered as SQL string literals (a bound
+    # parameter of unknown type is refused by PostgreSQL's variadic json_build_object).
+    pairs: list[sa.ColumnElement[Any]] = []
+    for name, column in fields.items():
+        assert name.isidentifier()
+        pairs += [sa.literal_column(f"'{name}'"), column]
+    aggregate: sa.ColumnElement[Any]
+    if dialect == "postgresql":
+        aggregate = sa.func.coalesce(
+            sa.func.json_agg(sa.func.json_build_object(*pairs)), sa.text("'[]'::json")
+        )
+    else:
+        aggregate = sa.func.json_group_array(sa.func.json_object(*pairs))
+    return (
+        sa.select(aggregate)
+        .select_from(source)
+        .where(where)
+        .correlate(t.versions)
+        .scalar_subquery()
+    )
+
+
+def _records(dialect: str) -> sa.Select[Any]:
+    """Every column of a version, its model's name and its child rows as JSON arrays."""
+    version_id = t.versions.c.id
+    target = t.versions.alias("target_version")
+    target_model = t.models.alias("target_model")
+    return sa.select(
+        t.versions,
+        t.models.c.name.label("model_name"),
+        _json_rows(
+            dialect,
+            {"key": t.version_tags.c.key, "value": t.version_tags.c.value},
+            t.version_tags,
+            t.version_tags.c.version_id == version_id,
+        ).label("tag_rows"),
+        _json_rows(
+            dialect,
+            {"name": t.aliases.c.name},
+            t.aliases,
+            t.aliases.c.version_id == version_id,
+        ).label("alias_rows"),
+        _json_rows(
+            dialect,
+            {
+                "id": t.lineage_edges.c.id,
+                "relation": t.lineage_edges.c.relation,
+                "target_version_id": t.lineage_edges.c.target_version_id,
+                "target_uri": t.lineage_edges.c.target_uri,
+                "target_digest": t.lineage_edges.c.target_digest,
+                "target_name": target_model.c.name,
+                "target_number": target.c.number,
+            },
+            t.lineage_edges.outerjoin(
+                target, target.c.id == t.lineage_edges.c.target_version_id
+            ).outerjoin(target_model, target_model.c.id == target.c.model_id),
+            t.lineage_edges.c.version_id == version_id,
+        ).label("lineage_rows"),
+        _json_rows(
+            dialect,
+            {
+                "id": t.evidence.c.id,
+                "kind": t.evidence.c.kind,
+                "media_type": t.evidence.c.media_type,
+                "predicate_type": t.evidence.c.predicate_type,
+                "digest": t.evidence.c.digest,
+                "signer": t.evidence.c.signer,
+                "created_at": t.evidence.c.created_at,
+                "created_by": t.evidence.c.created_by,
+            },
+            t.evidence,
+            t.evidence.c.version_id == version_id,
+        ).label("evidence_rows"),
+    ).select_from(t.versions.join(t.models, t.models.c.id == t.versions.c.model_id))
+
+
+#: Built once per backend and lookup: building a statement this size costs more than
+#: running it, and SQLAlchemy's compiled cache still needs the statement object.
+_RECORD_QUERIES: dict[tuple[str, str], sa.Select[Any]] = {}
+
+
+def _record_query(dialect: str, lookup: str) -> sa.Select[Any]:
+    """The record query finding a version by ``id``, or by model ``name`` and its
+    ``number``, ``alias`` or ``latest`` version (bound parameters of those names)."""
+    found = _RECORD_QUERIES.get((dialect, lookup))
+    if found is not None:
+        return found
+    query = _records(dialect)
+    if lookup == "id":
+        query = query.where(t.versions.c.id == sa.bindparam("id"))
+    else:
+        query = query.where(t.models.c.name == sa.bindparam("name"))
+    if lookup == "number":
+        query = query.where(t.versions.c.number == sa.bindparam("number"))
+    elif lookup == "alias":
+        pointer = t.aliases.alias("pointer")
+        query = query.join(
+            pointer,
+            sa.and_(pointer.c.model_id == t.models.c.id, pointer.c.version_id == t.versions.c.id),
+        ).where(pointer.c.name == sa.bindparam("alias"))
+    elif lookup == "latest":
+        newest = t.versions.alias("newest")
+        query = query.where(
+            t.versions.c.number
+            == sa.select(sa.func.max(newest.c.number))
+            .where(newest.c.model_id == t.models.c.id)
+            .scalar_subquery()
+        )
+    _RECORD_QUERIES[(dialect, lookup)] = query
+    return query
+
+
+def _array(value: Any) -> list[dict[str, Any]]:
+    # SQLite returns the array as JSON text; psycopg has already decoded PostgreSQL's json.
+    rows = json.loads(value) if isinstance(value, (str, bytes)) else value
+    return list(rows or [])
+
+
+def _version(row: Row) -> ModelVersion:
+    lineage = sorted(_array(row.lineage_rows), key=lambda e: int(e["id"]))
+    evidence = sorted(_array(row.evidence_rows), key=lambda e: int(e["id"]))
+    return ModelVersion(
+        name=str(row.model_name),
+        version=int(row.number),
+        digest=str(row.digest),
+        hash_algorithm=str(row.hash_algorithm),
+        size=int(row.size),
+        file_count=int(row.file_count),
+        single_file=bool(row.single_file),
+        artifact_name=str(row.artifact_name),
+        stage=Stage(row.stage),
+        params=json.loads(row.params),
+        metrics=json.loads(row.metrics),
+        tags={str(r["key"]): str(r["value"]) for r in _array(row.tag_rows)},
+        description=str(row.description),
+        datasets=[DatasetRef(**d) for d in json.loads(row.datasets)],
+        lineage=[
+            LineageEdge(
+                relation=str(e["relation"]),
+                target=(
+                    f"{e['target_name']}/{int(e['target_number'])}"
+                    if e["target_version_id"] is not None
+                    else str(e["target_uri"])
+                ),
+                digest=str(e["target_digest"]),
+                registered=e["target_version_id"] is not None,
+            )
+            for e in lineage
+        ],
+        source_uri=row.source_uri,
+        run_id=row.run_id,
+        code_repo=row.code_repo,
+        code_commit=row.code_commit,
+        code_dirty=row.code_dirty,
+        builder_id=row.builder_id,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        environment=json.loads(row.environment) if row.environment else None,
+        card=json.loads(row.card) if row.card else None,
+        formats=(
+            [FileFormat(**f) for f in json.loads(row.formats)] if row.formats is not None else None
+        ),
+        created_at=str(row.created_at),
+        created_by=str(row.created_by),
+        aliases=sorted(str(r["name"]) for r in _array(row.alias_rows)),
+        evidence=[
+            Evidence(
+                id=int(e["id"]),
+                kind=str(e["kind"]),
+                media_type=str(e["media_type"]),
+                predicate_type=str(e["predicate_type"]),
+                digest=str(e["digest"]),
+                signer=str(e["signer"]),
+                created_at=str(e["created_at"]),
+                created_by=str(e["created_by"]),
+            )
+            for e in evidence
+        ],
+    )
