@@ -62,6 +62,7 @@ def _register_commands(app: typer.Typer) -> None:
         approvals,
         audit,
         demo,
+        deployments,
         download,
         evidence,
         gc,
@@ -106,6 +107,7 @@ def _register_commands(app: typer.Typer) -> None:
         tokens,
         serve,
         webhooks,
+        deployments,
         demo,
     ):
         module.install(app)
