@@ -487,3 +487,47 @@ def _model(tmp_path: Path) -> Path:
     from support.registry_env import make_model
 
     return make_model(tmp_path / "enc", {"w.bin": "enc"})
+
+
+def test_lineage_shows_deployments_both_ways(env: GateEnv, tmp_path: Path) -> None:
+    _stack(env, tmp_path)
+    result = env.reg.cli("lineage", "search-stack/1", "--json", check=True)
+    graph = json.loads(result.stdout)
+    assert graph["root"] == "search-stack/1"
+    assert {(e["relation"], e["parent"]) for e in graph["edges"]} == {
+        ("member:encoder", "text-enc/1"),
+        ("member:llm", "chat/1"),
+        ("member:ranker", "ranker/1"),
+    }
+    result = env.reg.cli("lineage", "ranker/1", "--descendants", "--json", check=True)
+    edges = json.loads(result.stdout)["edges"]
+    assert edges == [{"child": "search-stack/1", "relation": "member:ranker", "parent": "ranker/1"}]
+    tree = env.reg.cli("lineage", "search-stack@latest", check=True).stdout
+    assert "member:ranker: ranker/1" in tree
+
+
+def test_concurrent_releases_get_distinct_numbers(env: GateEnv, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    _stack(env, tmp_path)
+
+    def release(_index: int) -> int:
+        registry = env.reg.registry()
+        try:
+            made = registry.release_deployment(
+                "search-stack", {"encoder": "text-enc/1"}, env.signer("trainer")
+            )
+            return int(made.version)
+        finally:
+            registry.close()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        numbers = sorted(pool.map(release, range(4)))
+    assert numbers == [2, 3, 4, 5]
+    registry = env.reg.registry()
+    try:
+        assert [v.version for v in registry.deployment_versions("search-stack")] == [1, 2, 3, 4, 5]
+        for number in numbers:  # each signed statement names its own number
+            assert registry.verify(f"search-stack/{number}").report.passed
+    finally:
+        registry.close()

@@ -295,13 +295,15 @@ class DeploymentRows(Rows):
             )
         ]
 
-    def containing(self, model: str, version: int) -> list[tuple[str, int, str]]:
-        """(deployment, version, role) of every deployment version pinning ``model/version``."""
+    def containing(self, model: str, version: int) -> list[tuple[str, int, str, str]]:
+        """(deployment, version, role, bundle digest) of every deployment version
+        pinning ``model/version``."""
         rows = self._all(
             sa.select(
                 t.deployments.c.name,
                 t.deployment_versions.c.number,
                 t.deployment_members.c.role,
+                t.deployment_versions.c.bundle_digest,
             )
             .select_from(t.deployment_members)
             .join(
@@ -314,7 +316,7 @@ class DeploymentRows(Rows):
             .where(t.models.c.name == model, t.versions.c.number == version)
             .order_by(t.deployments.c.name, t.deployment_versions.c.number)
         )
-        return [(str(r.name), int(r.number), str(r.role)) for r in rows]
+        return [(str(r.name), int(r.number), str(r.role), str(r.bundle_digest)) for r in rows]
 
     # -- aliases -----------------------------------------------------------------------
 
