@@ -320,7 +320,13 @@ def test_names_are_one_namespace_for_models_and_deployments(env: GateEnv, tmp_pa
             registry.create_deployment("search-stack")
     finally:
         registry.close()
-    assert env.reg.snapshot() == before
+    model = tmp_path / "clash"
+    model.mkdir()
+    (model / "w.bin").write_text("clash")
+    result = env.reg.cli("register", str(model), "--name", "search-stack")
+    assert result.returncode == 3, result.stderr
+    assert "is a deployment" in one_line_error(result.stderr)
+    assert env.reg.snapshot() == before  # no row, no blob
 
 
 @pytest.mark.parametrize(
