@@ -667,6 +667,22 @@ class Registry:
             self._context, name, members, signer, metadata=metadata, reason=reason
         )
 
+    def deployment_statement(
+        self,
+        name: str,
+        members: Mapping[str, ModelRef | str],
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """The statement the next version would be released with, to sign elsewhere."""
+        return deployments.deployment_statement(self._context, name, members, metadata=metadata)
+
+    def release_signed_deployment(
+        self, name: str, bundle: bytes, *, reason: str = ""
+    ) -> DeploymentVersion:
+        """Store a release whose statement (:meth:`deployment_statement`) was signed elsewhere."""
+        return deployments.release_signed_deployment(self._context, name, bundle, reason=reason)
+
     def get_deployment(self, name: str) -> Deployment:
         return deployments.get_deployment(self._context, name)
 

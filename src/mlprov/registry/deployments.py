@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_MEMBERS",
     "create_deployment",
+    "deployment_statement",
     "deployment_version",
     "deployment_versions",
     "get_deployment",
@@ -51,6 +52,7 @@ __all__ = [
     "list_deployments",
     "parse_members",
     "release_deployment",
+    "release_signed_deployment",
     "require_deployment",
     "resolve_deployment",
 ]
@@ -238,16 +240,9 @@ def _statement(
     ).to_bytes()
 
 
-def release_deployment(
-    context: RegistryContext,
-    name: str,
-    members: Mapping[str, ModelRef | str],
-    signer: Signer,
-    *,
-    metadata: Mapping[str, str] | None = None,
-    reason: str = "",
-) -> DeploymentVersion:
-    """Release the next version of ``name`` (see the module docstring)."""
+def _checked_release(
+    name: str, members: Mapping[str, ModelRef | str], metadata: Mapping[str, str] | None
+) -> tuple[dict[str, ModelRef], dict[str, str]]:
     validate_model_name(name)
     pinned: dict[str, ModelRef] = {}
     for role, ref in members.items():
@@ -260,39 +255,129 @@ def release_deployment(
         raise InvalidInputError(f"{len(pinned)} members, more than the limit of {MAX_MEMBERS}")
     meta = dict(metadata or {})
     for key, value in meta.items():
+        if not isinstance(value, str):
+            raise InvalidInputError(f"metadata {key!r}: values are text")
         check_tag(key, value)
+    return pinned, meta
+
+
+def _commit(
+    context: RegistryContext,
+    read: _ReleaseRead,
+    meta: dict[str, str],
+    bundle: bytes,
+    signer: str,
+    reason: str,
+) -> DeploymentVersion:
+    """Step 3: the version and its members, with compare-and-set on the number
+    (:class:`LostRace` when another release took it)."""
+    ordered = [member for member, _id in read.members]
+    bundle_digest = str(Digest.of_bytes(bundle))
+    with mutation(context) as unit:
+        unit.expect(unit.tx.deployments.claim_version_number(read.key, read.number))
+        version_key = unit.tx.deployments.insert_version(
+            read.key,
+            number=read.number,
+            members=[(m.role, row_id, m.digest) for m, row_id in read.members],
+            meta=meta,
+            bundle=bundle,
+            bundle_digest=bundle_digest,
+            signer=signer,
+            at=unit.at,
+            actor=unit.actor,
+        )
+        unit.audit(
+            "deployment.release",
+            version_key.ref,
+            {
+                "members": [m.to_json() for m in ordered],
+                "metadata": meta,
+                "bundle_digest": bundle_digest,
+                "signer": signer,
+            },
+            reason,
+        )
+        return unit.tx.deployments.version_record(version_key)
+
+
+def release_deployment(
+    context: RegistryContext,
+    name: str,
+    members: Mapping[str, ModelRef | str],
+    signer: Signer,
+    *,
+    metadata: Mapping[str, str] | None = None,
+    reason: str = "",
+) -> DeploymentVersion:
+    """Release the next version of ``name`` (see the module docstring)."""
+    pinned, meta = _checked_release(name, members, metadata)
     for _attempt in range(MAX_ATTEMPTS):
         read = _read_release(context, name, pinned)
-        ordered = [member for member, _id in read.members]
-        statement = _statement(name, read.number, ordered, meta)
+        statement = _statement(name, read.number, [m for m, _id in read.members], meta)
         signed = signer.sign(statement)  # before the write transaction (rule 4)
-        bundle_digest = str(Digest.of_bytes(signed.bundle))
         try:
-            with mutation(context) as unit:
-                unit.expect(unit.tx.deployments.claim_version_number(read.key, read.number))
-                version_key = unit.tx.deployments.insert_version(
-                    read.key,
-                    number=read.number,
-                    members=[(m.role, row_id, m.digest) for m, row_id in read.members],
-                    meta=meta,
-                    bundle=signed.bundle,
-                    bundle_digest=bundle_digest,
-                    signer=str(signed.signer),
-                    at=unit.at,
-                    actor=unit.actor,
-                )
-                unit.audit(
-                    "deployment.release",
-                    version_key.ref,
-                    {
-                        "members": [m.to_json() for m in ordered],
-                        "metadata": meta,
-                        "bundle_digest": bundle_digest,
-                        "signer": str(signed.signer),
-                    },
-                    reason,
-                )
-                return unit.tx.deployments.version_record(version_key)
+            return _commit(context, read, meta, signed.bundle, str(signed.signer), reason)
         except LostRace:
             continue
     raise ConflictError(f"deployment {name!r} kept getting new versions; retry")
+
+
+def deployment_statement(
+    context: RegistryContext,
+    name: str,
+    members: Mapping[str, ModelRef | str],
+    *,
+    metadata: Mapping[str, str] | None = None,
+) -> bytes:
+    """The exact statement bytes the next version of ``name`` would be released with, for
+    a signer elsewhere (a client of the HTTP API): sign them, then
+    :func:`release_signed_deployment`. Reads only."""
+    pinned, meta = _checked_release(name, members, metadata)
+    read = _read_release(context, name, pinned)
+    return _statement(name, read.number, [m for m, _id in read.members], meta)
+
+
+def release_signed_deployment(
+    context: RegistryContext, name: str, bundle: bytes, *, reason: str = ""
+) -> DeploymentVersion:
+    """Store a release whose statement was signed elsewhere: the bundle's payload must be
+    exactly the statement :func:`deployment_statement` makes now (same members, metadata
+    and next version number); otherwise nothing is stored. A version released meanwhile
+    is a ConflictError (exit 3): fetch the statement again and sign it."""
+    from mlprov import signing  # noqa: PLC0415
+
+    validate_model_name(name)
+    inspected = signing.inspect_attestation(bundle, limits=context.limits)
+    predicate = inspected.statement.get("predicate")
+    if not isinstance(predicate, dict) or not isinstance(predicate.get("members"), list):
+        raise InvalidInputError("the bundle's statement is not a deployment bundle statement")
+    if predicate.get("deployment") != name:
+        raise InvalidInputError(f"the bundle's statement is not about deployment {name!r}")
+    members: dict[str, ModelRef | str] = {}
+    for item in predicate["members"]:
+        if not isinstance(item, dict) or not isinstance(item.get("role"), str):
+            raise InvalidInputError("the bundle's statement lists a member without a role")
+        members[item["role"]] = f"{item.get('model')}/{item.get('version')}"
+    metadata = predicate.get("metadata")
+    if not isinstance(metadata, dict):
+        raise InvalidInputError("the bundle's statement has no metadata object")
+    pinned, meta = _checked_release(name, members, metadata)
+    read = _read_release(context, name, pinned)
+    if predicate.get("version") != read.number:
+        raise ConflictError(
+            f"the bundle's statement is for {name}/{predicate.get('version')}, but the next "
+            f"version is {read.number}: fetch the statement again and sign it"
+        )
+    expected = _statement(name, read.number, [m for m, _id in read.members], meta)
+    if inspected.payload != expected:
+        raise InvalidInputError(
+            "the bundle's statement is not the one the registry makes for these members "
+            "(a digest or a field differs): sign the statement the registry returns"
+        )
+    try:
+        return _commit(context, read, meta, bundle, str(inspected.carried.signer), reason)
+    except LostRace:
+        raise ConflictError(
+            f"deployment {name!r} got version {read.number} meanwhile: fetch the statement "
+            "again and sign it"
+        ) from None
