@@ -537,3 +537,39 @@ def test_concurrent_releases_get_distinct_numbers(env: GateEnv, tmp_path: Path) 
             assert registry.verify(f"search-stack/{number}").report.passed
     finally:
         registry.close()
+
+
+def test_a_deployment_alias_edited_in_the_database_is_reported_and_never_pulled(
+    env: GateEnv, tmp_path: Path
+) -> None:
+    _stack(env, tmp_path)
+    registry = env.reg.registry()
+    try:
+        registry.release_deployment(
+            "search-stack", {"encoder": "text-enc/1", "ranker": "ranker/1"}, env.signer("trainer")
+        )
+        registry.set_alias("search-stack", "production", 1)
+        assert (
+            _checks(registry.verify("search-stack@production"))[
+                "registry.alias search-stack@production"
+            ]
+            == "passed"
+        )
+    finally:
+        registry.close()
+    execute(
+        env.reg,
+        "UPDATE deployment_aliases SET deployment_version_id = "
+        "(SELECT id FROM deployment_versions WHERE number = 2)",
+    )
+    result = env.reg.cli("verify", "search-stack@production")
+    assert result.returncode == 1
+    assert "registry.alias" in one_line_error(result.stderr)
+    target = tmp_path / "serve"
+    result = env.reg.cli("pull", "search-stack@production", "--to", str(target))
+    assert result.returncode == 1
+    assert "changed outside mlprov" in one_line_error(result.stderr)
+    assert not target.exists()
+    status = env.reg.cli("status", "--json")
+    assert status.returncode == 1
+    assert [s["ok"] for s in json.loads(status.stdout) if s.get("deployment")] == [False]

@@ -21,6 +21,7 @@ from mlprov.records import AuditEntry
 
 __all__ = [
     "CHECKPOINT_PREDICATE_TYPE",
+    "DEPLOYMENT_POINTER_ACTIONS",
     "GENESIS_HASH",
     "POINTER_ACTIONS",
     "Checkpoint",
@@ -201,6 +202,8 @@ class RegistryState:
 _ALIAS_ACTIONS = {"alias.set": "set", "alias.rollback": "rollback", "alias.delete": "delete"}
 #: The audit actions that move an alias pointer.
 POINTER_ACTIONS = tuple(_ALIAS_ACTIONS)
+#: The audit actions that move a deployment's alias pointer (docs/deployments.md).
+DEPLOYMENT_POINTER_ACTIONS = tuple(f"deployment.{action}" for action in _ALIAS_ACTIONS)
 
 
 def pointer_against_chain(
@@ -235,7 +238,8 @@ def pointer_against_chain(
     if recomputed != entry.hash or entry.prev_hash != previous_hash:
         return f"audit entry {entry.seq} ({entry.action} {entry.subject}) was modified"
     details = json.loads(entry.details)
-    recorded_version = None if entry.action == "alias.delete" else details.get("to")
+    deleted = entry.action in ("alias.delete", "deployment.alias.delete")
+    recorded_version = None if deleted else details.get("to")
     recorded_generation = int(details["generation"])
     if (recorded_version, recorded_generation) != (version, generation):
         return (

@@ -21,7 +21,7 @@ revoked member is never a move's target.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -228,7 +228,7 @@ def verify_deployment(
     the alias's deployment policy's decision on the version it holds)."""
     with context.metadata.read() as tx:
         number = resolve_deployment(tx, ref).number
-    return judge_deployment(
+    judgement = judge_deployment(
         context,
         ref.name,
         _target_of(ref),
@@ -238,6 +238,39 @@ def verify_deployment(
         progress=progress,
         subject=str(ref),
     )
+    return _with_alias_check(context, ref, judgement)
+
+
+def _with_alias_check(context: RegistryContext, ref: ModelRef, judgement: Judgement) -> Judgement:
+    """For ``NAME@ALIAS``, the ``registry.alias`` check as for a model alias: the stored
+    pointer equals what the newest audit entry that moved it says, that entry's hash and
+    link recomputed, so a pointer edited in the database is reported and never served."""
+    from mlprov.audit import DEPLOYMENT_POINTER_ACTIONS, pointer_against_chain  # noqa: PLC0415
+    from mlprov.verification import CheckResult, CheckStatus  # noqa: PLC0415
+
+    if ref.alias is None or ref.alias == LATEST:
+        return judgement
+    subject = str(ref)
+    with context.metadata.read() as tx:
+        generation, _row, version = tx.deployments.pointer(
+            require_deployment(tx, ref.name), ref.alias
+        )
+        entry = tx.audit.latest(subject, DEPLOYMENT_POINTER_ACTIONS)
+        previous = tx.audit.hash_at(entry.seq - 1) if entry is not None else None
+    problem = pointer_against_chain(entry, previous, version=version, generation=generation)
+    if problem is not None:
+        check = CheckResult("registry.alias", CheckStatus.FAILED, problem, subject)
+    else:
+        assert entry is not None
+        check = CheckResult(
+            "registry.alias",
+            CheckStatus.PASSED,
+            f"points at version {version} (generation {generation}) as audit entry "
+            f"{entry.seq} recorded",
+            subject,
+        )
+    report = replace(judgement.report, checks=(*judgement.report.checks, check))
+    return replace(judgement, report=report)
 
 
 @dataclass(frozen=True)
@@ -269,7 +302,11 @@ def pull_deployment(
         )
     with context.metadata.read() as tx:
         number = resolve_deployment(tx, ref).number  # resolved once
-    judgement = judge_deployment(context, ref.name, _target_of(ref), number, None, subject=str(ref))
+    judgement = _with_alias_check(
+        context,
+        ref,
+        judge_deployment(context, ref.name, _target_of(ref), number, None, subject=str(ref)),
+    )
     if judgement.policy_digest is None or judgement.decision is None:
         raise VerificationError(
             f"{ref}: no policy set is applied, so nothing is trusted to verify it against "
