@@ -124,6 +124,12 @@ def test_a_released_deployment_is_promoted_verified_and_pulled_whole(
         assert [e.to_version for e in registry.alias_history("search-stack")] == [1]
         entry = registry.audit_log()[-1]
         assert (entry.action, entry.subject) == ("deployment.alias.set", "search-stack@production")
+        moved = registry.outbox()[-1]
+        assert (moved.type, moved.model, moved.audit_seq) == (
+            "alias.moved",
+            "search-stack",
+            entry.seq,
+        )
         decision = json.loads(entry.details)["decision"]
         assert decision["allowed"] is True
         assert {r["id"] for r in decision["policy"]["results"]} == {
@@ -185,6 +191,12 @@ def test_a_deployment_whose_member_fails_its_policy_cannot_be_promoted(
         assert entry.action == "deployment.alias.set.denied"
         assert entry.subject == "search-stack@production"
         assert json.loads(entry.details)["decision"]["allowed"] is False
+        event = registry.outbox()[-1]
+        assert (event.type, event.model, event.audit_seq) == (
+            "move.denied",
+            "search-stack",
+            entry.seq,
+        )
         assert registry.verify_audit() == len(registry.audit_log())
     finally:
         registry.close()
