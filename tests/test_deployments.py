@@ -162,6 +162,7 @@ def test_a_released_deployment_is_promoted_verified_and_pulled_whole(
     ]
     assert (target / "ranker" / "w.bin").read_text() == f"ranker {'ranker'}"
     assert (target / "encoder" / "model.sig").is_file()
+    assert (target / "deployment.sig").read_bytes() == version.bundle
     shown = env.reg.cli("deployment", "show", "search-stack", "--json", check=True)
     assert json.loads(shown.stdout)["aliases"] == {"production": 1}
     listed = env.reg.cli("deployment", "list", "--json", check=True)

@@ -48,12 +48,16 @@ def env(reg: RegistryEnv, tmp_path: Path) -> GateEnv:
     return made
 
 
-def _audited_only(reg: RegistryEnv, before: dict[str, Any], entries: int) -> None:
-    """Nothing changed but ``entries`` new audit entries (a refusal or a denial)."""
+def _audited_only(reg: RegistryEnv, before: dict[str, Any], entries: int, events: int = 0) -> None:
+    """Nothing changed but ``entries`` new audit entries (a refusal or a denial) and
+    ``events`` outbox events (a denied move is a ``move.denied`` event)."""
     after = state_without_audit(reg)
     assert after["audit_rows"] == before["audit_rows"] + entries
-    assert {k: v for k, v in after.items() if k != "audit_rows"} == {
-        k: v for k, v in before.items() if k != "audit_rows"
+    rows_after, rows_before = dict(after["rows"]), dict(before["rows"])
+    assert rows_after.pop("outbox_events") == rows_before.pop("outbox_events") + events
+    assert rows_after == rows_before
+    assert {k: v for k, v in after.items() if k not in ("audit_rows", "rows")} == {
+        k: v for k, v in before.items() if k not in ("audit_rows", "rows")
     }
 
 
@@ -106,7 +110,7 @@ def test_publisher_releases_a_client_signed_statement_and_promoter_moves_the_ali
         denied = move.put("/api/v1/models/stack/aliases/production", json={"version": 1})
         assert denied.status_code == 403, denied.text
         assert "members_pass" in denied.text
-        _audited_only(reg, before, 1)
+        _audited_only(reg, before, 1, events=1)
         # A promoter moves aliases; it may not release.
         assert move.post("/api/v1/deployments/stack/versions", content=bundle).status_code == 403
 

@@ -252,11 +252,10 @@ def _with_alias_check(context: RegistryContext, ref: ModelRef, judgement: Judgem
         return judgement
     subject = str(ref)
     with context.metadata.read() as tx:
-        generation, _row, version = tx.deployments.pointer(
-            require_deployment(tx, ref.name), ref.alias
-        )
+        pointer = tx.deployment_aliases.pointer(require_deployment(tx, ref.name), ref.alias)
         entry = tx.audit.latest(subject, DEPLOYMENT_POINTER_ACTIONS)
         previous = tx.audit.hash_at(entry.seq - 1) if entry is not None else None
+    version, generation = pointer.version, pointer.generation
     problem = pointer_against_chain(entry, previous, version=version, generation=generation)
     if problem is not None:
         check = CheckResult("registry.alias", CheckStatus.FAILED, problem, subject)
@@ -293,7 +292,7 @@ def pull_deployment(
     as a whole (one :func:`mlprov.fs.install_folder`), with the signed bundle statement
     as ``to/deployment.sig``; only if the deployment verifies and its alias's deployment
     policy allows it. On any failure ``to`` is left as it was."""
-    from mlprov.fs import install_folder  # noqa: PLC0415
+    from mlprov.fs import current_umask, install_folder, write_file_atomically  # noqa: PLC0415
     from mlprov.registry.download import download  # noqa: PLC0415
 
     if ref.alias is None or ref.alias == LATEST:
@@ -334,7 +333,12 @@ def pull_deployment(
                 progress=progress,
                 record_install=True,
             )
-        (staging / BUNDLE_FILE_NAME).write_bytes(version.bundle)
+        write_file_atomically(
+            staging / BUNDLE_FILE_NAME,
+            version.bundle,
+            mode=0o666 & ~current_umask(),
+            what="deployment bundle",
+        )
 
     install_folder(Path(to), fill)
     return PulledDeployment(version, Path(to), judgement)

@@ -83,7 +83,7 @@ def resolve_deployment(tx: StoreTransaction, ref: ModelRef) -> DeploymentVersion
         if latest is None:
             raise NotFoundError(f"deployment {ref.name!r} has no versions")
         return latest
-    _generation, _row, number = tx.deployments.pointer(key, ref.alias or "")
+    number = tx.deployment_aliases.pointer(key, ref.alias or "").version
     if number is None:
         raise NotFoundError(f"alias {ref.name}@{ref.alias} not found")
     found = tx.deployments.find_version(key, number)

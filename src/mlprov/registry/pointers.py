@@ -209,7 +209,8 @@ def _move_deployment_alias(
             target = tx.deployments.find_version(key, version) if version is not None else None
             if version is not None and target is None:
                 raise NotFoundError(f"deployment version {name}/{version} not found")
-            generation, _row, from_version = tx.deployments.pointer(key, alias)
+            pointer = tx.deployment_aliases.pointer(key, alias)
+        generation, from_version = pointer.generation, pointer.version
         if expected_generation is not None and expected_generation != generation:
             raise PreconditionFailedError(
                 f"alias {name}@{alias} is at generation {generation}, "
@@ -232,7 +233,7 @@ def _move_deployment_alias(
         try:
             with mutation(context) as unit:
                 _expect_policy(context, unit, decision)
-                new_generation = unit.tx.deployments.move_alias(
+                new_generation = unit.tx.deployment_aliases.move(
                     key, alias, target.id if target is not None else None, generation
                 )
                 unit.expect(new_generation is not None)
@@ -248,7 +249,7 @@ def _move_deployment_alias(
                     at=unit.at,
                     reason=reason,
                 )
-                unit.tx.deployments.insert_alias_event(key, event)
+                unit.tx.deployment_aliases.insert_event(key, event)
                 details: dict[str, object] = {
                     "from": from_version,
                     "to": version,
@@ -305,8 +306,7 @@ def get_alias(context: RegistryContext, name: str, alias: str) -> AliasState:
     with context.metadata.read() as tx:
         deployment = tx.deployments.find(name) if tx.models.find(name) is None else None
         if deployment is not None:
-            generation, row_id, number = tx.deployments.pointer(deployment, alias)
-            pointer = AliasPointer(generation, row_id, number)
+            pointer = tx.deployment_aliases.pointer(deployment, alias)
         else:
             pointer = tx.aliases.pointer(require_model(tx, name), alias)
     if pointer.generation == 0:
@@ -325,7 +325,7 @@ def alias_history(
     with context.metadata.read() as tx:
         deployment = tx.deployments.find(name) if tx.models.find(name) is None else None
         if deployment is not None:
-            return tx.deployments.alias_history(deployment, alias)
+            return tx.deployment_aliases.history(deployment, alias)
         return tx.aliases.history(require_model(tx, name), alias)
 
 

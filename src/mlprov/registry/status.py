@@ -48,7 +48,7 @@ def status(context: RegistryContext) -> list[AliasStatus]:
     the models' aliases, then the deployments'."""
     with context.metadata.read() as tx:
         pointers = sorted((k, v, False) for k, v in tx.aliases.all_pointers().items())
-        pointers += sorted((k, v, True) for k, v in tx.deployments.all_pointers().items())
+        pointers += sorted((k, v, True) for k, v in tx.deployment_aliases.all_pointers().items())
     found = []
     for (model, alias), (version, generation), deployment in pointers:
         if version is None:

@@ -17,6 +17,7 @@ from mlprov.store import _schema as t
 from mlprov.store.aliases import AliasRows
 from mlprov.store.audit import AuditRows
 from mlprov.store.blob_holds import BlobHoldRows
+from mlprov.store.deployment_aliases import DeploymentAliasRows
 from mlprov.store.deployments import DeploymentRows
 from mlprov.store.evidence import EvidenceRows
 from mlprov.store.lineage import LineageRows
@@ -77,6 +78,7 @@ class StoreTransaction:
         self.webhooks = WebhookRows(connection)
         self.blob_holds = BlobHoldRows(connection)
         self.deployments = DeploymentRows(connection)
+        self.deployment_aliases = DeploymentAliasRows(connection)
 
     def counts(self) -> dict[str, int]:
         """Rows per table (for `audit verify` summaries and the tests' state snapshots).
