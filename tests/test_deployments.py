@@ -586,3 +586,39 @@ def test_a_deployment_alias_edited_in_the_database_is_reported_and_never_pulled(
     status = env.reg.cli("status", "--json")
     assert status.returncode == 1
     assert [s["ok"] for s in json.loads(status.stdout) if s.get("deployment")] == [False]
+
+
+def test_a_deployment_with_a_revoked_member_is_never_a_target_whatever_the_policies(
+    env: GateEnv, tmp_path: Path
+) -> None:
+    """``stack`` is selected by no deployment policy: moves are allowed, except to a
+    version with a revoked member (built in)."""
+    _stack(env, tmp_path)
+    registry = env.reg.registry()
+    try:
+        registry.create_deployment("stack")
+        signer = env.signer("trainer")
+        registry.release_deployment("stack", {"encoder": "text-enc/1"}, signer)
+        registry.release_deployment("stack", {"encoder": "text-enc/1", "llm": "chat/1"}, signer)
+        assert registry.set_alias("stack", "production", 1) is not None
+        registry.revoke(reason="bad data", signer=env.signer("alice"), version="chat/1")
+        before = env.reg.snapshot()
+        with pytest.raises(PolicyDenied) as caught:
+            registry.set_alias("stack", "production", 2)
+        assert "chat/1" in caught.value.message
+        assert "revoked" in caught.value.message
+        after = env.reg.snapshot()
+        assert after["rows"]["deployment_alias_history"] == 1
+        assert after["rows"]["audit_log"] == before["rows"]["audit_log"] + 1
+        assert registry.get_alias("stack", "production").version == 1
+    finally:
+        registry.close()
+
+
+def test_deployment_commands_refuse_client_mode_in_one_line(tmp_path: Path) -> None:
+    from support.client_mode import client_cli
+
+    for args in (("deployment", "list"), ("deployment", "create", "stack")):
+        result = client_cli("http://127.0.0.1:9", None, *args)
+        assert result.returncode == 2, result.stderr
+        assert "not available against a server" in one_line_error(result.stderr)
