@@ -586,6 +586,20 @@ def test_a_deployment_alias_edited_in_the_database_is_reported_and_never_pulled(
     status = env.reg.cli("status", "--json")
     assert status.returncode == 1
     assert [s["ok"] for s in json.loads(status.stdout) if s.get("deployment")] == [False]
+    audit = env.reg.cli("audit", "verify")
+    assert audit.returncode == 1
+    assert "deployment alias search-stack@production is version 2" in one_line_error(audit.stderr)
+    # And a history row rewritten in the database is found too.
+    execute(
+        env.reg,
+        "UPDATE deployment_aliases SET deployment_version_id = "
+        "(SELECT id FROM deployment_versions WHERE number = 1)",
+    )
+    assert env.reg.cli("audit", "verify").returncode == 0
+    execute(env.reg, "UPDATE deployment_alias_history SET actor = 'mallory'")
+    audit = env.reg.cli("audit", "verify")
+    assert audit.returncode == 1
+    assert "deployment alias history row 1" in one_line_error(audit.stderr)
 
 
 def test_a_deployment_with_a_revoked_member_is_never_a_target_whatever_the_policies(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy import exc
 
+from mlprov.audit import PointerHistory
 from mlprov.records import AliasEvent
 from mlprov.store import _schema as t
 from mlprov.store._rows import Rows
@@ -135,3 +136,25 @@ class DeploymentAliasRows(Rows):
             )
             for r in rows
         }
+
+    def all_history(self) -> list[PointerHistory]:
+        """Every deployment alias move, in the order they were made."""
+        rows = self._all(
+            sa.select(t.deployment_alias_history, t.deployments.c.name)
+            .join(t.deployments, t.deployments.c.id == t.deployment_alias_history.c.deployment_id)
+            .order_by(t.deployment_alias_history.c.id)
+        )
+        return [
+            PointerHistory(
+                str(r.name),
+                str(r.alias),
+                str(r.kind),
+                r.from_version,
+                r.to_version,
+                int(r.generation),
+                str(r.actor),
+                str(r.at),
+                str(r.reason),
+            )
+            for r in rows
+        ]
