@@ -398,6 +398,7 @@ def test_other_bad_inputs_change_nothing(env: GateEnv, tmp_path: Path) -> None:
         (("alias", "set", "search-stack", "production", "7"), 4),
         (("alias", "set", "search-stack", "latest", "1"), 2),
         (("verify", "search-stack@nowhere"), 4),
+        (("verify", "search-stack/1", "--key", str(env.folder / "keys" / "trainer.pub")), 2),
         (("pull", "search-stack/1", "--to", str(tmp_path / "x")), 2),
         (
             (
