@@ -24,6 +24,10 @@ ROOT = {
 }
 REGISTRY = {
     "AliasResolution",
+    "Deployment",
+    "DeploymentMember",
+    "DeploymentVersion",
+    "PulledDeployment",
     "AliasStatus",
     "Approval",
     "DatasetInput",

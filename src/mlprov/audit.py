@@ -21,6 +21,7 @@ from mlprov.records import AuditEntry
 
 __all__ = [
     "CHECKPOINT_PREDICATE_TYPE",
+    "DEPLOYMENT_POINTER_ACTIONS",
     "GENESIS_HASH",
     "POINTER_ACTIONS",
     "Checkpoint",
@@ -196,11 +197,16 @@ class RegistryState:
     stage_history: list[StageHistory]
     stages: dict[tuple[str, int], str]  # (model, version) -> stage, "None" omitted
     tokens: dict[str, TokenState] = field(default_factory=dict)  # token id -> token
+    #: Deployments' aliases and their history, like ``aliases`` and ``alias_history``.
+    deployment_aliases: dict[tuple[str, str], tuple[int | None, int]] = field(default_factory=dict)
+    deployment_alias_history: list[PointerHistory] = field(default_factory=list)
 
 
 _ALIAS_ACTIONS = {"alias.set": "set", "alias.rollback": "rollback", "alias.delete": "delete"}
 #: The audit actions that move an alias pointer.
 POINTER_ACTIONS = tuple(_ALIAS_ACTIONS)
+#: The audit actions that move a deployment's alias pointer (docs/deployments.md).
+DEPLOYMENT_POINTER_ACTIONS = tuple(f"deployment.{action}" for action in _ALIAS_ACTIONS)
 
 
 def pointer_against_chain(
@@ -235,7 +241,8 @@ def pointer_against_chain(
     if recomputed != entry.hash or entry.prev_hash != previous_hash:
         return f"audit entry {entry.seq} ({entry.action} {entry.subject}) was modified"
     details = json.loads(entry.details)
-    recorded_version = None if entry.action == "alias.delete" else details.get("to")
+    deleted = entry.action in ("alias.delete", "deployment.alias.delete")
+    recorded_version = None if deleted else details.get("to")
     recorded_generation = int(details["generation"])
     if (recorded_version, recorded_generation) != (version, generation):
         return (
@@ -254,30 +261,18 @@ def state_from_chain(entries: Iterable[AuditEntry]) -> RegistryState:
     stage_history: list[StageHistory] = []
     stages: dict[tuple[str, int], str] = {}
     tokens: dict[str, TokenState] = {}
+    deployment_aliases: dict[tuple[str, str], tuple[int | None, int]] = {}
+    deployment_history: list[PointerHistory] = []
     for entry in entries:
         if entry.action in ("token.create", "token.revoke"):
             _replay_token(tokens, entry)
             continue
         kind = _ALIAS_ACTIONS.get(entry.action)
         if kind is not None:
-            model, _, alias = entry.subject.partition("@")
-            details = json.loads(entry.details)
-            to = details.get("to") if kind != "delete" else None
-            generation = int(details["generation"])
-            aliases[(model, alias)] = (to, generation)
-            alias_history.append(
-                PointerHistory(
-                    model,
-                    alias,
-                    kind,
-                    details.get("from"),
-                    to,
-                    generation,
-                    entry.actor,
-                    entry.at,
-                    entry.reason,
-                )
-            )
+            _replay_alias(aliases, alias_history, kind, entry)
+        elif entry.action.startswith("deployment.") and entry.action[11:] in _ALIAS_ACTIONS:
+            kind = _ALIAS_ACTIONS[entry.action[11:]]
+            _replay_alias(deployment_aliases, deployment_history, kind, entry)
         elif entry.action == "stage.set":
             model, _, number = entry.subject.rpartition("/")
             details = json.loads(entry.details)
@@ -297,7 +292,41 @@ def state_from_chain(entries: Iterable[AuditEntry]) -> RegistryState:
                 stages.pop((model, version), None)
             else:
                 stages[(model, version)] = details["to"]
-    return RegistryState(aliases, alias_history, stage_history, stages, tokens)
+    return RegistryState(
+        aliases,
+        alias_history,
+        stage_history,
+        stages,
+        tokens,
+        deployment_aliases,
+        deployment_history,
+    )
+
+
+def _replay_alias(
+    aliases: dict[tuple[str, str], tuple[int | None, int]],
+    history: list[PointerHistory],
+    kind: str,
+    entry: AuditEntry,
+) -> None:
+    name, _, alias = entry.subject.partition("@")
+    details = json.loads(entry.details)
+    to = details.get("to") if kind != "delete" else None
+    generation = int(details["generation"])
+    aliases[(name, alias)] = (to, generation)
+    history.append(
+        PointerHistory(
+            name,
+            alias,
+            kind,
+            details.get("from"),
+            to,
+            generation,
+            entry.actor,
+            entry.at,
+            entry.reason,
+        )
+    )
 
 
 def _replay_token(tokens: dict[str, TokenState], entry: AuditEntry) -> None:
@@ -325,26 +354,21 @@ def _replay_token(tokens: dict[str, TokenState], entry: AuditEntry) -> None:
 
 def compare_state(expected: RegistryState, actual: RegistryState) -> str | None:
     """The first difference between the replayed and the stored state, in words, or None."""
-    for key in sorted(set(expected.aliases) | set(actual.aliases)):
-        want, have = expected.aliases.get(key), actual.aliases.get(key)
-        if want != have:
-            model, alias = key
-            return (
-                f"alias {model}@{alias} is {_pointer(have)} in the database, but the audit log "
-                f"says {_pointer(want)}: it was changed outside mlprov"
-            )
-    history = _first_difference(expected.alias_history, actual.alias_history)
-    if history is not None:
-        index, want_move, have_move = history
-        where = (
-            f"{want_move.model}@{want_move.alias}"
-            if want_move
-            else (f"{have_move.model}@{have_move.alias}" if have_move else "?")
+    for what, want_aliases, have_aliases, want_history, have_history in (
+        ("alias", expected.aliases, actual.aliases, expected.alias_history, actual.alias_history),
+        (
+            "deployment alias",
+            expected.deployment_aliases,
+            actual.deployment_aliases,
+            expected.deployment_alias_history,
+            actual.deployment_alias_history,
+        ),
+    ):
+        difference = _pointer_difference(
+            what, want_aliases, have_aliases, want_history, have_history
         )
-        return (
-            f"alias history row {index + 1} ({where}) differs from the audit log: "
-            f"{_described(have_move)} in the database, {_described(want_move)} in the log"
-        )
+        if difference is not None:
+            return difference
     staged = _first_difference(expected.stage_history, actual.stage_history)
     if staged is not None:
         index, want_stage, have_stage = staged
@@ -362,6 +386,36 @@ def compare_state(expected: RegistryState, actual: RegistryState) -> str | None:
                 f"says {want_s}: it was changed outside mlprov"
             )
     return _token_difference(expected.tokens, actual.tokens)
+
+
+def _pointer_difference(
+    what: str,
+    want_aliases: dict[tuple[str, str], tuple[int | None, int]],
+    have_aliases: dict[tuple[str, str], tuple[int | None, int]],
+    want_history: list[PointerHistory],
+    have_history: list[PointerHistory],
+) -> str | None:
+    for key in sorted(set(want_aliases) | set(have_aliases)):
+        want, have = want_aliases.get(key), have_aliases.get(key)
+        if want != have:
+            model, alias = key
+            return (
+                f"{what} {model}@{alias} is {_pointer(have)} in the database, but the audit "
+                f"log says {_pointer(want)}: it was changed outside mlprov"
+            )
+    history = _first_difference(want_history, have_history)
+    if history is not None:
+        index, want_move, have_move = history
+        where = (
+            f"{want_move.model}@{want_move.alias}"
+            if want_move
+            else (f"{have_move.model}@{have_move.alias}" if have_move else "?")
+        )
+        return (
+            f"{what} history row {index + 1} ({where}) differs from the audit log: "
+            f"{_described(have_move)} in the database, {_described(want_move)} in the log"
+        )
+    return None
 
 
 def _token_difference(want: dict[str, TokenState], have: dict[str, TokenState]) -> str | None:

@@ -11,6 +11,8 @@ from support.signing import subprocess_env
 PUBLIC = [
     "REQUIREMENT_KINDS",
     "CompiledPolicy",
+    "DeploymentGateContext",
+    "DeploymentMemberJudgement",
     "GateContext",
     "Move",
     "PatternSigstoreTrust",
@@ -26,6 +28,7 @@ PUBLIC = [
     "VerifiedWaiver",
     "WaiverGrant",
     "evaluate",
+    "evaluate_deployment",
     "lint_policy_set",
     "load_policy_set",
 ]

@@ -62,6 +62,7 @@ def _register_commands(app: typer.Typer) -> None:
         approvals,
         audit,
         demo,
+        deployments,
         diff,
         download,
         evidence,
@@ -108,6 +109,7 @@ def _register_commands(app: typer.Typer) -> None:
         tokens,
         serve,
         webhooks,
+        deployments,
         demo,
     ):
         module.install(app)

@@ -11,8 +11,10 @@ from mlprov.cli._options import JsonOption
 from mlprov.cli._output import print_json, say
 from mlprov.cli._state import CliState, state
 from mlprov.errors import InvalidInputError
+from mlprov.refs import ModelRef
 
 if TYPE_CHECKING:
+    from mlprov.registry import PulledDeployment
     from mlprov.serving import Resolution
     from mlprov.signing import Trust
 
@@ -111,7 +113,11 @@ def pull(
     if resolution is None:
         if registry_key is not None or state_file is not None:
             raise InvalidInputError("--registry-key and --state go with --resolution FILE")
-        pulled = cli.local_registry("pull").pull(ref, to)
+        registry = cli.local_registry("pull")
+        if registry.is_deployment(ModelRef.parse(ref).name):
+            _present_deployment(registry.pull_deployment(ref, to), ref, as_json)
+            return
+        pulled = registry.pull(ref, to)
     else:
         from mlprov.serving import ResolutionState  # noqa: PLC0415
         from mlprov.signing import read_signature_file  # noqa: PLC0415
@@ -225,3 +231,21 @@ def _pull_from_server(
 
 def install(app: typer.Typer) -> None:
     app.command("pull")(pull)
+
+
+def _present_deployment(pulled: PulledDeployment, ref: str, as_json: bool) -> None:
+    decision = pulled.judgement.decision
+    if as_json:
+        print_json(
+            {
+                "ref": pulled.version.ref,
+                "bundle_digest": pulled.version.bundle_digest,
+                "members": [m.to_json() for m in pulled.version.members],
+                "path": str(pulled.path),
+                "policy_digest": pulled.judgement.policy_digest,
+                "decision": decision.to_json() if decision is not None else None,
+            }
+        )
+        return
+    roles = ", ".join(f"{m.role}={m.ref}" for m in pulled.version.members)
+    say(f"pulled {ref} -> {pulled.version.ref} ({roles}) to {pulled.path}")

@@ -44,6 +44,14 @@ _BY_ACTION = {
     "stage.set.denied": "move.denied",
     "waiver.grant": "waiver.added",
     "revocation.add": "revocation.added",
+    # A deployment's alias is an alias (names are one namespace with models, ADR 0050):
+    # its moves and refusals are the same events, told apart by their action.
+    "deployment.alias.set": "alias.moved",
+    "deployment.alias.rollback": "alias.moved",
+    "deployment.alias.delete": "alias.moved",
+    "deployment.alias.set.denied": "move.denied",
+    "deployment.alias.rollback.denied": "move.denied",
+    "deployment.alias.delete.denied": "move.denied",
 }
 
 

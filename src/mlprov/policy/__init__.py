@@ -9,6 +9,7 @@ Stable API (this module's ``__all__``)::
     lint_policy_set(files) -> tuple[PolicyProblem, ...]   # every problem, not only the first
     PolicySet.digest, .files, .trust (a verify.TrustSet), .policies
     evaluate(policy_set, model=, target=, report=, context=) -> PolicyDecision
+    evaluate_deployment(policy_set, deployment=, target=, report=, context=) -> PolicyDecision
 
 The file format is in docs/policies.md; the trust model in docs/trust.md.
 """
@@ -27,6 +28,11 @@ from mlprov.policy._decision import (
     VerifiedWaiver,
     WaiverGrant,
 )
+from mlprov.policy._deployment import (
+    DeploymentGateContext,
+    DeploymentMemberJudgement,
+    evaluate_deployment,
+)
 from mlprov.policy._documents import (
     REQUIREMENT_KINDS,
     PolicyError,
@@ -39,6 +45,8 @@ from mlprov.policy._trust import PatternSigstoreTrust
 __all__ = [
     "REQUIREMENT_KINDS",
     "CompiledPolicy",
+    "DeploymentGateContext",
+    "DeploymentMemberJudgement",
     "GateContext",
     "Move",
     "PatternSigstoreTrust",
@@ -54,6 +62,7 @@ __all__ = [
     "VerifiedWaiver",
     "WaiverGrant",
     "evaluate",
+    "evaluate_deployment",
     "lint_policy_set",
     "load_policy_set",
 ]

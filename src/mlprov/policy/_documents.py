@@ -26,13 +26,18 @@ from mlprov.records import Stage
 from mlprov.verification import ROLES
 
 __all__ = [
+    "DEPLOYMENT_REQUIREMENT_KINDS",
     "REQUIREMENT_KINDS",
     "ApprovalsRequirement",
     "DatasetsRequirement",
+    "DeploymentPolicyDocument",
+    "DeploymentRequirement",
+    "DeploymentTargets",
     "EvaluationEvidence",
     "EvidenceRequirement",
     "FormatsRequirement",
     "LicensesRequirement",
+    "MembersPassRequirement",
     "MetricThreshold",
     "MinTimeRequirement",
     "ModelCardEvidence",
@@ -464,10 +469,84 @@ class PolicyDocument(_Strict):
     rollback: RollbackOptions | None = None
 
 
+class MembersPassRequirement(_Strict):
+    """Every member must pass its own model's policy for ``target`` (an alias; by default
+    the alias the deployment moves), as the gate would judge moving it there."""
+
+    target: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("target")
+    @classmethod
+    def _alias(cls, value: str | None) -> str | None:
+        if value is not None:
+            from mlprov.refs import validate_alias  # noqa: PLC0415
+
+            try:
+                validate_alias(value)
+            except InvalidInputError as e:
+                raise ValueError(str(e)) from e
+        return value
+
+
+DEPLOYMENT_REQUIREMENT_KINDS = ("members_pass", "same_datasets", "cel")
+
+
+class DeploymentRequirement(_Strict):
+    """One requirement of a deployment policy: exactly one kind key."""
+
+    id: str | None = Field(default=None, min_length=1, max_length=128, pattern=_NAME_PATTERN)
+    description: str = ""
+    members_pass: MembersPassRequirement | None = None
+    same_datasets: Literal[True] | None = None
+    cel: str | None = Field(default=None, min_length=1)
+
+    @field_validator("members_pass", mode="before")
+    @classmethod
+    def _members_pass(cls, value: Any) -> Any:
+        return {} if value is True else value
+
+    @field_validator("cel")
+    @classmethod
+    def _cel(cls, value: str | None) -> str | None:
+        if value is not None:
+            from mlprov.policy._cel import compile_expression  # noqa: PLC0415
+
+            compile_expression(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DeploymentRequirement:
+        _exactly_one(self, DEPLOYMENT_REQUIREMENT_KINDS, "a deployment requirement")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in DEPLOYMENT_REQUIREMENT_KINDS if getattr(self, k) is not None)
+
+
+class DeploymentTargets(_Strict):
+    """The deployment aliases a deployment policy protects (names or glob patterns)."""
+
+    aliases: list[str] = Field(min_length=1)
+
+
+class DeploymentPolicyDocument(_Strict):
+    """A policy for deployment alias moves (``deployments:`` of a policy file)."""
+
+    name: str = Field(min_length=1, max_length=128, pattern=_NAME_PATTERN)
+    description: str = ""
+    deployments: list[str] = Field(min_length=1)
+    targets: DeploymentTargets
+    require: list[DeploymentRequirement] = Field(default_factory=list)
+    require_verified: bool = True
+    allow_delete: bool = False
+
+
 class PolicyFile(_Strict):
     version: Literal[1]
     trust: TrustDeclaration | None = None
     policies: list[PolicyDocument] = Field(default_factory=list)
+    deployments: list[DeploymentPolicyDocument] = Field(default_factory=list)
 
 
 # -- loading with line numbers ------------------------------------------------------------

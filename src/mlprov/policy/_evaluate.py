@@ -329,7 +329,7 @@ def _formats(inputs: _Inputs, requirement: CompiledRequirement) -> Outcome:
     return True, f"format(s) {_names(formats)} allowed"
 
 
-def _facts_json(facts: VerifiedFacts) -> dict[str, Any]:
+def facts_json(facts: VerifiedFacts) -> dict[str, Any]:
     return {
         "model_signers": [
             {"name": name, "identity": identity.to_json_value()}
@@ -357,7 +357,7 @@ def _facts_json(facts: VerifiedFacts) -> dict[str, Any]:
 
 
 def _report_json(report: VerificationReport) -> dict[str, Any]:
-    return {**report.to_json(), "facts": _facts_json(report.facts)}
+    return {**report.to_json(), "facts": facts_json(report.facts)}
 
 
 def cel_activation(inputs: _Inputs) -> dict[str, Any]:
@@ -369,7 +369,7 @@ def cel_activation(inputs: _Inputs) -> dict[str, Any]:
         "move": context.move.to_json(),
         "now": context.now.isoformat(),
         "version": context.version.to_json() if context.version is not None else None,
-        "facts": _facts_json(inputs.facts),
+        "facts": facts_json(inputs.facts),
         "report": _report_json(inputs.report),
         "champion": _report_json(context.champion) if context.champion is not None else None,
         "approvals": [

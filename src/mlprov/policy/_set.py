@@ -17,7 +17,7 @@ whoever stores the set can recompute the digest.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
@@ -26,7 +26,10 @@ from mlprov.config import DEFAULT_LIMITS, Limits
 from mlprov.policy._cel import CompiledExpression, compile_expression
 from mlprov.policy._decision import Target
 from mlprov.policy._documents import (
+    DEPLOYMENT_REQUIREMENT_KINDS,
     REQUIREMENT_KINDS,
+    DeploymentPolicyDocument,
+    DeploymentRequirement,
     KeyPath,
     MetricThreshold,
     ParsedFile,
@@ -46,6 +49,8 @@ from mlprov.policy._trust import (
 from mlprov.verification import TrustedSigner, TrustSet
 
 __all__ = [
+    "CompiledDeploymentPolicy",
+    "CompiledDeploymentRequirement",
     "CompiledPolicy",
     "CompiledRequirement",
     "PolicySet",
@@ -95,6 +100,34 @@ class CompiledPolicy:
 
 
 @dataclass(frozen=True)
+class CompiledDeploymentRequirement:
+    id: str
+    kind: str
+    members_target: str | None = None  # members_pass: the alias members are judged for
+    expression: CompiledExpression | None = None
+
+
+@dataclass(frozen=True)
+class CompiledDeploymentPolicy:
+    """A policy of a file's ``deployments:`` list: it selects deployment alias moves."""
+
+    file: str
+    document: DeploymentPolicyDocument
+    requirements: tuple[CompiledDeploymentRequirement, ...]
+
+    @property
+    def name(self) -> str:
+        return self.document.name
+
+    def selects(self, deployment: str, target: Target) -> bool:
+        return (
+            target.kind == "alias"
+            and any(fnmatchcase(deployment, p) for p in self.document.deployments)
+            and any(fnmatchcase(target.name, p) for p in self.document.targets.aliases)
+        )
+
+
+@dataclass(frozen=True)
 class PolicySet:
     """The loaded policies and trust of one policy folder."""
 
@@ -103,9 +136,15 @@ class PolicySet:
     policies: tuple[CompiledPolicy, ...]
     trust: TrustSet
     signers: Mapping[str, SignerKind] = field(repr=False)
+    deployment_policies: tuple[CompiledDeploymentPolicy, ...] = ()
 
     def selecting(self, model: str, target: Target) -> tuple[CompiledPolicy, ...]:
         return tuple(p for p in self.policies if p.selects(model, target))
+
+    def selecting_deployment(
+        self, deployment: str, target: Target
+    ) -> tuple[CompiledDeploymentPolicy, ...]:
+        return tuple(p for p in self.deployment_policies if p.selects(deployment, target))
 
     def holds_role(self, signer_name: str, role: str) -> bool:
         kind = self.signers.get(signer_name)
@@ -134,7 +173,7 @@ def _is_document(name: str) -> bool:
     return "/" not in name and name.endswith((".yaml", ".yml"))
 
 
-def _requirement_ids(requirements: list[Requirement]) -> list[str]:
+def _requirement_ids(requirements: Sequence[Requirement | DeploymentRequirement]) -> list[str]:
     """Given ids, else the kind (``kind-N`` when the policy has several of that kind)."""
     counts: dict[str, int] = {}
     for requirement in requirements:
@@ -324,6 +363,49 @@ class _Loader:
                     )
         return CompiledPolicy(parsed.name, document, tuple(requirements))
 
+    def deployment_policies(self, taken: set[str]) -> tuple[CompiledDeploymentPolicy, ...]:
+        """The ``deployments:`` policies; their names share one namespace with the
+        model policies (``taken``), so a decision's result ids never collide."""
+        compiled: list[CompiledDeploymentPolicy] = []
+        for parsed in self.parsed:
+            for index, document in enumerate(parsed.document.deployments):
+                path: KeyPath = ("deployments", index)
+                if document.name in taken:
+                    self.problem(
+                        parsed, (*path, "name"), f"a policy called {document.name!r} exists already"
+                    )
+                    continue
+                taken.add(document.name)
+                ids = _requirement_ids(document.require)
+                requirements = []
+                for number, (requirement_id, requirement) in enumerate(
+                    zip(ids, document.require, strict=True)
+                ):
+                    at: KeyPath = (*path, "require", number)
+                    if ids.count(requirement_id) > 1:
+                        self.problem(parsed, at, f"two requirements have the id {requirement_id!r}")
+                    kind = requirement.kind
+                    assert kind in DEPLOYMENT_REQUIREMENT_KINDS
+                    expression = None
+                    if requirement.cel is not None:
+                        try:
+                            expression = compile_expression(requirement.cel)
+                        except ValueError as e:  # refused by the validator already
+                            self.problem(parsed, (*at, kind), str(e))
+                    members = requirement.members_pass
+                    requirements.append(
+                        CompiledDeploymentRequirement(
+                            requirement_id,
+                            kind,
+                            members.target if members is not None else None,
+                            expression,
+                        )
+                    )
+                compiled.append(
+                    CompiledDeploymentPolicy(parsed.name, document, tuple(requirements))
+                )
+        return tuple(compiled)
+
 
 def _load(
     files: Mapping[str, bytes], limits: Limits
@@ -351,10 +433,11 @@ def _load(
     loader.parse()
     trust, kinds = loader.trust()
     policies = loader.policies(kinds)
+    deployment_policies = loader.deployment_policies({p.name for p in policies})
     if loader.problems:
         return None, loader.problems
     used = dict(sorted(loader.used.items()))
-    return PolicySet(_digest(used), used, policies, trust, kinds), []
+    return PolicySet(_digest(used), used, policies, trust, kinds, deployment_policies), []
 
 
 def lint_policy_set(

@@ -56,6 +56,8 @@ from mlprov.registry import (
     audit,
     blobs,
     denials,
+    deployment_judge,
+    deployments,
     diff,
     download,
     evidence,
@@ -82,6 +84,7 @@ from mlprov.registry import (
 from mlprov.registry._context import RegistryContext
 from mlprov.registry.api import RegistryApi
 from mlprov.registry.approvals import Approval
+from mlprov.registry.deployment_judge import PulledDeployment
 from mlprov.registry.download import VerifiedInstall
 from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove, PolicyGate
 from mlprov.registry.gc import GcReport
@@ -106,6 +109,7 @@ from mlprov.registry.uploads import UploadedFile
 from mlprov.registry.waivers import Waiver
 from mlprov.registry.webhooks import Dispatcher, DispatchReport
 from mlprov.store import MetadataStore, open_metadata_store
+from mlprov.store.deployments import Deployment, DeploymentMember, DeploymentVersion
 from mlprov.store.policies import StoredPolicySet
 from mlprov.store.revocations import Revocation
 from mlprov.store.versions import StoredFile
@@ -123,6 +127,9 @@ __all__ = [
     "AliasStatus",
     "Approval",
     "DatasetInput",
+    "Deployment",
+    "DeploymentMember",
+    "DeploymentVersion",
     "DispatchReport",
     "Dispatcher",
     "EvidenceCheck",
@@ -138,6 +145,7 @@ __all__ = [
     "PointerMove",
     "PolicyGate",
     "PreparedVersion",
+    "PulledDeployment",
     "PulledVersion",
     "RebuildCheck",
     "Registry",
@@ -669,6 +677,64 @@ class Registry:
 
     def stage_history(self, name: str) -> list[StageEvent]:
         return pointers.stage_history(self._context, name)
+
+    # -- deployments -------------------------------------------------------------------
+
+    def create_deployment(self, name: str, *, description: str = "") -> Deployment:
+        return deployments.create_deployment(self._context, name, description=description)
+
+    def release_deployment(
+        self,
+        name: str,
+        members: Mapping[str, ModelRef | str],
+        signer: Signer,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        reason: str = "",
+    ) -> DeploymentVersion:
+        """Sign and store the next version of a deployment: ``members`` by role, each a
+        pinned ``MODEL/VERSION`` with a model signature (see registry/deployments.py)."""
+        return deployments.release_deployment(
+            self._context, name, members, signer, metadata=metadata, reason=reason
+        )
+
+    def deployment_statement(
+        self,
+        name: str,
+        members: Mapping[str, ModelRef | str],
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """The statement the next version would be released with, to sign elsewhere."""
+        return deployments.deployment_statement(self._context, name, members, metadata=metadata)
+
+    def release_signed_deployment(
+        self, name: str, bundle: bytes, *, reason: str = ""
+    ) -> DeploymentVersion:
+        """Store a release whose statement (:meth:`deployment_statement`) was signed elsewhere."""
+        return deployments.release_signed_deployment(self._context, name, bundle, reason=reason)
+
+    def get_deployment(self, name: str) -> Deployment:
+        return deployments.get_deployment(self._context, name)
+
+    def list_deployments(self) -> list[Deployment]:
+        return deployments.list_deployments(self._context)
+
+    def deployment_version(self, ref: ModelRef | str) -> DeploymentVersion:
+        return deployments.deployment_version(self._context, ref)
+
+    def deployment_versions(self, name: str) -> list[DeploymentVersion]:
+        return deployments.deployment_versions(self._context, name)
+
+    def is_deployment(self, name: str) -> bool:
+        return deployments.is_deployment(self._context, name)
+
+    def pull_deployment(
+        self, ref: ModelRef | str, to: Path, *, progress: ProgressCallback | None = None
+    ) -> PulledDeployment:
+        """Install every member of ``DEPLOYMENT@ALIAS`` at ``to/ROLE``, verified, as a whole."""
+        parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        return deployment_judge.pull_deployment(self._context, parsed, to, progress=progress)
 
     # -- webhooks ----------------------------------------------------------------------
 

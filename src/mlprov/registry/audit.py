@@ -59,9 +59,9 @@ def verify_audit(
     trust: Trust | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Recompute the hash chain, then check that the alias pointers, their history, the
-    stages and the tokens are what the chain says; return the number of entries or raise
-    AuditChainError naming the first difference."""
+    """Recompute the hash chain, then check that the alias pointers (of models and of
+    deployments), their history, the stages and the tokens are what the chain says;
+    return the number of entries or raise AuditChainError naming the first difference."""
     with context.metadata.read() as tx:
         head_seq, head_hash = tx.audit.head()
         entries = tx.audit.entries()
@@ -71,6 +71,8 @@ def verify_audit(
             stage_history=tx.stages.all_history(),
             stages=tx.stages.current(),
             tokens=tx.tokens.states(),
+            deployment_aliases=tx.deployment_aliases.all_pointers(),
+            deployment_alias_history=tx.deployment_aliases.all_history(),
         )
     signed_mark = None
     if checkpoint is not None:

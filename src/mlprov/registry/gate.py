@@ -24,14 +24,17 @@ from mlprov.records import ModelVersion
 if TYPE_CHECKING:
     from mlprov.registry._context import RegistryContext
 
-__all__ = ["Gate", "GateDecision", "OpenGate", "PointerMove", "PolicyGate"]
+__all__ = ["DEPLOYMENT_ALIAS", "Gate", "GateDecision", "OpenGate", "PointerMove", "PolicyGate"]
+
+#: ``PointerMove.pointer`` of a deployment's alias (judged by the deployment policies).
+DEPLOYMENT_ALIAS = "deployment.alias"
 
 
 @dataclass(frozen=True)
 class PointerMove:
     """A requested move of ``model@name`` (an alias) or of a version's stage."""
 
-    pointer: str  # "alias" or "stage"
+    pointer: str  # "alias", "stage" or "deployment.alias" (model is then the deployment)
     model: str
     name: str  # the alias, or the target stage's value
     action: str  # set, rollback or delete
@@ -42,7 +45,7 @@ class PointerMove:
 
     @property
     def subject(self) -> str:
-        if self.pointer == "alias":
+        if self.pointer in ("alias", DEPLOYMENT_ALIAS):
             return f"{self.model}@{self.name}"
         return f"{self.model}/{self.to_version}"
 
@@ -123,6 +126,8 @@ class PolicyGate(Gate):
     ) -> GateDecision:
         from mlprov.registry.policies import judge, parse_target  # noqa: PLC0415
 
+        if move.pointer == DEPLOYMENT_ALIAS:
+            return self._decide_deployment(move)
         goal = parse_target(move.name if move.pointer == "alias" else f"stage:{move.name}")
         judgement = judge(
             self._context,
@@ -141,6 +146,38 @@ class PolicyGate(Gate):
                 record=judgement.decision.to_json() if judgement.decision else None,
             )
         decision = judgement.decision
+        if decision is None:
+            return GateDecision(True, ("no policy applied",), None)
+        return GateDecision(
+            decision.allowed,
+            decision.failure_lines() or (decision.message,),
+            decision.policy_digest,
+            record=decision.to_json(),
+        )
+
+    def _decide_deployment(self, move: PointerMove) -> GateDecision:
+        """A deployment alias: the deployment version verified and its members judged
+        (:func:`mlprov.registry.deployment_judge.judge_deployment`), the move decided by
+        the deployment policies. Built in: a revoked member is never part of a target."""
+        from mlprov.policy import Target  # noqa: PLC0415
+        from mlprov.registry.deployment_judge import judge_deployment  # noqa: PLC0415
+
+        judgement = judge_deployment(
+            self._context,
+            move.model,
+            Target("alias", move.name),
+            move.to_version,
+            move.from_version,
+        )
+        decision = judgement.decision
+        revoked = [c for c in judgement.report.failures if c.id == "revocation"]
+        if revoked:
+            return GateDecision(
+                False,
+                tuple(f"{c.subject}: {c.message}" for c in revoked),
+                judgement.policy_digest,
+                record=decision.to_json() if decision else None,
+            )
         if decision is None:
             return GateDecision(True, ("no policy applied",), None)
         return GateDecision(

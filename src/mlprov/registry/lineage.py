@@ -73,43 +73,91 @@ def lineage(
     descendants: bool = False,
     max_depth: int | None = None,
 ) -> LineageGraph:
-    """Walk ancestors (or descendants) through every relation, bounded in depth."""
+    """Walk ancestors (or descendants) through every relation, bounded in depth.
+
+    Deployments are part of the graph: a deployment version's ancestors are its members
+    (relation ``member:ROLE``) and theirs; a version's descendants include the deployment
+    versions that pin it."""
     parsed = coerce_ref(ref)
     limit = context.limits.max_lineage_depth
     bound = min(max_depth or limit, limit)
+    direction = "descendants" if descendants else "ancestors"
     with context.metadata.read() as tx:
+        if tx.models.find(parsed.name) is None and tx.deployments.find(parsed.name) is not None:
+            return _deployment_lineage(tx, parsed, direction, bound)
         root = resolve(tx, parsed)
-        graph = LineageGraph(root=root.ref, direction="descendants" if descendants else "ancestors")
+        graph = LineageGraph(root=root.ref, direction=direction)
         graph.nodes[graph.root] = _node(tx, root)
-
-        def edges_of(key: VersionKey) -> list[StoredEdge]:
-            return tx.lineage.edges_into(key.id) if descendants else tx.lineage.edges_from(key.id)
-
-        frontier = [root]
-        for _depth in range(bound):
-            next_frontier: list[VersionKey] = []
-            for key in frontier:
-                for edge in edges_of(key):
-                    other: VersionKey | None
-                    if descendants:
-                        other = tx.versions.by_id(edge.version_id)
-                        assert other is not None  # foreign keys
-                        graph.edges.append(LineageEdgeView(other.ref, edge.relation, key.ref))
-                    elif edge.target_version_id is None:
-                        other = None
-                        uri = str(edge.target_uri)
-                        graph.edges.append(LineageEdgeView(key.ref, edge.relation, uri))
-                        graph.nodes.setdefault(uri, LineageNode(uri, edge.digest, registered=False))
-                    else:
-                        other = tx.versions.by_id(edge.target_version_id)
-                        assert other is not None  # foreign keys
-                        graph.edges.append(LineageEdgeView(key.ref, edge.relation, other.ref))
-                    if other is not None and other.ref not in graph.nodes:
-                        graph.nodes[other.ref] = _node(tx, other)
-                        next_frontier.append(other)
-            frontier = next_frontier
-            if not frontier:
-                break
-        else:
-            graph.truncated = any(edges_of(key) for key in frontier)
+        _walk(tx, graph, [root], bound)
     return graph
+
+
+def _deployment_lineage(
+    tx: StoreTransaction, ref: ModelRef, direction: str, bound: int
+) -> LineageGraph:
+    from mlprov.registry.deployments import resolve_deployment  # noqa: PLC0415
+
+    key = resolve_deployment(tx, ref)
+    version = tx.deployments.version_record(key)
+    graph = LineageGraph(root=key.ref, direction=direction)
+    graph.nodes[key.ref] = LineageNode(key.ref, version.bundle_digest, registered=True)
+    if direction == "descendants":
+        return graph  # nothing is made from a deployment
+    frontier = []
+    for member in version.members:
+        model = tx.models.find(member.model)
+        found = tx.versions.find(model, member.version) if model is not None else None
+        assert found is not None  # foreign keys
+        graph.edges.append(LineageEdgeView(key.ref, f"member:{member.role}", found.ref))
+        if found.ref not in graph.nodes:
+            graph.nodes[found.ref] = _node(tx, found)
+            frontier.append(found)
+    if bound > 1:
+        _walk(tx, graph, frontier, bound - 1)
+    else:
+        graph.truncated = bool(frontier)
+    return graph
+
+
+def _walk(
+    tx: StoreTransaction, graph: LineageGraph, frontier: list[VersionKey], bound: int
+) -> None:
+    descendants = graph.direction == "descendants"
+
+    def edges_of(key: VersionKey) -> list[StoredEdge]:
+        return tx.lineage.edges_into(key.id) if descendants else tx.lineage.edges_from(key.id)
+
+    for _depth in range(bound):
+        next_frontier: list[VersionKey] = []
+        for key in frontier:
+            if descendants:
+                pins = tx.deployments.containing(key.name, key.number)
+                for deployment, number, role, bundle_digest in pins:
+                    pinned = f"{deployment}/{number}"
+                    graph.edges.append(LineageEdgeView(pinned, f"member:{role}", key.ref))
+                    graph.nodes.setdefault(
+                        pinned, LineageNode(pinned, bundle_digest, registered=True)
+                    )
+            for edge in edges_of(key):
+                other: VersionKey | None
+                if descendants:
+                    other = tx.versions.by_id(edge.version_id)
+                    assert other is not None  # foreign keys
+                    graph.edges.append(LineageEdgeView(other.ref, edge.relation, key.ref))
+                elif edge.target_version_id is None:
+                    other = None
+                    uri = str(edge.target_uri)
+                    graph.edges.append(LineageEdgeView(key.ref, edge.relation, uri))
+                    graph.nodes.setdefault(uri, LineageNode(uri, edge.digest, registered=False))
+                else:
+                    other = tx.versions.by_id(edge.target_version_id)
+                    assert other is not None  # foreign keys
+                    graph.edges.append(LineageEdgeView(key.ref, edge.relation, other.ref))
+                if other is not None and other.ref not in graph.nodes:
+                    graph.nodes[other.ref] = _node(tx, other)
+                    next_frontier.append(other)
+        frontier = next_frontier
+        if not frontier:
+            break
+    else:
+        graph.truncated = any(edges_of(key) for key in frontier)

@@ -27,6 +27,8 @@ def create_model_in(
 ) -> ModelKey:
     """Insert a model inside an open mutation (also used by a first registration)."""
     tags = dict(tags or {})
+    if unit.tx.deployments.find(name) is not None:  # one namespace (ADR 0050)
+        raise ConflictError(f"{name!r} is a deployment; a model cannot have its name")
     model = unit.tx.models.insert(name=name, description=description, at=unit.at, actor=unit.actor)
     for key, value in sorted(tags.items()):
         unit.tx.models.set_tag(model, key, value)

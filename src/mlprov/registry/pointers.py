@@ -26,7 +26,7 @@ from mlprov.records import AliasEvent, AliasState, ModelVersion, Stage, StageEve
 from mlprov.refs import LATEST, validate_alias, validate_model_name
 from mlprov.registry._context import MAX_ATTEMPTS, LostRace, RegistryContext, require_model
 from mlprov.registry._unit import Mutation, mutation, record_denial
-from mlprov.registry.gate import GateDecision, PointerMove
+from mlprov.registry.gate import DEPLOYMENT_ALIAS, GateDecision, PointerMove
 from mlprov.store.aliases import AliasPointer
 from mlprov.store.models import ModelKey
 from mlprov.store.versions import VersionKey
@@ -185,6 +185,89 @@ def _move_alias(
     raise ConflictError(f"alias {name}@{alias} kept changing; retry")
 
 
+def _is_deployment(context: RegistryContext, name: str) -> bool:
+    """Whether ``name`` is a deployment (names are one namespace: ADR 0050)."""
+    with context.metadata.read() as tx:
+        return tx.models.find(name) is None and tx.deployments.find(name) is not None
+
+
+def _move_deployment_alias(
+    context: RegistryContext,
+    name: str,
+    alias: str,
+    version: int | None,
+    reason: str,
+    expected_generation: int | None,
+) -> AliasEvent | None:
+    """The same steps as :func:`_move_alias`, for a deployment's alias: read, gate
+    (the deployment policies), compare-and-set on the generation, history, audit."""
+    from mlprov.registry.deployments import require_deployment  # noqa: PLC0415
+
+    for _attempt in range(MAX_ATTEMPTS):
+        with context.metadata.read() as tx:
+            key = require_deployment(tx, name)
+            target = tx.deployments.find_version(key, version) if version is not None else None
+            if version is not None and target is None:
+                raise NotFoundError(f"deployment version {name}/{version} not found")
+            pointer = tx.deployment_aliases.pointer(key, alias)
+        generation, from_version = pointer.generation, pointer.version
+        if expected_generation is not None and expected_generation != generation:
+            raise PreconditionFailedError(
+                f"alias {name}@{alias} is at generation {generation}, "
+                f"not {expected_generation}; re-read it and retry"
+            )
+        if version is None and from_version is None:
+            raise NotFoundError(f"alias {name}@{alias} not found")
+        if version is not None and from_version == version:
+            return None
+        if version is None:
+            kind = "delete"
+        elif from_version is not None and version < from_version:
+            kind = "rollback"
+        else:
+            kind = "set"
+        move = PointerMove(
+            DEPLOYMENT_ALIAS, name, alias, kind, from_version, version, context.actor, reason
+        )
+        decision = _gate(context, move, None, None)
+        try:
+            with mutation(context) as unit:
+                _expect_policy(context, unit, decision)
+                new_generation = unit.tx.deployment_aliases.move(
+                    key, alias, target.id if target is not None else None, generation
+                )
+                unit.expect(new_generation is not None)
+                assert new_generation is not None
+                event = AliasEvent(
+                    name=name,
+                    alias=alias,
+                    kind=kind,
+                    from_version=from_version,
+                    to_version=version,
+                    generation=new_generation,
+                    actor=unit.actor,
+                    at=unit.at,
+                    reason=reason,
+                )
+                unit.tx.deployment_aliases.insert_event(key, event)
+                details: dict[str, object] = {
+                    "from": from_version,
+                    "to": version,
+                    "generation": new_generation,
+                }
+                if decision.policy_digest is not None:
+                    details["decision"] = decision.to_json()
+                unit.audit(f"{DEPLOYMENT_ALIAS}.{kind}", f"{name}@{alias}", details, reason)
+                return event
+        except LostRace:
+            if expected_generation is not None:
+                raise ConflictError(
+                    f"alias {name}@{alias} changed concurrently (expected generation "
+                    f"{expected_generation}); re-read it and retry"
+                ) from None
+    raise ConflictError(f"alias {name}@{alias} kept changing; retry")
+
+
 def set_alias(
     context: RegistryContext,
     name: str,
@@ -195,6 +278,8 @@ def set_alias(
     expected_generation: int | None = None,
 ) -> AliasEvent | None:
     _check_alias(name, alias, "set")
+    if _is_deployment(context, name):
+        return _move_deployment_alias(context, name, alias, version, reason, expected_generation)
     return _move_alias(context, name, alias, version, reason, expected_generation)
 
 
@@ -207,7 +292,10 @@ def delete_alias(
     expected_generation: int | None = None,
 ) -> AliasEvent:
     _check_alias(name, alias, "deleted")
-    event = _move_alias(context, name, alias, None, reason, expected_generation)
+    if _is_deployment(context, name):
+        event = _move_deployment_alias(context, name, alias, None, reason, expected_generation)
+    else:
+        event = _move_alias(context, name, alias, None, reason, expected_generation)
     assert event is not None  # a delete is never a no-op: a missing alias is NotFound
     return event
 
@@ -216,8 +304,11 @@ def get_alias(context: RegistryContext, name: str, alias: str) -> AliasState:
     validate_model_name(name)
     validate_alias(alias)
     with context.metadata.read() as tx:
-        model = require_model(tx, name)
-        pointer = tx.aliases.pointer(model, alias)
+        deployment = tx.deployments.find(name) if tx.models.find(name) is None else None
+        if deployment is not None:
+            pointer = tx.deployment_aliases.pointer(deployment, alias)
+        else:
+            pointer = tx.aliases.pointer(require_model(tx, name), alias)
     if pointer.generation == 0:
         raise NotFoundError(f"alias {name}@{alias} not found")
     return AliasState(
@@ -232,6 +323,9 @@ def alias_history(
     if alias is not None:
         validate_alias(alias)
     with context.metadata.read() as tx:
+        deployment = tx.deployments.find(name) if tx.models.find(name) is None else None
+        if deployment is not None:
+            return tx.deployment_aliases.history(deployment, alias)
         return tx.aliases.history(require_model(tx, name), alias)
 
 

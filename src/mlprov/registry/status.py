@@ -1,4 +1,5 @@
-"""``mlprov status``: every model's aliases and whether each target verifies now."""
+"""``mlprov status``: every model's and deployment's aliases and whether each target
+verifies now."""
 
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ class AliasStatus:
     ok: bool
     revoked: bool
     problem: str | None
+    #: ``model`` names a deployment (its alias judged by the deployment policies).
+    deployment: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        value: dict[str, Any] = {
             "model": self.model,
             "alias": self.alias,
             "version": self.version,
@@ -35,20 +38,27 @@ class AliasStatus:
             "revoked": self.revoked,
             "problem": self.problem,
         }
+        if self.deployment:
+            value["deployment"] = True
+        return value
 
 
 def status(context: RegistryContext) -> list[AliasStatus]:
-    """Each alias that points somewhere, judged as serving would judge it (``pull``)."""
+    """Each alias that points somewhere, judged as serving would judge it (``pull``):
+    the models' aliases, then the deployments'."""
     with context.metadata.read() as tx:
-        pointers = tx.aliases.all_pointers()
+        pointers = sorted((k, v, False) for k, v in tx.aliases.all_pointers().items())
+        pointers += sorted((k, v, True) for k, v in tx.deployment_aliases.all_pointers().items())
     found = []
-    for (model, alias), (version, generation) in sorted(pointers.items()):
+    for (model, alias), (version, generation), deployment in pointers:
         if version is None:
             continue
         try:
             judgement = verify_registered(context, f"{model}@{alias}")
         except MlprovError as e:  # a broken record is a status to show, not a crash
-            found.append(AliasStatus(model, alias, version, generation, False, False, e.message))
+            found.append(
+                AliasStatus(model, alias, version, generation, False, False, e.message, deployment)
+            )
             continue
         failures = judgement.report.failures
         revoked = any(c.id == "revocation" for c in failures)
@@ -61,6 +71,8 @@ def status(context: RegistryContext) -> list[AliasStatus]:
         else:
             problem = None
         found.append(
-            AliasStatus(model, alias, version, generation, problem is None, revoked, problem)
+            AliasStatus(
+                model, alias, version, generation, problem is None, revoked, problem, deployment
+            )
         )
     return found

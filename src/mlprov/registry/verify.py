@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from mlprov.errors import MlprovError
+from mlprov.errors import InvalidInputError, MlprovError
 from mlprov.refs import LATEST, ModelRef
 from mlprov.registry._context import RegistryContext, coerce_ref, require_model, resolve
 from mlprov.registry.policies import Judgement, judge, parse_target
@@ -43,7 +43,17 @@ def verify_registered(
     policy's decision on the version it holds, plus the checks the module docstring lists."""
     parsed = coerce_ref(ref)
     with context.metadata.read() as tx:
-        key = resolve(tx, parsed)
+        deployment = tx.models.find(parsed.name) is None and tx.deployments.find(parsed.name)
+        key = resolve(tx, parsed) if not deployment else None
+    if key is None:  # a deployment (one namespace with models, ADR 0050)
+        from mlprov.registry.deployment_judge import verify_deployment  # noqa: PLC0415
+
+        if narrow is not None:
+            raise InvalidInputError(
+                f"{ref}: trust options narrow a model signature; a deployment is verified "
+                "with the registry's trust"
+            )
+        return verify_deployment(context, parsed, deep=deep, progress=progress)
     target = (
         parse_target(parsed.alias) if parsed.alias is not None and parsed.alias != LATEST else None
     )

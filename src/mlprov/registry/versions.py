@@ -195,6 +195,10 @@ def _checked_input(
         twice = sorted({n for n in names if names.count(n) > 1})
         raise InvalidInputError(f"dataset {twice[0]!r} is named twice; names must be unique")
     with context.metadata.read() as tx:
+        # One namespace (ADR 0050), refused before any byte is hashed or stored; the
+        # model's insert checks again inside its transaction.
+        if tx.models.find(name) is None and tx.deployments.find(name) is not None:
+            raise ConflictError(f"{name!r} is a deployment; a model cannot have its name")
         lineage = [resolve_edge(tx, edge) for edge in info.lineage]
     return _CheckedInput(params, metrics, info, datasets, lineage)
 

@@ -299,3 +299,69 @@ blob_holds = sa.Table(
     sa.Column("holder", sa.String(64), nullable=False),
     sa.Column("expires_at", sa.String(32), nullable=False),
 )
+
+# Added by migration 0011: deployments (docs/deployments.md).
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("next_version", sa.Integer, nullable=False, server_default="1"),
+)
+
+deployment_versions = sa.Table(
+    "deployment_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment_id", sa.Integer, sa.ForeignKey("deployments.id"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("meta", sa.Text, nullable=False),
+    sa.Column("bundle", sa.LargeBinary, nullable=False),
+    sa.Column("bundle_digest", sa.String(80), nullable=False),
+    sa.Column("signer", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+)
+
+deployment_members = sa.Table(
+    "deployment_members",
+    metadata,
+    sa.Column(
+        "deployment_version_id",
+        sa.Integer,
+        sa.ForeignKey("deployment_versions.id"),
+        primary_key=True,
+    ),
+    sa.Column("role", sa.String(64), primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), nullable=False),
+    sa.Column("digest", sa.String(160), nullable=False),
+)
+
+deployment_aliases = sa.Table(
+    "deployment_aliases",
+    metadata,
+    sa.Column("deployment_id", sa.Integer, sa.ForeignKey("deployments.id"), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column(
+        "deployment_version_id", sa.Integer, sa.ForeignKey("deployment_versions.id"), nullable=True
+    ),
+    sa.Column("generation", sa.Integer, nullable=False),
+)
+
+deployment_alias_history = sa.Table(
+    "deployment_alias_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment_id", sa.Integer, sa.ForeignKey("deployments.id"), nullable=False),
+    sa.Column("alias", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("from_version", sa.Integer, nullable=True),
+    sa.Column("to_version", sa.Integer, nullable=True),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)

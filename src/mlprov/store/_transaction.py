@@ -17,6 +17,8 @@ from mlprov.store import _schema as t
 from mlprov.store.aliases import AliasRows
 from mlprov.store.audit import AuditRows
 from mlprov.store.blob_holds import BlobHoldRows
+from mlprov.store.deployment_aliases import DeploymentAliasRows
+from mlprov.store.deployments import DeploymentRows
 from mlprov.store.evidence import EvidenceRows
 from mlprov.store.lineage import LineageRows
 from mlprov.store.models import ModelRows
@@ -75,6 +77,8 @@ class StoreTransaction:
         self.tokens = TokenRows(connection)
         self.webhooks = WebhookRows(connection)
         self.blob_holds = BlobHoldRows(connection)
+        self.deployments = DeploymentRows(connection)
+        self.deployment_aliases = DeploymentAliasRows(connection)
 
     def counts(self) -> dict[str, int]:
         """Rows per table (for `audit verify` summaries and the tests' state snapshots).
@@ -97,6 +101,11 @@ class StoreTransaction:
             t.webhook_subscriptions,
             t.outbox_events,
             t.webhook_deliveries,
+            t.deployments,
+            t.deployment_versions,
+            t.deployment_members,
+            t.deployment_aliases,
+            t.deployment_alias_history,
         )
         return {
             table.name: int(

@@ -19,6 +19,13 @@ docs/verification.md.
 
 from __future__ import annotations
 
+from mlprov.verification._deployment import (
+    DEPLOYMENT_PREDICATE_TYPE,
+    DeploymentSnapshot,
+    MemberSnapshot,
+    deployment_checks,
+    member_subject,
+)
 from mlprov.verification._documents import EVALUATION_PREDICATE_TYPE, FORMAT_PROPERTY
 from mlprov.verification._engine import (
     evidence_check_ids,
@@ -41,12 +48,15 @@ from mlprov.verification.model import (
 from mlprov.verification.render import REPORT_FORMATS, render_checks
 
 __all__ = [
+    "DEPLOYMENT_PREDICATE_TYPE",
     "EVALUATION_PREDICATE_TYPE",
     "FORMAT_PROPERTY",
     "REPORT_FORMATS",
     "ROLES",
     "CheckResult",
     "CheckStatus",
+    "DeploymentSnapshot",
+    "MemberSnapshot",
     "Revocations",
     "StoredEvidence",
     "TrustSet",
@@ -55,7 +65,9 @@ __all__ = [
     "VerifiedAttestation",
     "VerifiedFacts",
     "VersionSnapshot",
+    "deployment_checks",
     "evidence_check_ids",
+    "member_subject",
     "render_checks",
     "verify_snapshot",
     "verify_snapshot_or_raise",
