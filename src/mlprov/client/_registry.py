@@ -408,14 +408,18 @@ class HttpRegistry:
 
         Options as for the local registry: ``hash_algorithm`` (sha256 only: the server
         stores blobs by SHA-256), ``ignore_paths``, ``allow_symlinks``,
-        ``signature_path``, ``write_signature``, ``progress``. ``with_documents`` is
-        accepted for the same signature; the server's registration takes no signed
-        provenance, ML-BOM or card yet, so none are made (docs/client.md).
+        ``signature_path``, ``write_signature``, ``progress``.
+
+        With ``with_documents`` (the default, as locally) the version's SLSA provenance,
+        CycloneDX ML-BOM and model card are then built here from the record the server
+        made, signed with the same signer and stored in one more request
+        (``POST .../documents``, safe to retry), which the server accepts only if each is
+        exactly the statement its record gives. If that request fails, the version stays
+        registered and signed without them, and the error says so (docs/client.md).
         """
         from mlprov import signing  # noqa: PLC0415 - cryptography only when signing
         from mlprov.registry.signatures import register_with_signature_file  # noqa: PLC0415
 
-        del with_documents  # see the docstring
         algorithm = str(options.pop("hash_algorithm", "sha256"))
         ignore_paths = list(options.pop("ignore_paths", ()) or ())
         allow_symlinks = bool(options.pop("allow_symlinks", False))
@@ -426,6 +430,12 @@ class HttpRegistry:
             raise InvalidInputError(f"unknown option {sorted(options)[0]!r}")
         path = Path(path)
         info = info or VersionInput()
+        if with_documents and info.builder_id is None:
+            from mlprov.provenance import LOCAL_BUILDER_ID  # noqa: PLC0415
+
+            # As locally: SLSA needs a builder id; this host unless the job names one.
+            builder = os.environ.get("MLPROV_BUILDER_ID", "").strip() or LOCAL_BUILDER_ID
+            info = dataclasses.replace(info, builder_id=builder)
         target = (
             Path(signature_path)
             if signature_path is not None
@@ -438,15 +448,44 @@ class HttpRegistry:
             manifest, artifact, ignore_paths=ignores, allow_symlinks=allow_symlinks
         )
         signed = signer.sign(statement)
-        # The server serves model.sig with the files (`download`); `evidence` is local only.
-        return register_with_signature_file(
+        # The server serves model.sig with the files (`download`) and as evidence.
+        made = register_with_signature_file(
             lambda: self._upload_and_register(
                 name, files, manifest, artifact, info, signed.bundle, progress
             ),
             signed,
             target if write_signature else None,
-            fetch_hint="mlprov download {ref} --to DIR --key PUB",
+            fetch_hint="mlprov evidence {ref}",
         )
+        if not with_documents:
+            return made
+        try:
+            self.add_documents(made.version, signer)
+        except MlprovError as e:
+            raise type(e)(
+                f"{made.version.ref} is registered and signed, but storing its provenance, "
+                f"ML-BOM and card failed: {e.message}"
+            ) from e
+        return dataclasses.replace(made, version=self.get_version(made.version.ref))
+
+    def add_documents(self, version: ModelVersion, signer: Signer) -> list[Evidence]:
+        """Sign ``version``'s provenance, ML-BOM and model card here (built from its
+        record, as a local ``sign`` does) and store them on the server, which checks
+        each is exactly the statement its own record gives (``POST .../documents``; a
+        repeat returns what the first stored, so it is retried)."""
+        from mlprov.registry.evidence import version_statements  # noqa: PLC0415
+
+        bundles = {
+            kind: base64.b64encode(signer.sign(statement).bundle).decode("ascii")
+            for kind, _predicate, statement in version_statements(version)
+        }
+        data = self._transport.json(
+            "POST",
+            f"{self._version_path(version.ref)}/documents",
+            json={"documents": bundles},
+            retry=True,
+        )
+        return [Evidence.model_validate(e, strict=False) for e in data]
 
     # -- signatures and evidence -------------------------------------------------------
 

@@ -61,6 +61,7 @@ from mlprov.registry import (
     gc,
     lineage,
     models,
+    own_documents,
     pointers,
     policies,
     pull,
@@ -433,6 +434,13 @@ class Registry:
         """Attach a bundle signed elsewhere, verified against the registry's own trust
         (the active policy set's signers)."""
         return signed_evidence.attach_trusted(self._context, ref, bundle)
+
+    def add_signed_documents(
+        self, ref: ModelRef | str, bundles: Mapping[str, bytes]
+    ) -> list[Evidence]:
+        """Store a version's provenance, ML-BOM and card its model signer signed
+        elsewhere (a client over HTTP), each checked to be the registry's own statement."""
+        return own_documents.add_signed_documents(self._context, ref, bundles)
 
     def add_signed_approval(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
         """Store an approval its approver signed elsewhere (the gate judges the signer)."""

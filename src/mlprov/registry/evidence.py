@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DOCUMENT_KINDS",
+    "OWN_DOCUMENT_KINDS",
     "add_evidence_in",
     "attach",
     "attest",
@@ -58,6 +59,7 @@ __all__ = [
     "evidence_content",
     "verified_document",
     "verified_evidence",
+    "version_statements",
 ]
 
 #: Evidence kind -> what it is; every kind is an in-toto statement in a Sigstore bundle.
@@ -105,25 +107,36 @@ def _bundle_evidence(kind: str, predicate_type: str, bundle: bytes, signer: Any)
     return NewEvidence(kind, signing.BUNDLE_MEDIA_TYPE, predicate_type, bundle, str(signer))
 
 
+#: The documents mlprov makes about a version with the model's own signer, in order.
+OWN_DOCUMENT_KINDS = ("provenance", "bom", "model-card")
+
+
+def version_statements(version: ModelVersion) -> list[tuple[str, str, bytes]]:
+    """The unsigned in-toto statements of a version's own documents (kind, predicate
+    type, exact bytes), built deterministically from its record: the same record gives
+    the same bytes, so a registry can check that a document signed elsewhere (a client
+    over HTTP) is exactly the one it would have made."""
+    from mlprov import provenance  # noqa: PLC0415
+
+    inputs = provenance.ProvenanceInputs.from_version(version)
+    return [
+        ("provenance", provenance.SLSA_PREDICATE_TYPE, provenance.slsa_provenance(inputs)),
+        ("bom", provenance.CYCLONEDX_PREDICATE_TYPE, provenance.statement_for_bom(inputs)),
+        (
+            "model-card",
+            provenance.MODEL_CARD_PREDICATE_TYPE,
+            provenance.model_card_statement(inputs),
+        ),
+    ]
+
+
 def documents_for_new_version(signer: Signer) -> Callable[[ModelVersion], list[NewEvidence]]:
     """Provenance, ML-BOM and model card for a version about to be registered, each
     built from its record and signed by ``signer`` (outside any write transaction)."""
 
     def make(version: ModelVersion) -> list[NewEvidence]:
-        from mlprov import provenance  # noqa: PLC0415
-
-        inputs = provenance.ProvenanceInputs.from_version(version)
-        documents = [
-            ("provenance", provenance.SLSA_PREDICATE_TYPE, provenance.slsa_provenance(inputs)),
-            ("bom", provenance.CYCLONEDX_PREDICATE_TYPE, provenance.statement_for_bom(inputs)),
-            (
-                "model-card",
-                provenance.MODEL_CARD_PREDICATE_TYPE,
-                provenance.model_card_statement(inputs),
-            ),
-        ]
         made = []
-        for kind, predicate_type, statement in documents:
+        for kind, predicate_type, statement in version_statements(version):
             signed = signer.sign(statement)
             made.append(_bundle_evidence(kind, predicate_type, signed.bundle, signed.signer))
         return made

@@ -18,6 +18,7 @@ from mlprov.manifest import Manifest
 from mlprov.refs import ModelRef
 from mlprov.server._bodies import (
     DescriptionBody,
+    DocumentsBody,
     ModelCreateBody,
     TagChangesBody,
     VersionCreateBody,
@@ -188,6 +189,19 @@ def get_signature(request: Request, name: str, number: VersionNumber) -> Respons
 async def attach_signature(request: Request, name: str, number: VersionNumber) -> dict[str, Any]:
     """Attach an OMS signature made elsewhere, verified against the registry's trust."""
     return await _attach(request, name, number, Action.SIGN)
+
+
+@router.post("/{name}/versions/{number}/documents", status_code=201)
+def add_documents(
+    request: Request, name: str, number: VersionNumber, body: DocumentsBody
+) -> list[dict[str, Any]]:
+    """Store the version's provenance, ML-BOM and model card, signed on the client by
+    the model's signer once the version exists (``mlprov sign DIR --name N``). Each must
+    be exactly the statement the registry builds from its record; a repeat of the same
+    request returns what the first stored (safe to retry)."""
+    registry = service_of(request).access(request, Action.SIGN, name)
+    stored = registry.add_signed_documents(_ref(name, number), body.bundles())
+    return [e.to_json() for e in stored]
 
 
 # -- evidence --------------------------------------------------------------------------
