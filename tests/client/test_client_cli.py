@@ -206,7 +206,7 @@ def test_bad_token_server_down_and_unsupported_commands(
     assert forbidden.returncode == 6, forbidden.stderr
     one_line_error(forbidden.stderr)
 
-    for args in (("token", "list"), ("lineage", "m1/1"), ("serve",)):
+    for args in (("token", "list"), ("webhook", "list"), ("serve",)):
         refused = client_cli(server.base_url, reader, *args)
         assert refused.returncode == 2, (args, refused.stderr)
         line = one_line_error(refused.stderr)

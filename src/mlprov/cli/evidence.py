@@ -128,7 +128,7 @@ def _show(
         raise InvalidInputError("give --raw or --json, not both")
     trust, trusted_by = _optional_trust(*trust_options)
     # Checked before anything is printed: a failure is one line on stderr, exit 1.
-    document = state(ctx).local_registry(kind).verified_document(ref, kind, trust)
+    document = state(ctx).registry().verified_document(ref, kind, trust)
     check = document.check
     if raw:
         _write_raw(document.bundle)
@@ -332,7 +332,7 @@ def evidence_list(
     """List the signatures and attestations stored with a version, each checked (subject,
     signer, signature) before it is listed."""
     trust, _trusted_by = _optional_trust(key, certificate_chain, identity, issuer)
-    checks = state(ctx).local_registry("evidence").verified_evidence(ref, trust)
+    checks = state(ctx).registry().verified_evidence(ref, trust)
     if as_json:
         print_json([{**c.evidence.to_json(), "verification": c.to_json()} for c in checks])
         return

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from mlprov.canonical import canonical_json
+from mlprov.client import _checks
 from mlprov.client._transport import Transport
 from mlprov.errors import (
     ConflictError,
@@ -33,6 +34,7 @@ from mlprov.errors import (
     StorageError,
     VerificationError,
 )
+from mlprov.lineage import LineageGraph
 from mlprov.manifest import SINGLE_FILE_NAME, Digest, FileEntry, Manifest, check_relative_path
 from mlprov.records import (
     AliasEvent,
@@ -48,9 +50,11 @@ from mlprov.refs import LATEST, ModelRef
 from mlprov.registry import (
     AliasStatus,
     Approval,
+    EvidenceCheck,
     Revocation,
     SignedVersion,
     StoredFile,
+    VerifiedDocument,
     VerifiedInstall,
     VersionInput,
     Waiver,
@@ -60,7 +64,7 @@ from mlprov.store.policies import StoredPolicySet
 
 if TYPE_CHECKING:
     from mlprov.serving import Resolution, ResolutionState
-    from mlprov.signing import Signer, Trust, VerifiedSignature
+    from mlprov.signing import Signer, Trust, VerificationReport, VerifiedSignature
 
 __all__ = ["HttpRegistry", "RemotePull", "ResolutionCheck", "is_server_uri"]
 
@@ -502,6 +506,46 @@ class HttpRegistry:
         return self._transport.request(
             "GET", f"{self._version_path(ref)}/evidence/{_segment(digest)}"
         ).content
+
+    def verify_version(
+        self,
+        ref: ModelRef | str,
+        trust: Trust,
+        *,
+        path: Path | None = None,
+        now: datetime | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> VerificationReport:
+        """Verify a version here against ``trust`` (:mod:`mlprov.client._checks`): its
+        signature, the server's manifest against the signed one, every stored file
+        streamed and hashed (or the local copy at ``path``), and its own documents."""
+        return _checks.verify_version(self, ref, trust, path=path, now=now, progress=progress)
+
+    def verified_evidence(
+        self, ref: ModelRef | str, trust: Trust | None = None, *, now: datetime | None = None
+    ) -> list[EvidenceCheck]:
+        """Every signature and attestation of a version, each checked here."""
+        return _checks.verified_evidence(self, ref, trust, now=now)
+
+    def verified_document(
+        self,
+        ref: ModelRef | str,
+        kind: str,
+        trust: Trust | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> VerifiedDocument:
+        """The newest stored evidence of ``kind``, checked here before it is shown."""
+        return _checks.verified_document(self, ref, kind, trust, now=now)
+
+    def lineage(
+        self, ref: ModelRef | str, *, descendants: bool = False, max_depth: int | None = None
+    ) -> LineageGraph:
+        """The server's walk of the stored lineage edges (``GET .../lineage``)."""
+        params: dict[str, Any] = {"descendants": "true" if descendants else "false"}
+        if max_depth is not None:
+            params["max_depth"] = max_depth
+        return _checks.graph_from_json(self._get(f"{self._version_path(ref)}/lineage", **params))
 
     def _post_bundle(self, ref: ModelRef | str, what: str, bundle: bytes) -> Evidence:
         data = self._transport.json(

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from mlprov.config import Limits
 from mlprov.errors import (
     ConflictError,
     DigestMismatchError,
@@ -53,6 +54,7 @@ __all__ = [
     "add_evidence_in",
     "attach",
     "attest",
+    "check_envelope",
     "document",
     "documents_for_new_version",
     "evidence",
@@ -292,20 +294,44 @@ def _check_envelope(
     now: datetime | None,
 ) -> VerifiedDocument:
     """Check one stored envelope before it is shown; raise (exit 1) on any failure."""
-    from mlprov import signing  # noqa: PLC0415
     from mlprov.registry.versions import version_files  # noqa: PLC0415
 
     bundle = evidence_content(context, ModelRef(version.name, version.version), item.digest)
+    file_hexes = (
+        {f.blob for f in version_files(context, ModelRef(version.name, version.version))}
+        if item.kind == "attestation"
+        else set()
+    )
+    return check_envelope(version, item, bundle, file_hexes, trust, limits=context.limits, now=now)
+
+
+def check_envelope(
+    version: ModelVersion,
+    item: Evidence,
+    bundle: bytes,
+    file_hexes: set[str],
+    trust: Trust | None,
+    *,
+    limits: Limits,
+    now: datetime | None = None,
+) -> VerifiedDocument:
+    """Check one envelope of ``version`` (its exact ``bundle`` bytes, recorded as
+    ``item``; ``file_hexes`` the SHA-256 of its files) before it is shown, wherever the
+    bytes came from (this registry's stores or a server); raise (exit 1) on any failure."""
+    from mlprov import signing  # noqa: PLC0415
+
     how: SignatureCheck
     what = f"{version.ref}: the stored {DOCUMENT_KINDS.get(item.kind, item.kind)}"
+    if str(Digest.of_bytes(bundle)) != item.digest:
+        raise DigestMismatchError(f"{what} is not the bytes recorded as {item.digest}")
     try:
         if trust is not None:
-            verified = signing.verify_attestation(bundle, trust, limits=context.limits, now=now)
+            verified = signing.verify_attestation(bundle, trust, limits=limits, now=now)
             signer, how = verified.signer, "trusted"
             predicate_type, subjects = verified.predicate_type, verified.subjects
             statement, payload = verified.statement, verified.payload
         else:
-            inspected = signing.inspect_attestation(bundle, limits=context.limits)
+            inspected = signing.inspect_attestation(bundle, limits=limits)
             signer = inspected.carried.signer
             how = "integrity-only" if inspected.carried.verified else "unchecked"
             predicate_type, subjects = inspected.predicate_type, inspected.subjects
@@ -314,12 +340,9 @@ def _check_envelope(
         raise type(e)(f"{what} ({item.digest[:19]}...) does not verify: {e.message}") from e
     # SLSA verifying-artifacts, "check subject": documents mlprov made (and the OMS
     # signature) name the model digest; attached attestations may name one of its files.
-    file_hexes = (
-        {f.blob for f in version_files(context, ModelRef(version.name, version.version))}
-        if item.kind == "attestation"
-        else set()
+    subject = _matching_subject(
+        subjects, version, file_hexes if item.kind == "attestation" else set()
     )
-    subject = _matching_subject(subjects, version, file_hexes)
     if subject is None:
         raise VerificationError(
             f"{what} is not about this version: its subjects ({_describe_subjects(subjects)}) "
