@@ -270,7 +270,7 @@ def attest(
     from mlprov.cli.signing import signer_from_options  # noqa: PLC0415
     from mlprov.provenance import load_document  # noqa: PLC0415
 
-    registry = state(ctx).local_registry("attest")
+    registry = state(ctx).registry()
     document = load_document(predicate, what="predicate", syntax="json")
     signer = signer_from_options(
         key=key,
@@ -302,13 +302,16 @@ def attach(
     """Attach an attestation signed elsewhere (e.g. CI's SLSA provenance), after checking
     its signature against the identity given and that its subject is this version."""
     from mlprov.cli.signing import trust_from_options  # noqa: PLC0415
+    from mlprov.config import Limits  # noqa: PLC0415
     from mlprov.signing import read_signature_file  # noqa: PLC0415
 
-    registry = state(ctx).local_registry("attach")
+    registry = state(ctx).registry()
     trust = trust_from_options(
         key=key, certificate_chain=certificate_chain, identity=identity, issuer=issuer
     )
-    data = read_signature_file(bundle, registry.limits)
+    # A server applies its own limits again; here the local registry's, or the defaults.
+    limits = getattr(registry, "limits", None)
+    data = read_signature_file(bundle, limits if isinstance(limits, Limits) else Limits())
     evidence = registry.attach(ref, data, trust)
     if as_json:
         print_json(evidence.to_json())

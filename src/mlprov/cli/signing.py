@@ -269,7 +269,7 @@ def sign_registered(
             "--hash, --ignore-paths, --shard-size and --allow-symlinks are for files on disk; "
             "a registered version is signed over its recorded manifest"
         )
-    registry = state(ctx).local_registry("sign REF")
+    registry = state(ctx).registry()
     stored = registry.sign_version(ref, signer)
     version = registry.get_version(ref)
     if signature is not None:

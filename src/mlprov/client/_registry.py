@@ -547,6 +547,69 @@ class HttpRegistry:
             params["max_depth"] = max_depth
         return _checks.graph_from_json(self._get(f"{self._version_path(ref)}/lineage", **params))
 
+    def attest(
+        self, ref: ModelRef | str, predicate_type: str, predicate: dict[str, Any], signer: Signer
+    ) -> Evidence:
+        """Sign here the statement a local ``attest`` signs (subject: the version's model
+        digest) and store it on the server (``POST .../attestations``), which checks it
+        is exactly that statement; whose attestation counts is the gate's question."""
+        from mlprov.registry.evidence import attestation_statement  # noqa: PLC0415
+
+        version = self.get_version(ref)
+        bundle = signer.sign(attestation_statement(version, predicate_type, predicate)).bundle
+        return self._post_bundle(version.ref, "attestations", bundle)
+
+    def sign_version(self, ref: ModelRef | str, signer: Signer) -> Evidence:
+        """Sign here, over the manifest the server records, a version registered without
+        a signature, and store it (``PUT .../signature``; a version already signed is a
+        ConflictError, exit 3). The signature binds the files: ``verify REF --key`` and
+        ``pull`` check the stored bytes against it."""
+        from mlprov import signing  # noqa: PLC0415
+
+        version = self.get_version(ref)
+        if any(e.kind == "signature" for e in version.evidence):
+            signer_name = [e for e in version.evidence if e.kind == "signature"][-1].signer
+            raise ConflictError(f"{version.ref} is already signed (by {signer_name})")
+        statement = signing.build_statement(self.manifest(version.ref), version.artifact_name)
+        bundle = signer.sign(statement).bundle
+        data = self._transport.json(
+            "PUT",
+            f"{self._version_path(version.ref)}/signature",
+            content=lambda: bundle,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return Evidence.model_validate(data, strict=False)
+
+    def attach(self, ref: ModelRef | str, bundle: bytes, trust: Trust, **options: Any) -> Evidence:
+        """Verify a bundle signed elsewhere against ``trust`` here (as a local ``attach``
+        does), then store it on the server, which verifies it again against its own
+        registry's trust (the active policy set's signers) before storing it: an OMS
+        signature as the version's signature, anything else as an attestation."""
+        from mlprov import documents, signing  # noqa: PLC0415
+        from mlprov.config import Limits  # noqa: PLC0415
+
+        now: datetime | None = options.pop("now", None)
+        if options:
+            raise InvalidInputError(f"unknown option {sorted(options)[0]!r}")
+        limits = Limits()
+        parsed = signing.parse_bundle(bundle, limits)
+        statement = documents.load_json(parsed.envelope.payload, "the bundle's statement", limits)
+        version = self.get_version(ref)
+        is_signature = (
+            isinstance(statement, dict) and statement.get("predicateType") == signing.PREDICATE_TYPE
+        )
+        if is_signature:
+            verified = signing.verify_bundle(bundle, trust, limits=limits, now=now)
+            try:
+                signing.match_manifest(verified.manifest, self.manifest(version.ref))
+            except MlprovError as e:
+                raise VerificationError(
+                    f"the signature is not of {version.ref}: {e.message}"
+                ) from e
+            return self._post_bundle(version.ref, "signature", bundle)
+        signing.verify_attestation(bundle, trust, limits=limits, now=now)
+        return self._post_bundle(version.ref, "evidence", bundle)
+
     def _post_bundle(self, ref: ModelRef | str, what: str, bundle: bytes) -> Evidence:
         data = self._transport.json(
             "POST",

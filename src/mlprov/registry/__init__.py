@@ -442,6 +442,14 @@ class Registry:
         elsewhere (a client over HTTP), each checked to be the registry's own statement."""
         return own_documents.add_signed_documents(self._context, ref, bundles)
 
+    def add_signed_attestation(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
+        """Store an attestation its signer made elsewhere (``attest`` over HTTP)."""
+        return signed_evidence.add_signed_attestation(self._context, ref, bundle)
+
+    def add_signed_signature(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
+        """Store the OMS signature of an unsigned version, made elsewhere (``sign REF``)."""
+        return signed_evidence.add_signed_signature(self._context, ref, bundle)
+
     def add_signed_approval(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
         """Store an approval its approver signed elsewhere (the gate judges the signer)."""
         return signed_evidence.add_signed_approval(self._context, ref, bundle)

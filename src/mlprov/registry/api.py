@@ -154,6 +154,16 @@ class RegistryApi(Protocol):
         self, ref: ModelRef | str, *, descendants: bool = False, max_depth: int | None = None
     ) -> LineageGraph: ...
 
+    def attest(
+        self, ref: ModelRef | str, predicate_type: str, predicate: dict[str, Any], signer: Signer
+    ) -> Evidence: ...
+
+    def attach(
+        self, ref: ModelRef | str, bundle: bytes, trust: Trust, **options: Any
+    ) -> Evidence: ...
+
+    def sign_version(self, ref: ModelRef | str, signer: Signer) -> Evidence: ...
+
     def approve(
         self, ref: ModelRef | str, target: str, signer: Signer, *, comment: str = ""
     ) -> Evidence: ...

@@ -54,11 +54,13 @@ __all__ = [
     "add_evidence_in",
     "attach",
     "attest",
+    "attestation_statement",
     "check_envelope",
     "document",
     "documents_for_new_version",
     "evidence",
     "evidence_content",
+    "store_attestation",
     "verified_document",
     "verified_evidence",
     "version_statements",
@@ -152,6 +154,28 @@ def _store(context: RegistryContext, version: ModelVersion, new: NewEvidence) ->
         return add_evidence_in(unit, key, new)
 
 
+def attestation_statement(version: ModelVersion, predicate_type: str, predicate: Any) -> bytes:
+    """The in-toto statement ``mlprov attest`` signs about ``version`` (subject: its model
+    digest), checked first; deterministic, so a registry can check one signed elsewhere."""
+    from mlprov import provenance  # noqa: PLC0415
+
+    if not predicate_type or "://" not in predicate_type:
+        raise MalformedDocumentError(
+            f"predicate type {predicate_type[:80]!r} must be a URI (e.g. https://example.com/eval/v1)"
+        )
+    if not isinstance(predicate, dict):
+        raise MalformedDocumentError("the predicate must be a JSON object")
+    return provenance.Statement(
+        subject=(
+            provenance.ResourceDescriptor(
+                name=version.name, digest={"sha256": version.digest.partition(":")[2]}
+            ),
+        ),
+        predicate_type=predicate_type,
+        predicate=predicate,
+    ).to_bytes()
+
+
 def attest(
     context: RegistryContext,
     ref: ModelRef | str,
@@ -160,7 +184,6 @@ def attest(
     signer: Signer,
 ) -> Evidence:
     """Sign a statement about a version (subject: the model digest) and store it."""
-    from mlprov import provenance  # noqa: PLC0415
     from mlprov.registry.versions import get_version  # noqa: PLC0415
 
     if not predicate_type or "://" not in predicate_type:
@@ -170,21 +193,20 @@ def attest(
     if not isinstance(predicate, dict):
         raise MalformedDocumentError("the predicate must be a JSON object")
     version = get_version(context, ref)
-    statement = provenance.Statement(
-        subject=(
-            provenance.ResourceDescriptor(
-                name=version.name, digest={"sha256": version.digest.partition(":")[2]}
-            ),
-        ),
-        predicate_type=predicate_type,
-        predicate=predicate,
-    ).to_bytes()
+    statement = attestation_statement(version, predicate_type, predicate)
     signed = signer.sign(statement)
     return _store(
         context,
         version,
         _bundle_evidence("attestation", predicate_type, signed.bundle, signed.signer),
     )
+
+
+def store_attestation(
+    context: RegistryContext, version: ModelVersion, new: NewEvidence
+) -> Evidence:
+    """Store one attestation checked outside the transaction (audited)."""
+    return _store(context, version, new)
 
 
 def attach(

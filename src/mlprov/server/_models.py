@@ -204,6 +204,34 @@ def add_documents(
     return [e.to_json() for e in stored]
 
 
+@router.put("/{name}/versions/{number}/signature", status_code=201, openapi_extra=BUNDLE_BODY)
+async def put_signature(request: Request, name: str, number: VersionNumber) -> dict[str, Any]:
+    """Store the OMS signature of a version registered without one, made by the client
+    over its recorded manifest (``mlprov sign REF``; exact bundle bytes). Its signer's
+    trust is the gate's question, as for a registration with a signature."""
+    service = service_of(request)
+    registry = await anyio.to_thread.run_sync(service.access, request, Action.SIGN, name)
+    bundle = await raw_body(request)
+    stored = await anyio.to_thread.run_sync(
+        registry.add_signed_signature, _ref(name, number), bundle
+    )
+    return stored.to_json()
+
+
+@router.post("/{name}/versions/{number}/attestations", status_code=201, openapi_extra=BUNDLE_BODY)
+async def add_attestation(request: Request, name: str, number: VersionNumber) -> dict[str, Any]:
+    """Store an attestation signed on the client (``mlprov attest``; exact bundle bytes):
+    exactly the statement ``attest`` makes about this version. Whose attestation counts
+    is the gate's question."""
+    service = service_of(request)
+    registry = await anyio.to_thread.run_sync(service.access, request, Action.ATTEST, name)
+    bundle = await raw_body(request)
+    stored = await anyio.to_thread.run_sync(
+        registry.add_signed_attestation, _ref(name, number), bundle
+    )
+    return stored.to_json()
+
+
 # -- evidence --------------------------------------------------------------------------
 
 
