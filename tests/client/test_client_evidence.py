@@ -14,9 +14,9 @@ import pytest
 from mlprov.client import HttpRegistry
 from mlprov.registry import VersionInput
 from mlprov.registry.evidence import version_statements
-from support.client_mode import client_cli, losing_proxy
+from support.client_mode import client_cli, losing_proxy, lying_proxy
 from support.gate_env import LOCAL_BUILDER, GateEnv, gate_env
-from support.registry_env import RegistryEnv, make_model
+from support.registry_env import RegistryEnv, make_model, one_line_error
 from support.server_process import ServerProcess, running_server, state_without_audit, token
 
 POLICY = """
@@ -192,3 +192,48 @@ def test_documents_whose_answer_is_lost_are_stored_once(
     kinds = ["signature", "provenance", "bom", "model-card"]
     assert [e.kind for e in signed.version.evidence] == kinds
     assert [k for k, _p, _m in _kinds_and_predicates(reg, "m/1")] == kinds
+
+
+def test_documents_refused_leave_the_version_signed_without_them_and_say_so(
+    reg: RegistryEnv, env: GateEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    """The server's answer to the registration is altered (a record the server did not
+    make): the documents the client then signs are not the server's statements, so they
+    are refused; the command fails saying the version is registered and signed."""
+
+    def other_time(path: str, body: bytes) -> bytes:
+        if not path.endswith("/versions"):
+            return body
+        record = json.loads(body)
+        record["created_at"] = "2001-01-01T00:00:00Z"
+        return json.dumps(record).encode()
+
+    publisher = token(reg, "publisher", name="ci")
+    with lying_proxy(server.base_url, other_time) as proxy:
+        model = make_model(tmp_path / "model")
+        failed = client_cli(
+            proxy.base_url,
+            publisher,
+            "sign",
+            str(model),
+            "--name",
+            "m",
+            "--key",
+            str(env.key_file("trainer")),
+        )
+    assert failed.returncode == 1, failed.stderr
+    line = one_line_error(failed.stderr)
+    assert "m/1 is registered and signed, but storing its provenance" in line, line
+    assert "not the statement" in line, line
+    assert [k for k, _p, _m in _kinds_and_predicates(reg, "m/1")] == ["signature"]
+    assert (model / "model.sig").is_file()
+
+    # Against the real server, the documents can be signed and stored afterwards.
+    client = HttpRegistry(server.base_url, publisher, retries=0)
+    try:
+        stored = client.add_documents(client.get_version("m/1"), env.signer("trainer"))
+    finally:
+        client.close()
+    assert [e.kind for e in stored] == ["provenance", "bom", "model-card"]
+    kinds = [k for k, _p, _m in _kinds_and_predicates(reg, "m/1")]
+    assert kinds == ["signature", "provenance", "bom", "model-card"]
