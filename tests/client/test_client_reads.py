@@ -51,6 +51,7 @@ def test_checked_reads_match_the_local_registry(
     key = _public_key(env, "trainer", tmp_path)
     for args in (
         ("verify", "m/2", "--key", key, "--json"),
+        ("verify", "m/2", "--key", key, "--path", str(tmp_path / "b"), "--json"),
         ("evidence", "m/2", "--json"),
         ("evidence", "m/2", "--key", key, "--json"),
         ("provenance", "m/2", "--key", key, "--json"),
