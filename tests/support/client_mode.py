@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,8 +46,10 @@ class LosingProxy:
     whose backend answered too late would. ``seen`` records (method, path, key)."""
 
     upstream: str
-    lose_suffix: str
+    lose_suffix: str | None
     seen: list[tuple[str, str, str | None]] = field(default_factory=list)
+    #: (path, body) -> the body to answer instead: a server that lies.
+    rewrite: Callable[[str, bytes], bytes] | None = None
     lost: int = 0
     base_url: str = ""
 
@@ -69,11 +71,15 @@ class LosingProxy:
                     answer = upstream.request(
                         self.command, self.path, content=body, headers=headers
                     )
-                if self.path.endswith(proxy.lose_suffix) and proxy.lost == 0:
+                lose = proxy.lose_suffix is not None and self.path.endswith(proxy.lose_suffix)
+                if lose and proxy.lost == 0:
                     proxy.lost += 1
                     self._send(503, b'{"error": {"type": "Unavailable", "message": "lost"}}')
                     return
-                self._send(answer.status_code, answer.content, answer.headers.get("content-type"))
+                content = answer.content
+                if proxy.rewrite is not None:
+                    content = proxy.rewrite(self.path, content)
+                self._send(answer.status_code, content, answer.headers.get("content-type"))
 
             def _send(self, status: int, body: bytes, kind: str | None = None) -> None:
                 self.send_response(status)
@@ -92,7 +98,20 @@ class LosingProxy:
 
 @contextmanager
 def losing_proxy(upstream: str, lose_suffix: str) -> Iterator[LosingProxy]:
-    proxy = LosingProxy(upstream, lose_suffix)
+    with _serving(LosingProxy(upstream, lose_suffix)) as proxy:
+        yield proxy
+
+
+@contextmanager
+def lying_proxy(upstream: str, rewrite: Callable[[str, bytes], bytes]) -> Iterator[LosingProxy]:
+    """A proxy that answers every request with ``rewrite(path, body)`` of the server's
+    body: a compromised or lying server, seen from the client."""
+    with _serving(LosingProxy(upstream, None, rewrite=rewrite)) as proxy:
+        yield proxy
+
+
+@contextmanager
+def _serving(proxy: LosingProxy) -> Iterator[LosingProxy]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), proxy.handler())
     proxy.base_url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -128,7 +128,7 @@ def _show(
         raise InvalidInputError("give --raw or --json, not both")
     trust, trusted_by = _optional_trust(*trust_options)
     # Checked before anything is printed: a failure is one line on stderr, exit 1.
-    document = state(ctx).local_registry(kind).verified_document(ref, kind, trust)
+    document = state(ctx).registry().verified_document(ref, kind, trust)
     check = document.check
     if raw:
         _write_raw(document.bundle)
@@ -270,7 +270,7 @@ def attest(
     from mlprov.cli.signing import signer_from_options  # noqa: PLC0415
     from mlprov.provenance import load_document  # noqa: PLC0415
 
-    registry = state(ctx).local_registry("attest")
+    registry = state(ctx).registry()
     document = load_document(predicate, what="predicate", syntax="json")
     signer = signer_from_options(
         key=key,
@@ -302,13 +302,16 @@ def attach(
     """Attach an attestation signed elsewhere (e.g. CI's SLSA provenance), after checking
     its signature against the identity given and that its subject is this version."""
     from mlprov.cli.signing import trust_from_options  # noqa: PLC0415
+    from mlprov.config import Limits  # noqa: PLC0415
     from mlprov.signing import read_signature_file  # noqa: PLC0415
 
-    registry = state(ctx).local_registry("attach")
+    registry = state(ctx).registry()
     trust = trust_from_options(
         key=key, certificate_chain=certificate_chain, identity=identity, issuer=issuer
     )
-    data = read_signature_file(bundle, registry.limits)
+    # A server applies its own limits again; here the local registry's, or the defaults.
+    limits = getattr(registry, "limits", None)
+    data = read_signature_file(bundle, limits if isinstance(limits, Limits) else Limits())
     evidence = registry.attach(ref, data, trust)
     if as_json:
         print_json(evidence.to_json())
@@ -332,7 +335,7 @@ def evidence_list(
     """List the signatures and attestations stored with a version, each checked (subject,
     signer, signature) before it is listed."""
     trust, _trusted_by = _optional_trust(key, certificate_chain, identity, issuer)
-    checks = state(ctx).local_registry("evidence").verified_evidence(ref, trust)
+    checks = state(ctx).registry().verified_evidence(ref, trust)
     if as_json:
         print_json([{**c.evidence.to_json(), "verification": c.to_json()} for c in checks])
         return

@@ -24,9 +24,7 @@ def lineage(
     as_json: JsonOption = False,
 ) -> None:
     """Show where a version came from (parents, base, teacher, ...) with datasets and commits."""
-    graph = (
-        state(ctx).local_registry("lineage").lineage(ref, descendants=descendants, max_depth=depth)
-    )
+    graph = state(ctx).registry().lineage(ref, descendants=descendants, max_depth=depth)
     if as_json:
         print_json(graph.to_json())
     elif mermaid:

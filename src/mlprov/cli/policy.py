@@ -144,34 +144,37 @@ def check(
 
 
 def present_remote_judgement(judged: dict[str, Any], fmt: str, output: Path | None = None) -> None:
-    """A server's judgement (``POST /api/v1/policy/check``) as ``text`` or ``json``, then
-    PolicyDenied (exit 1) when the move would be denied, as for a local check."""
-    import json  # noqa: PLC0415
-
-    from mlprov.errors import InvalidInputError, PolicyDenied  # noqa: PLC0415
+    """A server's judgement (``POST /api/v1/policy/check``) in any format a local check
+    has (text, json, sarif, junit), rendered here from the checks the server reports,
+    then PolicyDenied (exit 1) when the move would be denied, as for a local check."""
+    from mlprov.errors import InvalidInputError, PolicyDenied, StorageError  # noqa: PLC0415
     from mlprov.fs import write_file_atomically  # noqa: PLC0415
+    from mlprov.verification import CheckResult, CheckStatus  # noqa: PLC0415
+    from mlprov.verification.render import REPORT_FORMATS, render_checks  # noqa: PLC0415
 
-    report = judged.get("report") or {}
-    if fmt == "json":
-        text = json.dumps(report, indent=2, sort_keys=True)
-    elif fmt == "text":
-        verdict = "allowed" if judged.get("allowed") else "denied"
-        lines = [f"policy check of {report.get('subject', '?')}: {verdict}"]
-        for item in report.get("checks", []):
-            lines.append(
-                f"  {str(item.get('status', '?')).upper():5}  {item.get('id', '?')}  "
-                f"{' '.join(str(item.get('message', '')).split())}"
-            )
-        text = "\n".join(lines)
-    else:
+    if fmt not in REPORT_FORMATS:
         raise InvalidInputError(
-            f"--format {fmt[:40]}: against a server use text or json (sarif and junit are "
-            "rendered from a local check)"
+            f"unknown format {fmt[:40]!r}: use one of {', '.join(REPORT_FORMATS)}"
         )
+    report = judged.get("report")
+    unreadable = StorageError("the server's policy check report does not parse")
+    if not isinstance(report, dict):
+        raise unreadable
+    try:
+        subject = str(report["subject"])
+        checks = [
+            CheckResult(
+                str(c["id"]), CheckStatus(c["status"]), str(c["message"]), str(c["subject"])
+            )
+            for c in report["checks"]
+        ]
+    except (KeyError, TypeError, ValueError):
+        raise unreadable from None
+    text = render_checks(checks, fmt, subject=subject, name="policy check")
     if output is not None:
-        write_file_atomically(output, (text + "\n").encode("utf-8"), what="report")
+        write_file_atomically(output, text.encode("utf-8"), what="report")
     else:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
     if not judged.get("allowed"):
         raise PolicyDenied(str(judged.get("message") or "denied"))
 

@@ -13,6 +13,7 @@ from mlprov.cli._options import JsonOption, PassphraseEnvOption
 from mlprov.cli._output import print_json, say
 from mlprov.cli._state import state
 from mlprov.errors import InvalidInputError
+from mlprov.refs import ModelRef
 
 
 def resolve(
@@ -76,18 +77,17 @@ def _print_signed(
 ) -> None:
     from mlprov.cli._direct import signer_from_options  # noqa: PLC0415
     from mlprov.durations import parse_duration  # noqa: PLC0415
-    from mlprov.fs import write_file_atomically  # noqa: PLC0415
-    from mlprov.refs import ModelRef  # noqa: PLC0415
     from mlprov.serving import MAX_RESOLUTION_TTL  # noqa: PLC0415
 
-    registry = state(ctx).local_registry(
-        "resolve --signed",
-        "the server signs with its own key (mlprov serve --signing-key); "
-        "`mlprov pull --registry-key PUB` fetches and checks its statement",
-    )
+    cli = state(ctx)
     if as_json:
         raise InvalidInputError("--signed prints the statement itself (JSON already); drop --json")
-    if key is None:
+    if cli.client_mode and (key is not None or passphrase_env is not None):
+        raise InvalidInputError(
+            "against a server, --signed prints the statement the server signs with its own "
+            "key (mlprov serve --signing-key): drop --key and --passphrase-env"
+        )
+    if not cli.client_mode and key is None:
         raise InvalidInputError("--signed needs the registry's key: --key KEY")
     parsed = ModelRef.parse(ref)
     if parsed.alias is None:
@@ -97,6 +97,15 @@ def _print_signed(
         raise InvalidInputError(
             f"a signed resolution lasts at most {MAX_RESOLUTION_TTL}, not {ttl[:40]}"
         )
+    if cli.client_mode:
+        # The server's statement as it sent it: `pull --resolution FILE --registry-key PUB`
+        # (or `mlprov.serving.verify_resolution`) checks it; nothing here trusts it.
+        bundle = cli.server("resolve --signed").signed_resolution(
+            parsed.name, parsed.alias, ttl=duration
+        )
+        _write(bundle, out, parsed)
+        return
+    registry = cli.local_registry("resolve --signed")
     signer = signer_from_options(
         key=key,
         certificate=None,
@@ -106,8 +115,14 @@ def _print_signed(
         passphrase_env=passphrase_env,
     )
     bundle = registry.signed_resolution(parsed.name, parsed.alias, signer, ttl=duration)
+    _write(bundle, out, parsed)
+
+
+def _write(bundle: bytes, out: Path | None, parsed: ModelRef) -> None:
+    from mlprov.fs import write_file_atomically  # noqa: PLC0415
+
     if out is None:
-        sys.stdout.write(bundle.decode("utf-8") + "\n")
+        sys.stdout.write(bundle.decode("utf-8", "replace") + "\n")
     else:
         write_file_atomically(out, bundle, what="resolution")
         say(f"signed resolution of {parsed.name}@{parsed.alias} written to {out}")

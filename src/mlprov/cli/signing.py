@@ -269,7 +269,7 @@ def sign_registered(
             "--hash, --ignore-paths, --shard-size and --allow-symlinks are for files on disk; "
             "a registered version is signed over its recorded manifest"
         )
-    registry = state(ctx).local_registry("sign REF")
+    registry = state(ctx).registry()
     stored = registry.sign_version(ref, signer)
     version = registry.get_version(ref)
     if signature is not None:
@@ -351,7 +351,8 @@ def verify_registered(
         raise NotFoundError(
             f"{target}: neither a file or folder nor a registered version reference"
         ) from e
-    registry = state(ctx).local_registry("verify REF")
+    # Against a server the checks run here, on what it sends (mlprov.client._checks).
+    registry = state(ctx).registry()
     version = registry.get_version(ref)
     total = version.size if _wants_bar(quiet) else 0
     with byte_progress(f"verifying {version.ref}", total, quiet=quiet) as progress:
@@ -480,6 +481,13 @@ def verify(
     path = Path(target)
     on_disk = path.exists() or path.is_symlink()
     if not on_disk and not (key or certificate_chain or identity or issuer):
+        if state(ctx).client_mode:
+            raise InvalidInputError(
+                "mlprov verify REF against a server needs --key, --certificate-chain or "
+                "--identity + --issuer: the version is verified here, and the server's "
+                "policy is not trusted to say whom to trust (its judgement: `mlprov policy "
+                "check`)"
+            )
         if ignore_unsigned_files or local_copy is not None or signature is not None:
             raise InvalidInputError(
                 "--ignore-unsigned-files, --path and --signature need the trust options; "
@@ -490,7 +498,13 @@ def verify(
     trust = trust_from_options(
         key=key, certificate_chain=certificate_chain, identity=identity, issuer=issuer
     )
-    if not on_disk and local_copy is None and signature is None and not ignore_unsigned_files:
+    if (
+        not on_disk
+        and local_copy is None
+        and signature is None
+        and not ignore_unsigned_files
+        and not state(ctx).client_mode  # over HTTP the options alone are the trust
+    ):
         registry = state(ctx).registry()
         if registry.policy() is not None:
             # The registry holds the trust; options given as well narrow it, never widen it.

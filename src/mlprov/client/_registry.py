@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from mlprov.canonical import canonical_json
+from mlprov.client import _checks
 from mlprov.client._transport import Transport
 from mlprov.errors import (
     ConflictError,
@@ -33,6 +34,7 @@ from mlprov.errors import (
     StorageError,
     VerificationError,
 )
+from mlprov.lineage import LineageGraph
 from mlprov.manifest import SINGLE_FILE_NAME, Digest, FileEntry, Manifest, check_relative_path
 from mlprov.records import (
     AliasEvent,
@@ -48,9 +50,11 @@ from mlprov.refs import LATEST, ModelRef
 from mlprov.registry import (
     AliasStatus,
     Approval,
+    EvidenceCheck,
     Revocation,
     SignedVersion,
     StoredFile,
+    VerifiedDocument,
     VerifiedInstall,
     VersionInput,
     Waiver,
@@ -60,7 +64,7 @@ from mlprov.store.policies import StoredPolicySet
 
 if TYPE_CHECKING:
     from mlprov.serving import Resolution, ResolutionState
-    from mlprov.signing import Signer, Trust, VerifiedSignature
+    from mlprov.signing import Signer, Trust, VerificationReport, VerifiedSignature
 
 __all__ = ["HttpRegistry", "RemotePull", "ResolutionCheck", "is_server_uri"]
 
@@ -410,14 +414,18 @@ class HttpRegistry:
 
         Options as for the local registry: ``hash_algorithm`` (sha256 only: the server
         stores blobs by SHA-256), ``ignore_paths``, ``allow_symlinks``,
-        ``signature_path``, ``write_signature``, ``progress``. ``with_documents`` is
-        accepted for the same signature; the server's registration takes no signed
-        provenance, ML-BOM or card yet, so none are made (docs/client.md).
+        ``signature_path``, ``write_signature``, ``progress``.
+
+        With ``with_documents`` (the default, as locally) the version's SLSA provenance,
+        CycloneDX ML-BOM and model card are then built here from the record the server
+        made, signed with the same signer and stored in one more request
+        (``POST .../documents``, safe to retry), which the server accepts only if each is
+        exactly the statement its record gives. If that request fails, the version stays
+        registered and signed without them, and the error says so (docs/client.md).
         """
         from mlprov import signing  # noqa: PLC0415 - cryptography only when signing
         from mlprov.registry.signatures import register_with_signature_file  # noqa: PLC0415
 
-        del with_documents  # see the docstring
         algorithm = str(options.pop("hash_algorithm", "sha256"))
         ignore_paths = list(options.pop("ignore_paths", ()) or ())
         allow_symlinks = bool(options.pop("allow_symlinks", False))
@@ -428,6 +436,12 @@ class HttpRegistry:
             raise InvalidInputError(f"unknown option {sorted(options)[0]!r}")
         path = Path(path)
         info = info or VersionInput()
+        if with_documents and info.builder_id is None:
+            from mlprov.provenance import LOCAL_BUILDER_ID  # noqa: PLC0415
+
+            # As locally: SLSA needs a builder id; this host unless the job names one.
+            builder = os.environ.get("MLPROV_BUILDER_ID", "").strip() or LOCAL_BUILDER_ID
+            info = dataclasses.replace(info, builder_id=builder)
         target = (
             Path(signature_path)
             if signature_path is not None
@@ -440,15 +454,44 @@ class HttpRegistry:
             manifest, artifact, ignore_paths=ignores, allow_symlinks=allow_symlinks
         )
         signed = signer.sign(statement)
-        # The server serves model.sig with the files (`download`); `evidence` is local only.
-        return register_with_signature_file(
+        # The server serves model.sig with the files (`download`) and as evidence.
+        made = register_with_signature_file(
             lambda: self._upload_and_register(
                 name, files, manifest, artifact, info, signed.bundle, progress
             ),
             signed,
             target if write_signature else None,
-            fetch_hint="mlprov download {ref} --to DIR --key PUB",
+            fetch_hint="mlprov evidence {ref}",
         )
+        if not with_documents:
+            return made
+        try:
+            self.add_documents(made.version, signer)
+        except MlprovError as e:
+            raise type(e)(
+                f"{made.version.ref} is registered and signed, but storing its provenance, "
+                f"ML-BOM and card failed: {e.message}"
+            ) from e
+        return dataclasses.replace(made, version=self.get_version(made.version.ref))
+
+    def add_documents(self, version: ModelVersion, signer: Signer) -> list[Evidence]:
+        """Sign ``version``'s provenance, ML-BOM and model card here (built from its
+        record, as a local ``sign`` does) and store them on the server, which checks
+        each is exactly the statement its own record gives (``POST .../documents``; a
+        repeat returns what the first stored, so it is retried)."""
+        from mlprov.registry.evidence import version_statements  # noqa: PLC0415
+
+        bundles = {
+            kind: base64.b64encode(signer.sign(statement).bundle).decode("ascii")
+            for kind, _predicate, statement in version_statements(version)
+        }
+        data = self._transport.json(
+            "POST",
+            f"{self._version_path(version.ref)}/documents",
+            json={"documents": bundles},
+            retry=True,
+        )
+        return [Evidence.model_validate(e, strict=False) for e in data]
 
     # -- signatures and evidence -------------------------------------------------------
 
@@ -465,6 +508,109 @@ class HttpRegistry:
         return self._transport.request(
             "GET", f"{self._version_path(ref)}/evidence/{_segment(digest)}"
         ).content
+
+    def verify_version(
+        self,
+        ref: ModelRef | str,
+        trust: Trust,
+        *,
+        path: Path | None = None,
+        now: datetime | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> VerificationReport:
+        """Verify a version here against ``trust`` (:mod:`mlprov.client._checks`): its
+        signature, the server's manifest against the signed one, every stored file
+        streamed and hashed (or the local copy at ``path``), and its own documents."""
+        return _checks.verify_version(self, ref, trust, path=path, now=now, progress=progress)
+
+    def verified_evidence(
+        self, ref: ModelRef | str, trust: Trust | None = None, *, now: datetime | None = None
+    ) -> list[EvidenceCheck]:
+        """Every signature and attestation of a version, each checked here."""
+        return _checks.verified_evidence(self, ref, trust, now=now)
+
+    def verified_document(
+        self,
+        ref: ModelRef | str,
+        kind: str,
+        trust: Trust | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> VerifiedDocument:
+        """The newest stored evidence of ``kind``, checked here before it is shown."""
+        return _checks.verified_document(self, ref, kind, trust, now=now)
+
+    def lineage(
+        self, ref: ModelRef | str, *, descendants: bool = False, max_depth: int | None = None
+    ) -> LineageGraph:
+        """The server's walk of the stored lineage edges (``GET .../lineage``)."""
+        params: dict[str, Any] = {"descendants": "true" if descendants else "false"}
+        if max_depth is not None:
+            params["max_depth"] = max_depth
+        return _checks.graph_from_json(self._get(f"{self._version_path(ref)}/lineage", **params))
+
+    def attest(
+        self, ref: ModelRef | str, predicate_type: str, predicate: dict[str, Any], signer: Signer
+    ) -> Evidence:
+        """Sign here the statement a local ``attest`` signs (subject: the version's model
+        digest) and store it on the server (``POST .../attestations``), which checks it
+        is exactly that statement; whose attestation counts is the gate's question."""
+        from mlprov.registry.evidence import attestation_statement  # noqa: PLC0415
+
+        version = self.get_version(ref)
+        bundle = signer.sign(attestation_statement(version, predicate_type, predicate)).bundle
+        return self._post_bundle(version.ref, "attestations", bundle)
+
+    def sign_version(self, ref: ModelRef | str, signer: Signer) -> Evidence:
+        """Sign here, over the manifest the server records, a version registered without
+        a signature, and store it (``PUT .../signature``; a version already signed is a
+        ConflictError, exit 3). The signature binds the files: ``verify REF --key`` and
+        ``pull`` check the stored bytes against it."""
+        from mlprov import signing  # noqa: PLC0415
+
+        version = self.get_version(ref)
+        if any(e.kind == "signature" for e in version.evidence):
+            signer_name = [e for e in version.evidence if e.kind == "signature"][-1].signer
+            raise ConflictError(f"{version.ref} is already signed (by {signer_name})")
+        statement = signing.build_statement(self.manifest(version.ref), version.artifact_name)
+        bundle = signer.sign(statement).bundle
+        data = self._transport.json(
+            "PUT",
+            f"{self._version_path(version.ref)}/signature",
+            content=lambda: bundle,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return Evidence.model_validate(data, strict=False)
+
+    def attach(self, ref: ModelRef | str, bundle: bytes, trust: Trust, **options: Any) -> Evidence:
+        """Verify a bundle signed elsewhere against ``trust`` here (as a local ``attach``
+        does), then store it on the server, which verifies it again against its own
+        registry's trust (the active policy set's signers) before storing it: an OMS
+        signature as the version's signature, anything else as an attestation."""
+        from mlprov import documents, signing  # noqa: PLC0415
+        from mlprov.config import Limits  # noqa: PLC0415
+
+        now: datetime | None = options.pop("now", None)
+        if options:
+            raise InvalidInputError(f"unknown option {sorted(options)[0]!r}")
+        limits = Limits()
+        parsed = signing.parse_bundle(bundle, limits)
+        statement = documents.load_json(parsed.envelope.payload, "the bundle's statement", limits)
+        version = self.get_version(ref)
+        is_signature = (
+            isinstance(statement, dict) and statement.get("predicateType") == signing.PREDICATE_TYPE
+        )
+        if is_signature:
+            verified = signing.verify_bundle(bundle, trust, limits=limits, now=now)
+            try:
+                signing.match_manifest(verified.manifest, self.manifest(version.ref))
+            except MlprovError as e:
+                raise VerificationError(
+                    f"the signature is not of {version.ref}: {e.message}"
+                ) from e
+            return self._post_bundle(version.ref, "signature", bundle)
+        signing.verify_attestation(bundle, trust, limits=limits, now=now)
+        return self._post_bundle(version.ref, "evidence", bundle)
 
     def _post_bundle(self, ref: ModelRef | str, what: str, bundle: bytes) -> Evidence:
         data = self._transport.json(

@@ -64,6 +64,7 @@ from mlprov.registry import (
     gc,
     lineage,
     models,
+    own_documents,
     pointers,
     policies,
     pull,
@@ -460,6 +461,21 @@ class Registry:
         """Attach a bundle signed elsewhere, verified against the registry's own trust
         (the active policy set's signers)."""
         return signed_evidence.attach_trusted(self._context, ref, bundle)
+
+    def add_signed_documents(
+        self, ref: ModelRef | str, bundles: Mapping[str, bytes]
+    ) -> list[Evidence]:
+        """Store a version's provenance, ML-BOM and card its model signer signed
+        elsewhere (a client over HTTP), each checked to be the registry's own statement."""
+        return own_documents.add_signed_documents(self._context, ref, bundles)
+
+    def add_signed_attestation(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
+        """Store an attestation its signer made elsewhere (``attest`` over HTTP)."""
+        return signed_evidence.add_signed_attestation(self._context, ref, bundle)
+
+    def add_signed_signature(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
+        """Store the OMS signature of an unsigned version, made elsewhere (``sign REF``)."""
+        return signed_evidence.add_signed_signature(self._context, ref, bundle)
 
     def add_signed_approval(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
         """Store an approval its approver signed elsewhere (the gate judges the signer)."""

@@ -8,9 +8,10 @@ mypy checks that both classes satisfy it (the assertions at the end of
 ``mlprov.registry`` and ``mlprov.client``).
 
 Only what both can do with the same meaning is here. What needs the stores themselves
-(tokens, webhooks, ``attest``, signing an already registered version, lineage,
-``verify`` with the registry's trust, audit checkpoints) stays on ``Registry``; the CLI
-refuses those commands against a server in one line (docs/client.md).
+(tokens, webhooks, ``verify`` with the registry's trust, audit checkpoints) stays on
+``Registry``; the CLI refuses those commands against a server in one line
+(docs/client.md). ``verify_version``, ``verified_evidence`` and ``verified_document``
+check over HTTP what the server sends, here, against the trust the caller gives.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mlprov.lineage import LineageGraph
 from mlprov.manifest import Manifest
 from mlprov.records import (
     AliasEvent,
@@ -36,14 +38,14 @@ from mlprov.registry.approvals import Approval
 from mlprov.registry.download import VerifiedInstall
 from mlprov.registry.inputs import VersionInput
 from mlprov.registry.status import AliasStatus
-from mlprov.registry.types import SignedVersion
+from mlprov.registry.types import EvidenceCheck, SignedVersion, VerifiedDocument
 from mlprov.registry.waivers import Waiver
 from mlprov.store.policies import StoredPolicySet
 from mlprov.store.revocations import Revocation
 from mlprov.store.versions import StoredFile
 
 if TYPE_CHECKING:
-    from mlprov.signing import Signer, Trust
+    from mlprov.signing import Signer, Trust, VerificationReport
 
 __all__ = ["ProgressCallback", "RegistryApi"]
 
@@ -124,6 +126,43 @@ class RegistryApi(Protocol):
     def evidence(self, ref: ModelRef | str, *, kind: str | None = None) -> list[Evidence]: ...
 
     def evidence_content(self, ref: ModelRef | str, digest: str) -> bytes: ...
+
+    def verify_version(
+        self,
+        ref: ModelRef | str,
+        trust: Trust,
+        *,
+        path: Path | None = None,
+        now: datetime | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> VerificationReport: ...
+
+    def verified_evidence(
+        self, ref: ModelRef | str, trust: Trust | None = None, *, now: datetime | None = None
+    ) -> list[EvidenceCheck]: ...
+
+    def verified_document(
+        self,
+        ref: ModelRef | str,
+        kind: str,
+        trust: Trust | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> VerifiedDocument: ...
+
+    def lineage(
+        self, ref: ModelRef | str, *, descendants: bool = False, max_depth: int | None = None
+    ) -> LineageGraph: ...
+
+    def attest(
+        self, ref: ModelRef | str, predicate_type: str, predicate: dict[str, Any], signer: Signer
+    ) -> Evidence: ...
+
+    def attach(
+        self, ref: ModelRef | str, bundle: bytes, trust: Trust, **options: Any
+    ) -> Evidence: ...
+
+    def sign_version(self, ref: ModelRef | str, signer: Signer) -> Evidence: ...
 
     def approve(
         self, ref: ModelRef | str, target: str, signer: Signer, *, comment: str = ""

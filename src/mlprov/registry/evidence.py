@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from mlprov.config import Limits
 from mlprov.errors import (
     ConflictError,
     DigestMismatchError,
@@ -49,15 +50,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DOCUMENT_KINDS",
+    "OWN_DOCUMENT_KINDS",
     "add_evidence_in",
     "attach",
     "attest",
+    "attestation_statement",
+    "check_envelope",
     "document",
     "documents_for_new_version",
     "evidence",
     "evidence_content",
+    "store_attestation",
     "verified_document",
     "verified_evidence",
+    "version_statements",
 ]
 
 #: Evidence kind -> what it is; every kind is an in-toto statement in a Sigstore bundle.
@@ -105,25 +111,36 @@ def _bundle_evidence(kind: str, predicate_type: str, bundle: bytes, signer: Any)
     return NewEvidence(kind, signing.BUNDLE_MEDIA_TYPE, predicate_type, bundle, str(signer))
 
 
+#: The documents mlprov makes about a version with the model's own signer, in order.
+OWN_DOCUMENT_KINDS = ("provenance", "bom", "model-card")
+
+
+def version_statements(version: ModelVersion) -> list[tuple[str, str, bytes]]:
+    """The unsigned in-toto statements of a version's own documents (kind, predicate
+    type, exact bytes), built deterministically from its record: the same record gives
+    the same bytes, so a registry can check that a document signed elsewhere (a client
+    over HTTP) is exactly the one it would have made."""
+    from mlprov import provenance  # noqa: PLC0415
+
+    inputs = provenance.ProvenanceInputs.from_version(version)
+    return [
+        ("provenance", provenance.SLSA_PREDICATE_TYPE, provenance.slsa_provenance(inputs)),
+        ("bom", provenance.CYCLONEDX_PREDICATE_TYPE, provenance.statement_for_bom(inputs)),
+        (
+            "model-card",
+            provenance.MODEL_CARD_PREDICATE_TYPE,
+            provenance.model_card_statement(inputs),
+        ),
+    ]
+
+
 def documents_for_new_version(signer: Signer) -> Callable[[ModelVersion], list[NewEvidence]]:
     """Provenance, ML-BOM and model card for a version about to be registered, each
     built from its record and signed by ``signer`` (outside any write transaction)."""
 
     def make(version: ModelVersion) -> list[NewEvidence]:
-        from mlprov import provenance  # noqa: PLC0415
-
-        inputs = provenance.ProvenanceInputs.from_version(version)
-        documents = [
-            ("provenance", provenance.SLSA_PREDICATE_TYPE, provenance.slsa_provenance(inputs)),
-            ("bom", provenance.CYCLONEDX_PREDICATE_TYPE, provenance.statement_for_bom(inputs)),
-            (
-                "model-card",
-                provenance.MODEL_CARD_PREDICATE_TYPE,
-                provenance.model_card_statement(inputs),
-            ),
-        ]
         made = []
-        for kind, predicate_type, statement in documents:
+        for kind, predicate_type, statement in version_statements(version):
             signed = signer.sign(statement)
             made.append(_bundle_evidence(kind, predicate_type, signed.bundle, signed.signer))
         return made
@@ -137,6 +154,28 @@ def _store(context: RegistryContext, version: ModelVersion, new: NewEvidence) ->
         return add_evidence_in(unit, key, new)
 
 
+def attestation_statement(version: ModelVersion, predicate_type: str, predicate: Any) -> bytes:
+    """The in-toto statement ``mlprov attest`` signs about ``version`` (subject: its model
+    digest), checked first; deterministic, so a registry can check one signed elsewhere."""
+    from mlprov import provenance  # noqa: PLC0415
+
+    if not predicate_type or "://" not in predicate_type:
+        raise MalformedDocumentError(
+            f"predicate type {predicate_type[:80]!r} must be a URI (e.g. https://example.com/eval/v1)"
+        )
+    if not isinstance(predicate, dict):
+        raise MalformedDocumentError("the predicate must be a JSON object")
+    return provenance.Statement(
+        subject=(
+            provenance.ResourceDescriptor(
+                name=version.name, digest={"sha256": version.digest.partition(":")[2]}
+            ),
+        ),
+        predicate_type=predicate_type,
+        predicate=predicate,
+    ).to_bytes()
+
+
 def attest(
     context: RegistryContext,
     ref: ModelRef | str,
@@ -145,7 +184,6 @@ def attest(
     signer: Signer,
 ) -> Evidence:
     """Sign a statement about a version (subject: the model digest) and store it."""
-    from mlprov import provenance  # noqa: PLC0415
     from mlprov.registry.versions import get_version  # noqa: PLC0415
 
     if not predicate_type or "://" not in predicate_type:
@@ -155,21 +193,20 @@ def attest(
     if not isinstance(predicate, dict):
         raise MalformedDocumentError("the predicate must be a JSON object")
     version = get_version(context, ref)
-    statement = provenance.Statement(
-        subject=(
-            provenance.ResourceDescriptor(
-                name=version.name, digest={"sha256": version.digest.partition(":")[2]}
-            ),
-        ),
-        predicate_type=predicate_type,
-        predicate=predicate,
-    ).to_bytes()
+    statement = attestation_statement(version, predicate_type, predicate)
     signed = signer.sign(statement)
     return _store(
         context,
         version,
         _bundle_evidence("attestation", predicate_type, signed.bundle, signed.signer),
     )
+
+
+def store_attestation(
+    context: RegistryContext, version: ModelVersion, new: NewEvidence
+) -> Evidence:
+    """Store one attestation checked outside the transaction (audited)."""
+    return _store(context, version, new)
 
 
 def attach(
@@ -279,20 +316,44 @@ def _check_envelope(
     now: datetime | None,
 ) -> VerifiedDocument:
     """Check one stored envelope before it is shown; raise (exit 1) on any failure."""
-    from mlprov import signing  # noqa: PLC0415
     from mlprov.registry.versions import version_files  # noqa: PLC0415
 
     bundle = evidence_content(context, ModelRef(version.name, version.version), item.digest)
+    file_hexes = (
+        {f.blob for f in version_files(context, ModelRef(version.name, version.version))}
+        if item.kind == "attestation"
+        else set()
+    )
+    return check_envelope(version, item, bundle, file_hexes, trust, limits=context.limits, now=now)
+
+
+def check_envelope(
+    version: ModelVersion,
+    item: Evidence,
+    bundle: bytes,
+    file_hexes: set[str],
+    trust: Trust | None,
+    *,
+    limits: Limits,
+    now: datetime | None = None,
+) -> VerifiedDocument:
+    """Check one envelope of ``version`` (its exact ``bundle`` bytes, recorded as
+    ``item``; ``file_hexes`` the SHA-256 of its files) before it is shown, wherever the
+    bytes came from (this registry's stores or a server); raise (exit 1) on any failure."""
+    from mlprov import signing  # noqa: PLC0415
+
     how: SignatureCheck
     what = f"{version.ref}: the stored {DOCUMENT_KINDS.get(item.kind, item.kind)}"
+    if str(Digest.of_bytes(bundle)) != item.digest:
+        raise DigestMismatchError(f"{what} is not the bytes recorded as {item.digest}")
     try:
         if trust is not None:
-            verified = signing.verify_attestation(bundle, trust, limits=context.limits, now=now)
+            verified = signing.verify_attestation(bundle, trust, limits=limits, now=now)
             signer, how = verified.signer, "trusted"
             predicate_type, subjects = verified.predicate_type, verified.subjects
             statement, payload = verified.statement, verified.payload
         else:
-            inspected = signing.inspect_attestation(bundle, limits=context.limits)
+            inspected = signing.inspect_attestation(bundle, limits=limits)
             signer = inspected.carried.signer
             how = "integrity-only" if inspected.carried.verified else "unchecked"
             predicate_type, subjects = inspected.predicate_type, inspected.subjects
@@ -301,12 +362,9 @@ def _check_envelope(
         raise type(e)(f"{what} ({item.digest[:19]}...) does not verify: {e.message}") from e
     # SLSA verifying-artifacts, "check subject": documents mlprov made (and the OMS
     # signature) name the model digest; attached attestations may name one of its files.
-    file_hexes = (
-        {f.blob for f in version_files(context, ModelRef(version.name, version.version))}
-        if item.kind == "attestation"
-        else set()
+    subject = _matching_subject(
+        subjects, version, file_hexes if item.kind == "attestation" else set()
     )
-    subject = _matching_subject(subjects, version, file_hexes)
     if subject is None:
         raise VerificationError(
             f"{what} is not about this version: its subjects ({_describe_subjects(subjects)}) "

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlprov.config import Limits
 from mlprov.errors import (
     ConflictError,
     MlprovError,
@@ -60,6 +61,7 @@ __all__ = [
     "signature_of",
     "store_signature",
     "verify_version",
+    "verify_version_report",
 ]
 
 SIGNATURE_KIND = "signature"
@@ -263,28 +265,68 @@ def verify_version(
 ) -> VerificationReport:
     """Verify a registered version: its stored signature against ``trust``, the
     registry's manifest against the signed one, and the bytes (stored, or at ``path``)."""
+    record = get_version(context, ref)
+    bundle = signature_of(context, record.ref)
+    stored = version_files(context, record.ref)
+    blobs = {f.path: f.blob for f in stored}
+
+    def stored_chunks(entry_path: str) -> Iterator[bytes]:
+        with corrupt_blobs_named(record.ref, stored):
+            yield from context.artifacts.read_chunks(blobs[entry_path])
+
+    return verify_version_report(
+        record,
+        bundle,
+        lambda: manifest(context, record.ref),
+        trust,
+        stored_chunks=stored_chunks,
+        evidence_bytes=lambda digest: evidence_content(context, record.ref, digest),
+        path=path,
+        limits=context.limits,
+        now=now,
+        progress=progress,
+    )
+
+
+def verify_version_report(
+    record: ModelVersion,
+    bundle: bytes,
+    registered_manifest: Callable[[], Manifest],
+    trust: Trust,
+    *,
+    stored_chunks: Callable[[str], Iterable[bytes]],
+    evidence_bytes: Callable[[str], bytes],
+    path: Path | None,
+    limits: Limits,
+    now: datetime | None = None,
+    progress: ProgressCallback | None = None,
+) -> VerificationReport:
+    """The checks of :func:`verify_version` over a version's parts wherever they come
+    from (this registry's stores, or a server whose answers are not trusted): the
+    signature ``bundle`` against ``trust``, the ``registered_manifest`` against the signed
+    one, the bytes (``stored_chunks`` by manifest path, or a local copy at ``path``)
+    against their signed digests, and the version's own documents (``evidence_bytes``
+    by digest) against the same trust."""
     from mlprov import signing  # noqa: PLC0415
     from mlprov.signing import Check, VerificationReport  # noqa: PLC0415
 
-    record = get_version(context, ref)
-    bundle = signature_of(context, record.ref)
     if path is not None:
         report = signing.verify_model(
             path,
             bundle,
             trust,
             signature_path=signing.default_signature_path(path),
-            limits=context.limits,
+            limits=limits,
             now=now,
             progress=progress,
         )
     else:
-        report = signing.verify_bundle_report(bundle, trust, limits=context.limits, now=now)
+        report = signing.verify_bundle_report(bundle, trust, limits=limits, now=now)
     checks = list(report.checks)
     if not report.passed or report.signature is None:
         return report
     try:
-        registered = manifest(context, record.ref)
+        registered = registered_manifest()
         signing.match_manifest(report.signature.manifest, registered)
         checks.append(
             Check(
@@ -301,7 +343,7 @@ def verify_version(
         return VerificationReport(tuple(checks), report.signature, error)
     if path is None:
         try:
-            check_stored_bytes(context, record, registered, progress)
+            _check_bytes(registered, stored_chunks, progress)
             checks.append(
                 Check(
                     "files",
@@ -314,7 +356,7 @@ def verify_version(
             checks.append(Check("files", False, e.message))
             return VerificationReport(tuple(checks), report.signature, e)
     try:
-        checks.append(_check_documents(context, record, trust, now))
+        checks.append(_check_documents(record, evidence_bytes, trust, limits, now))
     except MlprovError as e:
         checks.append(Check("evidence", False, e.message))
         return VerificationReport(tuple(checks), report.signature, e)
@@ -326,7 +368,11 @@ _OWN_DOCUMENTS = ("provenance", "bom", "model-card")
 
 
 def _check_documents(
-    context: RegistryContext, record: ModelVersion, trust: Trust, now: datetime | None
+    record: ModelVersion,
+    evidence_bytes: Callable[[str], bytes],
+    trust: Trust,
+    limits: Limits,
+    now: datetime | None,
 ) -> Check:
     """The version's own provenance, ML-BOM and card verify with the same trust as the
     model signature and name this model's digest. (Attestations attached from elsewhere
@@ -337,8 +383,8 @@ def _check_documents(
     own = [e for e in record.evidence if e.kind in _OWN_DOCUMENTS]
     model_hex = record.digest.partition(":")[2]
     for item in own:
-        bundle = evidence_content(context, record.ref, item.digest)
-        verified = signing.verify_attestation(bundle, trust, limits=context.limits, now=now)
+        bundle = evidence_bytes(item.digest)
+        verified = signing.verify_attestation(bundle, trust, limits=limits, now=now)
         if not any(d.get("sha256") == model_hex for _n, d in verified.subjects):
             raise VerificationError(
                 f"{record.ref}: the stored {item.kind} is not about this model's digest"
@@ -347,6 +393,27 @@ def _check_documents(
         return Check("evidence", True, "no provenance, ML-BOM or card stored to check")
     kinds = ", ".join(e.kind for e in own)
     return Check("evidence", True, f"{kinds} verify with the same trust and name {record.digest}")
+
+
+def _check_bytes(
+    manifest: Manifest,
+    stored_chunks: Callable[[str], Iterable[bytes]],
+    progress: ProgressCallback | None,
+) -> None:
+    """Re-hash every stored file with the manifest's algorithm."""
+    from mlprov import signing  # noqa: PLC0415
+
+    actual: list[FileEntry] = []
+    for entry in manifest:
+        hasher = new_hasher(manifest.algorithm)
+        size = 0
+        for chunk in stored_chunks(entry.path):
+            hasher.update(chunk)
+            size += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        actual.append(FileEntry(entry.path, Digest(manifest.algorithm, hasher.hexdigest()), size))
+    signing.match_manifest(manifest, Manifest.of(manifest.algorithm, actual))
 
 
 def check_stored_bytes(
@@ -358,17 +425,9 @@ def check_stored_bytes(
     """Re-hash every stored blob with the manifest's algorithm."""
     stored = version_files(context, record.ref)
     blobs = {f.path: f.blob for f in stored}
-    actual: list[FileEntry] = []
-    for entry in manifest:
-        hasher = new_hasher(manifest.algorithm)
-        size = 0
-        with corrupt_blobs_named(record.ref, stored):
-            for chunk in context.artifacts.read_chunks(blobs[entry.path]):
-                hasher.update(chunk)
-                size += len(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-        actual.append(FileEntry(entry.path, Digest(manifest.algorithm, hasher.hexdigest()), size))
-    from mlprov import signing  # noqa: PLC0415
 
-    signing.match_manifest(manifest, Manifest.of(manifest.algorithm, actual))
+    def stored_chunks(entry_path: str) -> Iterator[bytes]:
+        with corrupt_blobs_named(record.ref, stored):
+            yield from context.artifacts.read_chunks(blobs[entry_path])
+
+    _check_bytes(manifest, stored_chunks, progress)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlprov.errors import InvalidInputError, VerificationError
+from mlprov.errors import ConflictError, InvalidInputError, VerificationError
 from mlprov.records import Evidence
 from mlprov.refs import ModelRef
 from mlprov.registry._context import RegistryContext, resolve
@@ -27,7 +27,13 @@ from mlprov.registry.types import NewEvidence
 from mlprov.registry.versions import get_version
 from mlprov.registry.waivers import WAIVER_KIND, WAIVER_PREDICATE_TYPE
 
-__all__ = ["add_signed_approval", "add_signed_waiver", "attach_trusted"]
+__all__ = [
+    "add_signed_approval",
+    "add_signed_attestation",
+    "add_signed_signature",
+    "add_signed_waiver",
+    "attach_trusted",
+]
 
 
 def attach_trusted(context: RegistryContext, ref: ModelRef | str, bundle: bytes) -> Evidence:
@@ -96,6 +102,58 @@ def add_signed_waiver(context: RegistryContext, ref: ModelRef | str, bundle: byt
             reason,
         )
         return stored
+
+
+def add_signed_attestation(
+    context: RegistryContext, ref: ModelRef | str, bundle: bytes
+) -> Evidence:
+    """Store an attestation about ``ref`` its signer made elsewhere (``mlprov attest``
+    over HTTP): the bundle's signature must verify with what it carries (where it
+    carries a key or certificate), and its statement must be exactly the one ``attest``
+    makes for this version (subject: its model digest). Whose attestation counts is the
+    gate's question (``attestations`` requirements name trusted signers), as locally."""
+    from mlprov import signing  # noqa: PLC0415
+    from mlprov.registry.evidence import attestation_statement, store_attestation  # noqa: PLC0415
+
+    version = get_version(context, ref)
+    inspected = signing.inspect_attestation(bundle, limits=context.limits)
+    predicate = inspected.statement.get("predicate")
+    expected = attestation_statement(version, inspected.predicate_type, predicate)
+    if inspected.payload != expected:
+        raise VerificationError(
+            f"the attestation is not the statement `mlprov attest` makes about {version.ref} "
+            f"({version.digest}): nothing was stored"
+        )
+    new = _evidence("attestation", inspected.predicate_type, bundle, str(inspected.carried.signer))
+    return store_attestation(context, version, new)
+
+
+def add_signed_signature(context: RegistryContext, ref: ModelRef | str, bundle: bytes) -> Evidence:
+    """Store the OMS signature of a version registered without one, made elsewhere
+    (``mlprov sign REF`` over HTTP): it must verify with what it carries (where it carries
+    a key or certificate) and sign exactly the recorded manifest; the version must have
+    no signature yet (compare-and-set). Whether its signer is trusted is the gate's
+    question, as for a local ``sign REF`` and a registration with a signature."""
+    from mlprov import signing  # noqa: PLC0415
+    from mlprov.registry.signatures import SIGNATURE_KIND, store_signature  # noqa: PLC0415
+    from mlprov.registry.versions import manifest  # noqa: PLC0415
+
+    version = get_version(context, ref)
+    if any(e.kind == SIGNATURE_KIND for e in version.evidence):
+        raise ConflictError(f"{version.ref} is already signed; nothing was stored")
+    inspected = signing.inspect_attestation(bundle, limits=context.limits)
+    if inspected.predicate_type != signing.PREDICATE_TYPE:
+        raise VerificationError(
+            f"the bundle is not an OMS model signature (predicate "
+            f"{inspected.predicate_type[:80]!r})"
+        )
+    signed = signing.inspect_signature(bundle, context.limits).statement.manifest
+    try:
+        signing.match_manifest(signed, manifest(context, version.ref))
+    except VerificationError as e:
+        raise VerificationError(f"the signature is not of {version.ref}: {e.message}") from e
+    new = _evidence(SIGNATURE_KIND, signing.PREDICATE_TYPE, bundle, str(inspected.carried.signer))
+    return store_signature(context, version, new)
 
 
 def _checked(

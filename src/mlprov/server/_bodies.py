@@ -16,6 +16,7 @@ from mlprov.registry import DatasetInput, LineageInput, UploadedFile, VersionInp
 __all__ = [
     "AliasMoveBody",
     "DescriptionBody",
+    "DocumentsBody",
     "ModelCreateBody",
     "PolicyApplyBody",
     "PolicyCheckBody",
@@ -116,6 +117,16 @@ class VersionCreateBody(_Body):
             environment=list(self.environment) if self.environment is not None else None,
             card=dict(self.card) if self.card is not None else None,
         )
+
+
+class DocumentsBody(_Body):
+    """A version's own documents signed by its model signer on the client: each bundle's
+    exact bytes in base64 (``provenance``, ``bom``, ``model-card``)."""
+
+    documents: dict[str, str] = Field(min_length=1, max_length=8)
+
+    def bundles(self) -> dict[str, bytes]:
+        return {kind: decode_base64(text, kind[:40]) for kind, text in self.documents.items()}
 
 
 class AliasMoveBody(_Body):

@@ -18,6 +18,7 @@ from mlprov.manifest import Manifest
 from mlprov.refs import ModelRef
 from mlprov.server._bodies import (
     DescriptionBody,
+    DocumentsBody,
     ModelCreateBody,
     TagChangesBody,
     VersionCreateBody,
@@ -188,6 +189,47 @@ def get_signature(request: Request, name: str, number: VersionNumber) -> Respons
 async def attach_signature(request: Request, name: str, number: VersionNumber) -> dict[str, Any]:
     """Attach an OMS signature made elsewhere, verified against the registry's trust."""
     return await _attach(request, name, number, Action.SIGN)
+
+
+@router.post("/{name}/versions/{number}/documents", status_code=201)
+def add_documents(
+    request: Request, name: str, number: VersionNumber, body: DocumentsBody
+) -> list[dict[str, Any]]:
+    """Store the version's provenance, ML-BOM and model card, signed on the client by
+    the model's signer once the version exists (``mlprov sign DIR --name N``). Each must
+    be exactly the statement the registry builds from its record; a repeat of the same
+    request returns what the first stored (safe to retry)."""
+    registry = service_of(request).access(request, Action.SIGN, name)
+    stored = registry.add_signed_documents(_ref(name, number), body.bundles())
+    return [e.to_json() for e in stored]
+
+
+@router.put("/{name}/versions/{number}/signature", status_code=201, openapi_extra=BUNDLE_BODY)
+async def put_signature(request: Request, name: str, number: VersionNumber) -> dict[str, Any]:
+    """Store the OMS signature of a version registered without one, made by the client
+    over its recorded manifest (``mlprov sign REF``; exact bundle bytes). Its signer's
+    trust is the gate's question, as for a registration with a signature."""
+    service = service_of(request)
+    registry = await anyio.to_thread.run_sync(service.access, request, Action.SIGN, name)
+    bundle = await raw_body(request)
+    stored = await anyio.to_thread.run_sync(
+        registry.add_signed_signature, _ref(name, number), bundle
+    )
+    return stored.to_json()
+
+
+@router.post("/{name}/versions/{number}/attestations", status_code=201, openapi_extra=BUNDLE_BODY)
+async def add_attestation(request: Request, name: str, number: VersionNumber) -> dict[str, Any]:
+    """Store an attestation signed on the client (``mlprov attest``; exact bundle bytes):
+    exactly the statement ``attest`` makes about this version. Whose attestation counts
+    is the gate's question."""
+    service = service_of(request)
+    registry = await anyio.to_thread.run_sync(service.access, request, Action.ATTEST, name)
+    bundle = await raw_body(request)
+    stored = await anyio.to_thread.run_sync(
+        registry.add_signed_attestation, _ref(name, number), bundle
+    )
+    return stored.to_json()
 
 
 # -- evidence --------------------------------------------------------------------------
