@@ -59,6 +59,7 @@ from mlprov.registry import (
     download,
     evidence,
     gc,
+    importing,
     lineage,
     models,
     pointers,
@@ -71,6 +72,7 @@ from mlprov.registry import (
     signed_evidence,
     status,
     tokens,
+    transfer,
     uploads,
     verify,
     versions,
@@ -83,11 +85,13 @@ from mlprov.registry.approvals import Approval
 from mlprov.registry.download import VerifiedInstall
 from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove, PolicyGate
 from mlprov.registry.gc import GcReport
+from mlprov.registry.importing import ImportedArchive
 from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
 from mlprov.registry.policies import Judgement
 from mlprov.registry.pull import PulledVersion
 from mlprov.registry.resolution import AliasResolution
 from mlprov.registry.status import AliasStatus
+from mlprov.registry.transfer import ExportedArchive
 from mlprov.registry.types import (
     EvidenceCheck,
     IssuedToken,
@@ -120,9 +124,11 @@ __all__ = [
     "DispatchReport",
     "Dispatcher",
     "EvidenceCheck",
+    "ExportedArchive",
     "Gate",
     "GateDecision",
     "GcReport",
+    "ImportedArchive",
     "IssuedToken",
     "Judgement",
     "LineageInput",
@@ -714,6 +720,45 @@ class Registry:
         Unfinished uploads go after ``staging_grace`` (default: ``grace``, at least 1 h)."""
         return gc.collect_garbage(
             self._context, grace, dry_run=dry_run, staging_grace=staging_grace
+        )
+
+    def export(
+        self,
+        ref: ModelRef | str,
+        to: Path,
+        signer: Signer,
+        *,
+        with_ancestors: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ExportedArchive:
+        """Write a version, its evidence and its lineage closure to one signed archive."""
+        return transfer.export_version(
+            self._context, ref, to, signer, with_ancestors=with_ancestors, progress=progress
+        )
+
+    def import_archive(self, path: Path, *, rename: str | None = None) -> ImportedArchive:
+        """Import an archive after verifying all of it with this registry's own trust."""
+        return importing.import_archive(self._context, path, rename=rename)
+
+    def promote(
+        self,
+        ref: ModelRef | str,
+        to: Registry,
+        signer: Signer,
+        *,
+        alias: str | None = None,
+        with_ancestors: bool = False,
+        reason: str = "",
+    ) -> ImportedArchive:
+        """Export ``ref`` and import it into the registry ``to`` (its trust and gate)."""
+        return importing.promote(
+            self._context,
+            to._context,
+            ref,
+            signer,
+            alias=alias,
+            with_ancestors=with_ancestors,
+            reason=reason,
         )
 
     def audit_log(

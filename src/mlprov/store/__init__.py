@@ -40,7 +40,19 @@ __all__ = [
 
 #: Every migration's revision id, oldest first; the last is the head. A test checks
 #: they equal Alembic's revisions.
-SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
+SCHEMA_REVISIONS = (
+    "0001",
+    "0002",
+    "0003",
+    "0004",
+    "0005",
+    "0006",
+    "0007",
+    "0008",
+    "0009",
+    "0010",
+    "0012",
+)
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")

@@ -20,6 +20,7 @@ from mlprov.store.blob_holds import BlobHoldRows
 from mlprov.store.evidence import EvidenceRows
 from mlprov.store.lineage import LineageRows
 from mlprov.store.models import ModelRows
+from mlprov.store.origins import VersionOriginRows
 from mlprov.store.policies import PolicyRows
 from mlprov.store.registration_keys import RegistrationKeyRows
 from mlprov.store.revocations import RevocationRows
@@ -75,6 +76,7 @@ class StoreTransaction:
         self.tokens = TokenRows(connection)
         self.webhooks = WebhookRows(connection)
         self.blob_holds = BlobHoldRows(connection)
+        self.origins = VersionOriginRows(connection)
 
     def counts(self) -> dict[str, int]:
         """Rows per table (for `audit verify` summaries and the tests' state snapshots).
@@ -97,6 +99,7 @@ class StoreTransaction:
             t.webhook_subscriptions,
             t.outbox_events,
             t.webhook_deliveries,
+            t.version_origins,
         )
         return {
             table.name: int(
