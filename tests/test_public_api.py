@@ -33,6 +33,8 @@ REGISTRY = {
     "Gate",
     "GateDecision",
     "GcReport",
+    "ExportedArchive",
+    "ImportedArchive",
     "IssuedToken",
     "Judgement",
     "LINEAGE_RELATIONS",

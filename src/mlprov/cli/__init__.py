@@ -79,6 +79,7 @@ def _register_commands(app: typer.Typer) -> None:
         stage,
         status,
         tokens,
+        transfer,
         versions,
         webhooks,
     )
@@ -106,6 +107,7 @@ def _register_commands(app: typer.Typer) -> None:
         tokens,
         serve,
         webhooks,
+        transfer,
         demo,
     ):
         module.install(app)
