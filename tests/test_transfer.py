@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from mlprov.errors import ConflictError, InvalidInputError, MlprovError, VerificationError
+from mlprov.errors import (
+    ConflictError,
+    InvalidInputError,
+    MlprovError,
+    NotFoundError,
+    VerificationError,
+)
 from support.gate_env import GateEnv, gate_env
 from support.registry_env import RegistryEnv, one_line_error
 
@@ -360,5 +366,70 @@ def test_cli_export_import_and_promote(source: GateEnv, target: GateEnv, tmp_pat
     registry = third.reg.registry()
     try:
         assert registry.get_alias("m", "staging").version == number
+    finally:
+        registry.close()
+
+
+def test_cli_refuses_a_hostile_archive_in_one_line_and_changes_nothing(
+    source: GateEnv, target: GateEnv, tmp_path: Path
+) -> None:
+    archive = _rewrite(_export(source, tmp_path), tmp_path / "bad.tar", _outside_root)
+    before = target.reg.snapshot()
+    result = target.reg.cli("import", str(archive))
+    assert result.returncode == 2, result.stderr
+    assert "leaves the archive root" in one_line_error(result.stderr)
+    tampered = _rewrite(_export(source, tmp_path, "n"), tmp_path / "tampered.tar", _tamper_blob)
+    result = target.reg.cli("import", str(tampered))
+    assert result.returncode == 1, result.stderr
+    one_line_error(result.stderr)
+    assert target.reg.snapshot() == before
+
+
+def test_with_ancestors_brings_the_ancestors_bytes(
+    source: GateEnv, target: GateEnv, tmp_path: Path
+) -> None:
+    from mlprov.registry import LineageInput
+
+    source.sign_version("base", tmp_path / "base")
+    source.sign_version("child", tmp_path / "child", lineage=[LineageInput("parent", "base/1")])
+    archive = tmp_path / "child.tar"
+    registry = source.reg.registry()
+    try:
+        registry.export("child/1", archive, source.signer("trainer"), with_ancestors=True)
+    finally:
+        registry.close()
+    _import(target, archive)
+    registry = target.reg.registry()
+    try:
+        assert not registry.verify("child/1", deep=True).report.failures
+        registry.download("base/1", tmp_path / "base-installed")
+    finally:
+        registry.close()
+    assert (tmp_path / "base-installed" / "w.bin").is_file()
+
+
+def test_promote_goes_through_the_target_gate(
+    source: GateEnv, target: GateEnv, tmp_path: Path
+) -> None:
+    """The target's policy for production wants auc >= 0.9: the version is imported (it
+    verifies) but the alias does not move, exit 1, and the denial is audited there."""
+    target.apply(BASIC + '- id: auc\n  metric: "auc >= 0.9"\n')
+    number = source.sign_version("m", tmp_path / "m", metrics={"auc": 0.5})
+    target_home = target.reg.home
+    uri = target.reg.metadata_uri
+    to = str(target_home) if uri.startswith("sqlite:") else uri
+    extra = [] if uri.startswith("sqlite:") else ["--artifacts", f"file://{target_home / 'blobs'}"]
+    result = source.reg.cli(
+        "promote", f"m/{number}", "--to", to, *extra,
+        "--key", str(source.key_file("trainer")), "--alias", "production",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    one_line_error(result.stderr)
+    registry = target.reg.registry()
+    try:
+        assert registry.get_version("m/1").digest
+        with pytest.raises(NotFoundError):
+            registry.get_alias("m", "production")
+        assert any(e.action.endswith(".denied") for e in registry.audit_log())
     finally:
         registry.close()

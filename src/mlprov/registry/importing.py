@@ -178,7 +178,7 @@ class _Reading:
     archive_digest: str = ""
     documents: dict[str, bytes] = field(default_factory=dict)
     versions: dict[str, _Version] = field(default_factory=dict)
-    wanted_blobs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    wanted_blobs: dict[str, list[tuple[str, str, int]]] = field(default_factory=dict)
     leases: dict[str, str] = field(default_factory=dict)
     added: list[str] = field(default_factory=list)
 
@@ -362,6 +362,9 @@ def _read_version(reading: _Reading, member: str, data: bytes, rename: str | Non
     if origin_ref not in reading.predicate.versions or origin_ref in reading.versions:
         raise InvalidInputError(f"archive refused: {origin_ref} is not listed once")
     validate_model_name(record.name)
+    if record.version < 1:
+        raise InvalidInputError(f"archive refused: {origin_ref} has no valid version number")
+    _check_files(origin_ref, archived.files)
     is_root = origin_ref == reading.predicate.root
     if is_root and not archived.with_bytes:
         raise InvalidInputError(f"archive refused: {origin_ref} comes without its bytes")
@@ -394,7 +397,24 @@ def _read_version(reading: _Reading, member: str, data: bytes, rename: str | Non
     reading.versions[origin_ref] = version
     if archived.with_bytes:
         for f in files:
-            reading.wanted_blobs.setdefault(f.blob, []).append((f.path, f.digest))
+            reading.wanted_blobs.setdefault(f.blob, []).append((f.path, f.digest, f.size))
+
+
+def _check_files(ref: str, files: list[_ArchivedFile]) -> None:
+    """Paths a download could install safely, each once; sizes and blob keys well formed."""
+    from mlprov.manifest import SINGLE_FILE_NAME, check_relative_path  # noqa: PLC0415
+
+    if not files:
+        raise InvalidInputError(f"archive refused: {ref} has no files")
+    paths = set()
+    for item in files:
+        if item.path != SINGLE_FILE_NAME or len(files) > 1:
+            check_relative_path(item.path)
+        if item.path in paths:
+            raise InvalidInputError(f"archive refused: {ref} lists {item.path[:120]!r} twice")
+        paths.add(item.path)
+        if item.size < 0 or len(item.blob) != 64 or item.blob.strip("0123456789abcdef"):
+            raise InvalidInputError(f"archive refused: {ref}: {item.path[:120]!r} is malformed")
 
 
 def _store_blob(
@@ -413,8 +433,12 @@ def _store_blob(
         raise InvalidInputError(
             f"archive refused: blob {entry.name[:120]!r} is not a file of a version in it"
         )
+    if any(size != entry.size for _, _, size in uses):
+        raise InvalidInputError(
+            f"archive refused: blob {sha[:16]}... has {entry.size} bytes, not its file's size"
+        )
     hashers: dict[str, Any] = {"sha256": hashlib.sha256()}
-    for _path, digest in uses:
+    for _path, digest, _size in uses:
         algorithm = digest.partition(":")[0]
         if algorithm not in hashers:
             hashers[algorithm] = new_hasher(algorithm)
@@ -425,7 +449,7 @@ def _store_blob(
             for hasher in hashers.values():
                 hasher.update(chunk)
     if hashers["sha256"].hexdigest() != sha or any(
-        f"{d.partition(':')[0]}:{hashers[d.partition(':')[0]].hexdigest()}" != d for _, d in uses
+        f"{d.partition(':')[0]}:{hashers[d.partition(':')[0]].hexdigest()}" != d for _, d, _ in uses
     ):
         raise VerificationError(
             f"archive refused: the bytes of {uses[0][0][:120]!r} (blob {sha[:16]}...) do not "
