@@ -23,7 +23,6 @@ does not depend on member sizes. Errors are :class:`~mlprov.errors.InvalidInputE
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import tarfile
@@ -265,13 +264,12 @@ def _check_trailer(source: BinaryIO) -> None:
 
 
 class _ChunkReader(io.RawIOBase):
-    """A file object over chunks (what :meth:`tarfile.TarFile.addfile` reads), hashing
-    and counting what it hands out."""
+    """A file object over chunks (what :meth:`tarfile.TarFile.addfile` reads), counting
+    what it hands out (the artefact store already checks a blob's digest as it streams)."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = iter(chunks)
-        self._pending = b""
-        self.hasher = hashlib.sha256()
+        self._pending = memoryview(b"")
         self.count = 0
 
     def readable(self) -> bool:
@@ -282,14 +280,14 @@ class _ChunkReader(io.RawIOBase):
             chunk = next(self._chunks, None)
             if chunk is None:
                 return b""
-            self._pending = bytes(chunk)
+            self._pending = memoryview(chunk)
+        # A view, not a copy of the rest: tarfile asks for its copy buffer's size at a time.
         if size < 0 or size >= len(self._pending):
-            data, self._pending = self._pending, b""
+            data, self._pending = self._pending, memoryview(b"")
         else:
             data, self._pending = self._pending[:size], self._pending[size:]
-        self.hasher.update(data)
         self.count += len(data)
-        return data
+        return bytes(data)
 
 
 class ArchiveWriter:
@@ -303,8 +301,8 @@ class ArchiveWriter:
             self._file = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit/discard
         except OSError as e:
             raise StorageError(f"cannot write archive {path}: {e.strerror or e}") from e
-        self._tar = tarfile.open(  # noqa: SIM115 - closed in commit/discard
-            fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT
+        self._tar = tarfile.TarFile(
+            fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK_BYTES
         )
 
     def _info(self, name: str, size: int) -> tarfile.TarInfo:
@@ -317,8 +315,8 @@ class ArchiveWriter:
     def add_bytes(self, name: str, data: bytes) -> None:
         self._tar.addfile(self._info(name, len(data)), io.BytesIO(data))
 
-    def add_stream(self, name: str, size: int, chunks: Iterable[bytes]) -> str:
-        """Add a member from chunks adding up to ``size`` bytes; returns their SHA-256."""
+    def add_stream(self, name: str, size: int, chunks: Iterable[bytes]) -> None:
+        """Add a member from chunks adding up to exactly ``size`` bytes."""
         reader = _ChunkReader(chunks)
         try:
             self._tar.addfile(self._info(name, size), reader)
@@ -326,7 +324,6 @@ class ArchiveWriter:
             raise StorageError(f"{name}: fewer bytes than the {size} expected") from e
         if reader.read(1):
             raise StorageError(f"{name}: more bytes than the {size} expected")
-        return reader.hasher.hexdigest()
 
     def commit(self) -> None:
         try:

@@ -6,9 +6,10 @@ own trust before a single row is written (docs/transfer.md, ADR 0051).
    carries (integrity of the listing only: an archive's keys are never trusted); then
    every member must be listed there, once, with its size and SHA-256. Records and
    evidence are read into memory (each at most the document size limit); each blob must
-   be named by a file of a version already read, is written to a scratch file while it is
-   hashed, and only when its digest is the listed one is it stored in the artefact store,
-   leased first (ADR 0045). A member missing at the end is refused too.
+   be named by a file of a version already read, and is streamed into the artefact store
+   (:meth:`~mlprov.artifacts.ArtifactStore.put_chunks`), which keeps it only if its
+   digests are the listed ones, checked before anything is committed, and leases it
+   first (ADR 0045). A member missing at the end is refused too.
 2. **Verify**: every version to be written is checked by the verification engine with
    the trust and revocations of this registry's active policy set (no policy set: refused),
    its ancestors taken from the archive or, when already here, from this registry.
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -193,8 +193,7 @@ def import_archive(
     reading = _Reading()
     holder = new_holder("import")
     try:
-        with tempfile.TemporaryDirectory(prefix="mlprov-import-") as scratch:
-            earlier = _read(context, Path(path), reading, holder, Path(scratch), rename)
+        earlier = _read(context, Path(path), reading, holder, rename)
         if earlier is not None:
             return earlier
         plan = _plan(context, reading)
@@ -210,7 +209,6 @@ def _read(
     path: Path,
     reading: _Reading,
     holder: str,
-    scratch: Path,
     rename: str | None,
 ) -> ImportedArchive | None:
     limits = context.limits
@@ -249,7 +247,7 @@ def _read(
                 f"says {member.size}"
             )
         if entry.name.startswith(f"{ROOT}/blobs/"):
-            _store_blob(context, entry, member, reading, holder, scratch)
+            _store_blob(context, entry, member, reading, holder)
             continue
         data = entry.read_all(limits.max_document_bytes)
         if hashlib.sha256(data).hexdigest() != member.sha256:
@@ -423,10 +421,9 @@ def _store_blob(
     member: Any,
     reading: _Reading,
     holder: str,
-    scratch: Path,
 ) -> None:
-    """One blob: named by a version read before, hashed while copied to scratch, stored
-    only if its SHA-256 (and each file's manifest digest) is the expected one."""
+    """One blob: named by a version read before, streamed into the artefact store and
+    kept only if its SHA-256 (and each file's manifest digest) is the expected one."""
     sha = entry.name.rsplit("/", 1)[1]
     uses = reading.wanted_blobs.get(sha)
     if sha != member.sha256 or not uses:
@@ -437,32 +434,34 @@ def _store_blob(
         raise InvalidInputError(
             f"archive refused: blob {sha[:16]}... has {entry.size} bytes, not its file's size"
         )
-    hashers: dict[str, Any] = {"sha256": hashlib.sha256()}
+    # The artefact store hashes SHA-256 as it writes; other manifest algorithms watch
+    # the same pass. The check runs in ``hold``, before the store commits anything, so
+    # bytes that are not the listed ones never become a blob.
+    others: dict[str, Any] = {}
     for _path, digest, _size in uses:
         algorithm = digest.partition(":")[0]
-        if algorithm not in hashers:
-            hashers[algorithm] = new_hasher(algorithm)
-    target = scratch / sha
-    with open(target, "wb") as out:
-        for chunk in entry.chunks():
-            out.write(chunk)
-            for hasher in hashers.values():
-                hasher.update(chunk)
-    if hashers["sha256"].hexdigest() != sha or any(
-        f"{d.partition(':')[0]}:{hashers[d.partition(':')[0]].hexdigest()}" != d for _, d, _ in uses
-    ):
-        raise VerificationError(
-            f"archive refused: the bytes of {uses[0][0][:120]!r} (blob {sha[:16]}...) do not "
-            "match their digest"
-        )
+        if algorithm != "sha256" and algorithm not in others:
+            others[algorithm] = new_hasher(algorithm)
+
+    def observe(chunk: memoryview) -> None:
+        for hasher in others.values():
+            hasher.update(chunk)
 
     def hold(digest: str) -> None:
+        actual = {"sha256": digest, **{a: h.hexdigest() for a, h in others.items()}}
+        if digest != sha or any(f"{d.partition(':')[0]}:{actual[d.partition(':')[0]]}" != d
+                                for _, d, _ in uses):  # fmt: skip
+            raise VerificationError(
+                f"archive refused: the bytes of {uses[0][0][:120]!r} (blob {sha[:16]}...) do "
+                "not match their digest"
+            )
         reading.leases[digest] = lease_blob(context, digest, holder)
 
-    stored = context.artifacts.put_file(target, name=uses[0][0], hold=hold)
+    stored = context.artifacts.put_chunks(
+        entry.chunks(), name=uses[0][0], observe=observe if others else None, hold=hold
+    )
     if stored.created:
         reading.added.append(sha)
-    target.unlink()
 
 
 def _check_versions(reading: _Reading) -> None:
