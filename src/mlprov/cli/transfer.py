@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,7 +14,7 @@ from mlprov.cli._state import state
 from mlprov.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from mlprov.registry import Registry
+    from mlprov.registry import RegistryApi
 
 _WHY = "run it where the registry's database is (docs/transfer.md)"
 
@@ -77,9 +78,9 @@ def import_(
     as_json: JsonOption = False,
 ) -> None:
     """Verify an archive with this registry's own trust, then import it (a no-op when
-    it was imported before)."""
-    registry = state(ctx).local_registry("import", _WHY)
-    done = registry.import_archive(archive, rename=rename)
+    it was imported before). Against a server the archive is uploaded and the server
+    verifies it."""
+    done = state(ctx).registry().import_archive(archive, rename=rename)
     if as_json:
         print_json(done.to_json())
     elif not done.written:
@@ -91,16 +92,21 @@ def import_(
         )
 
 
-def _target_registry(target: str, artifacts: str | None) -> Registry:
-    """The registry ``--to`` names: a registry folder, or a metadata URI."""
+def _target_registry(target: str, artifacts: str | None, token_env: str) -> RegistryApi:
+    """The registry ``--to`` names: a server (its token from ``token_env``), a registry
+    folder, or a metadata URI."""
     from mlprov.config import RegistryConfig  # noqa: PLC0415
     from mlprov.registry import open_registry  # noqa: PLC0415
 
     if target.startswith(("http://", "https://")):
-        raise InvalidInputError(
-            "promote to a server is not available yet: export, copy the archive, and run "
-            "mlprov import where the server's database is (docs/transfer.md)"
-        )
+        from mlprov.client import connect  # noqa: PLC0415
+
+        secret = os.environ.get(token_env)
+        if not secret:
+            raise InvalidInputError(
+                f"promote to a server needs its token in ${token_env} (--token-env VAR)"
+            )
+        return connect(target, token=secret)
     if target.startswith("sqlite:///"):
         home = Path(target[len("sqlite:///") :]).parent
         return open_registry(RegistryConfig(home=home, metadata_uri=target, artifact_uri=artifacts))
@@ -135,6 +141,14 @@ def promote(
         str | None,
         typer.Option("--artifacts", metavar="URI", help="The target's artefact store URI."),
     ] = None,
+    token_env: Annotated[
+        str,
+        typer.Option(
+            "--token-env",
+            metavar="VAR",
+            help="For a server target: the variable holding its token.",
+        ),
+    ] = "MLPROV_TARGET_TOKEN",  # noqa: S107 - a variable name, not a secret
     reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why.")] = "",
     with_ancestors: AncestorsFlag = False,
     key: KeyOption = None,
@@ -157,7 +171,7 @@ def promote(
         passphrase_env=passphrase_env,
     )
     registry = state(ctx).local_registry("promote", _WHY)
-    target = _target_registry(to, artifacts)
+    target = _target_registry(to, artifacts, token_env)
     try:
         done = registry.promote(
             ref, target, signer, alias=alias, with_ancestors=with_ancestors, reason=reason

@@ -27,7 +27,7 @@ enforced here and cannot be bypassed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -736,24 +736,32 @@ class Registry:
             self._context, ref, to, signer, with_ancestors=with_ancestors, progress=progress
         )
 
-    def import_archive(self, path: Path, *, rename: str | None = None) -> ImportedArchive:
-        """Import an archive after verifying all of it with this registry's own trust."""
-        return importing.import_archive(self._context, path, rename=rename)
+    def import_archive(
+        self,
+        path: Path,
+        *,
+        rename: str | None = None,
+        authorize: Callable[[str], None] | None = None,
+    ) -> ImportedArchive:
+        """Import an archive after verifying all of it with this registry's own trust;
+        ``authorize(model)`` may refuse a model before anything of it is written."""
+        return importing.import_archive(self._context, path, rename=rename, authorize=authorize)
 
     def promote(
         self,
         ref: ModelRef | str,
-        to: Registry,
+        to: RegistryApi,
         signer: Signer,
         *,
         alias: str | None = None,
         with_ancestors: bool = False,
         reason: str = "",
     ) -> ImportedArchive:
-        """Export ``ref`` and import it into the registry ``to`` (its trust and gate)."""
+        """Export ``ref`` and import it into the registry ``to``, local or a server (its
+        trust and its gate decide)."""
         return importing.promote(
             self._context,
-            to._context,
+            to,
             ref,
             signer,
             alias=alias,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,6 +75,7 @@ from mlprov.store.origins import VersionOrigin
 from mlprov.store.versions import StoredFile
 
 if TYPE_CHECKING:
+    from mlprov.registry.api import RegistryApi
     from mlprov.signing import Signer
     from mlprov.verification import VersionSnapshot
 
@@ -184,16 +186,23 @@ class _Reading:
 
 
 def import_archive(
-    context: RegistryContext, path: Path, *, rename: str | None = None
+    context: RegistryContext,
+    path: Path,
+    *,
+    rename: str | None = None,
+    authorize: Callable[[str], None] | None = None,
 ) -> ImportedArchive:
     """Import the archive at ``path`` (module docstring); ``rename`` names the exported
-    version's model here instead of its original name."""
+    version's model here instead of its original name. ``authorize(model)`` runs for
+    each model a version would be written to, as soon as its record is read and before
+    any of its bytes are (the server checks the caller's token there; what it raises
+    stops the import)."""
     if rename is not None:
         validate_model_name(rename)
     reading = _Reading()
     holder = new_holder("import")
     try:
-        earlier = _read(context, Path(path), reading, holder, rename)
+        earlier = _read(context, Path(path), reading, holder, rename, authorize)
         if earlier is not None:
             return earlier
         plan = _plan(context, reading)
@@ -210,6 +219,7 @@ def _read(
     reading: _Reading,
     holder: str,
     rename: str | None,
+    authorize: Callable[[str], None] | None,
 ) -> ImportedArchive | None:
     limits = context.limits
 
@@ -256,7 +266,9 @@ def _read(
             )
         reading.documents[entry.name] = data
         if entry.name.endswith("/record.json"):
-            _read_version(reading, entry.name, data, rename)
+            version = _read_version(reading, entry.name, data, rename)
+            if authorize is not None:
+                authorize(version.name)
     if reading.predicate is None:
         raise InvalidInputError("archive refused: it has no members")
     seen = set(reading.documents) | {blob_member(b) for b in reading.leases}
@@ -347,7 +359,7 @@ def _already_imported(context: RegistryContext, reading: _Reading) -> ImportedAr
     )
 
 
-def _read_version(reading: _Reading, member: str, data: bytes, rename: str | None) -> None:
+def _read_version(reading: _Reading, member: str, data: bytes, rename: str | None) -> _Version:
     assert reading.predicate is not None
     try:
         archived = _ArchivedVersion.model_validate(json.loads(data))
@@ -396,6 +408,7 @@ def _read_version(reading: _Reading, member: str, data: bytes, rename: str | Non
     if archived.with_bytes:
         for f in files:
             reading.wanted_blobs.setdefault(f.blob, []).append((f.path, f.digest, f.size))
+    return version
 
 
 def _check_files(ref: str, files: list[_ArchivedFile]) -> None:
@@ -694,7 +707,7 @@ def _undo_blobs(context: RegistryContext, reading: _Reading, holder: str) -> Non
 
 def promote(
     context: RegistryContext,
-    target: RegistryContext,
+    target: RegistryApi,
     ref: ModelRef | str,
     signer: Signer,
     *,
@@ -702,14 +715,13 @@ def promote(
     with_ancestors: bool = False,
     reason: str = "",
 ) -> ImportedArchive:
-    """Export ``ref`` from ``context`` and import it into ``target`` through the target's
-    trust, then (with ``alias``) move the alias there through the target's gate."""
-    from mlprov.registry.pointers import set_alias  # noqa: PLC0415
-
+    """Export ``ref`` from ``context`` and import it into ``target`` (a local registry or
+    a server) through the target's trust, then (with ``alias``) move the alias there
+    through the target's gate."""
     folder, path = scratch_archive_path()
     with folder:
         export_version(context, coerce_ref(ref), path, signer, with_ancestors=with_ancestors)
-        imported = import_archive(target, path)
+        imported = target.import_archive(path)
     if alias is not None:
-        set_alias(target, imported.root.name, alias, imported.root.version, reason=reason)
+        target.set_alias(imported.root.name, alias, imported.root.version, reason=reason)
     return imported
