@@ -433,3 +433,68 @@ def test_promote_goes_through_the_target_gate(
         assert any(e.action.endswith(".denied") for e in registry.audit_log())
     finally:
         registry.close()
+
+
+def test_a_listed_document_no_version_names_is_refused(
+    source: GateEnv, target: GateEnv, tmp_path: Path
+) -> None:
+    """An extra member listed in a re-signed manifest (so its digest holds) is still
+    refused: it is neither a record nor evidence of a version in the archive."""
+    from mlprov import provenance, signing
+
+    archive = _export(source, tmp_path)
+    with tarfile.open(archive) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    extra = "mlprov-archive/versions/m/1/evidence/" + "0" * 64
+    statement = signing.inspect_attestation(members["mlprov-archive/archive.sig"]).statement
+    predicate = dict(statement["predicate"])
+    predicate["members"] = [
+        *predicate["members"],
+        {"path": extra, "size": 5, "sha256": hashlib.sha256(b"extra").hexdigest()},
+    ]
+    subject = statement["subject"][0]
+    members["mlprov-archive/archive.sig"] = (
+        source.signer("mallory")
+        .sign(
+            provenance.Statement(
+                subject=(
+                    provenance.ResourceDescriptor(name=subject["name"], digest=subject["digest"]),
+                ),
+                predicate_type=statement["predicateType"],
+                predicate=predicate,
+            ).to_bytes()
+        )
+        .bundle
+    )
+    bad = tmp_path / "extra.tar"
+    with tarfile.open(bad, "w", format=tarfile.PAX_FORMAT) as tar:
+        items = list(members.items())
+        for name, data in [items[0], (extra, b"extra"), *items[1:]]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    before = target.reg.snapshot()
+    with pytest.raises(InvalidInputError, match="not a record or evidence"):
+        _import(target, bad)
+    assert target.reg.snapshot() == before
+
+
+def test_an_export_of_a_corrupt_blob_fails_and_leaves_no_file(
+    source: GateEnv, tmp_path: Path
+) -> None:
+    from mlprov.errors import DigestMismatchError
+
+    number = source.sign_version("m", tmp_path / "model")
+    registry = source.reg.registry()
+    try:
+        blob = registry.version_files(f"m/{number}")[0].blob
+        stored = source.reg.home / "blobs" / "sha256" / blob[:2] / blob
+        stored.chmod(0o644)
+        stored.write_bytes(b"rotten" + stored.read_bytes()[6:])
+        archive = tmp_path / "out.tar"
+        with pytest.raises(DigestMismatchError):
+            registry.export(f"m/{number}", archive, source.signer("trainer"))
+    finally:
+        registry.close()
+    assert not archive.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out.tar")) == []

@@ -482,6 +482,19 @@ def _check_versions(reading: _Reading) -> None:
     absent = [ref for ref in reading.predicate.versions if ref not in reading.versions]
     if absent:
         raise InvalidInputError(f"archive refused: no record of {absent[0][:120]}")
+    # Every document is a record or evidence one names: nothing rides along unchecked.
+    named = set()
+    for version in reading.versions.values():
+        origin = ModelRef.parse(version.origin_ref)
+        number = origin.version or 0
+        named.add(record_member(origin.name, number))
+        named |= {evidence_member(origin.name, number, item.digest) for item, _ in version.evidence}
+    extra = sorted(set(reading.documents) - named)
+    if extra:
+        raise InvalidInputError(
+            f"archive refused: member {extra[0][:120]!r} is not a record or evidence of a "
+            "version in it"
+        )
     unread = sorted(set(reading.wanted_blobs) - set(reading.leases))
     if unread:
         raise InvalidInputError(f"archive refused: blob {unread[0]} of a version is missing")
