@@ -82,6 +82,7 @@ def test_an_exported_version_imports_and_verifies_in_a_fresh_registry(
         entry = [e for e in registry.audit_log() if e.action == "version.import"][-1]
         assert json.loads(entry.details)["archive"] == imported.archive_digest
         assert registry.signature_of("m/1") == _source_signature(source)
+        assert registry.verify_audit() == len(registry.audit_log())
     finally:
         registry.close()
     source_registry = source.reg.registry()
@@ -498,3 +499,17 @@ def test_an_export_of_a_corrupt_blob_fails_and_leaves_no_file(
         registry.close()
     assert not archive.exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out.tar")) == []
+
+
+def test_the_archive_is_a_tar_that_tar_reads(source: GateEnv, tmp_path: Path) -> None:
+    import shutil
+
+    archive = _export(source, tmp_path)
+    tar = shutil.which("tar")
+    if tar is None:
+        pytest.skip("no tar on this machine")
+    listed = subprocess.run([tar, "tf", str(archive)], capture_output=True, text=True, check=True)
+    names = listed.stdout.split()
+    assert names[0] == "mlprov-archive/archive.sig"
+    assert names[-1].startswith("mlprov-archive/blobs/")
+    assert archive.stat().st_size % 10240 == 0

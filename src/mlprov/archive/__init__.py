@@ -22,10 +22,10 @@ does not depend on member sizes. Errors are :class:`~mlprov.errors.InvalidInputE
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
+import queue
 import tarfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ __all__ = [
     "ROOT",
     "ArchiveEntry",
     "ArchiveWriter",
+    "read_ahead",
     "read_archive",
 ]
 
@@ -263,73 +264,119 @@ def _check_trailer(source: BinaryIO) -> None:
             raise _refuse("data follows the end-of-archive marker")
 
 
-class _ChunkReader(io.RawIOBase):
-    """A file object over chunks (what :meth:`tarfile.TarFile.addfile` reads), counting
-    what it hands out (the artefact store already checks a blob's digest as it streams)."""
+#: Chunks read ahead of their consumer by :func:`read_ahead`: a few, so memory stays bounded.
+_READ_AHEAD = 4
+_DONE = object()
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._pending = memoryview(b"")
-        self.count = 0
 
-    def readable(self) -> bool:
-        return True
+def read_ahead(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks`` produced on a thread of their own, a few ahead of the consumer: reading
+    (and the hashing a producer does, which releases the GIL) overlaps what the consumer
+    does with each chunk. An error of the producer is raised in the consumer; a consumer
+    that stops early stops the producer, which is joined before this returns."""
+    pending: queue.Queue[object] = queue.Queue(maxsize=_READ_AHEAD)
+    stop = threading.Event()
 
-    def read(self, size: int = -1) -> bytes:
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return b""
-            self._pending = memoryview(chunk)
-        # A view, not a copy of the rest: tarfile asks for its copy buffer's size at a time.
-        if size < 0 or size >= len(self._pending):
-            data, self._pending = self._pending, memoryview(b"")
-        else:
-            data, self._pending = self._pending[:size], self._pending[size:]
-        self.count += len(data)
-        return bytes(data)
+    def offer(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                pending.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not offer(chunk):
+                    return
+            offer(_DONE)
+        except BaseException as e:  # handed to the consumer, raised there
+            offer(e)
+
+    worker = threading.Thread(target=produce, name="mlprov-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = pending.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, bytes)
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+#: tar's record size (POSIX): archives are padded to a multiple of it, as tar writes them.
+_RECORD = 20 * _BLOCK
 
 
 class ArchiveWriter:
-    """Write an archive to a temporary file beside ``path``; :meth:`commit` syncs it and
-    renames it into place, :meth:`discard` removes it (nothing is left on failure)."""
+    """Write an archive to a temporary file beside ``path``; :meth:`commit` renames it
+    into place, :meth:`discard` removes it (nothing is left on failure).
+
+    Headers are :meth:`tarfile.TarInfo.tobuf` (POSIX.1-2001 PAX format, mtime 0, so the
+    same members give the same bytes); member data is written as it comes, chunk by
+    chunk, without the copies ``TarFile.addfile`` makes."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            self._file = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit/discard
+            self._file = open(self._tmp, "xb", buffering=0)  # noqa: SIM115 - closed below
         except OSError as e:
             raise StorageError(f"cannot write archive {path}: {e.strerror or e}") from e
-        self._tar = tarfile.TarFile(
-            fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK_BYTES
-        )
+        self._offset = 0
 
-    def _info(self, name: str, size: int) -> tarfile.TarInfo:
+    def _write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            view = view[written or 0 :]
+            self._offset += written or 0
+
+    def _header(self, name: str, size: int) -> None:
         info = tarfile.TarInfo(check_member_name(name))
         info.size = size
         info.mode = 0o644
         info.mtime = 0  # deterministic: the same version gives the same archive
-        return info
+        self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+
+    def _pad(self) -> None:
+        if self._offset % _BLOCK:
+            self._write(b"\x00" * (_BLOCK - self._offset % _BLOCK))
 
     def add_bytes(self, name: str, data: bytes) -> None:
-        self._tar.addfile(self._info(name, len(data)), io.BytesIO(data))
+        self._header(name, len(data))
+        self._write(data)
+        self._pad()
 
     def add_stream(self, name: str, size: int, chunks: Iterable[bytes]) -> None:
         """Add a member from chunks adding up to exactly ``size`` bytes."""
-        reader = _ChunkReader(chunks)
-        try:
-            self._tar.addfile(self._info(name, size), reader)
-        except OSError as e:
-            raise StorageError(f"{name}: fewer bytes than the {size} expected") from e
-        if reader.read(1):
-            raise StorageError(f"{name}: more bytes than the {size} expected")
+        self._header(name, size)
+        written = 0
+        for chunk in chunks:
+            written += len(chunk)
+            if written > size:
+                raise StorageError(f"{name}: more bytes than the {size} expected")
+            self._write(chunk)
+        if written != size:
+            raise StorageError(f"{name}: {written} bytes, not the {size} expected")
+        self._pad()
 
     def commit(self) -> None:
         try:
-            self._tar.close()
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            # End of archive: two zero blocks, then zeros up to a whole record.
+            self._write(b"\x00" * (2 * _BLOCK))
+            if self._offset % _RECORD:
+                self._write(b"\x00" * (_RECORD - self._offset % _RECORD))
+            # No fsync: an archive is not registry state and verifies itself (signed
+            # listing, sizes, digests), so one cut short by a crash is refused on import,
+            # never half trusted; the rename only keeps a reader from seeing it half written.
             self._file.close()
             os.replace(self._tmp, self.path)
         except OSError as e:
@@ -337,7 +384,5 @@ class ArchiveWriter:
             raise StorageError(f"cannot write archive {self.path}: {e.strerror or e}") from e
 
     def discard(self) -> None:
-        with contextlib.suppress(Exception):
-            self._tar.close()
         self._file.close()
         self._tmp.unlink(missing_ok=True)

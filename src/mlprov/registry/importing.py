@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mlprov.archive import ROOT, ArchiveEntry, read_archive
+from mlprov.archive import ROOT, ArchiveEntry, read_ahead, read_archive
 from mlprov.errors import (
     ConflictError,
     InvalidInputError,
@@ -471,7 +471,7 @@ def _store_blob(
         reading.leases[digest] = lease_blob(context, digest, holder)
 
     stored = context.artifacts.put_chunks(
-        entry.chunks(), name=uses[0][0], observe=observe if others else None, hold=hold
+        read_ahead(entry.chunks()), name=uses[0][0], observe=observe if others else None, hold=hold
     )
     if stored.created:
         reading.added.append(sha)

@@ -24,17 +24,15 @@ which the importing registry's ``version.import`` entry records too.
 from __future__ import annotations
 
 import hashlib
-import queue
 import re
 import tempfile
-import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlprov.archive import ROOT, ArchiveWriter
+from mlprov.archive import ROOT, ArchiveWriter, read_ahead
 from mlprov.canonical import canonical_json
 from mlprov.errors import InvalidInputError
 from mlprov.records import ModelVersion
@@ -235,7 +233,7 @@ def export_version(
         for name, data in documents:
             writer.add_bytes(name, data)
         for sha, size in sorted(blobs.items()):
-            chunks = _read_ahead(context.artifacts.read_chunks(sha))
+            chunks = read_ahead(context.artifacts.read_chunks(sha))
             if progress is not None:
                 chunks = _counted(chunks, progress)
             writer.add_stream(blob_member(sha), size, chunks)
@@ -255,52 +253,6 @@ def export_version(
             },
         )
     return ExportedArchive(to, archive_digest, root.ref, tuple(refs), to.stat().st_size)
-
-
-#: Chunks read (and digest-checked) ahead of the writer: a few, so memory stays bounded.
-_READ_AHEAD = 4
-_DONE = object()
-
-
-def _read_ahead(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """``chunks`` produced on a thread of their own, a few ahead: the artefact store's
-    read and SHA-256 check (hashlib releases the GIL) overlap the archive's writes."""
-    pending: queue.Queue[object] = queue.Queue(maxsize=_READ_AHEAD)
-    stop = threading.Event()
-
-    def offer(item: object) -> bool:
-        """Queue ``item`` unless the consumer stopped; whether it was queued."""
-        while not stop.is_set():
-            try:
-                pending.put(item, timeout=0.1)
-            except queue.Full:
-                continue
-            return True
-        return False
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                if not offer(chunk):
-                    return
-            offer(_DONE)
-        except BaseException as e:  # handed to the consumer, raised there
-            offer(e)
-
-    worker = threading.Thread(target=produce, name="mlprov-export-read", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = pending.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, bytes)
-            yield item
-    finally:
-        stop.set()
-        worker.join()
 
 
 def _counted(chunks: Any, progress: Callable[[int], None]) -> Any:
