@@ -513,3 +513,33 @@ def test_the_archive_is_a_tar_that_tar_reads(source: GateEnv, tmp_path: Path) ->
     assert names[0] == "mlprov-archive/archive.sig"
     assert names[-1].startswith("mlprov-archive/blobs/")
     assert archive.stat().st_size % 10240 == 0
+
+
+def test_two_imports_of_one_archive_at_once_write_it_once(
+    source: GateEnv, target: GateEnv, tmp_path: Path
+) -> None:
+    import threading
+
+    archive = _export(source, tmp_path)
+    results: list[object] = []
+
+    def run() -> None:
+        try:
+            results.append(_import(target, archive))
+        except Exception as e:  # collected and asserted below
+            results.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(not isinstance(r, Exception) for r in results), results
+    written = [r.written for r in results]  # type: ignore[attr-defined]
+    assert sorted(written) == [(), ("m/1",)]
+    registry = target.reg.registry()
+    try:
+        assert [v.ref for v in registry.list_versions("m")] == ["m/1"]
+        assert len([e for e in registry.audit_log() if e.action == "version.import"]) == 1
+    finally:
+        registry.close()
