@@ -51,6 +51,7 @@ from mlprov.registry import (
     AliasStatus,
     Approval,
     EvidenceCheck,
+    ImportedArchive,
     Revocation,
     SignedVersion,
     StoredFile,
@@ -328,6 +329,41 @@ class HttpRegistry:
             retry=True,
             content=chunks,
             headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
+        )
+
+    def import_archive(self, path: Path, *, rename: str | None = None) -> ImportedArchive:
+        """Upload an archive of ``mlprov export`` to ``POST /api/v1/imports``, where the
+        server verifies it with its own trust before writing anything (retried: a repeated
+        import of the same archive is a no-op)."""
+        path = Path(path)
+        try:
+            size = path.stat().st_size
+        except OSError as e:
+            raise StorageError(f"cannot read archive {path}: {e.strerror or e}") from e
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                with path.open("rb") as handle:
+                    while chunk := handle.read(_CHUNK):
+                        yield chunk
+            except OSError as e:
+                raise StorageError(f"cannot read archive {path}: {e.strerror}") from e
+
+        answer = self._transport.json(
+            "POST",
+            "/api/v1/imports",
+            retry=True,
+            params={"as": rename},
+            content=chunks,
+            headers={"Content-Length": str(size), "Content-Type": "application/x-tar"},
+        )
+        return ImportedArchive(
+            str(answer["archive_digest"]),
+            _model_version(answer["version"]),
+            tuple(answer["written"]),
+            tuple(answer["present"]),
+            str(answer["origin_registry"]),
+            str(answer["origin_version"]),
         )
 
     def _hashed(
