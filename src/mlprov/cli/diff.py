@@ -36,8 +36,10 @@ from mlprov.cli._state import state
 from mlprov.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from mlprov.comparison import FileComparison, Section, VersionDiff
+    from mlprov.comparison import DeploymentDiff, FileComparison, Section, VersionDiff
+    from mlprov.comparison._deployments import DeploymentSummary
     from mlprov.registry import RebuildCheck
+    from mlprov.store.deployments import DeploymentMember
 
 FormatOption = Annotated[
     str,
@@ -61,17 +63,71 @@ def diff(
     as_json: JsonOption = False,
     wide: WideOption = False,
 ) -> None:
-    """Compare two versions: params, metrics, datasets, code, lineage, evidence and files.
+    """Compare two versions: params, metrics, datasets, code, lineage, evidence and files;
+    or two deployment versions: members by role, metadata, bundle statements.
 
     Values come from evidence the registry's trust verifies; where a version has none, from
     the registry's records, marked unverified. Changes nothing.
     """
+    from mlprov.comparison import DeploymentDiff  # noqa: PLC0415
+
     chosen = _format(fmt, as_json)
     result = state(ctx).local_registry("diff").diff(left, right)
     if chosen == "json":
         print_json(result.to_json())
-        return
-    _show_diff(result, wide)
+    elif isinstance(result, DeploymentDiff):
+        _show_deployment_diff(result, wide)
+    else:
+        _show_diff(result, wide)
+
+
+def _statement(summary: DeploymentSummary, wide: bool) -> str:
+    if summary.statement_verified:
+        return "statement verifies with the registry's trust"
+    failed = "; ".join(c.message for c in summary.checks if c.status.value != "passed")
+    return f"statement does NOT verify with the registry's trust: {failed}"
+
+
+def _member(member: DeploymentMember | None, wide: bool) -> Cell:
+    if member is None:
+        return None
+    return [member.ref, short_digest(member.digest, wide=wide)]
+
+
+def _show_deployment_diff(result: DeploymentDiff, wide: bool) -> None:
+    names = (result.left.ref, result.right.ref)
+    say(f"diff {names[0]} -> {names[1]} (deployments)")
+    for summary in (result.left, result.right):
+        say(
+            f"  {summary.ref}  bundle {short_digest(summary.bundle_digest, wide=wide)}  "
+            f"signed by {short_signer(summary.signer, wide=wide)} (as recorded)  "
+            f"{_statement(summary, wide)}"
+        )
+    counts = {c: sum(1 for r in result.roles if r.change == c) for c in _ROLE_CHANGES}
+    say("roles: " + ", ".join(f"{n} {c}" for c, n in counts.items()))
+    rows: list[list[Cell]] = [
+        [r.role, _member(r.left, wide), _member(r.right, wide), r.change] for r in result.roles
+    ]
+    print_table(None, ["role", names[0], names[1], "change"], rows, wide=wide)
+    differences = [m for m in result.metadata if m.change != "same"]
+    same = len(result.metadata) - len(differences)
+    if differences:
+        say(f"metadata: {len(differences)} differ, {same} the same")
+        print_table(
+            None,
+            ["key", names[0], names[1], "change"],
+            [[m.key, m.left, m.right, m.change] for m in differences],
+            wide=wide,
+        )
+    else:
+        say(f"metadata: no differences, {same} the same")
+    for role in result.roles:
+        if role.diff is not None:
+            say(f"role {role.role}:")
+            _show_diff(role.diff, wide)
+
+
+_ROLE_CHANGES = ("changed", "added", "removed", "same")
 
 
 def _value(section: str, value: Any, wide: bool) -> Cell:
