@@ -412,6 +412,7 @@ def test_rebuild_check_leaves_out_a_signature_file(env: GateEnv, tmp_path: Path)
         ("attest a missing path", 2),
         ("a symlink in PATH", 2),
         ("attest with a symlink in PATH", 2),
+        ("a server's trust option locally", 2),
     ],
 )
 def test_rebuild_check_failures_are_one_line_and_change_nothing(
@@ -437,6 +438,7 @@ def test_rebuild_check_failures_are_one_line_and_change_nothing(
             "--key",
             key,
         ),
+        "a server's trust option locally": ("credit/1", rebuilt, "--identity", "a@b.c"),
     }
     (_copy(tmp_path, "linked") / "link.bin").symlink_to(tmp_path / "m1" / "weights.bin")
     linked = str(tmp_path / "linked")
@@ -530,9 +532,15 @@ def test_diff_of_versions_hashed_differently_compares_sha256(
     assert "evidence: none on either version" in text
 
 
-@pytest.mark.parametrize("args", [("diff", "m/1", "m/2"), ("rebuild-check", "m/1", ".")])
-def test_against_a_server_both_say_they_need_the_database(
-    tmp_path: Path, args: tuple[str, ...]
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("diff", "m/1", "m/2"), "not available against a server yet"),
+        (("rebuild-check", "m/1", "."), "give the signer's trust"),
+    ],
+)
+def test_against_a_server_without_trust_both_refuse_before_any_request(
+    tmp_path: Path, args: tuple[str, ...], says: str
 ) -> None:
     """Client mode (docs/client.md): one line, exit 2, before any request is made (the
     URL below has no server behind it)."""
@@ -551,7 +559,7 @@ def test_against_a_server_both_say_they_need_the_database(
         check=False,
     )
     assert result.returncode == 2
-    assert "not available against a server yet" in one_line_error(result.stderr)
+    assert says in one_line_error(result.stderr)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -266,12 +266,42 @@ def rebuild_check(
         bool, typer.Option("--allow-symlinks", help="Follow symlinks that stay inside the model.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    trust_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-key",
+            metavar="PUB",
+            help="Against a server: the public key (PEM) REF's signature must verify with.",
+        ),
+    ] = None,
+    trust_chain: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trust-chain",
+            metavar="FILE",
+            help="Against a server: the root or CA certificate (PEM, repeatable) instead.",
+        ),
+    ] = None,
+    identity: Annotated[
+        str | None,
+        typer.Option(
+            "--identity", metavar="IDENTITY", help="Against a server: the Sigstore identity."
+        ),
+    ] = None,
+    issuer: Annotated[
+        str | None,
+        typer.Option("--issuer", metavar="URL", help="OIDC issuer of the Sigstore identity."),
+    ] = None,
     fmt: FormatOption = "text",
     as_json: JsonOption = False,
     wide: WideOption = False,
 ) -> None:
     """Is PATH the registered version REF? Exit 0 if its files and digests are the same, 1
-    if not (saying which differ); --attest records the result as signed evidence."""
+    if not (saying which differ); --attest records the result as signed evidence.
+
+    Against a server (MLPROV_REGISTRY=http(s)://...) PATH is compared with the manifest
+    REF's stored signature signs, verified here against the trust given (--trust-key,
+    --trust-chain, or --identity with --issuer), which is required there."""
     from mlprov.errors import VerificationError  # noqa: PLC0415
 
     chosen = _format(fmt, as_json)
@@ -291,18 +321,49 @@ def rebuild_check(
         raise InvalidInputError("signing options record an attestation: add --attest")
     from mlprov.cli._progress import byte_progress  # noqa: PLC0415
 
-    registry = state(ctx).local_registry("rebuild-check")
-    # The registered size is what a faithful rebuild hashes: the bar's total.
-    expected = registry.get_version(ref).size
-    with byte_progress(f"hashing {path.name or path}", expected, quiet=quiet) as progress:
-        result = registry.rebuild_check(
-            ref,
-            path,
-            signer=signer,
-            ignore_paths=list(ignore_paths or []),
-            allow_symlinks=allow_symlinks,
-            progress=progress,
+    cli = state(ctx)
+    trust_options = (trust_key, trust_chain, identity, issuer)
+    if cli.client_mode:
+        from mlprov.cli._direct import trust_from_options  # noqa: PLC0415
+
+        if not any(trust_options):
+            raise InvalidInputError(
+                "rebuild-check against a server verifies REF's signature here: give the "
+                "signer's trust (--trust-key, --trust-chain, or --identity and --issuer)"
+            )
+        trust = trust_from_options(
+            key=trust_key, certificate_chain=trust_chain, identity=identity, issuer=issuer
         )
+        server = cli.server("rebuild-check")
+        expected = server.get_version(ref).size
+        with byte_progress(f"hashing {path.name or path}", expected, quiet=quiet) as progress:
+            result = server.rebuild_check(
+                ref,
+                path,
+                trust,
+                signer=signer,
+                ignore_paths=list(ignore_paths or []),
+                allow_symlinks=allow_symlinks,
+                progress=progress,
+            )
+    else:
+        if any(trust_options):
+            raise InvalidInputError(
+                "--trust-key, --trust-chain, --identity and --issuer are for a server; "
+                "locally REF is compared with the registry's recorded manifest"
+            )
+        registry = cli.local_registry("rebuild-check")
+        # The registered size is what a faithful rebuild hashes: the bar's total.
+        expected = registry.get_version(ref).size
+        with byte_progress(f"hashing {path.name or path}", expected, quiet=quiet) as progress:
+            result = registry.rebuild_check(
+                ref,
+                path,
+                signer=signer,
+                ignore_paths=list(ignore_paths or []),
+                allow_symlinks=allow_symlinks,
+                progress=progress,
+            )
     if chosen == "json":
         print_json(result.to_json())
     else:
