@@ -64,6 +64,7 @@ from mlprov.registry.api import ProgressCallback
 from mlprov.store.policies import StoredPolicySet
 
 if TYPE_CHECKING:
+    from mlprov.registry import RebuildCheck
     from mlprov.serving import Resolution, ResolutionState
     from mlprov.signing import Signer, Trust, VerificationReport, VerifiedSignature
 
@@ -584,6 +585,14 @@ class HttpRegistry:
         if max_depth is not None:
             params["max_depth"] = max_depth
         return _checks.graph_from_json(self._get(f"{self._version_path(ref)}/lineage", **params))
+
+    def rebuild_check(
+        self, ref: ModelRef | str, path: Path, trust: Trust, **options: Any
+    ) -> RebuildCheck:
+        """``rebuild-check REF PATH`` checked here: PATH against the manifest the stored
+        signature signs, verified against ``trust`` (:func:`_checks.rebuild_check`;
+        options ``signer``, ``ignore_paths``, ``allow_symlinks``, ``now``, ``progress``)."""
+        return _checks.rebuild_check(self, ref, path, trust, **options)
 
     def attest(
         self, ref: ModelRef | str, predicate_type: str, predicate: dict[str, Any], signer: Signer

@@ -121,7 +121,7 @@ from mlprov.store.versions import StoredFile
 from mlprov.store.webhooks import OutboxEvent, WebhookDelivery, WebhookSubscription
 
 if TYPE_CHECKING:
-    from mlprov.comparison import VersionDiff
+    from mlprov.comparison import DeploymentDiff, VersionDiff
     from mlprov.serving import Resolution, ResolutionState
     from mlprov.signing import Signer, Trust, VerificationReport
 
@@ -445,9 +445,10 @@ class Registry:
     def evidence_content(self, ref: ModelRef | str, digest: str) -> bytes:
         return evidence.evidence_content(self._context, ref, digest)
 
-    def diff(self, left: ModelRef | str, right: ModelRef | str) -> VersionDiff:
+    def diff(self, left: ModelRef | str, right: ModelRef | str) -> VersionDiff | DeploymentDiff:
         """Two versions side by side (params, metrics, datasets, code, lineage, evidence,
-        files), each fact from verified evidence where there is some; reads only."""
+        files), each fact from verified evidence where there is some; or two deployment
+        versions by role, each changed member as two versions; reads only."""
         return diff.diff(self._context, left, right)
 
     def rebuild_check(
