@@ -454,3 +454,70 @@ def test_promote_with_alias_goes_through_the_target_deployment_policy(
         )
     finally:
         registry.close()
+
+
+def _without_audit(reg: RegistryEnv) -> dict[str, object]:
+    snapshot = reg.snapshot()
+    snapshot["rows"] = {k: v for k, v in snapshot["rows"].items() if k != "audit_log"}
+    snapshot.pop("audit_head")
+    return snapshot
+
+
+def test_a_deployment_archive_uploaded_to_a_server_is_imported_with_role_checks(
+    source: GateEnv, target: GateEnv, tmp_path: Path
+) -> None:
+    """``POST /api/v1/imports``: a token that may write every member model but not the
+    deployment is refused (403, audited, nothing else changed); a publisher's import
+    verifies; ``promote --to https://...`` moves the deployment alias there."""
+    from mlprov.client import HttpRegistry
+    from mlprov.errors import PermissionDeniedError
+    from support.server_process import running_server, token
+
+    archive = _export(source, tmp_path)
+    with running_server(target.reg, tmp_path / "server.log") as server:
+        members_only = token(
+            target.reg, "publisher", name="ci", models=("text-enc", "base-enc", "ranker", "chat")
+        )
+        before = _without_audit(target.reg)
+        client = HttpRegistry(server.base_url, members_only)
+        try:
+            with pytest.raises(PermissionDeniedError):
+                client.import_archive(archive)
+        finally:
+            client.close()
+        assert _without_audit(target.reg) == before
+        registry = target.reg.registry()
+        try:
+            denial = registry.audit_log()[-1]
+            assert "denied" in denial.action
+            assert denial.subject == "search-stack"
+        finally:
+            registry.close()
+        client = HttpRegistry(server.base_url, token(target.reg, "publisher", name="pub"))
+        try:
+            done = client.import_archive(archive)
+            assert done.root is None
+            assert done.deployment is not None
+            assert done.deployment.ref == "search-stack/2"
+            assert "search-stack/2" in done.written
+            assert client.import_archive(archive).written == ()
+        finally:
+            client.close()
+        admin = token(target.reg, "admin", name="release")
+        import subprocess
+        import sys
+
+        promoted = subprocess.run(
+            [sys.executable, "-m", "mlprov", "promote", "search-stack/2", "--to", server.base_url,
+             "--key", str(source.key_file("trainer")), "--alias", "production", "--json"],
+            env={**source.reg.env, "MLPROV_TARGET_TOKEN": admin},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert promoted.returncode == 0, promoted.stderr
+        assert json.loads(promoted.stdout)["deployment"]["version"] == 2
+    registry = target.reg.registry()
+    try:
+        assert registry.get_alias("search-stack", "production").version == 2
+        assert registry.verify("search-stack/2", deep=True).report.passed
+    finally:
+        registry.close()
