@@ -36,7 +36,10 @@ AncestorsFlag = Annotated[
 
 def export(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(metavar="REF", help="The version to export.")],
+    ref: Annotated[
+        str,
+        typer.Argument(metavar="REF", help="The version or deployment version to export."),
+    ],
     to: Annotated[Path, typer.Option("--to", metavar="ARCHIVE", help="The archive to write.")],
     with_ancestors: AncestorsFlag = False,
     key: KeyOption = None,
@@ -46,7 +49,8 @@ def export(
     passphrase_env: PassphraseEnvOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write a version, all its evidence and its lineage closure to one signed archive."""
+    """Write a version (or a deployment version with all its members), all its evidence
+    and its lineage closure to one signed archive."""
     from mlprov.cli._direct import signer_from_options  # noqa: PLC0415
 
     signer = signer_from_options(
@@ -73,7 +77,11 @@ def import_(
     archive: Annotated[Path, typer.Argument(metavar="ARCHIVE", help="The archive to import.")],
     rename: Annotated[
         str | None,
-        typer.Option("--as", metavar="NAME", help="Import the version under this model name."),
+        typer.Option(
+            "--as",
+            metavar="NAME",
+            help="Import the version under this model name (not for deployment archives).",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -84,7 +92,7 @@ def import_(
     if as_json:
         print_json(done.to_json())
     elif not done.written:
-        say(f"{done.root.ref} is imported already (archive {done.archive_digest}): no change")
+        say(f"{done.ref} is imported already (archive {done.archive_digest}): no change")
     else:
         say(
             f"imported {', '.join(done.written)} from {done.origin_version} "
@@ -124,7 +132,10 @@ def _target_registry(target: str, artifacts: str | None, token_env: str) -> Regi
 
 def promote(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(metavar="REF", help="The version to promote.")],
+    ref: Annotated[
+        str,
+        typer.Argument(metavar="REF", help="The version or deployment version to promote."),
+    ],
     to: Annotated[
         str,
         typer.Option(
@@ -181,8 +192,9 @@ def promote(
     if as_json:
         print_json(done.to_json())
     else:
-        moved = f"; {done.root.name}@{alias} -> {done.root.version}" if alias else ""
-        say(f"promoted {ref} to {to} as {done.root.ref} (archive {done.archive_digest}){moved}")
+        name, _, number = done.ref.partition("/")
+        moved = f"; {name}@{alias} -> {number}" if alias else ""
+        say(f"promoted {ref} to {to} as {done.ref} (archive {done.archive_digest}){moved}")
 
 
 def install(app: typer.Typer) -> None:

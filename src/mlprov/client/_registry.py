@@ -50,6 +50,8 @@ from mlprov.refs import LATEST, ModelRef
 from mlprov.registry import (
     AliasStatus,
     Approval,
+    DeploymentMember,
+    DeploymentVersion,
     EvidenceCheck,
     ImportedArchive,
     Revocation,
@@ -87,6 +89,25 @@ def _coerce(ref: ModelRef | str) -> ModelRef:
 
 def _segment(text: str) -> str:
     return quote(text, safe="")
+
+
+def _imported_deployment(data: Any) -> DeploymentVersion | None:
+    """The deployment release of an import's answer (``POST /api/v1/imports``), if any."""
+    if data is None:
+        return None
+    return DeploymentVersion(
+        deployment=str(data["deployment"]),
+        version=int(data["version"]),
+        members=tuple(
+            DeploymentMember(str(m["role"]), str(m["model"]), int(m["version"]), str(m["digest"]))
+            for m in data["members"]
+        ),
+        meta={str(k): str(v) for k, v in dict(data["metadata"]).items()},
+        bundle_digest=str(data["bundle_digest"]),
+        signer=str(data["signer"]),
+        created_at=str(data["created_at"]),
+        created_by=str(data["created_by"]),
+    )
 
 
 def _model_version(data: Any) -> ModelVersion:
@@ -360,11 +381,12 @@ class HttpRegistry:
         )
         return ImportedArchive(
             str(answer["archive_digest"]),
-            _model_version(answer["version"]),
+            _model_version(answer["version"]) if answer.get("version") is not None else None,
             tuple(answer["written"]),
             tuple(answer["present"]),
             str(answer["origin_registry"]),
             str(answer["origin_version"]),
+            _imported_deployment(answer.get("deployment")),
         )
 
     def _hashed(

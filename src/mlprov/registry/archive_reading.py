@@ -34,12 +34,24 @@ from mlprov.registry.transfer import (
     ARCHIVE_PREDICATE_TYPE,
     SIGNATURE_MEMBER,
     blob_member,
+    deployment_bundle_member,
+    deployment_record_member,
     evidence_member,
     record_member,
 )
 from mlprov.store.versions import StoredFile
 
-__all__ = ["ArchiveReading", "ArchivedVersion", "read_archive_into", "registry_trust"]
+__all__ = [
+    "DEPLOYMENT_KIND",
+    "ArchiveReading",
+    "ArchivedVersion",
+    "deployment_documents",
+    "read_archive_into",
+    "registry_trust",
+]
+
+#: The ``kind`` of an archive holding a deployment version (else ``model-version``).
+DEPLOYMENT_KIND = "deployment"
 
 T = TypeVar("T")
 
@@ -152,6 +164,14 @@ def read_archive_into(
             bundle = entry.read_all(limits.max_document_bytes)
             reading.predicate = _archive_predicate(context, bundle)
             reading.archive_digest = f"sha256:{hashlib.sha256(bundle).hexdigest()}"
+            if reading.predicate.kind == DEPLOYMENT_KIND:
+                if rename is not None:
+                    raise InvalidInputError(
+                        "--as renames the version of a model archive; a deployment archive "
+                        "keeps its names, which its signed bundle statement names"
+                    )
+                if authorize is not None:
+                    authorize(ModelRef.parse(reading.predicate.root).name)
             earlier = imported_before(reading)
             if earlier is not None:
                 return earlier
@@ -180,7 +200,7 @@ def read_archive_into(
                 f"archive refused: {entry.name[:120]!r} does not match its signed digest"
             )
         reading.documents[entry.name] = data
-        if entry.name.endswith("/record.json"):
+        if entry.name.endswith("/record.json") and entry.name.startswith(f"{ROOT}/versions/"):
             version = _read_version(reading, entry.name, data, rename)
             if authorize is not None:
                 authorize(version.name)
@@ -220,14 +240,30 @@ def _archive_predicate(context: RegistryContext, bundle: bytes) -> _Predicate:
         raise MalformedDocumentError(
             f"archive refused: its manifest is malformed: {e.errors()[0]['msg']}"
         ) from None
-    if predicate.format != ARCHIVE_FORMAT or predicate.kind != "model-version":
+    if predicate.format != ARCHIVE_FORMAT or predicate.kind not in (
+        "model-version",
+        DEPLOYMENT_KIND,
+    ):
         raise InvalidInputError(
             f"archive refused: format {predicate.format} of kind {predicate.kind[:40]!r} is "
             "not one this mlprov reads"
         )
-    if not predicate.versions or predicate.versions[-1] != predicate.root:
+    if predicate.kind == DEPLOYMENT_KIND:
+        root = ModelRef.parse(predicate.root)
+        if root.version is None or not predicate.versions:
+            raise InvalidInputError(
+                "archive refused: its manifest names no numbered deployment version or members"
+            )
+    elif not predicate.versions or predicate.versions[-1] != predicate.root:
         raise InvalidInputError("archive refused: its manifest does not end with its version")
     return predicate
+
+
+def deployment_documents(predicate: Any) -> tuple[str, str]:
+    """The members holding a deployment archive's release record and bundle statement."""
+    root = ModelRef.parse(predicate.root)
+    number = root.version or 0
+    return deployment_record_member(root.name, number), deployment_bundle_member(root.name, number)
 
 
 def _signed_by(bundle: bytes, trust: Any, context: RegistryContext) -> bool:
@@ -385,6 +421,8 @@ def _check_versions(reading: ArchiveReading) -> None:
         number = origin.version or 0
         named.add(record_member(origin.name, number))
         named |= {evidence_member(origin.name, number, item.digest) for item, _ in version.evidence}
+    if reading.predicate.kind == DEPLOYMENT_KIND:
+        named |= set(deployment_documents(reading.predicate))
     extra = sorted(set(reading.documents) - named)
     if extra:
         raise InvalidInputError(

@@ -19,10 +19,14 @@ own trust before a single row is written (docs/transfer.md, ADR 0051).
    its signed documents name stay true; its files, evidence (exact bytes), lineage, an
    origin row and a ``version.import`` audit entry with the archive's digest.
 
+A deployment archive (kind ``deployment``) adds its release to each step
+(:mod:`mlprov.registry.deployment_import`): read and checked against the archive, its
+bundle statement verified with this registry's trust, written in the same Mutation.
+
 A version already here with the same digest is not written again, and an archive whose
-digest was imported before is a no-op. On any failure the blobs this import newly stored
-that nothing references are removed again (the lease turned into a claim, as gc does), so
-nothing is left behind.
+digest was imported before is a no-op (as is a deployment release already here). On any
+failure the blobs this import newly stored that nothing references are removed again (the
+lease turned into a claim, as gc does), so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -47,10 +51,18 @@ from mlprov.registry._context import (
 from mlprov.registry._snapshot import load_snapshot
 from mlprov.registry._unit import Mutation, mutation
 from mlprov.registry.archive_reading import (
+    DEPLOYMENT_KIND,
     ArchivedVersion,
     ArchiveReading,
     read_archive_into,
     registry_trust,
+)
+from mlprov.registry.deployment_import import (
+    ArchivedRelease,
+    present_release,
+    read_release,
+    verify_release,
+    write_release_in,
 )
 from mlprov.registry.evidence import add_evidence_in
 from mlprov.registry.gc import CLAIM_TTL, check_leases, new_holder
@@ -58,6 +70,7 @@ from mlprov.registry.lineage import stored_edge
 from mlprov.registry.models import create_model_in
 from mlprov.registry.transfer import export_version, scratch_archive_path
 from mlprov.registry.types import NewEvidence
+from mlprov.store.deployments import DeploymentVersion
 from mlprov.store.origins import VersionOrigin
 
 if TYPE_CHECKING:
@@ -70,20 +83,31 @@ __all__ = ["ImportedArchive", "import_archive", "promote"]
 
 @dataclass(frozen=True)
 class ImportedArchive:
-    """What an import did: the archive's digest, the version it carried (as named here),
-    the versions it wrote (empty for a no-op) and those already present."""
+    """What an import did: the archive's digest, the version it carried (as named here;
+    None for a deployment archive, whose release is ``deployment``), what it wrote (empty
+    for a no-op) and the versions already present."""
 
     archive_digest: str
-    root: ModelVersion
+    root: ModelVersion | None
     written: tuple[str, ...]
     present: tuple[str, ...]
     origin_registry: str
     origin_version: str
+    deployment: DeploymentVersion | None = None
+
+    @property
+    def ref(self) -> str:
+        """What the archive carried, as named here: ``MODEL/N`` or ``DEPLOYMENT/N``."""
+        if self.deployment is not None:
+            return self.deployment.ref
+        assert self.root is not None
+        return self.root.ref
 
     def to_json(self) -> dict[str, Any]:
         return {
             "archive_digest": self.archive_digest,
-            "version": self.root.to_json(),
+            "version": self.root.to_json() if self.root is not None else None,
+            "deployment": self.deployment.to_json() if self.deployment is not None else None,
             "written": list(self.written),
             "present": list(self.present),
             "origin_registry": self.origin_registry,
@@ -120,14 +144,32 @@ def import_archive(
         if earlier is not None:
             return earlier
         plan = _plan(context, reading)
-        _verify(context, reading, plan)
-        return _commit(context, reading, plan)
+        assert reading.predicate is not None
+        release = None
+        if reading.predicate.kind == DEPLOYMENT_KIND:
+            release = read_release(context, reading)
+        _verify(context, reading, plan, release)
+        return _commit(context, reading, plan, release)
     except BaseException:
         _undo_blobs(context, reading, holder)
         raise
 
 
 def _already_imported(context: RegistryContext, reading: ArchiveReading) -> ImportedArchive | None:
+    assert reading.predicate is not None
+    if reading.predicate.kind == DEPLOYMENT_KIND:
+        here = present_release(context, reading)
+        if here is None:
+            return None
+        return ImportedArchive(
+            reading.archive_digest,
+            None,
+            (),
+            tuple(m.ref for m in here.members),
+            reading.predicate.origin.registry_id,
+            reading.predicate.root,
+            here,
+        )
     with context.metadata.read() as tx:
         origins = tx.origins.by_archive(reading.archive_digest)
         if not origins:
@@ -181,8 +223,14 @@ def _plan(context: RegistryContext, reading: ArchiveReading) -> _Plan:
     return _Plan(tuple(write), tuple(present))
 
 
-def _verify(context: RegistryContext, reading: ArchiveReading, plan: _Plan) -> None:
-    """Every version to write passes the verification engine with this registry's trust."""
+def _verify(
+    context: RegistryContext,
+    reading: ArchiveReading,
+    plan: _Plan,
+    release: ArchivedRelease | None,
+) -> None:
+    """Every version to write passes the verification engine with this registry's trust,
+    and so does a deployment release's bundle statement."""
     from mlprov.verification import Revocations, verify_snapshot  # noqa: PLC0415
 
     trust = registry_trust(context)
@@ -208,6 +256,8 @@ def _verify(context: RegistryContext, reading: ArchiveReading, plan: _Plan) -> N
                 f"registry's trust: {failures[0].id}: {failures[0].message}"
                 + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
             )
+    if release is not None:
+        verify_release(context, release, trust, now)
 
 
 def _snapshot(
@@ -262,19 +312,29 @@ def _snapshot(
     return VersionSnapshot(record, manifest, tuple(evidence), ancestors)
 
 
-def _commit(context: RegistryContext, reading: ArchiveReading, plan: _Plan) -> ImportedArchive:
+def _commit(
+    context: RegistryContext,
+    reading: ArchiveReading,
+    plan: _Plan,
+    release: ArchivedRelease | None,
+) -> ImportedArchive:
     assert reading.predicate is not None
     predicate = reading.predicate
     for _attempt in range(MAX_ATTEMPTS):
+        written_release = None
         try:
             with mutation(context) as unit:
                 if unit.tx.origins.by_archive(reading.archive_digest):
                     break  # imported meanwhile by a concurrent import of the same archive
                 for ref in plan.write:
                     _write_version(unit, reading, reading.versions[ref])
+                if release is not None:
+                    written_release = write_release_in(unit, reading, release)
         except LostRace:
             plan = _plan(context, reading)
             continue
+        if release is not None:
+            return _imported_release(context, reading, plan, written_release)
         root = reading.versions[predicate.root]
         from mlprov.registry.versions import get_version  # noqa: PLC0415
 
@@ -290,6 +350,27 @@ def _commit(context: RegistryContext, reading: ArchiveReading, plan: _Plan) -> I
     if earlier is None:
         raise ConflictError("import lost a race repeatedly; nothing was imported: retry")
     return earlier
+
+
+def _imported_release(
+    context: RegistryContext,
+    reading: ArchiveReading,
+    plan: _Plan,
+    written: DeploymentVersion | None,
+) -> ImportedArchive:
+    from mlprov.registry.deployments import deployment_version  # noqa: PLC0415
+
+    assert reading.predicate is not None
+    here = written or deployment_version(context, reading.predicate.root)
+    return ImportedArchive(
+        reading.archive_digest,
+        None,
+        tuple(reading.versions[r].ref for r in plan.write) + ((here.ref,) if written else ()),
+        tuple(reading.versions[r].ref for r in plan.present),
+        reading.predicate.origin.registry_id,
+        reading.predicate.root,
+        here,
+    )
 
 
 def _write_version(unit: Mutation, reading: ArchiveReading, version: ArchivedVersion) -> None:
@@ -376,13 +457,15 @@ def promote(
     with_ancestors: bool = False,
     reason: str = "",
 ) -> ImportedArchive:
-    """Export ``ref`` from ``context`` and import it into ``target`` (a local registry or
-    a server) through the target's trust, then (with ``alias``) move the alias there
-    through the target's gate."""
+    """Export ``ref`` (a version or a deployment version) from ``context`` and import it
+    into ``target`` (a local registry or a server) through the target's trust, then (with
+    ``alias``) move the alias there through the target's gate (for a deployment, its
+    deployment policies)."""
     folder, path = scratch_archive_path()
     with folder:
         export_version(context, coerce_ref(ref), path, signer, with_ancestors=with_ancestors)
         imported = target.import_archive(path)
     if alias is not None:
-        target.set_alias(imported.root.name, alias, imported.root.version, reason=reason)
+        moved = ModelRef.parse(imported.ref)
+        target.set_alias(moved.name, alias, moved.version or 0, reason=reason)
     return imported

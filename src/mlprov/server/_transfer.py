@@ -8,7 +8,9 @@ imported by the registry exactly as a local ``mlprov import``: read with the bou
 reader, verified with this registry's trust before anything is written. The caller
 needs a role that may register (publisher or above), and its token must allow every
 model the archive would write to: that is checked as each record is read, before any of
-its bytes, and a refusal is audited (403). The temporary file is removed in every case.
+its bytes, and a refusal is audited (403). A deployment archive is checked the same way
+for every member model (and lineage ancestor) and, right after its signed listing is read,
+for the deployment itself. The temporary file is removed in every case.
 """
 
 from __future__ import annotations

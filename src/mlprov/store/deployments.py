@@ -189,6 +189,16 @@ class DeploymentRows(Rows):
         )
         return result.rowcount == 1
 
+    def claim_imported_number(self, key: DeploymentKey, number: int) -> bool:
+        """Compare-and-set for an imported version, which keeps its number: take
+        ``number`` only if no number at or above it was ever given."""
+        result = self.connection.execute(
+            sa.update(t.deployments)
+            .where(t.deployments.c.id == key.id, t.deployments.c.next_version <= number)
+            .values(next_version=number + 1)
+        )
+        return result.rowcount == 1
+
     # -- versions ----------------------------------------------------------------------
 
     def insert_version(
