@@ -18,6 +18,11 @@ alternating order:
 * **httpx**: a ``python -c`` process streaming the same URL to a file with httpx in
   1 MiB chunks, no hashing, no fsync.
 
+Two rows give context and are not targets: **curl + sync** (curl, then ``sync FILE``:
+the same download made durable, as the pull's install is) and **imports only** (a
+``python -c`` process importing what ``mlprov pull`` against a server imports, and
+nothing else: the start-up share of the pull's wall time).
+
 Wall times are of whole processes (start-up included), median of ``--rounds``; the ratio
 is pull over each plain download. The page cache holds the blob on the server side after
 the first round for all three alike.
@@ -43,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 MARK = "<!-- bench_pull -->"
 END = "<!-- /bench_pull -->"
+
+PULL_IMPORTS = "import mlprov.cli, mlprov.cli.pull, mlprov.client, mlprov.signing"
 
 HTTPX_DOWNLOAD = """
 import sys, httpx
@@ -121,9 +128,8 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
     curl = shutil.which("curl")
-    results: dict[str, list[float]] = {"mlprov pull": [], "httpx": []}
-    if curl:
-        results["curl"] = []
+    results: dict[str, list[float]] = {}
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-pull-", dir=os.environ.get("TMPDIR")) as d:
         work = Path(d)
         home = work / "home"
@@ -137,6 +143,7 @@ def main() -> None:
         serve += ["--workers", "1", "--log-level", "warning"]
         client = clean_env() | {"MLPROV_REGISTRY": base, "MLPROV_TOKEN": secret}
         client["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
+        client |= {"SYNC": shutil.which("sync") or "sync", "OUT": str(work / "c.bin")}
         url = f"{base}/api/v1/blobs/{blob}"
         with process(
             serve, env | {"PYTHONPATH": client["PYTHONPATH"]}, work / "serve.log"
@@ -154,6 +161,12 @@ def main() -> None:
                     curl, "-sS", "--fail", "-H", f"Authorization: Bearer {secret}",
                     "-o", str(work / "c.bin"), url,
                 ]  # fmt: skip
+                sync = shutil.which("sync")
+                if sync:
+                    commands["curl + sync"] = [
+                        "sh", "-c", '"$0" "$@" && "$SYNC" "$OUT"', *commands["curl"],
+                    ]  # fmt: skip
+            commands["imports only"] = [sys.executable, "-c", PULL_IMPORTS]
             order = list(commands)
             timed(commands["httpx"], client)  # warm the page cache on the server side
             for index in range(args.rounds):
@@ -161,7 +174,7 @@ def main() -> None:
                     shutil.rmtree(work / "pulled", ignore_errors=True)
                     for leftover in ("h.bin", "c.bin"):
                         (work / leftover).unlink(missing_ok=True)
-                    results[kind].append(timed(commands[kind], client))
+                    results.setdefault(kind, []).append(timed(commands[kind], client))
                     if kind == "mlprov pull":
                         installed = sum(
                             f.stat().st_size for f in (work / "pulled").rglob("*") if f.is_file()
@@ -170,7 +183,7 @@ def main() -> None:
                             raise RuntimeError(f"the pull installed {installed} bytes, not all")
                     print(f"round {index + 1} {kind}: {results[kind][-1]:.2f} s", file=sys.stderr)
     medians = {kind: statistics.median(values) for kind, values in results.items()}
-    text = table(medians, args)
+    text = table(medians, args, load_at_start)
     print(text)
     if args.write:
         doc = DOC.read_text(encoding="utf-8")
@@ -182,7 +195,9 @@ def main() -> None:
         DOC.write_text(doc, encoding="utf-8")
 
 
-def table(medians: dict[str, float], args: argparse.Namespace) -> str:
+def table(
+    medians: dict[str, float], args: argparse.Namespace, load_at_start: tuple[float, ...]
+) -> str:
     pull = medians["mlprov pull"]
     mib = args.size
     lines = [
@@ -196,8 +211,20 @@ def table(medians: dict[str, float], args: argparse.Namespace) -> str:
         "|---|---:|---:|---:|",
     ]
     for kind, wall in medians.items():
-        lines.append(f"| {kind} | {wall:.2f} | {mib / wall:,.0f} | {pull / wall:.2f} |")
-    lines += ["", "Machine:", "", *machine(), "", END]
+        if kind == "imports only":  # no bytes moved: start-up, not a download
+            lines.append(f"| {kind} (no download) | {wall:.2f} | - | - |")
+        else:
+            lines.append(f"| {kind} | {wall:.2f} | {mib / wall:,.0f} | {pull / wall:.2f} |")
+    start = " / ".join(f"{x:.1f}" for x in load_at_start)
+    lines += [
+        "",
+        "Machine:",
+        "",
+        *machine(),
+        f"- Load average at the start (1/5/15 min): {start}",
+        "",
+        END,
+    ]
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from mlprov.canonical import canonical_json
 from mlprov.client import _checks
+from mlprov.client._blob_stream import receive_blob, write_new
 from mlprov.client._transport import Transport
 from mlprov.errors import (
     ConflictError,
@@ -73,8 +74,6 @@ if TYPE_CHECKING:
 __all__ = ["HttpRegistry", "RemotePull", "ResolutionCheck", "is_server_uri"]
 
 _CHUNK = 1024 * 1024
-#: Bytes written between two writeback hints while a blob streams in (see _write_new).
-_WRITEBACK = 64 * 1024 * 1024
 _SIGNATURE_FILE = "model.sig"
 
 
@@ -1079,10 +1078,10 @@ class HttpRegistry:
             for name, item in names:
                 self._fetch(staging / name, item, mode, progress)
             if signature_name is not None and signature is not None:
-                _write_new(staging / signature_name, [signature], mode)
+                write_new(staging / signature_name, [signature], mode)
                 if record_install:
                     made = install_record(staging, signature_name, signature)
-                    _write_new(staging / INSTALL_RECORD_NAME, [made], mode)
+                    write_new(staging / INSTALL_RECORD_NAME, [made], mode)
 
         install_folder(to, fill)
         return signature_name
@@ -1096,18 +1095,15 @@ class HttpRegistry:
         digest = Digest.parse(item.digest)
         hasher = new_hasher(digest.algorithm)
         blob_hasher = new_hasher("sha256") if digest.algorithm != "sha256" else None
-        with self._transport.stream("GET", f"/api/v1/blobs/{item.blob}", retry=True) as response:
-
-            def chunks() -> Iterator[bytes]:
-                for chunk in response.iter_bytes(_CHUNK):
-                    hasher.update(chunk)
-                    if blob_hasher is not None:
-                        blob_hasher.update(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
-                    yield chunk
-
-            size = _write_new(target, chunks(), mode)
+        hashers = [hasher] if blob_hasher is None else [hasher, blob_hasher]
+        # Identity: the bytes hashed must be the blob's, never a re-encoding of them.
+        with self._transport.stream(
+            "GET",
+            f"/api/v1/blobs/{item.blob}",
+            retry=True,
+            headers={"Accept-Encoding": "identity"},
+        ) as response:
+            size = receive_blob(response.iter_raw(), target, mode, hashers, progress)
         if size != item.size:
             raise DigestMismatchError(
                 f"{target.name}: the server sent {size} bytes, the manifest records {item.size}"
@@ -1155,28 +1151,3 @@ def _require_signed(record: ModelVersion, signed: Manifest, actual: Manifest) ->
         raise VerificationError(
             f"{record.ref}: the server's manifest is not the signed one: {e.message}"
         ) from e
-
-
-def _write_new(target: Path, chunks: Any, mode: int) -> int:
-    """Write ``chunks`` to a new file, fsynced; the number of bytes written."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    size = flushed = 0
-    advise = getattr(os, "posix_fadvise", None)
-    try:
-        with os.fdopen(os.open(target, flags, mode), "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-                size += len(chunk)
-                if advise is not None and size - flushed >= _WRITEBACK:
-                    # Start writing the bytes so far to disk now (Linux begins writeback
-                    # on POSIX_FADV_DONTNEED), so the fsync below waits for the tail
-                    # only, not for the whole file after the download.
-                    handle.flush()
-                    advise(handle.fileno(), flushed, size - flushed, os.POSIX_FADV_DONTNEED)
-                    flushed = size
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as e:
-        raise StorageError(f"{target.name}: cannot write: {e.strerror}") from e
-    return size
