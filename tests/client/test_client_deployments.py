@@ -165,7 +165,16 @@ def test_create_release_promote_and_pull_over_http_as_locally(
         assert json.loads(remote.stdout) == json.loads(local.stdout)
 
     moved = client_cli(
-        server.base_url, promoter, "alias", "set", "search-stack", "production", "1", "--json"
+        server.base_url,
+        promoter,
+        "alias",
+        "set",
+        "search-stack",
+        "production",
+        "1",
+        "--expect-generation",
+        "0",
+        "--json",
     )
     assert moved.returncode == 0, moved.stderr
     assert json.loads(moved.stdout)["generation"] == 1
@@ -218,6 +227,11 @@ def test_create_release_promote_and_pull_over_http_as_locally(
     assert statuses[("deployment.members", "search-stack/1")] == "passed"
     assert statuses[("member.files", "ranker/1")] == "passed"
     assert set(statuses.values()) == {"passed"}
+    by_alias = client_cli(
+        server.base_url, reader, "verify", "search-stack@production", "--key", trainer
+    )
+    assert by_alias.returncode == 0, by_alias.stderr
+    assert "deployment.statement" in by_alias.stdout
 
     # The caller's trust decides: a key that did not sign fails, in one line.
     untrusted = _public_key(env, "mallory", tmp_path)
@@ -312,7 +326,9 @@ def _bundle_tamper(body: bytes) -> bytes:
     return json.dumps(bundle).encode()
 
 
-def _lies(tampered_bundle_digest: str) -> dict[str, Callable[[str, bytes], bytes]]:
+def _lies(
+    tampered_bundle_digest: str,
+) -> dict[str, tuple[Callable[[str, bytes], bytes], str, str]]:
     def blob_bytes(path: str, body: bytes) -> bytes:
         return body.replace(b"ranker", b"RANKER") if path.startswith("/api/v1/blobs/") else body
 
@@ -333,7 +349,12 @@ def _lies(tampered_bundle_digest: str) -> dict[str, Callable[[str, bytes], bytes
             return json.dumps(record).encode()
         return body
 
-    return {"blob bytes": blob_bytes, "statement": statement, "member digest": members}
+    # lie -> (what pull's error names, what verify's error names)
+    return {
+        "blob bytes": (blob_bytes, "digest mismatch", "member.files (ranker/1)"),
+        "statement": (statement, "deployment.statement", "deployment.statement"),
+        "member digest": (members, "deployment.members", "deployment.members"),
+    }
 
 
 def test_a_lying_server_makes_pull_and_verify_fail_with_nothing_installed(
@@ -354,7 +375,7 @@ def test_a_lying_server_makes_pull_and_verify_fail_with_nothing_installed(
     tampered = "sha256:" + hashlib.sha256(_bundle_tamper(bundle)).hexdigest()
     trainer = _public_key(env, "trainer", tmp_path)
     before = state_without_audit(reg)
-    for lie, rewrite in _lies(tampered).items():
+    for lie, (rewrite, pull_error, verify_error) in _lies(tampered).items():
         target = tmp_path / f"serve-{lie.replace(' ', '-')}"
         with lying_proxy(server.base_url, rewrite) as proxy:
             pulled = client_cli(
@@ -371,10 +392,10 @@ def test_a_lying_server_makes_pull_and_verify_fail_with_nothing_installed(
                 proxy.base_url, reader, "verify", "search-stack/1", "--key", trainer
             )
         assert pulled.returncode == 1, (lie, pulled.stderr)
-        one_line_error(pulled.stderr)
+        assert pull_error in one_line_error(pulled.stderr), (lie, pulled.stderr)
         assert not target.exists(), lie
         assert checked.returncode == 1, (lie, checked.stdout, checked.stderr)
-        one_line_error(checked.stderr)
+        assert verify_error in one_line_error(checked.stderr), (lie, checked.stderr)
     # A server that returns another statement to sign at release gets nothing signed.
     with lying_proxy(
         server.base_url,
