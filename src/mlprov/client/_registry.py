@@ -1019,7 +1019,11 @@ class HttpRegistry:
             raise VerificationError(
                 f"{parsed}: the server has no policy set applied, so nothing judges it"
             )
-        number = int(judged["version"])
+        number = judged.get("version") if isinstance(judged, dict) else None
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise MalformedDocumentError(
+                f"{parsed}: the server's judgement names no version number"
+            )
         if not judged.get("verified"):
             raise VerificationError(
                 f"{parsed} -> {parsed.name}/{number}: the server's verification fails: "
