@@ -412,6 +412,7 @@ def test_rebuild_check_leaves_out_a_signature_file(env: GateEnv, tmp_path: Path)
         ("attest a missing path", 2),
         ("a symlink in PATH", 2),
         ("attest with a symlink in PATH", 2),
+        ("a server's trust option locally", 2),
     ],
 )
 def test_rebuild_check_failures_are_one_line_and_change_nothing(
@@ -437,6 +438,7 @@ def test_rebuild_check_failures_are_one_line_and_change_nothing(
             "--key",
             key,
         ),
+        "a server's trust option locally": ("credit/1", rebuilt, "--identity", "a@b.c"),
     }
     (_copy(tmp_path, "linked") / "link.bin").symlink_to(tmp_path / "m1" / "weights.bin")
     linked = str(tmp_path / "linked")
@@ -530,9 +532,15 @@ def test_diff_of_versions_hashed_differently_compares_sha256(
     assert "evidence: none on either version" in text
 
 
-@pytest.mark.parametrize("args", [("diff", "m/1", "m/2"), ("rebuild-check", "m/1", ".")])
-def test_against_a_server_both_say_they_need_the_database(
-    tmp_path: Path, args: tuple[str, ...]
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("diff", "m/1", "m/2"), "not available against a server yet"),
+        (("rebuild-check", "m/1", "."), "give the signer's trust"),
+    ],
+)
+def test_against_a_server_without_trust_both_refuse_before_any_request(
+    tmp_path: Path, args: tuple[str, ...], says: str
 ) -> None:
     """Client mode (docs/client.md): one line, exit 2, before any request is made (the
     URL below has no server behind it)."""
@@ -551,7 +559,7 @@ def test_against_a_server_both_say_they_need_the_database(
         check=False,
     )
     assert result.returncode == 2
-    assert "not available against a server yet" in one_line_error(result.stderr)
+    assert says in one_line_error(result.stderr)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -578,3 +586,157 @@ def test_rebuild_check_of_a_single_file_model(env: GateEnv, tmp_path: Path) -> N
     [item] = json.loads(result.stdout)["files"]["changed"]
     assert item["path"] == "."
     assert item["registered"]["size"] == 110
+
+
+# -- deployments ------------------------------------------------------------------------
+
+
+def _member(env: GateEnv, tmp_path: Path, name: str, auc: float) -> int:
+    return env.sign_version(name, tmp_path / f"{name}-{auc}", metrics={"auc": auc})
+
+
+def _stacks(env: GateEnv, tmp_path: Path) -> None:
+    """``search-stack`` 1: encoder=text-enc/1 ranker=ranker/1 llm=chat/1 (ticket OPS-1);
+    2: encoder=text-enc/1 ranker=ranker/2 rerank=rerank/1 (ticket OPS-2, owner search),
+    3: as 2, signed by untrusted mallory; ``production`` -> 1; model ``credit`` 1."""
+    _member(env, tmp_path, "text-enc", 0.95)
+    _member(env, tmp_path, "ranker", 0.91)
+    _member(env, tmp_path, "ranker", 0.94)
+    _member(env, tmp_path, "chat", 0.93)
+    _member(env, tmp_path, "rerank", 0.9)
+    _register(env, tmp_path / "m1", FILES_1)
+    registry = env.reg.registry()
+    try:
+        registry.create_deployment("search-stack")
+        registry.release_deployment(
+            "search-stack",
+            {"encoder": "text-enc/1", "ranker": "ranker/1", "llm": "chat/1"},
+            env.signer("trainer"),
+            metadata={"ticket": "OPS-1"},
+        )
+        second = {"encoder": "text-enc/1", "ranker": "ranker/2", "rerank": "rerank/1"}
+        meta = {"ticket": "OPS-2", "owner": "search"}
+        registry.release_deployment("search-stack", second, env.signer("trainer"), metadata=meta)
+        registry.release_deployment("search-stack", second, env.signer("mallory"), metadata=meta)
+        registry.set_alias("search-stack", "production", 1, reason="launch")
+    finally:
+        registry.close()
+
+
+def test_deployment_diff_json_matches_roles_and_diffs_changed_members(
+    env: GateEnv, tmp_path: Path
+) -> None:
+    _stacks(env, tmp_path)
+    result = env.reg.cli("diff", "search-stack/1", "search-stack/2", "--json", check=True)
+    shown = json.loads(result.stdout)
+    assert set(shown) == {"kind", "left", "right", "roles", "metadata"}
+    assert shown["kind"] == "deployment"
+    registry = env.reg.registry()
+    try:
+        first = registry.deployment_version("search-stack/1")
+        digests = {
+            f"{n}/{v}": registry.get_version(f"{n}/{v}").digest
+            for n, v in (("text-enc", 1), ("ranker", 1), ("ranker", 2), ("chat", 1), ("rerank", 1))
+        }
+    finally:
+        registry.close()
+    left = shown["left"]
+    assert left["ref"] == "search-stack/1"
+    assert left["bundle_digest"] == first.bundle_digest
+    assert left["signer"] == first.signer
+    assert left["statement"]["verified"] is True
+    assert [c["id"] for c in left["statement"]["checks"]] == [
+        "deployment.statement",
+        "deployment.members",
+    ]
+    assert shown["right"]["ref"] == "search-stack/2"
+    assert shown["right"]["statement"]["verified"] is True
+    roles = {r["role"]: r for r in shown["roles"]}
+    assert [r["role"] for r in shown["roles"]] == ["encoder", "llm", "ranker", "rerank"]
+    assert {k: r["change"] for k, r in roles.items()} == {
+        "encoder": "same",
+        "llm": "removed",
+        "ranker": "changed",
+        "rerank": "added",
+    }
+    assert roles["encoder"]["diff"] is None
+    assert roles["llm"]["left"] == {"model": "chat", "version": 1, "digest": digests["chat/1"]}
+    assert roles["llm"]["right"] is None
+    assert roles["llm"]["diff"] is None
+    assert roles["rerank"]["left"] is None
+    assert roles["rerank"]["right"]["digest"] == digests["rerank/1"]
+    ranker = roles["ranker"]
+    assert ranker["left"]["digest"] == digests["ranker/1"]
+    assert ranker["right"] == {"model": "ranker", "version": 2, "digest": digests["ranker/2"]}
+    # The changed member is compared as `mlprov diff ranker/1 ranker/2` compares it.
+    alone = env.reg.cli("diff", "ranker/1", "ranker/2", "--json", check=True)
+    assert ranker["diff"] == json.loads(alone.stdout)
+    assert ranker["diff"]["metrics"]["verified"] == {"left": True, "right": True}
+    assert _entries(ranker["diff"]["metrics"]) == {"auc": (0.91, 0.94, "changed")}
+    assert _entries(shown["metadata"]) == {
+        "owner": (None, "search", "added"),
+        "ticket": ("OPS-1", "OPS-2", "changed"),
+    }
+
+
+def test_deployment_diff_text_and_aliases(env: GateEnv, tmp_path: Path) -> None:
+    _stacks(env, tmp_path)
+    result = env.reg.cli("diff", "search-stack@production", "search-stack/2", check=True)
+    out = result.stdout
+    assert out.startswith("diff search-stack/1 -> search-stack/2 (deployments)\n"), out
+    assert out.count("statement verifies with the registry's trust") == 2
+    assert "roles: 1 changed, 1 added, 1 removed, 1 same" in out
+    for text in ("encoder", "llm", "chat/1", "rerank/1", "ranker/2", "OPS-2", "owner"):
+        assert text in out, text
+    assert "metadata: 2 differ, 0 the same" in out
+    # The changed role's own version diff follows, and no other.
+    assert "role ranker:\ndiff ranker/1 -> ranker/2\n" in out
+    assert "role encoder:" not in out
+    assert "role llm:" not in out
+    assert result.stderr == ""
+    same = env.reg.cli("diff", "search-stack/2", "search-stack@latest", "--json", check=True)
+    shown = json.loads(same.stdout)
+    assert shown["right"]["ref"] == "search-stack/3"
+    assert {r["change"] for r in shown["roles"]} == {"same"}
+    assert {m["change"] for m in shown["metadata"]["entries"]} == {"same"}
+
+
+def test_deployment_diff_shows_an_untrusted_statement_signer(env: GateEnv, tmp_path: Path) -> None:
+    _stacks(env, tmp_path)
+    registry = env.reg.registry()
+    try:
+        third = registry.deployment_version("search-stack/3")
+        result = registry.diff("search-stack/2", "search-stack/3")
+    finally:
+        registry.close()
+    assert result.left.statement_verified is True
+    assert result.right.statement_verified is False
+    assert result.right.signer == third.signer
+    [check] = result.right.checks
+    assert check.id == "deployment.statement"
+    assert check.status.value == "failed"
+    assert result.identical
+    text = env.reg.cli("diff", "search-stack/2", "search-stack/3", check=True).stdout
+    assert "statement does NOT verify with the registry's trust" in text
+    assert text.count("statement verifies with the registry's trust") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (("search-stack/1", "credit/1"), 2, "search-stack/1 is a deployment and credit/1"),
+        (("credit@latest", "search-stack@production"), 2, "a model version"),
+        (("search-stack/1", "search-stack/9"), 4, "search-stack/9 not found"),
+        (("search-stack/1", "search-stack@staging"), 4, "search-stack@staging not found"),
+    ],
+)
+def test_deployment_diff_bad_input_is_one_line_and_changes_nothing(
+    env: GateEnv, tmp_path: Path, args: tuple[str, ...], code: int, says: str
+) -> None:
+    _stacks(env, tmp_path)
+    before = env.reg.snapshot()
+    result = env.reg.cli("diff", *args)
+    assert result.returncode == code, result.stderr
+    assert says in one_line_error(result.stderr)
+    assert result.stdout == ""
+    assert env.reg.snapshot() == before

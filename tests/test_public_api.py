@@ -37,6 +37,8 @@ REGISTRY = {
     "Gate",
     "GateDecision",
     "GcReport",
+    "ExportedArchive",
+    "ImportedArchive",
     "IssuedToken",
     "Judgement",
     "LINEAGE_RELATIONS",

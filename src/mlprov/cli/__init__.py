@@ -81,6 +81,7 @@ def _register_commands(app: typer.Typer) -> None:
         stage,
         status,
         tokens,
+        transfer,
         versions,
         webhooks,
     )
@@ -110,6 +111,7 @@ def _register_commands(app: typer.Typer) -> None:
         serve,
         webhooks,
         deployments,
+        transfer,
         demo,
     ):
         module.install(app)

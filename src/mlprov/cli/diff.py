@@ -36,8 +36,10 @@ from mlprov.cli._state import state
 from mlprov.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from mlprov.comparison import FileComparison, Section, VersionDiff
+    from mlprov.comparison import DeploymentDiff, FileComparison, Section, VersionDiff
+    from mlprov.comparison._deployments import DeploymentSummary
     from mlprov.registry import RebuildCheck
+    from mlprov.store.deployments import DeploymentMember
 
 FormatOption = Annotated[
     str,
@@ -61,17 +63,71 @@ def diff(
     as_json: JsonOption = False,
     wide: WideOption = False,
 ) -> None:
-    """Compare two versions: params, metrics, datasets, code, lineage, evidence and files.
+    """Compare two versions: params, metrics, datasets, code, lineage, evidence and files;
+    or two deployment versions: members by role, metadata, bundle statements.
 
     Values come from evidence the registry's trust verifies; where a version has none, from
     the registry's records, marked unverified. Changes nothing.
     """
+    from mlprov.comparison import DeploymentDiff  # noqa: PLC0415
+
     chosen = _format(fmt, as_json)
     result = state(ctx).local_registry("diff").diff(left, right)
     if chosen == "json":
         print_json(result.to_json())
-        return
-    _show_diff(result, wide)
+    elif isinstance(result, DeploymentDiff):
+        _show_deployment_diff(result, wide)
+    else:
+        _show_diff(result, wide)
+
+
+def _statement(summary: DeploymentSummary, wide: bool) -> str:
+    if summary.statement_verified:
+        return "statement verifies with the registry's trust"
+    failed = "; ".join(c.message for c in summary.checks if c.status.value != "passed")
+    return f"statement does NOT verify with the registry's trust: {failed}"
+
+
+def _member(member: DeploymentMember | None, wide: bool) -> Cell:
+    if member is None:
+        return None
+    return [member.ref, short_digest(member.digest, wide=wide)]
+
+
+def _show_deployment_diff(result: DeploymentDiff, wide: bool) -> None:
+    names = (result.left.ref, result.right.ref)
+    say(f"diff {names[0]} -> {names[1]} (deployments)")
+    for summary in (result.left, result.right):
+        say(
+            f"  {summary.ref}  bundle {short_digest(summary.bundle_digest, wide=wide)}  "
+            f"signed by {short_signer(summary.signer, wide=wide)} (as recorded)  "
+            f"{_statement(summary, wide)}"
+        )
+    counts = {c: sum(1 for r in result.roles if r.change == c) for c in _ROLE_CHANGES}
+    say("roles: " + ", ".join(f"{n} {c}" for c, n in counts.items()))
+    rows: list[list[Cell]] = [
+        [r.role, _member(r.left, wide), _member(r.right, wide), r.change] for r in result.roles
+    ]
+    print_table(None, ["role", names[0], names[1], "change"], rows, wide=wide)
+    differences = [m for m in result.metadata if m.change != "same"]
+    same = len(result.metadata) - len(differences)
+    if differences:
+        say(f"metadata: {len(differences)} differ, {same} the same")
+        print_table(
+            None,
+            ["key", names[0], names[1], "change"],
+            [[m.key, m.left, m.right, m.change] for m in differences],
+            wide=wide,
+        )
+    else:
+        say(f"metadata: no differences, {same} the same")
+    for role in result.roles:
+        if role.diff is not None:
+            say(f"role {role.role}:")
+            _show_diff(role.diff, wide)
+
+
+_ROLE_CHANGES = ("changed", "added", "removed", "same")
 
 
 def _value(section: str, value: Any, wide: bool) -> Cell:
@@ -210,12 +266,42 @@ def rebuild_check(
         bool, typer.Option("--allow-symlinks", help="Follow symlinks that stay inside the model.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    trust_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-key",
+            metavar="PUB",
+            help="Against a server: the public key (PEM) REF's signature must verify with.",
+        ),
+    ] = None,
+    trust_chain: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trust-chain",
+            metavar="FILE",
+            help="Against a server: the root or CA certificate (PEM, repeatable) instead.",
+        ),
+    ] = None,
+    identity: Annotated[
+        str | None,
+        typer.Option(
+            "--identity", metavar="IDENTITY", help="Against a server: the Sigstore identity."
+        ),
+    ] = None,
+    issuer: Annotated[
+        str | None,
+        typer.Option("--issuer", metavar="URL", help="OIDC issuer of the Sigstore identity."),
+    ] = None,
     fmt: FormatOption = "text",
     as_json: JsonOption = False,
     wide: WideOption = False,
 ) -> None:
     """Is PATH the registered version REF? Exit 0 if its files and digests are the same, 1
-    if not (saying which differ); --attest records the result as signed evidence."""
+    if not (saying which differ); --attest records the result as signed evidence.
+
+    Against a server (MLPROV_REGISTRY=http(s)://...) PATH is compared with the manifest
+    REF's stored signature signs, verified here against the trust given (--trust-key,
+    --trust-chain, or --identity with --issuer), which is required there."""
     from mlprov.errors import VerificationError  # noqa: PLC0415
 
     chosen = _format(fmt, as_json)
@@ -235,18 +321,49 @@ def rebuild_check(
         raise InvalidInputError("signing options record an attestation: add --attest")
     from mlprov.cli._progress import byte_progress  # noqa: PLC0415
 
-    registry = state(ctx).local_registry("rebuild-check")
-    # The registered size is what a faithful rebuild hashes: the bar's total.
-    expected = registry.get_version(ref).size
-    with byte_progress(f"hashing {path.name or path}", expected, quiet=quiet) as progress:
-        result = registry.rebuild_check(
-            ref,
-            path,
-            signer=signer,
-            ignore_paths=list(ignore_paths or []),
-            allow_symlinks=allow_symlinks,
-            progress=progress,
+    cli = state(ctx)
+    trust_options = (trust_key, trust_chain, identity, issuer)
+    if cli.client_mode:
+        from mlprov.cli._direct import trust_from_options  # noqa: PLC0415
+
+        if not any(trust_options):
+            raise InvalidInputError(
+                "rebuild-check against a server verifies REF's signature here: give the "
+                "signer's trust (--trust-key, --trust-chain, or --identity and --issuer)"
+            )
+        trust = trust_from_options(
+            key=trust_key, certificate_chain=trust_chain, identity=identity, issuer=issuer
         )
+        server = cli.server("rebuild-check")
+        expected = server.get_version(ref).size
+        with byte_progress(f"hashing {path.name or path}", expected, quiet=quiet) as progress:
+            result = server.rebuild_check(
+                ref,
+                path,
+                trust,
+                signer=signer,
+                ignore_paths=list(ignore_paths or []),
+                allow_symlinks=allow_symlinks,
+                progress=progress,
+            )
+    else:
+        if any(trust_options):
+            raise InvalidInputError(
+                "--trust-key, --trust-chain, --identity and --issuer are for a server; "
+                "locally REF is compared with the registry's recorded manifest"
+            )
+        registry = cli.local_registry("rebuild-check")
+        # The registered size is what a faithful rebuild hashes: the bar's total.
+        expected = registry.get_version(ref).size
+        with byte_progress(f"hashing {path.name or path}", expected, quiet=quiet) as progress:
+            result = registry.rebuild_check(
+                ref,
+                path,
+                signer=signer,
+                ignore_paths=list(ignore_paths or []),
+                allow_symlinks=allow_symlinks,
+                progress=progress,
+            )
     if chosen == "json":
         print_json(result.to_json())
     else:

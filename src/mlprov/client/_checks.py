@@ -27,10 +27,19 @@ from mlprov.registry.api import ProgressCallback
 from mlprov.registry.types import EvidenceCheck, VerifiedDocument
 
 if TYPE_CHECKING:
-    from mlprov.client._registry import HttpRegistry
-    from mlprov.signing import Trust, VerificationReport
+    from collections.abc import Sequence
 
-__all__ = ["graph_from_json", "verified_document", "verified_evidence", "verify_version"]
+    from mlprov.client._registry import HttpRegistry
+    from mlprov.registry import RebuildCheck
+    from mlprov.signing import Signer, Trust, VerificationReport
+
+__all__ = [
+    "graph_from_json",
+    "rebuild_check",
+    "verified_document",
+    "verified_evidence",
+    "verify_version",
+]
 
 _CHUNK = 1024 * 1024
 
@@ -93,6 +102,68 @@ def verify_version(
         now=now,
         progress=progress,
     )
+
+
+def rebuild_check(
+    client: HttpRegistry,
+    ref: ModelRef | str,
+    path: Path,
+    trust: Trust,
+    *,
+    signer: Signer | None = None,
+    ignore_paths: Sequence[str | Path] = (),
+    allow_symlinks: bool = False,
+    now: datetime | None = None,
+    progress: ProgressCallback | None = None,
+) -> RebuildCheck:
+    """``rebuild-check REF PATH`` against a server: PATH is compared with the manifest
+    the version's stored signature signs, verified here against ``trust`` (the server's
+    file list is not used), and the server's recorded digest must be that manifest's.
+    With ``signer`` the result is signed here and stored as an attestation
+    (``POST .../attestations``), as a local ``--attest`` stores it."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from mlprov import signing  # noqa: PLC0415
+    from mlprov.errors import InvalidInputError, VerificationError  # noqa: PLC0415
+    from mlprov.registry.rebuild import REBUILD_PREDICATE_TYPE, compare_rebuild  # noqa: PLC0415
+
+    record = client.get_version(ref)  # an unknown reference fails before any hashing
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise InvalidInputError(f"{path}: no such file or folder to compare with {record.ref}")
+    signatures = [e for e in record.evidence if e.kind == "signature"]
+    if not signatures:
+        raise NotFoundError(
+            f"{record.ref} has no stored signature: over HTTP nothing proves its manifest"
+        )
+    report = signing.verify_bundle_report(
+        _bundle(client, record, signatures[-1].digest), trust, limits=Limits(), now=now
+    )
+    if not report.passed or report.signature is None:
+        why = report.error.message if report.error is not None else "it does not verify"
+        raise VerificationError(
+            f"{record.ref}: its stored signature does not verify against the given trust, "
+            f"so its manifest is unproven: {why}"
+        )
+    signed = report.signature.manifest
+    if str(signed.digest) != record.digest:
+        raise VerificationError(
+            f"{record.ref}: the server records the digest {record.digest}, but its "
+            f"signature signs {signed.digest}"
+        )
+    result = compare_rebuild(
+        record.ref,
+        record.digest,
+        signed,
+        path,
+        ignore_paths=ignore_paths,
+        allow_symlinks=allow_symlinks,
+        progress=progress,
+    )
+    if signer is None:
+        return result
+    stored = client.attest(record.ref, REBUILD_PREDICATE_TYPE, result.predicate(), signer)
+    return replace(result, attestation=stored)
 
 
 def _checked(

@@ -51,6 +51,7 @@ from mlprov.registry import (
     AliasStatus,
     Approval,
     EvidenceCheck,
+    ImportedArchive,
     Revocation,
     SignedVersion,
     StoredFile,
@@ -64,6 +65,7 @@ from mlprov.store.deployments import Deployment, DeploymentVersion
 from mlprov.store.policies import StoredPolicySet
 
 if TYPE_CHECKING:
+    from mlprov.registry import RebuildCheck
     from mlprov.serving import Resolution, ResolutionState
     from mlprov.signing import Signer, Trust, VerificationReport, VerifiedSignature
     from mlprov.verification import CheckResult
@@ -361,6 +363,41 @@ class HttpRegistry:
             headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
         )
 
+    def import_archive(self, path: Path, *, rename: str | None = None) -> ImportedArchive:
+        """Upload an archive of ``mlprov export`` to ``POST /api/v1/imports``, where the
+        server verifies it with its own trust before writing anything (retried: a repeated
+        import of the same archive is a no-op)."""
+        path = Path(path)
+        try:
+            size = path.stat().st_size
+        except OSError as e:
+            raise StorageError(f"cannot read archive {path}: {e.strerror or e}") from e
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                with path.open("rb") as handle:
+                    while chunk := handle.read(_CHUNK):
+                        yield chunk
+            except OSError as e:
+                raise StorageError(f"cannot read archive {path}: {e.strerror}") from e
+
+        answer = self._transport.json(
+            "POST",
+            "/api/v1/imports",
+            retry=True,
+            params={"as": rename},
+            content=chunks,
+            headers={"Content-Length": str(size), "Content-Type": "application/x-tar"},
+        )
+        return ImportedArchive(
+            str(answer["archive_digest"]),
+            _model_version(answer["version"]),
+            tuple(answer["written"]),
+            tuple(answer["present"]),
+            str(answer["origin_registry"]),
+            str(answer["origin_version"]),
+        )
+
     def _hashed(
         self, path: Path, ignore_paths: list[str], allow_symlinks: bool, algorithm: str
     ) -> tuple[list[Any], Manifest]:
@@ -579,6 +616,14 @@ class HttpRegistry:
         if max_depth is not None:
             params["max_depth"] = max_depth
         return _checks.graph_from_json(self._get(f"{self._version_path(ref)}/lineage", **params))
+
+    def rebuild_check(
+        self, ref: ModelRef | str, path: Path, trust: Trust, **options: Any
+    ) -> RebuildCheck:
+        """``rebuild-check REF PATH`` checked here: PATH against the manifest the stored
+        signature signs, verified against ``trust`` (:func:`_checks.rebuild_check`;
+        options ``signer``, ``ignore_paths``, ``allow_symlinks``, ``now``, ``progress``)."""
+        return _checks.rebuild_check(self, ref, path, trust, **options)
 
     def attest(
         self, ref: ModelRef | str, predicate_type: str, predicate: dict[str, Any], signer: Signer

@@ -6,6 +6,8 @@ Stable API (this module's ``__all__``)::
 
     compare_files(left, right) -> FileComparison      # added, removed, changed, unchanged
     diff_versions(left, right) -> VersionDiff          # two VersionSides: sections + files
+    diff_deployments(left, right) -> DeploymentDiff    # two DeploymentSides: roles + metadata
+    compare_values(before, after) -> ValueChanges      # two mappings key by key
 
 What each section is read from is in :mod:`mlprov.comparison._versions`; docs/diff.md
 shows the command and its JSON.
@@ -13,6 +15,13 @@ shows the command and its JSON.
 
 from __future__ import annotations
 
+from mlprov.comparison._deployments import (
+    DeploymentDiff,
+    DeploymentSide,
+    DeploymentSummary,
+    RoleChange,
+    diff_deployments,
+)
 from mlprov.comparison._files import FileChange, FileComparison, compare_files
 from mlprov.comparison._versions import (
     SECTIONS,
@@ -22,19 +31,26 @@ from mlprov.comparison._versions import (
     VersionDiff,
     VersionSide,
     VersionSummary,
+    compare_values,
     diff_versions,
 )
 
 __all__ = [
     "SECTIONS",
+    "DeploymentDiff",
+    "DeploymentSide",
+    "DeploymentSummary",
     "EvidenceItem",
     "FileChange",
     "FileComparison",
+    "RoleChange",
     "Section",
     "ValueChange",
     "VersionDiff",
     "VersionSide",
     "VersionSummary",
     "compare_files",
+    "compare_values",
+    "diff_deployments",
     "diff_versions",
 ]

@@ -46,6 +46,7 @@ __all__ = [
     "VersionDiff",
     "VersionSide",
     "VersionSummary",
+    "compare_values",
     "diff_versions",
 ]
 
@@ -195,8 +196,8 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b)
 
 
-def _section(name: str, left: _Values, right: _Values) -> Section:
-    before, after = left[0], right[0]
+def compare_values(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[ValueChange, ...]:
+    """Every key of ``before`` and ``after``, in key order, with how it changed."""
     entries = []
     for key in sorted(set(before) | set(after)):
         if key not in before:
@@ -206,7 +207,11 @@ def _section(name: str, left: _Values, right: _Values) -> Section:
         else:
             change = "same" if _same(before[key], after[key]) else "changed"
         entries.append(ValueChange(key, before.get(key), after.get(key), change))
-    return Section(name, tuple(entries), (left[1], right[1]))
+    return tuple(entries)
+
+
+def _section(name: str, left: _Values, right: _Values) -> Section:
+    return Section(name, compare_values(left[0], right[0]), (left[1], right[1]))
 
 
 def _verified_provenance(side: VersionSide) -> Mapping[str, Any] | None:

@@ -27,7 +27,7 @@ enforced here and cannot be bypassed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +62,7 @@ from mlprov.registry import (
     download,
     evidence,
     gc,
+    importing,
     lineage,
     models,
     own_documents,
@@ -76,6 +77,7 @@ from mlprov.registry import (
     signed_evidence,
     status,
     tokens,
+    transfer,
     uploads,
     verify,
     versions,
@@ -89,6 +91,7 @@ from mlprov.registry.deployment_judge import PulledDeployment
 from mlprov.registry.download import VerifiedInstall
 from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove, PolicyGate
 from mlprov.registry.gc import GcReport
+from mlprov.registry.importing import ImportedArchive
 from mlprov.registry.inputs import LINEAGE_RELATIONS, DatasetInput, LineageInput, VersionInput
 from mlprov.registry.policies import Judgement
 from mlprov.registry.pull import PulledVersion
@@ -96,6 +99,7 @@ from mlprov.registry.rebuild import REBUILD_PREDICATE_TYPE, RebuildCheck
 from mlprov.registry.resolution import AliasResolution
 from mlprov.registry.status import AliasStatus
 from mlprov.registry.tokens import TokenCache
+from mlprov.registry.transfer import ExportedArchive
 from mlprov.registry.types import (
     EvidenceCheck,
     IssuedToken,
@@ -117,7 +121,7 @@ from mlprov.store.versions import StoredFile
 from mlprov.store.webhooks import OutboxEvent, WebhookDelivery, WebhookSubscription
 
 if TYPE_CHECKING:
-    from mlprov.comparison import VersionDiff
+    from mlprov.comparison import DeploymentDiff, VersionDiff
     from mlprov.serving import Resolution, ResolutionState
     from mlprov.signing import Signer, Trust, VerificationReport
 
@@ -134,9 +138,11 @@ __all__ = [
     "DispatchReport",
     "Dispatcher",
     "EvidenceCheck",
+    "ExportedArchive",
     "Gate",
     "GateDecision",
     "GcReport",
+    "ImportedArchive",
     "IssuedToken",
     "Judgement",
     "LineageInput",
@@ -439,9 +445,10 @@ class Registry:
     def evidence_content(self, ref: ModelRef | str, digest: str) -> bytes:
         return evidence.evidence_content(self._context, ref, digest)
 
-    def diff(self, left: ModelRef | str, right: ModelRef | str) -> VersionDiff:
+    def diff(self, left: ModelRef | str, right: ModelRef | str) -> VersionDiff | DeploymentDiff:
         """Two versions side by side (params, metrics, datasets, code, lineage, evidence,
-        files), each fact from verified evidence where there is some; reads only."""
+        files), each fact from verified evidence where there is some; or two deployment
+        versions by role, each changed member as two versions; reads only."""
         return diff.diff(self._context, left, right)
 
     def rebuild_check(
@@ -827,6 +834,53 @@ class Registry:
         Unfinished uploads go after ``staging_grace`` (default: ``grace``, at least 1 h)."""
         return gc.collect_garbage(
             self._context, grace, dry_run=dry_run, staging_grace=staging_grace
+        )
+
+    def export(
+        self,
+        ref: ModelRef | str,
+        to: Path,
+        signer: Signer,
+        *,
+        with_ancestors: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ExportedArchive:
+        """Write a version, its evidence and its lineage closure to one signed archive."""
+        return transfer.export_version(
+            self._context, ref, to, signer, with_ancestors=with_ancestors, progress=progress
+        )
+
+    def import_archive(
+        self,
+        path: Path,
+        *,
+        rename: str | None = None,
+        authorize: Callable[[str], None] | None = None,
+    ) -> ImportedArchive:
+        """Import an archive after verifying all of it with this registry's own trust;
+        ``authorize(model)`` may refuse a model before anything of it is written."""
+        return importing.import_archive(self._context, path, rename=rename, authorize=authorize)
+
+    def promote(
+        self,
+        ref: ModelRef | str,
+        to: RegistryApi,
+        signer: Signer,
+        *,
+        alias: str | None = None,
+        with_ancestors: bool = False,
+        reason: str = "",
+    ) -> ImportedArchive:
+        """Export ``ref`` and import it into the registry ``to``, local or a server (its
+        trust and its gate decide)."""
+        return importing.promote(
+            self._context,
+            to,
+            ref,
+            signer,
+            alias=alias,
+            with_ancestors=with_ancestors,
+            reason=reason,
         )
 
     def audit_log(

@@ -36,6 +36,7 @@ from mlprov.records import (
 from mlprov.refs import ModelRef
 from mlprov.registry.approvals import Approval
 from mlprov.registry.download import VerifiedInstall
+from mlprov.registry.importing import ImportedArchive
 from mlprov.registry.inputs import VersionInput
 from mlprov.registry.status import AliasStatus
 from mlprov.registry.types import EvidenceCheck, SignedVersion, VerifiedDocument
@@ -274,6 +275,8 @@ class RegistryApi(Protocol):
         now: datetime | None = None,
         progress: ProgressCallback | None = None,
     ) -> VerifiedInstall: ...
+
+    def import_archive(self, path: Path, *, rename: str | None = None) -> ImportedArchive: ...
 
     def audit_log(
         self, *, subject: str | None = None, limit: int | None = None

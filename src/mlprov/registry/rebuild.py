@@ -13,12 +13,13 @@ result: a failed rebuild is evidence too. docs/diff.md describes the predicate.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlprov.comparison import FileComparison, compare_files
 from mlprov.errors import InvalidInputError
+from mlprov.manifest import Manifest
 from mlprov.records import Evidence
 from mlprov.refs import ModelRef
 from mlprov.registry._context import RegistryContext, utc_now
@@ -26,7 +27,7 @@ from mlprov.registry._context import RegistryContext, utc_now
 if TYPE_CHECKING:
     from mlprov.signing import Signer
 
-__all__ = ["REBUILD_PREDICATE_TYPE", "RebuildCheck", "rebuild_check"]
+__all__ = ["REBUILD_PREDICATE_TYPE", "RebuildCheck", "compare_rebuild", "rebuild_check"]
 
 #: The predicate type of a recorded rebuild check (docs/diff.md, "The rebuild-check
 #: attestation").
@@ -77,8 +78,6 @@ def rebuild_check(
 ) -> RebuildCheck:
     """Hash ``path`` and compare it with version ``ref``'s recorded manifest; with
     ``signer``, sign the result and store it with the version (module docstring)."""
-    from mlprov import signing  # noqa: PLC0415
-    from mlprov.hashing import hash_model  # noqa: PLC0415
     from mlprov.registry.evidence import attest  # noqa: PLC0415
     from mlprov.registry.versions import get_version, manifest  # noqa: PLC0415
 
@@ -87,6 +86,39 @@ def rebuild_check(
     if not path.exists() and not path.is_symlink():
         raise InvalidInputError(f"{path}: no such file or folder to compare with {version.ref}")
     registered = manifest(context, ModelRef(version.name, version=version.version))
+    result = compare_rebuild(
+        version.ref,
+        version.digest,
+        registered,
+        path,
+        ignore_paths=ignore_paths,
+        allow_symlinks=allow_symlinks,
+        progress=progress,
+    )
+    if signer is None:
+        return result
+    stored = attest(context, version.ref, REBUILD_PREDICATE_TYPE, result.predicate(), signer)
+    return replace(result, attestation=stored)
+
+
+def compare_rebuild(
+    ref: str,
+    registered_digest: str,
+    registered: Manifest,
+    path: Path,
+    *,
+    ignore_paths: Sequence[str | Path] = (),
+    allow_symlinks: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> RebuildCheck:
+    """Hash ``path`` with ``registered``'s algorithm, leaving out what registration
+    leaves out, and compare it with ``registered`` (the version ``ref``'s manifest: the
+    registry's record here, the signed one in client mode)."""
+    from mlprov import signing  # noqa: PLC0415
+    from mlprov.hashing import hash_model  # noqa: PLC0415
+
+    if not path.exists() and not path.is_symlink():
+        raise InvalidInputError(f"{path}: no such file or folder to compare with {ref}")
     ignores = signing.relative_ignore_paths(
         path, ignore_paths, signing.default_signature_path(path)
     )
@@ -97,21 +129,10 @@ def rebuild_check(
         allow_symlinks=allow_symlinks,
         progress=progress,
     )
-    result = RebuildCheck(
-        ref=version.ref,
-        registered_digest=version.digest,
+    return RebuildCheck(
+        ref=ref,
+        registered_digest=registered_digest,
         rebuilt_digest=str(rebuilt.digest),
         files=compare_files(registered, rebuilt),
         checked_at=utc_now(),
-    )
-    if signer is None:
-        return result
-    stored = attest(context, version.ref, REBUILD_PREDICATE_TYPE, result.predicate(), signer)
-    return RebuildCheck(
-        result.ref,
-        result.registered_digest,
-        result.rebuilt_digest,
-        result.files,
-        result.checked_at,
-        stored,
     )

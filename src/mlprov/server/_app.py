@@ -14,7 +14,7 @@ from mlprov._version import __version__
 from mlprov.config import RegistryConfig
 from mlprov.errors import ConfigError
 from mlprov.registry import Dispatcher, open_registry
-from mlprov.server import _deployments, _models, _pointers, _registry_wide
+from mlprov.server import _deployments, _models, _pointers, _registry_wide, _transfer
 from mlprov.server._errors import install_error_handlers
 from mlprov.server._gatekeeper import API_PREFIX, Gatekeeper
 from mlprov.server._limits import RateLimit, RateLimiter, ServerLimits
@@ -115,6 +115,7 @@ def create_app(
     app.include_router(_registry_wide.router)
     app.include_router(_deployments.router)
     app.include_router(_registry_wide.probes)
+    app.include_router(_transfer.router)
     app.add_middleware(Gatekeeper, service=service)
     return app
 

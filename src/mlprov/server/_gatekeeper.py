@@ -38,6 +38,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 API_PREFIX = "/api/v1"
 BLOBS_PREFIX = f"{API_PREFIX}/blobs/"
+IMPORTS_PATH = f"{API_PREFIX}/imports"
 #: Answered without credentials: probes, scrapers and the API's own description.
 PUBLIC_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", f"{API_PREFIX}/openapi.json", f"{API_PREFIX}/docs"}
@@ -99,6 +100,8 @@ class Gatekeeper:
         path = str(scope.get("path", ""))
         if path.startswith(BLOBS_PREFIX) and scope.get("method") == "PUT":
             return limits.max_blob_bytes
+        if path == IMPORTS_PATH and scope.get("method") == "POST":
+            return limits.max_blob_bytes  # an archive upload (server/_transfer.py)
         return limits.max_body_bytes
 
     async def _refusal(self, scope: Scope) -> ASGIApp | None:

@@ -31,7 +31,8 @@ class ServerLimits:
 
     #: Largest body of any request but a blob upload (JSON, bundles, policy files).
     max_body_bytes: int = 16 * 1024 * 1024
-    #: Largest blob one ``PUT /api/v1/blobs/{sha256}`` may upload.
+    #: Largest blob one ``PUT /api/v1/blobs/{sha256}`` (or archive one
+    #: ``POST /api/v1/imports``) may upload.
     max_blob_bytes: int = 64 * 1024 * 1024 * 1024
     #: Per-caller request rate; None switches rate limiting off.
     rate_limit: RateLimit | None = RateLimit()

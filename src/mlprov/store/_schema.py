@@ -365,3 +365,18 @@ deployment_alias_history = sa.Table(
     sa.Column("at", sa.String(32), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
 )
+
+# Where imported versions came from (migration 0012, ADR 0051): the origin registry and
+# version, the digest of the archive's signed manifest, whether the bytes came along.
+version_origins = sa.Table(
+    "version_origins",
+    metadata,
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), primary_key=True),
+    sa.Column("archive_digest", sa.String(80), nullable=False),
+    sa.Column("origin_registry_id", sa.String(80), nullable=False),
+    sa.Column("origin_registry_uri", sa.Text, nullable=False),
+    sa.Column("origin_version", sa.String(200), nullable=False),
+    sa.Column("with_bytes", sa.Boolean, nullable=False),
+    sa.Column("imported_at", sa.String(32), nullable=False),
+    sa.Column("imported_by", sa.String(256), nullable=False),
+)

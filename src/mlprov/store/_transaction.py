@@ -22,6 +22,7 @@ from mlprov.store.deployments import DeploymentRows
 from mlprov.store.evidence import EvidenceRows
 from mlprov.store.lineage import LineageRows
 from mlprov.store.models import ModelRows
+from mlprov.store.origins import VersionOriginRows
 from mlprov.store.policies import PolicyRows
 from mlprov.store.registration_keys import RegistrationKeyRows
 from mlprov.store.revocations import RevocationRows
@@ -79,6 +80,7 @@ class StoreTransaction:
         self.blob_holds = BlobHoldRows(connection)
         self.deployments = DeploymentRows(connection)
         self.deployment_aliases = DeploymentAliasRows(connection)
+        self.origins = VersionOriginRows(connection)
 
     def counts(self) -> dict[str, int]:
         """Rows per table (for `audit verify` summaries and the tests' state snapshots).
@@ -106,6 +108,7 @@ class StoreTransaction:
             t.deployment_members,
             t.deployment_aliases,
             t.deployment_alias_history,
+            t.version_origins,
         )
         return {
             table.name: int(

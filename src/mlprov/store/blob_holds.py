@@ -86,6 +86,21 @@ class BlobHoldRows(Rows):
         self._set(digest, CLAIM, holder, expires_at)
         return True
 
+    def claim_own_lease(self, digest: str, token: str, expires_at: str) -> bool:
+        """Turn the lease with ``token`` into a claim by the same holder (an import undoing
+        a blob it added); False when the row is no longer that lease. A registration that
+        joined the lease then fails its commit check, as it would after gc."""
+        result = self.connection.execute(
+            sa.update(t.blob_holds)
+            .where(
+                t.blob_holds.c.digest == digest,
+                t.blob_holds.c.state == LEASE,
+                t.blob_holds.c.holder == token,
+            )
+            .values(state=CLAIM, expires_at=expires_at)
+        )
+        return result.rowcount == 1
+
     def release_claims(self, digests: Iterable[str], holder: str) -> None:
         for digest in digests:
             self.connection.execute(

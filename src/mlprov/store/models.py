@@ -112,6 +112,17 @@ class ModelRows(Rows):
         )
         return result.rowcount == 1
 
+    def claim_imported_number(self, model: ModelKey, number: int) -> bool:
+        """Compare-and-set for an imported version, which keeps its number: take
+        ``number`` only if no number at or above it was ever given (numbers below it that
+        were never used stay unused)."""
+        result = self.connection.execute(
+            sa.update(t.models)
+            .where(t.models.c.id == model.id, t.models.c.next_version <= number)
+            .values(next_version=number + 1)
+        )
+        return result.rowcount == 1
+
     def names(self, model_ids: Iterable[int]) -> dict[int, str]:
         ids = list(set(model_ids))
         if not ids:
