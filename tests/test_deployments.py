@@ -628,12 +628,3 @@ def test_a_deployment_with_a_revoked_member_is_never_a_target_whatever_the_polic
         assert registry.get_alias("stack", "production").version == 1
     finally:
         registry.close()
-
-
-def test_deployment_commands_refuse_client_mode_in_one_line(tmp_path: Path) -> None:
-    from support.client_mode import client_cli
-
-    for args in (("deployment", "list"), ("deployment", "create", "stack")):
-        result = client_cli("http://127.0.0.1:9", None, *args)
-        assert result.returncode == 2, result.stderr
-        assert "not available against a server" in one_line_error(result.stderr)

@@ -2,13 +2,15 @@
 
 Aliases of deployments move with ``mlprov alias set NAME ALIAS VERSION``, and ``verify``
 and ``pull`` take deployment references (``search-stack/1``, ``search-stack@production``):
-a name is a model or a deployment, never both (docs/deployments.md).
+a name is a model or a deployment, never both (docs/deployments.md). Every command
+works against a server too (MLPROV_REGISTRY=http(s)://..., docs/client.md).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,13 +25,17 @@ from mlprov.cli._options import (
 )
 from mlprov.cli._output import print_json, print_table, say, short_digest, short_time
 from mlprov.cli._state import state
+from mlprov.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from mlprov.client import RemoteDeploymentPull
+    from mlprov.refs import ModelRef
+    from mlprov.signing import Trust
 
 deployment_app = typer.Typer(
     help="Deployments: numbered, signed bundles of pinned model versions by role.",
     no_args_is_help=True,
 )
-
-_WHY = "deployments are local to the registry's database for now (docs/deployments.md)"
 
 
 @deployment_app.command("create")
@@ -42,11 +48,7 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a deployment (exit 3 if NAME is taken by a model or a deployment)."""
-    made = (
-        state(ctx)
-        .local_registry("deployment create", _WHY)
-        .create_deployment(name, description=description)
-    )
+    made = state(ctx).registry().create_deployment(name, description=description)
     if as_json:
         print_json(made.to_json())
     else:
@@ -80,13 +82,16 @@ def release(
     as_json: JsonOption = False,
 ) -> None:
     """Release the next version of NAME: the members pinned by their manifest digests,
-    listed in a signed bundle statement (in-toto), and the metadata."""
+    listed in a signed bundle statement (in-toto), and the metadata.
+
+    Against a server the statement is made by the server, checked and signed here, and
+    stored by the server only if it is still exactly that statement."""
     from mlprov.cli._direct import signer_from_options  # noqa: PLC0415
     from mlprov.registry.deployments import parse_members  # noqa: PLC0415
 
     pinned = parse_members(members)
     metadata = parse_pairs(meta, "metadata", typed=False)
-    registry = state(ctx).local_registry("deployment release", _WHY)
+    registry = state(ctx).registry()
     signer = signer_from_options(
         key=key,
         certificate=certificate,
@@ -111,7 +116,7 @@ def show(
     wide: WideOption = False,
 ) -> None:
     """A deployment (its aliases and versions), or one version's members and metadata."""
-    registry = state(ctx).local_registry("deployment show", _WHY)
+    registry = state(ctx).registry()
     if "/" not in ref and "@" not in ref:
         found = registry.get_deployment(ref)
         versions = registry.deployment_versions(ref)
@@ -154,7 +159,7 @@ def show(
 @deployment_app.command("list")
 def list_deployments(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every deployment with its latest version and aliases."""
-    found = state(ctx).local_registry("deployment list", _WHY).list_deployments()
+    found = state(ctx).registry().list_deployments()
     if as_json:
         print_json([d.to_json() for d in found])
         return
@@ -169,6 +174,50 @@ def list_deployments(ctx: typer.Context, as_json: JsonOption = False) -> None:
             )
             for d in found
         ),
+    )
+
+
+def verify_on_server(
+    ctx: typer.Context, ref: ModelRef, trust: Trust, *, local_copy: Path | None, as_json: bool
+) -> None:
+    """``mlprov verify DEPLOYMENT/N --key ...`` against a server: the checks run here
+    (:meth:`mlprov.client.HttpRegistry.verify_deployment`), rendered as a local
+    ``verify`` of a deployment renders them; exit 1 if one failed."""
+    from mlprov.errors import VerificationError  # noqa: PLC0415
+    from mlprov.verification.render import render_checks  # noqa: PLC0415
+
+    if local_copy is not None:
+        raise InvalidInputError(
+            f"{ref} is a deployment: --path verifies a local copy of one model version"
+        )
+    report = state(ctx).server("verify").verify_deployment(ref, trust).report
+    text = render_checks(report.checks, "json" if as_json else "text", subject=str(ref))
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    failures = report.failures
+    if failures:
+        raise VerificationError(
+            f"{report.subject}: {failures[0].id} ({failures[0].subject}): {failures[0].message}"
+        )
+
+
+def present_remote_pull(pulled: RemoteDeploymentPull, ref: str, as_json: bool) -> None:
+    """What ``mlprov pull DEPLOYMENT@ALIAS`` installed from a server, as locally."""
+    if as_json:
+        print_json(
+            {
+                "ref": pulled.version.ref,
+                "bundle_digest": pulled.version.bundle_digest,
+                "members": [m.to_json() for m in pulled.version.members],
+                "path": str(pulled.path),
+                "policy_digest": pulled.policy_digest,
+                "checks": [c.to_json() for c in pulled.report.checks],
+            }
+        )
+        return
+    roles = ", ".join(f"{m.role}={m.ref}" for m in pulled.version.members)
+    say(
+        f"pulled {ref} -> {pulled.version.ref} ({roles}) to {pulled.path} (bundle and "
+        f"members verified here; server's policy {pulled.policy_digest} allowed it)"
     )
 
 

@@ -190,6 +190,17 @@ def _pull_from_server(
     trust = trust_from_options(
         key=key, certificate_chain=certificate_chain, identity=identity, issuer=issuer
     )
+    server = cli.server("pull")
+    if server.is_deployment(ModelRef.parse(ref).name):
+        from mlprov.cli.deployments import present_remote_pull  # noqa: PLC0415
+
+        if registry_key is not None or resolution is not None or state_file is not None:
+            raise InvalidInputError(
+                f"{ref} is a deployment: signed resolutions (--resolution, --registry-key, "
+                "--state) name model versions only"
+            )
+        present_remote_pull(server.pull_deployment(ref, to, trust), ref, as_json)
+        return
     if registry_key is None and os.environ.get("MLPROV_REGISTRY_KEY"):
         registry_key = Path(os.environ["MLPROV_REGISTRY_KEY"])
     resolution_check = None
@@ -206,7 +217,7 @@ def _pull_from_server(
         resolution_check = ResolutionCheck(
             registry_trust, ResolutionState(_state_path(cli, state_file)), statement
         )
-    remote = cli.server("pull").pull(ref, to, trust, resolution=resolution_check)
+    remote = server.pull(ref, to, trust, resolution=resolution_check)
     signer = str(remote.install.signature.signer)
     signed: Resolution | None = remote.resolution
     if as_json:

@@ -353,7 +353,15 @@ def verify_registered(
         ) from e
     # Against a server the checks run here, on what it sends (mlprov.client._checks).
     registry = state(ctx).registry()
-    version = registry.get_version(ref)
+    try:
+        version = registry.get_version(ref)
+    except NotFoundError:
+        if not state(ctx).client_mode or not registry.is_deployment(ref.name):
+            raise
+        from mlprov.cli.deployments import verify_on_server  # noqa: PLC0415
+
+        verify_on_server(ctx, ref, trust, local_copy=local_copy, as_json=as_json)
+        return
     total = version.size if _wants_bar(quiet) else 0
     with byte_progress(f"verifying {version.ref}", total, quiet=quiet) as progress:
         report = registry.verify_version(version.ref, trust, path=local_copy, progress=progress)

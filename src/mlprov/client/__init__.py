@@ -6,18 +6,33 @@ With ``MLPROV_REGISTRY=http(s)://host:port`` and ``MLPROV_TOKEN`` the CLI and
 Signing and verification stay on the client: keys never travel, and downloaded bytes
 are hashed and checked here (ADR 0047).
 
-Stable API: :class:`HttpRegistry`, :class:`RemotePull`, :func:`is_server_uri`,
-:func:`connect`.
+Stable API: :class:`HttpRegistry`, :class:`RemotePull`, :class:`RemoteDeploymentPull`,
+:class:`DeploymentReport`, :func:`is_server_uri`, :func:`connect`.
 """
 
 from __future__ import annotations
 
 import os
 
-from mlprov.client._registry import HttpRegistry, RemotePull, ResolutionCheck, is_server_uri
+from mlprov.client._registry import (
+    DeploymentReport,
+    HttpRegistry,
+    RemoteDeploymentPull,
+    RemotePull,
+    ResolutionCheck,
+    is_server_uri,
+)
 from mlprov.registry.api import RegistryApi
 
-__all__ = ["HttpRegistry", "RemotePull", "ResolutionCheck", "connect", "is_server_uri"]
+__all__ = [
+    "DeploymentReport",
+    "HttpRegistry",
+    "RemoteDeploymentPull",
+    "RemotePull",
+    "ResolutionCheck",
+    "connect",
+    "is_server_uri",
+]
 
 #: mypy checks here that the HTTP client satisfies the API the local registry implements.
 _HTTP_API: type[RegistryApi] = HttpRegistry

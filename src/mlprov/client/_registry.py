@@ -13,7 +13,7 @@ import base64
 import dataclasses
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from mlprov.canonical import canonical_json
-from mlprov.client import _checks
+from mlprov.client import _checks, _deployments
 from mlprov.client._blob_stream import receive_blob, write_new
 from mlprov.client._transport import Transport
 from mlprov.errors import (
@@ -64,14 +64,24 @@ from mlprov.registry import (
     Waiver,
 )
 from mlprov.registry.api import ProgressCallback
+from mlprov.store.deployments import Deployment
 from mlprov.store.policies import StoredPolicySet
 
 if TYPE_CHECKING:
     from mlprov.registry import RebuildCheck
     from mlprov.serving import Resolution, ResolutionState
     from mlprov.signing import Signer, Trust, VerificationReport, VerifiedSignature
+    from mlprov.verification import CheckResult
+    from mlprov.verification import VerificationReport as CheckedReport
 
-__all__ = ["HttpRegistry", "RemotePull", "ResolutionCheck", "is_server_uri"]
+__all__ = [
+    "DeploymentReport",
+    "HttpRegistry",
+    "RemoteDeploymentPull",
+    "RemotePull",
+    "ResolutionCheck",
+    "is_server_uri",
+]
 
 _CHUNK = 1024 * 1024
 _SIGNATURE_FILE = "model.sig"
@@ -193,6 +203,27 @@ class RemotePull:
     @property
     def path(self) -> Path:
         return self.install.path
+
+
+@dataclass(frozen=True)
+class DeploymentReport:
+    """:meth:`HttpRegistry.verify_deployment`'s answer: the version checked and the
+    checks run here (the bundle statement's, then each member's)."""
+
+    version: DeploymentVersion
+    report: CheckedReport
+
+
+@dataclass(frozen=True)
+class RemoteDeploymentPull:
+    """What :meth:`HttpRegistry.pull_deployment` installed (``path/ROLE/`` per member and
+    ``path/deployment.sig``), the checks run here, and the server's decision."""
+
+    version: DeploymentVersion
+    path: Path
+    report: CheckedReport
+    policy_digest: str | None
+    message: str | None
 
 
 class HttpRegistry:
@@ -880,15 +911,22 @@ class HttpRegistry:
         return AliasState.model_validate(self._get(self._alias_path(name, alias)), strict=False)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
-        names = (
-            [alias] if alias is not None else sorted(self._get(f"{self._model_path(name)}/aliases"))
-        )
+        names = [alias] if alias is not None else self._alias_names(name)
         events = [
             AliasEvent.model_validate(e, strict=False)
             for each in names
             for e in self._get(f"{self._alias_path(name, each)}/history")
         ]
         return sorted(events, key=lambda e: (e.at, e.alias, e.generation))
+
+    def _alias_names(self, name: str) -> list[str]:
+        """The aliases of a model or, the name being a deployment's, of the deployment."""
+        try:
+            return sorted(self._get(f"{self._model_path(name)}/aliases"))
+        except NotFoundError:
+            if not self.is_deployment(name):
+                raise
+            return sorted(self.get_deployment(name).aliases)
 
     def set_stage(
         self, name: str, version: int, stage: Stage | str, *, reason: str = ""
@@ -903,6 +941,195 @@ class HttpRegistry:
 
     def stage_history(self, name: str) -> list[StageEvent]:
         return [_stage_event(e) for e in self._get(f"{self._model_path(name)}/stages/history")]
+
+    # -- deployments ---------------------------------------------------------------------
+
+    def _deployment_path(self, name: str) -> str:
+        return f"/api/v1/deployments/{_segment(name)}"
+
+    def create_deployment(self, name: str, *, description: str = "") -> Deployment:
+        data = self._transport.json(
+            "POST", "/api/v1/deployments", json={"name": name, "description": description}
+        )
+        return _deployments.deployment_from_json(data)
+
+    def get_deployment(self, name: str) -> Deployment:
+        return _deployments.deployment_from_json(self._get(self._deployment_path(name)))
+
+    def list_deployments(self) -> list[Deployment]:
+        return [_deployments.deployment_from_json(d) for d in self._get("/api/v1/deployments")]
+
+    def is_deployment(self, name: str) -> bool:
+        """Whether ``name`` names a deployment the token may read (one namespace with
+        models, ADR 0050)."""
+        try:
+            self._get(self._deployment_path(name))
+        except NotFoundError:
+            return False
+        return True
+
+    def deployment_versions(self, name: str) -> list[DeploymentVersion]:
+        """Every version of a deployment, as listed (without the bundles' bytes:
+        ``bundle`` is empty here; :meth:`deployment_version` fetches and checks one)."""
+        return [
+            _deployments.version_from_json(v, None)
+            for v in self._get(self._deployment_path(name))["versions"]
+        ]
+
+    def deployment_version(self, ref: ModelRef | str) -> DeploymentVersion:
+        """A deployment version (an alias or ``latest`` read once) with its signed
+        bundle's exact bytes, which must hash to the digest the server lists."""
+        parsed = _coerce(ref)
+        number = parsed.version
+        if number is None and parsed.alias == LATEST:
+            number = self.get_deployment(parsed.name).latest_version
+            if number is None:
+                raise NotFoundError(f"deployment {parsed.name!r} has no versions")
+        elif number is None:
+            number = self.get_alias(parsed.name, parsed.alias or "").version
+            if number is None:
+                raise NotFoundError(f"{parsed}: the alias points nowhere (deleted)")
+        path = f"{self._deployment_path(parsed.name)}/versions/{number}"
+        data = self._get(path)
+        bundle = self._transport.request("GET", f"{path}/bundle").content
+        return _deployments.version_from_json(data, bundle)
+
+    def release_deployment(
+        self,
+        name: str,
+        members: Mapping[str, ModelRef | str],
+        signer: Signer,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        reason: str = "",
+    ) -> DeploymentVersion:
+        """Release the next version of ``name``, signed here (ADR 0047): the server
+        makes the exact statement (``POST .../statement``), this client checks it names
+        the members and metadata asked for, signs it, and posts the bundle, which the
+        server stores only if it is still exactly that statement (else 409, exit 3)."""
+        wanted = _deployments.members_body(members)
+        meta = dict(metadata or {})
+        statement = self._transport.request(
+            "POST",
+            f"{self._deployment_path(name)}/statement",
+            json={"members": wanted, "metadata": meta},
+            retry=True,  # changes nothing
+        ).content
+        _deployments.check_statement(statement, name, wanted, meta)
+        bundle = signer.sign(statement).bundle
+        data = self._transport.json(
+            "POST",
+            f"{self._deployment_path(name)}/versions",
+            params={"reason": reason},
+            content=lambda: bundle,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return _deployments.version_from_json(data, bundle)
+
+    def verify_deployment(
+        self,
+        ref: ModelRef | str,
+        trust: Trust,
+        *,
+        now: datetime | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> DeploymentReport:
+        """``mlprov verify DEPLOYMENT/N`` here, against ``trust`` (the caller's model
+        signers): the bundle statement's exact bytes, and every member as ``verify REF``
+        checks a version over HTTP, its bytes streamed and hashed, its signed manifest's
+        digest required to be the one the statement binds (:mod:`._deployments`)."""
+        version = self.deployment_version(ref)
+        digests: dict[str, str] = {}
+        results: list[CheckResult] = []
+        for member in version.members:
+            signed, checks = _deployments.member_checks(
+                self, member, trust, now=now, progress=progress
+            )
+            if signed is not None:
+                digests[member.role] = signed
+            results.extend(checks)
+        report = _deployments.deployment_report(version, digests, tuple(results), trust, now=now)
+        return DeploymentReport(version, report)
+
+    def pull_deployment(
+        self,
+        ref: ModelRef | str,
+        to: Path,
+        trust: Trust,
+        *,
+        now: datetime | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> RemoteDeploymentPull:
+        """``mlprov pull DEPLOYMENT@ALIAS --to DIR`` against a server: the server's gate
+        judges the version the alias holds (its verification and the alias's deployment
+        policy, ``GET .../aliases/{alias}/judgement``); then, here, each member's
+        signature is verified against ``trust`` and its signed manifest must be the
+        server's and have the digest the bundle statement binds, the statement must
+        verify against ``trust`` and name exactly those members, and every member is
+        streamed, hashed as it is written, into one staging folder installed at ``to``
+        as a whole (``to/ROLE/...`` and ``to/deployment.sig``, as a local pull)."""
+        from mlprov import signing  # noqa: PLC0415
+        from mlprov.fs import current_umask, install_folder  # noqa: PLC0415
+        from mlprov.registry.deployment_judge import BUNDLE_FILE_NAME  # noqa: PLC0415
+
+        parsed = _coerce(ref)
+        if parsed.alias is None or parsed.alias == LATEST:
+            raise InvalidInputError(
+                f"{ref}: pull takes NAME@ALIAS (an alias its policy protects), not a number "
+                "or latest"
+            )
+        judged = self._get(
+            f"{self._deployment_path(parsed.name)}/aliases/{_segment(parsed.alias)}/judgement"
+        )
+        if judged.get("policy_digest") is None:
+            raise VerificationError(
+                f"{parsed}: the server has no policy set applied, so nothing judges it"
+            )
+        number = judged.get("version") if isinstance(judged, dict) else None
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise MalformedDocumentError(
+                f"{parsed}: the server's judgement names no version number"
+            )
+        if not judged.get("verified"):
+            raise VerificationError(
+                f"{parsed} -> {parsed.name}/{number}: the server's verification fails: "
+                f"{judged.get('message') or _first_failure(judged)}"
+            )
+        if not judged.get("allowed"):
+            raise PolicyDenied(
+                f"{parsed} -> {parsed.name}/{number}: {judged.get('message') or 'denied'}"
+            )
+        version = self.deployment_version(ModelRef(parsed.name, version=number))
+        digests: dict[str, str] = {}
+        fills = []
+        for member in version.members:
+            record, files, manifest, signature = self._snapshot(member.ref)
+            if signature is None:
+                raise VerificationError(f"{member.role}: {member.ref} has no stored signature")
+            verified = signing.verify_bundle(signature, trust, now=now)
+            _require_signed(record, verified.manifest, manifest)
+            digests[member.role] = str(verified.manifest.digest)
+            fill, _name = self._filler(record, files, signature, progress, record_install=True)
+            fills.append((member.role, fill))
+        report = _deployments.deployment_report(version, digests, (), trust, now=now)
+        if report.failures:
+            first = report.failures[0]
+            raise VerificationError(
+                f"{parsed} -> {version.ref}: {first.id} ({first.subject}): {first.message}"
+            )
+        mode = 0o666 & ~current_umask()
+
+        def fill_all(staging: Path) -> None:
+            # Every member into the one staging folder; the whole moves into place only
+            # after the last byte of the last member matched its signed digest.
+            for role, fill in fills:
+                fill(staging / role)
+            write_new(staging / BUNDLE_FILE_NAME, [version.bundle], mode)
+
+        install_folder(Path(to), fill_all)
+        return RemoteDeploymentPull(
+            version, Path(to), report, judged.get("policy_digest"), judged.get("message")
+        )
 
     # -- download, pull and audit --------------------------------------------------------
 
@@ -1052,7 +1279,26 @@ class HttpRegistry:
     ) -> str | None:
         """Install the files and the signature (with ``record_install``, the install
         record ``mlprov check-installed`` reads, written last in the staging folder)."""
-        from mlprov.fs import current_umask, install_folder  # noqa: PLC0415
+        from mlprov.fs import install_folder  # noqa: PLC0415
+
+        fill, signature_name = self._filler(
+            record, files, signature, progress, record_install=record_install
+        )
+        install_folder(to, fill)
+        return signature_name
+
+    def _filler(
+        self,
+        record: ModelVersion,
+        files: list[StoredFile],
+        signature: bytes | None,
+        progress: ProgressCallback | None,
+        *,
+        record_install: bool,
+    ) -> tuple[Callable[[Path], None], str | None]:
+        """What :meth:`_install` writes into a staging folder, after checking the names
+        (a deployment's pull writes several into one staging folder, one per role)."""
+        from mlprov.fs import current_umask  # noqa: PLC0415
         from mlprov.serving import INSTALL_RECORD_NAME, install_record  # noqa: PLC0415
 
         names = [(record.artifact_name if f.path == SINGLE_FILE_NAME else f.path, f) for f in files]
@@ -1083,8 +1329,7 @@ class HttpRegistry:
                     made = install_record(staging, signature_name, signature)
                     write_new(staging / INSTALL_RECORD_NAME, [made], mode)
 
-        install_folder(to, fill)
-        return signature_name
+        return fill, signature_name
 
     def _fetch(
         self, target: Path, item: StoredFile, mode: int, progress: ProgressCallback | None
@@ -1140,6 +1385,16 @@ def _version_fields(info: VersionInput) -> dict[str, Any]:
     value["datasets"] = [dataclasses.asdict(d) for d in info.datasets]
     value["lineage"] = [dataclasses.asdict(e) for e in info.lineage]
     return {k: v for k, v in value.items() if v is not None}
+
+
+def _first_failure(judged: Any) -> str:
+    """The first failed check of a report as ``POST /policy/check`` renders it."""
+    report = judged.get("report") if isinstance(judged, dict) else None
+    checks = report.get("checks") if isinstance(report, dict) else None
+    for check in checks if isinstance(checks, list) else []:
+        if isinstance(check, dict) and check.get("status") == "failed":
+            return f"{check.get('id')} ({check.get('subject')}): {check.get('message')}"
+    return "a check failed"
 
 
 def _require_signed(record: ModelVersion, signed: Manifest, actual: Manifest) -> None:

@@ -41,6 +41,7 @@ from mlprov.registry.inputs import VersionInput
 from mlprov.registry.status import AliasStatus
 from mlprov.registry.types import EvidenceCheck, SignedVersion, VerifiedDocument
 from mlprov.registry.waivers import Waiver
+from mlprov.store.deployments import Deployment, DeploymentVersion
 from mlprov.store.policies import StoredPolicySet
 from mlprov.store.revocations import Revocation
 from mlprov.store.versions import StoredFile
@@ -234,6 +235,30 @@ class RegistryApi(Protocol):
     ) -> list[StageEvent]: ...
 
     def stage_history(self, name: str) -> list[StageEvent]: ...
+
+    # -- deployments -------------------------------------------------------------------
+
+    def create_deployment(self, name: str, *, description: str = "") -> Deployment: ...
+
+    def get_deployment(self, name: str) -> Deployment: ...
+
+    def list_deployments(self) -> list[Deployment]: ...
+
+    def is_deployment(self, name: str) -> bool: ...
+
+    def deployment_version(self, ref: ModelRef | str) -> DeploymentVersion: ...
+
+    def deployment_versions(self, name: str) -> list[DeploymentVersion]: ...
+
+    def release_deployment(
+        self,
+        name: str,
+        members: Mapping[str, ModelRef | str],
+        signer: Signer,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        reason: str = "",
+    ) -> DeploymentVersion: ...
 
     # -- download and audit ------------------------------------------------------------
 

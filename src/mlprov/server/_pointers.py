@@ -41,7 +41,8 @@ def _generation(registry: Registry, name: str, alias: str) -> int:
     try:
         return registry.get_alias(name, alias).generation
     except NotFoundError:
-        registry.get_model(name)  # an unknown model stays 404
+        if not registry.is_deployment(name):  # a deployment's new alias is generation 0
+            registry.get_model(name)  # an unknown model stays 404
         return 0
 
 
