@@ -21,7 +21,7 @@ import abc
 import errno
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -131,6 +131,23 @@ class ArtifactStore(abc.ABC):
         except OSError as e:
             raise storage_error(f"storing {shown}", e) from e
 
+    def put_chunks(
+        self,
+        chunks: Iterable[bytes],
+        *,
+        name: str,
+        observe: ChunkConsumer | None = None,
+        hold: BlobHold | None = None,
+    ) -> StoredBlob:
+        """Store bytes that arrive as chunks (an archive member, say) in one pass, as
+        :meth:`put_file` stores a file: ``observe`` sees every chunk, ``hold(sha256)`` runs
+        once they are all hashed and before the store looks whether the blob exists, and
+        what it raises leaves no blob behind (so a caller can refuse unexpected bytes)."""
+        try:
+            return self._put_chunks(chunks, name, observe, hold)
+        except OSError as e:
+            raise storage_error(f"storing {name}", e) from e
+
     def put_bytes(self, data: bytes) -> StoredBlob:
         try:
             return self._put_bytes(data)
@@ -200,6 +217,24 @@ class ArtifactStore(abc.ABC):
         observe: ChunkConsumer | None,
         hold: BlobHold | None,
     ) -> StoredBlob: ...
+
+    def _put_chunks(
+        self,
+        chunks: Iterable[bytes],
+        name: str,
+        observe: ChunkConsumer | None,
+        hold: BlobHold | None,
+    ) -> StoredBlob:
+        """By default the chunks are spooled to a temporary file stored with
+        :meth:`_put_file`; a store that can write a stream directly overrides this."""
+        import tempfile  # noqa: PLC0415
+
+        with tempfile.TemporaryDirectory(prefix="mlprov-chunks-") as scratch:
+            spool = Path(scratch) / "blob"
+            with open(spool, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+            return self._put_file(spool, name, None, observe, hold)
 
     @abc.abstractmethod
     def _put_bytes(self, data: bytes) -> StoredBlob: ...

@@ -13,7 +13,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -72,6 +72,38 @@ class FileArtifactStore(ArtifactStore):
         observe: ChunkConsumer | None,
         hold: BlobHold | None,
     ) -> StoredBlob:
+        def feed(consumers: list[ChunkConsumer]) -> int:
+            return read_whole_file(
+                path, consumers, display=name, buffer=_buffer(), progress=progress
+            )
+
+        return self._store(feed, observe, hold)
+
+    def _put_chunks(
+        self,
+        chunks: Iterable[bytes],
+        name: str,
+        observe: ChunkConsumer | None,
+        hold: BlobHold | None,
+    ) -> StoredBlob:
+        def feed(consumers: list[ChunkConsumer]) -> int:
+            size = 0
+            for chunk in chunks:
+                view = memoryview(chunk)
+                for consume in consumers:
+                    consume(view)
+                size += len(view)
+            return size
+
+        return self._store(feed, observe, hold)
+
+    def _store(
+        self,
+        feed: Callable[[list[ChunkConsumer]], int],
+        observe: ChunkConsumer | None,
+        hold: BlobHold | None,
+    ) -> StoredBlob:
+        """One pass of ``feed`` into a temporary file, hashed; then hold, fsync, rename."""
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="put-")
         tmp_path = Path(tmp_name)
         try:
@@ -80,9 +112,7 @@ class FileArtifactStore(ArtifactStore):
             if observe is not None:
                 consumers.append(observe)
             with os.fdopen(fd, "wb", buffering=0) as target:
-                size = read_whole_file(
-                    path, consumers, display=name, buffer=_buffer(), progress=progress
-                )
+                size = feed(consumers)
                 sha256 = hasher.hexdigest()
                 if hold is not None:
                     hold(sha256)
