@@ -137,29 +137,31 @@ def prepare_stored_version(
     context: RegistryContext,
     name: str,
     info: VersionInput | None,
-    root: Path,
-    files: Sequence[ModelFile],
+    artifact_name: str,
+    formats: Sequence[FileFormat],
 ) -> PreparedVersion:
-    """Step 1 for a version whose bytes are already stored (uploaded over HTTP and
-    copied to ``files`` under ``root`` for format detection): the same checks as
-    :func:`prepare_version`, with the file list given instead of read from a folder."""
+    """Step 1 for a version whose bytes are already stored (uploaded over HTTP): the same
+    checks of its inputs as :func:`prepare_version`, with no local files; ``formats`` were
+    detected from the stored blobs as they were read back (one per file, path order)."""
     checked = _checked_input(context, name, info, "sha256")
-    if not files:
+    if not formats:
         raise InvalidInputError(f"{name}: a version needs at least one file")
-    if len(files) > context.limits.max_manifest_files:
+    if len(formats) > context.limits.max_manifest_files:
         raise InvalidInputError(
-            f"{len(files)} files exceed the limit of {context.limits.max_manifest_files}"
+            f"{len(formats)} files exceed the limit of {context.limits.max_manifest_files}"
         )
     return PreparedVersion(
         name=name,
-        path=root,
-        files=list(files),
+        path=Path(artifact_name),
+        files=[],
         hash_algorithm="sha256",
         params=checked.params,
         metrics=checked.metrics,
         info=checked.info,
         datasets=checked.datasets,
         lineage=checked.lineage,
+        formats=list(formats),
+        artifact_name=artifact_name,
     )
 
 
@@ -334,7 +336,7 @@ def _draft(
         size=manifest.total_size,
         file_count=len(manifest),
         single_file=manifest.is_single_file,
-        artifact_name=prepared.path.resolve().name or prepared.name,
+        artifact_name=prepared.artifact_name or prepared.path.resolve().name or prepared.name,
         stage=Stage.NONE,
         params=json.loads(prepared.params),
         metrics=json.loads(prepared.metrics),
@@ -378,7 +380,11 @@ def commit_version(
     manifest = stored.manifest
     files = [StoredFile(e.path, e.size or 0, str(e.digest), stored.blobs[e.path]) for e in manifest]
     # Read once, outside the transaction: part of the record the documents describe.
-    formats = detect_formats(context, prepared, stored)
+    formats = (
+        prepared.formats
+        if prepared.formats is not None
+        else detect_formats(context, prepared, stored)
+    )
     for attempt in range(MAX_REGISTRATION_ATTEMPTS):
         at, actor = utc_now(), context.actor
         number, draft, evidence = 0, None, []
