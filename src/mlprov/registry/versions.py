@@ -46,7 +46,7 @@ from mlprov.registry._context import (
     resolve,
     utc_now,
 )
-from mlprov.registry._unit import Mutation, mutation
+from mlprov.registry._unit import Mutation, grouped_mutation, mutation
 from mlprov.registry.evidence import add_evidence_in
 from mlprov.registry.formats import detect_formats
 from mlprov.registry.gc import check_leases, lease_blob, new_holder
@@ -395,37 +395,48 @@ def commit_version(
             number = model.next_version if model is not None else 1
             draft = _draft(prepared, stored, number, at, actor, formats)
             evidence = list(evidence_for(draft))
+
+        def write(
+            unit: Mutation,
+            number: int = number,
+            draft: ModelVersion | None = draft,
+            made: Sequence[NewEvidence] = evidence,
+        ) -> int:
+            current = unit.tx.models.find(prepared.name)
+            if current is None:
+                current = create_model_in(unit, prepared.name)
+            if draft is None:
+                # Nothing signed names the number: take the one that is free now
+                # (no read transaction before this one to guess it).
+                number = current.next_version
+                draft = _draft(prepared, stored, number, unit.at, unit.actor, formats)
+            unit.expect(unit.tx.models.claim_version_number(current, number))
+            check_leases(unit, prepared.name, stored.leases)
+            edges = [stored_edge(unit.tx, edge) for edge in prepared.lineage]
+            key = unit.tx.versions.insert(current, draft, files, edges)
+            for item in made:
+                add_evidence_in(unit, key, item)
+            if within is not None:
+                within(unit, key)
+            unit.audit(
+                "version.register",
+                key.ref,
+                {
+                    "digest": str(manifest.digest),
+                    "files": len(manifest),
+                    "size": manifest.total_size,
+                    "lineage": [
+                        {"relation": e.relation, "target": e.target, "digest": e.digest}
+                        for e in prepared.lineage
+                    ],
+                },
+            )
+            return number
+
         try:
-            with mutation(context, at=at, actor=actor) as unit:
-                current = unit.tx.models.find(prepared.name)
-                if current is None:
-                    current = create_model_in(unit, prepared.name)
-                if draft is None:
-                    # Nothing signed names the number: take the one that is free now
-                    # (no read transaction before this one to guess it).
-                    number = current.next_version
-                    draft = _draft(prepared, stored, number, at, actor, formats)
-                unit.expect(unit.tx.models.claim_version_number(current, number))
-                check_leases(unit, prepared.name, stored.leases)
-                edges = [stored_edge(unit.tx, edge) for edge in prepared.lineage]
-                key = unit.tx.versions.insert(current, draft, files, edges)
-                for item in evidence:
-                    add_evidence_in(unit, key, item)
-                if within is not None:
-                    within(unit, key)
-                unit.audit(
-                    "version.register",
-                    key.ref,
-                    {
-                        "digest": str(manifest.digest),
-                        "files": len(manifest),
-                        "size": manifest.total_size,
-                        "lineage": [
-                            {"relation": e.relation, "target": e.target, "digest": e.digest}
-                            for e in prepared.lineage
-                        ],
-                    },
-                )
+            # Concurrent registrations of this process commit together, each its own
+            # rows and audit entry in its own savepoint (mlprov.store._commit_group).
+            number = grouped_mutation(context, write, at=at, actor=actor)
         except LostRace:
             # Another registration took the number; let the racers spread out.
             time.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311 - jitter
