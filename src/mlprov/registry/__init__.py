@@ -27,7 +27,7 @@ enforced here and cannot be bypassed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -337,10 +337,10 @@ class Registry:
             idempotency_key=idempotency_key,
         )
 
-    def store_blob(self, path: Path, sha256: str) -> StoredBlob:
-        """Store a file already hashed by the caller as blob ``sha256`` (refused if its
-        bytes hash to anything else)."""
-        return blobs.store_blob(self._context, path, sha256)
+    def store_blob(self, chunks: Iterable[bytes], sha256: str) -> StoredBlob:
+        """Store bytes arriving as chunks as blob ``sha256`` in one pass (refused, nothing
+        kept, if they hash to anything else)."""
+        return blobs.store_blob(self._context, chunks, sha256)
 
     def blob_exists(self, sha256: str) -> bool:
         return blobs.blob_exists(self._context, sha256)

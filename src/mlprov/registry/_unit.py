@@ -14,16 +14,18 @@ delivered later, by the dispatcher (:mod:`mlprov.registry.webhooks`), after comm
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from mlprov.events import event_for
 from mlprov.records import AuditEntry
 from mlprov.registry._context import LostRace, RegistryContext, utc_now
 from mlprov.store import StoreTransaction
 
-__all__ = ["Mutation", "mutation", "record_denial"]
+__all__ = ["Mutation", "grouped_mutation", "mutation", "record_denial"]
+
+T = TypeVar("T")
 
 
 class Mutation:
@@ -85,6 +87,21 @@ def mutation(
     who = actor or context.actor
     with context.metadata.write() as tx:
         yield Mutation(tx, at or utc_now(), who)
+
+
+def grouped_mutation(
+    context: RegistryContext,
+    work: Callable[[Mutation], T],
+    *,
+    at: str | None = None,
+    actor: str | None = None,
+) -> T:
+    """``work(unit)`` as one :func:`mutation`, in a write transaction that concurrent
+    callers of this process share (:meth:`mlprov.store.MetadataStore.write_together`):
+    its rows and audit entries commit with the others' or, if it raises, roll back alone.
+    ``work`` may run on another caller's thread: rows and audit entries only."""
+    unit_at, who = at or utc_now(), actor or context.actor
+    return context.metadata.write_together(lambda tx: work(Mutation(tx, unit_at, who)))
 
 
 def record_denial(

@@ -1,15 +1,15 @@
 """Blobs by digest: what the HTTP API uploads before a registration and streams on download.
 
-A blob is stored only under the SHA-256 of its bytes: :func:`store_blob` takes a file the
-caller already hashed while receiving it and refuses it when the artefact store, hashing
-it again as it stores it, finds another digest. Reads go through the artefact store,
-which checks every blob's digest as it streams it.
+A blob is stored only under the SHA-256 of its bytes: :func:`store_blob` writes the bytes
+as they arrive straight into the artefact store, which hashes them in the same pass, and
+refuses them before they are made durable or named when they hash to another digest
+(nothing is kept). Reads go through the artefact store, which checks every blob's digest
+as it streams it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 
 from mlprov.artifacts import StoredBlob
 from mlprov.errors import DigestMismatchError, InvalidInputError
@@ -34,17 +34,20 @@ def check_blob_key(sha256: str) -> str:
     return sha256
 
 
-def store_blob(context: RegistryContext, path: Path, sha256: str) -> StoredBlob:
-    """Store the bytes of ``path`` as blob ``sha256``. A blob stored under another digest
-    (the file changed after the caller hashed it) is not referenced by anything and is
-    left for ``gc``, like any blob of a failed registration."""
+def store_blob(context: RegistryContext, chunks: Iterable[bytes], sha256: str) -> StoredBlob:
+    """Store bytes arriving as ``chunks`` as blob ``sha256`` in one pass (written once,
+    hashed as written, one fsync and rename). Bytes hashing to anything else are refused
+    (DigestMismatchError) before the store looks for, makes durable or names a blob, and
+    their temporary file is removed: nothing is kept."""
     check_blob_key(sha256)
-    stored = context.artifacts.put_file(path, name=f"blob {sha256[:16]}...")
-    if stored.sha256 != sha256:
-        raise DigestMismatchError(
-            f"blob {sha256}: the bytes stored hash to {stored.sha256}; nothing refers to them"
-        )
-    return stored
+
+    def same_digest(actual: str) -> None:
+        if actual != sha256:
+            raise DigestMismatchError(
+                f"the uploaded bytes hash to sha256:{actual}, not sha256:{sha256}; nothing kept"
+            )
+
+    return context.artifacts.put_chunks(chunks, name=f"blob {sha256[:16]}...", hold=same_digest)
 
 
 def blob_exists(context: RegistryContext, sha256: str) -> bool:

@@ -10,12 +10,19 @@ becomes part of the version's record (``formats``) and so of its signed ML-BOM.
 
 from __future__ import annotations
 
-from mlprov.errors import StorageError, VerificationError
+import tempfile
+from typing import BinaryIO, cast
+
+from mlprov.errors import InvalidInputError, StorageError, VerificationError
 from mlprov.records import FileFormat
 from mlprov.registry._context import RegistryContext
 from mlprov.registry.types import PreparedVersion, StoredFiles
 
-__all__ = ["detect_formats"]
+__all__ = ["detect_blob_format", "detect_formats"]
+
+#: A blob read back for detection stays in memory up to this size, then spills to a
+#: temporary file (detection must seek: a zip archive's directory is at its end).
+_IN_MEMORY = 8 * 1024 * 1024
 
 
 def detect_formats(
@@ -40,3 +47,23 @@ def detect_formats(
         except OSError as e:
             raise StorageError(f"{item.name}: cannot be read to detect its format: {e}") from e
     return found
+
+
+def detect_blob_format(context: RegistryContext, path: str, sha256: str, size: int) -> FileFormat:
+    """The format of the stored blob ``sha256`` as file ``path``: the blob is read once
+    through the artefact store, which checks its digest as it reads (the detection only
+    sees bytes that passed), and its size must be ``size`` (bad input otherwise)."""
+    from mlprov.provenance import detect_format  # noqa: PLC0415 - registration only
+
+    with tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY, prefix="mlprov-blob-") as copy:
+        found = 0
+        for chunk in context.artifacts.read_chunks(sha256):
+            copy.write(chunk)
+            found += len(chunk)
+        if found != size:
+            raise InvalidInputError(
+                f"{path[:200]}: blob {sha256[:16]}... has {found} bytes, not {size}"
+            )
+        copy.seek(0)
+        # A spooled file is a seekable binary stream (typeshed does not say it is a BinaryIO).
+        return detect_format(path, cast("BinaryIO", copy), limits=context.limits)

@@ -6,7 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mlprov.records import DatasetRef, Evidence, LineageEdge, ModelVersion, TokenRecord
+from mlprov.records import (
+    DatasetRef,
+    Evidence,
+    FileFormat,
+    LineageEdge,
+    ModelVersion,
+    TokenRecord,
+)
 
 if TYPE_CHECKING:
     from mlprov.hashing import ModelFile
@@ -29,7 +36,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PreparedVersion:
-    """A validated registration, not yet written anywhere."""
+    """A validated registration, not yet written anywhere.
+
+    ``path`` and ``files`` are where the bytes are read from for a version registered
+    from local files. A version registered from blobs already stored has no local files
+    (``files`` is empty): its ``formats`` were detected while the blobs were read back,
+    digest-checked, and ``artifact_name`` is the name it asked for."""
 
     name: str
     path: Path
@@ -40,6 +52,8 @@ class PreparedVersion:
     info: VersionInput
     datasets: list[DatasetRef]
     lineage: list[LineageEdge]
+    formats: list[FileFormat] | None = None
+    artifact_name: str | None = None
 
 
 @dataclass(frozen=True)

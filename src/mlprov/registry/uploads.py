@@ -6,8 +6,9 @@ SHA-256 and size, optionally with an OMS signature it made itself. This module r
 same three steps as :mod:`mlprov.registry.versions`, with the bytes coming from the store:
 
 1. every input is checked (:func:`~mlprov.registry.versions.prepare_stored_version`),
-   every blob is read once from the artefact store (so its digest is checked) into a
-   scratch copy the format detection reads, and its size must be the one given;
+   every blob is read once from the artefact store (so its digest is checked), its size
+   must be the one given, and its format is detected from the bytes read (in memory,
+   or a temporary file for a large blob: :func:`~mlprov.registry.formats.detect_blob_format`);
 2. a signature, when given, must parse, verify with the key or certificate it carries and
    sign exactly this manifest; whether its signer is *trusted* is the gate's question, as
    for ``mlprov sign``;
@@ -20,19 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from mlprov.canonical import canonical_json
 from mlprov.errors import ConflictError, InvalidInputError, NotFoundError, VerificationError
-from mlprov.hashing import ModelFile
 from mlprov.manifest import SINGLE_FILE_NAME, Digest, FileEntry, Manifest, check_relative_path
-from mlprov.records import ModelVersion
+from mlprov.records import FileFormat, ModelVersion
 from mlprov.refs import validate_model_name
 from mlprov.registry._context import RegistryContext
 from mlprov.registry._unit import Mutation
+from mlprov.registry.formats import detect_blob_format
 from mlprov.registry.inputs import VersionInput
 from mlprov.registry.types import NewEvidence, StoredFiles
 from mlprov.registry.versions import commit_version, prepare_stored_version
@@ -95,37 +94,35 @@ def register_uploaded(
         "sha256", (FileEntry(f.path, Digest("sha256", f.sha256), f.size) for f in checked)
     )
     new_signature = _checked_signature(context, signature, manifest) if signature else None
-    with tempfile.TemporaryDirectory(prefix="mlprov-upload-") as scratch:
-        root = Path(scratch) / shown
-        model_files = _copy_blobs(context, root, checked)
-        prepared = prepare_stored_version(context, name, info, root, model_files)
-        stored = StoredFiles(manifest=manifest, blobs={f.path: f.sha256 for f in checked})
+    formats = _detect_blob_formats(context, checked)
+    prepared = prepare_stored_version(context, name, info, shown, formats)
+    stored = StoredFiles(manifest=manifest, blobs={f.path: f.sha256 for f in checked})
 
-        def record_key(unit: Mutation, key: VersionKey) -> None:
-            if idempotency_key is None:
-                return
-            model = unit.tx.models.find(name)
-            assert model is not None  # the version was just inserted under it
-            if unit.tx.registration_keys.find(model, idempotency_key) is not None:
-                raise _RegisteredMeanwhile
-            unit.tx.registration_keys.insert(
-                model, RegistrationKey(idempotency_key, key.id, request, unit.at, unit.actor)
-            )
+    def record_key(unit: Mutation, key: VersionKey) -> None:
+        if idempotency_key is None:
+            return
+        model = unit.tx.models.find(name)
+        assert model is not None  # the version was just inserted under it
+        if unit.tx.registration_keys.find(model, idempotency_key) is not None:
+            raise _RegisteredMeanwhile
+        unit.tx.registration_keys.insert(
+            model, RegistrationKey(idempotency_key, key.id, request, unit.at, unit.actor)
+        )
 
-        try:
-            return commit_version(
-                context,
-                prepared,
-                stored,
-                evidence_for=(lambda _draft: [new_signature]) if new_signature else None,
-                within=record_key,
-            )
-        except _RegisteredMeanwhile:
-            assert idempotency_key is not None
-            earlier = _earlier(context, name, idempotency_key, request)
-            if earlier is None:  # pragma: no cover - keys are never deleted
-                raise ConflictError(f"{name}: idempotency key changed meanwhile; retry") from None
-            return earlier
+    try:
+        return commit_version(
+            context,
+            prepared,
+            stored,
+            evidence_for=(lambda _draft: [new_signature]) if new_signature else None,
+            within=record_key,
+        )
+    except _RegisteredMeanwhile:
+        assert idempotency_key is not None
+        earlier = _earlier(context, name, idempotency_key, request)
+        if earlier is None:  # pragma: no cover - keys are never deleted
+            raise ConflictError(f"{name}: idempotency key changed meanwhile; retry") from None
+        return earlier
 
 
 def _checked_files(files: Sequence[UploadedFile], most: int) -> list[UploadedFile]:
@@ -213,27 +210,16 @@ def _checked_signature(context: RegistryContext, bundle: bytes, manifest: Manife
     )
 
 
-def _copy_blobs(
-    context: RegistryContext, root: Path, files: Sequence[UploadedFile]
-) -> list[ModelFile]:
-    """Read each blob once (the artefact store checks its digest) into ``root`` for format
-    detection, and check its size is the one given."""
+def _detect_blob_formats(
+    context: RegistryContext, files: Sequence[UploadedFile]
+) -> list[FileFormat]:
+    """Read each blob once (the artefact store checks its digest), check its size is the
+    one given and detect its format from those bytes; path order, as ``files``."""
     found = []
     for item in files:
         if not context.artifacts.exists(item.sha256):
             raise NotFoundError(
                 f"{item.path[:200]}: blob {item.sha256} is not stored; upload it first"
             )
-        target = root if item.path == SINGLE_FILE_NAME else root / item.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        size = 0
-        with open(target, "wb") as out:
-            for chunk in context.artifacts.read_chunks(item.sha256):
-                out.write(chunk)
-                size += len(chunk)
-        if size != item.size:
-            raise InvalidInputError(
-                f"{item.path[:200]}: blob {item.sha256[:16]}... has {size} bytes, not {item.size}"
-            )
-        found.append(ModelFile(item.path, target, size))
+        found.append(detect_blob_format(context, item.path, item.sha256, item.size))
     return found

@@ -46,7 +46,7 @@ from mlprov.registry._context import (
     resolve,
     utc_now,
 )
-from mlprov.registry._unit import Mutation, mutation
+from mlprov.registry._unit import Mutation, grouped_mutation, mutation
 from mlprov.registry.evidence import add_evidence_in
 from mlprov.registry.formats import detect_formats
 from mlprov.registry.gc import check_leases, lease_blob, new_holder
@@ -137,29 +137,31 @@ def prepare_stored_version(
     context: RegistryContext,
     name: str,
     info: VersionInput | None,
-    root: Path,
-    files: Sequence[ModelFile],
+    artifact_name: str,
+    formats: Sequence[FileFormat],
 ) -> PreparedVersion:
-    """Step 1 for a version whose bytes are already stored (uploaded over HTTP and
-    copied to ``files`` under ``root`` for format detection): the same checks as
-    :func:`prepare_version`, with the file list given instead of read from a folder."""
+    """Step 1 for a version whose bytes are already stored (uploaded over HTTP): the same
+    checks of its inputs as :func:`prepare_version`, with no local files; ``formats`` were
+    detected from the stored blobs as they were read back (one per file, path order)."""
     checked = _checked_input(context, name, info, "sha256")
-    if not files:
+    if not formats:
         raise InvalidInputError(f"{name}: a version needs at least one file")
-    if len(files) > context.limits.max_manifest_files:
+    if len(formats) > context.limits.max_manifest_files:
         raise InvalidInputError(
-            f"{len(files)} files exceed the limit of {context.limits.max_manifest_files}"
+            f"{len(formats)} files exceed the limit of {context.limits.max_manifest_files}"
         )
     return PreparedVersion(
         name=name,
-        path=root,
-        files=list(files),
+        path=Path(artifact_name),
+        files=[],
         hash_algorithm="sha256",
         params=checked.params,
         metrics=checked.metrics,
         info=checked.info,
         datasets=checked.datasets,
         lineage=checked.lineage,
+        formats=list(formats),
+        artifact_name=artifact_name,
     )
 
 
@@ -338,7 +340,7 @@ def _draft(
         size=manifest.total_size,
         file_count=len(manifest),
         single_file=manifest.is_single_file,
-        artifact_name=prepared.path.resolve().name or prepared.name,
+        artifact_name=prepared.artifact_name or prepared.path.resolve().name or prepared.name,
         stage=Stage.NONE,
         params=json.loads(prepared.params),
         metrics=json.loads(prepared.metrics),
@@ -382,7 +384,11 @@ def commit_version(
     manifest = stored.manifest
     files = [StoredFile(e.path, e.size or 0, str(e.digest), stored.blobs[e.path]) for e in manifest]
     # Read once, outside the transaction: part of the record the documents describe.
-    formats = detect_formats(context, prepared, stored)
+    formats = (
+        prepared.formats
+        if prepared.formats is not None
+        else detect_formats(context, prepared, stored)
+    )
     for attempt in range(MAX_REGISTRATION_ATTEMPTS):
         at, actor = utc_now(), context.actor
         number, draft, evidence = 0, None, []
@@ -393,37 +399,48 @@ def commit_version(
             number = model.next_version if model is not None else 1
             draft = _draft(prepared, stored, number, at, actor, formats)
             evidence = list(evidence_for(draft))
+
+        def write(
+            unit: Mutation,
+            number: int = number,
+            draft: ModelVersion | None = draft,
+            made: Sequence[NewEvidence] = evidence,
+        ) -> int:
+            current = unit.tx.models.find(prepared.name)
+            if current is None:
+                current = create_model_in(unit, prepared.name)
+            if draft is None:
+                # Nothing signed names the number: take the one that is free now
+                # (no read transaction before this one to guess it).
+                number = current.next_version
+                draft = _draft(prepared, stored, number, unit.at, unit.actor, formats)
+            unit.expect(unit.tx.models.claim_version_number(current, number))
+            check_leases(unit, prepared.name, stored.leases)
+            edges = [stored_edge(unit.tx, edge) for edge in prepared.lineage]
+            key = unit.tx.versions.insert(current, draft, files, edges)
+            for item in made:
+                add_evidence_in(unit, key, item)
+            if within is not None:
+                within(unit, key)
+            unit.audit(
+                "version.register",
+                key.ref,
+                {
+                    "digest": str(manifest.digest),
+                    "files": len(manifest),
+                    "size": manifest.total_size,
+                    "lineage": [
+                        {"relation": e.relation, "target": e.target, "digest": e.digest}
+                        for e in prepared.lineage
+                    ],
+                },
+            )
+            return number
+
         try:
-            with mutation(context, at=at, actor=actor) as unit:
-                current = unit.tx.models.find(prepared.name)
-                if current is None:
-                    current = create_model_in(unit, prepared.name)
-                if draft is None:
-                    # Nothing signed names the number: take the one that is free now
-                    # (no read transaction before this one to guess it).
-                    number = current.next_version
-                    draft = _draft(prepared, stored, number, at, actor, formats)
-                unit.expect(unit.tx.models.claim_version_number(current, number))
-                check_leases(unit, prepared.name, stored.leases)
-                edges = [stored_edge(unit.tx, edge) for edge in prepared.lineage]
-                key = unit.tx.versions.insert(current, draft, files, edges)
-                for item in evidence:
-                    add_evidence_in(unit, key, item)
-                if within is not None:
-                    within(unit, key)
-                unit.audit(
-                    "version.register",
-                    key.ref,
-                    {
-                        "digest": str(manifest.digest),
-                        "files": len(manifest),
-                        "size": manifest.total_size,
-                        "lineage": [
-                            {"relation": e.relation, "target": e.target, "digest": e.digest}
-                            for e in prepared.lineage
-                        ],
-                    },
-                )
+            # Concurrent registrations of this process commit together, each its own
+            # rows and audit entry in its own savepoint (mlprov.store._commit_group).
+            number = grouped_mutation(context, write, at=at, actor=actor)
         except LostRace:
             # Another registration took the number; let the racers spread out.
             time.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311 - jitter

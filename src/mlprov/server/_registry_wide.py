@@ -2,8 +2,9 @@
 and the probes (``/healthz``, ``/readyz``, ``/metrics``).
 
 Blobs stream in bounded chunks both ways and are never held whole in memory. An upload
-is written to a temporary file while it is hashed; a digest other than the one in the
-URL is refused and the file removed, so nothing is kept. A download streams through the
+is written in one pass into the artefact store's temporary file while it is hashed; a
+digest other than the one in the URL is refused before that file is made durable or
+named, and the file is removed, so nothing is kept. A download streams through the
 artefact store, which checks the blob's digest as it reads; the last piece is sent only
 after that check passed, so a corrupt blob ends the response early (the client sees a
 short body) instead of completing it. ``Range`` (one range) answers 206, an
@@ -12,22 +13,19 @@ unsatisfiable one 416.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
 
+import anyio.from_thread
 import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mlprov.access import Action, allows
-from mlprov.errors import DigestMismatchError, MlprovError, NotFoundError
+from mlprov.errors import MlprovError, NotFoundError
 from mlprov.refs import ModelRef
 from mlprov.registry.blobs import check_blob_key
 from mlprov.server._bodies import PolicyApplyBody, PolicyCheckBody, decode_base64
@@ -49,9 +47,14 @@ OCTETS = "application/octet-stream"
 # -- blobs -----------------------------------------------------------------------------
 
 
-def _write(out: BinaryIO, hasher: Any, data: bytes) -> None:
-    hasher.update(data)
-    out.write(data)
+async def _next_batch(body: AsyncIterator[bytes]) -> tuple[bytes, bool]:
+    """About ``_UPLOAD_BATCH`` bytes of a request body, and whether the body ended."""
+    batch = bytearray()
+    async for chunk in body:
+        batch += chunk
+        if len(batch) >= _UPLOAD_BATCH:
+            return bytes(batch), False
+    return bytes(batch), True
 
 
 @router.put("/blobs/{sha256}", status_code=201, tags=["blobs"])
@@ -60,31 +63,25 @@ async def put_blob(request: Request, sha256: str) -> dict[str, Any]:
     they hash to ``sha256``. Uploading a blob that is already stored is harmless."""
     service = service_of(request)
     check_blob_key(sha256)
-    registry = await anyio.to_thread.run_sync(service.access_by_role, request, Action.REGISTER)
-    fd, name = tempfile.mkstemp(prefix="mlprov-blob-")
-    path = Path(name)
-    try:
-        hasher = hashlib.sha256()
-        size = 0
-        with os.fdopen(fd, "wb") as out:
-            batch = bytearray()
-            async for chunk in request.stream():
-                batch += chunk
-                size += len(chunk)
-                if len(batch) >= _UPLOAD_BATCH:
-                    await anyio.to_thread.run_sync(_write, out, hasher, bytes(batch))
-                    batch.clear()
-            if batch:
-                await anyio.to_thread.run_sync(_write, out, hasher, bytes(batch))
-        actual = hasher.hexdigest()
-        if actual != sha256:
-            raise DigestMismatchError(
-                f"the uploaded bytes hash to sha256:{actual}, not sha256:{sha256}; nothing kept"
-            )
-        stored = await anyio.to_thread.run_sync(registry.store_blob, path, sha256)
-    finally:
-        path.unlink(missing_ok=True)
-    return {"sha256": sha256, "size": size, "created": stored.created}
+    # The role check is CPU only; a refusal is audited (a write), on a worker thread.
+    registry = service.allowed_by_role(request, Action.REGISTER)
+    if registry is None:
+        registry = await anyio.to_thread.run_sync(service.access_by_role, request, Action.REGISTER)
+    body = request.stream().__aiter__()
+    first, ended = await _next_batch(body)
+
+    def chunks() -> Iterator[bytes]:
+        # On the worker thread storing the blob: it asks the event loop for each further
+        # batch of the body, so the body is never held whole in memory.
+        batch, done = first, ended
+        yield batch
+        while not done:
+            batch, done = anyio.from_thread.run(_next_batch, body)
+            yield batch
+
+    # One thread hop for a body that arrived whole in the first batch.
+    stored = await anyio.to_thread.run_sync(registry.store_blob, chunks(), sha256)
+    return {"sha256": sha256, "size": stored.size, "created": stored.created}
 
 
 def _range_of(header: str | None, size: int) -> tuple[int, int] | None:

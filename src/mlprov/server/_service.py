@@ -63,6 +63,15 @@ class Service:
             raise error
         return self.registry.acting_as(principal)
 
+    def allowed_by_role(self, request: Request, action: Action) -> Registry | None:
+        """The registry acting as the request's principal when its role allows ``action``
+        (CPU only: fit for the event loop), None when it does not; then
+        :meth:`access_by_role` refuses it, on a worker thread (the refusal is audited)."""
+        principal = self.principal(request)
+        if action not in ROLE_ACTIONS[principal.role]:
+            return None
+        return self.registry.acting_as(principal)
+
     def access_blob(self, request: Request, sha256: str) -> Registry:
         """Authorise reading a blob's bytes: a principal for every model may read any
         blob; one limited by model patterns only a blob that a version of a model it may

@@ -9,6 +9,9 @@ mlprov is in the aggregate modules of this package (``models``, ``versions``,
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import sqlalchemy as sa
 from sqlalchemy import exc
 
@@ -61,6 +64,15 @@ def _first_line(error: BaseException) -> str:
 
 class StoreTransaction:
     """One open transaction. Each attribute holds one aggregate's queries."""
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of this transaction that rolls back alone when it raises (SAVEPOINT)."""
+        try:
+            with self.connection.begin_nested():
+                yield
+        except exc.SQLAlchemyError as e:
+            raise translate_db_error(e) from e
 
     def __init__(self, connection: sa.Connection, dialect: str) -> None:
         self.connection = connection

@@ -15,12 +15,19 @@ from mlprov.store.models import like_literal
 
 __all__ = ["AuditRows"]
 
+# Built once: building a statement costs more than running it (ADR 0049). Values are
+# bound at execution; an UPDATE without values() sets the columns its parameters name.
+_LOCK_HEAD = sa.select(t.audit_head.c.seq).where(t.audit_head.c.id == 1).with_for_update()
+_HEAD = sa.select(t.audit_head.c.seq, t.audit_head.c.hash).where(t.audit_head.c.id == 1)
+_INSERT_ENTRY = sa.insert(t.audit_log)
+_MOVE_HEAD = sa.update(t.audit_head).where(t.audit_head.c.id == 1)
+
 
 class AuditRows(Rows):
     def lock_head(self) -> None:
         """Take the global writer lock: the audit head row (a no-op clause on SQLite,
         whose BEGIN IMMEDIATE already holds the database's write lock)."""
-        self._one(sa.select(t.audit_head.c.seq).where(t.audit_head.c.id == 1).with_for_update())
+        self._one(_LOCK_HEAD)
 
     def append(
         self,
@@ -47,16 +54,12 @@ class AuditRows(Rows):
             "prev_hash": prev_hash,
         }
         digest = entry_hash(**values)  # type: ignore[arg-type]
-        self.connection.execute(sa.insert(t.audit_log).values(**values, hash=digest))
-        self.connection.execute(
-            sa.update(t.audit_head).where(t.audit_head.c.id == 1).values(seq=seq, hash=digest)
-        )
+        self.connection.execute(_INSERT_ENTRY, {**values, "hash": digest})
+        self.connection.execute(_MOVE_HEAD, {"seq": seq, "hash": digest})
         return AuditEntry.model_validate({**values, "hash": digest})
 
     def head(self) -> tuple[int, str]:
-        row = self._one(
-            sa.select(t.audit_head.c.seq, t.audit_head.c.hash).where(t.audit_head.c.id == 1)
-        )
+        row = self._one(_HEAD)
         return (int(row.seq), str(row.hash)) if row else (0, GENESIS_HASH)
 
     def latest(self, subject: str, actions: tuple[str, ...]) -> AuditEntry | None:

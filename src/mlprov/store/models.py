@@ -13,6 +13,14 @@ from mlprov.store._rows import Row, Rows
 
 __all__ = ["ModelKey", "ModelRows"]
 
+# Built once, values bound at execution (a registration runs both: ADR 0049).
+_FIND = sa.select(t.models).where(t.models.c.name == sa.bindparam("wanted"))
+_CLAIM_NUMBER = (
+    sa.update(t.models)
+    .where(t.models.c.id == sa.bindparam("model"), t.models.c.next_version == sa.bindparam("taken"))
+    .values(next_version=sa.bindparam("following"))
+)
+
 
 @dataclass(frozen=True)
 class ModelKey:
@@ -29,7 +37,7 @@ def _key(row: Row) -> ModelKey:
 
 class ModelRows(Rows):
     def find(self, name: str) -> ModelKey | None:
-        row = self._one(sa.select(t.models).where(t.models.c.name == name))
+        row = self.connection.execute(_FIND, {"wanted": name}).first()
         return _key(row) if row is not None else None
 
     def insert(self, *, name: str, description: str, at: str, actor: str) -> ModelKey:
@@ -106,9 +114,7 @@ class ModelRows(Rows):
         """Compare-and-set on the model's counter: take ``number`` only if it is still the
         next one. False means another registration committed it first."""
         result = self.connection.execute(
-            sa.update(t.models)
-            .where(t.models.c.id == model.id, t.models.c.next_version == number)
-            .values(next_version=number + 1)
+            _CLAIM_NUMBER, {"model": model.id, "taken": number, "following": number + 1}
         )
         return result.rowcount == 1
 

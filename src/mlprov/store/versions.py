@@ -17,6 +17,9 @@ from mlprov.store.models import ModelKey
 
 __all__ = ["StoredFile", "VersionKey", "VersionRows"]
 
+#: Built once, values bound at execution (building it cost more than running it: ADR 0049).
+_INSERT_VERSION = sa.insert(t.versions).returning(t.versions.c.id)
+
 
 @dataclass(frozen=True)
 class VersionKey:
@@ -155,44 +158,43 @@ class VersionRows(Rows):
         """Insert a version with its files, tags and lineage. The unique (model, number)
         constraint refuses a second version with the same number even without a lock."""
         result = self.connection.execute(
-            sa.insert(t.versions)
-            .values(
-                model_id=model.id,
-                number=draft.version,
-                digest=draft.digest,
-                hash_algorithm=draft.hash_algorithm,
-                size=draft.size,
-                file_count=draft.file_count,
-                single_file=draft.single_file,
-                artifact_name=draft.artifact_name,
-                params=_document(draft.params),
-                metrics=_document(draft.metrics),
-                datasets=json.dumps([d.to_json() for d in draft.datasets], sort_keys=True),
-                description=draft.description,
-                source_uri=draft.source_uri,
-                run_id=draft.run_id,
-                code_repo=draft.code_repo,
-                code_commit=draft.code_commit,
-                stage=draft.stage.value,
-                created_at=draft.created_at,
-                created_by=draft.created_by,
-                code_dirty=draft.code_dirty,
-                builder_id=draft.builder_id,
-                started_at=draft.started_at,
-                finished_at=draft.finished_at,
-                environment=(
+            _INSERT_VERSION,
+            {
+                "model_id": model.id,
+                "number": draft.version,
+                "digest": draft.digest,
+                "hash_algorithm": draft.hash_algorithm,
+                "size": draft.size,
+                "file_count": draft.file_count,
+                "single_file": draft.single_file,
+                "artifact_name": draft.artifact_name,
+                "params": _document(draft.params),
+                "metrics": _document(draft.metrics),
+                "datasets": json.dumps([d.to_json() for d in draft.datasets], sort_keys=True),
+                "description": draft.description,
+                "source_uri": draft.source_uri,
+                "run_id": draft.run_id,
+                "code_repo": draft.code_repo,
+                "code_commit": draft.code_commit,
+                "stage": draft.stage.value,
+                "created_at": draft.created_at,
+                "created_by": draft.created_by,
+                "code_dirty": draft.code_dirty,
+                "builder_id": draft.builder_id,
+                "started_at": draft.started_at,
+                "finished_at": draft.finished_at,
+                "environment": (
                     json.dumps(sorted(set(draft.environment)))
                     if draft.environment is not None
                     else None
                 ),
-                card=json.dumps(draft.card, sort_keys=True) if draft.card is not None else None,
-                formats=(
+                "card": json.dumps(draft.card, sort_keys=True) if draft.card is not None else None,
+                "formats": (
                     json.dumps([f.to_json() for f in draft.formats], sort_keys=True)
                     if draft.formats is not None
                     else None
                 ),
-            )
-            .returning(t.versions.c.id)
+            },
         )
         version_id = int(result.scalar_one())
         rows = [

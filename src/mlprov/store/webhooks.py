@@ -117,6 +117,8 @@ class ClaimedDelivery:
 
 
 _s, _o, _d = t.webhook_subscriptions, t.outbox_events, t.webhook_deliveries
+#: Built once, values bound at execution (every audited event writes one: ADR 0049).
+_INSERT_EVENT = sa.insert(_o)
 
 
 class WebhookRows(Rows):
@@ -190,15 +192,16 @@ class WebhookRows(Rows):
         at: str,
     ) -> None:
         self.connection.execute(
-            sa.insert(_o).values(
-                event_id=event_id,
-                type=type,
-                model=model,
-                audit_seq=audit_seq,
-                payload=payload,
-                created_at=at,
-                dispatched=False,
-            )
+            _INSERT_EVENT,
+            {
+                "event_id": event_id,
+                "type": type,
+                "model": model,
+                "audit_seq": audit_seq,
+                "payload": payload,
+                "created_at": at,
+                "dispatched": False,
+            },
         )
 
     def events(self, *, limit: int | None = None) -> list[OutboxEvent]:
