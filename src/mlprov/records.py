@@ -8,6 +8,7 @@ alias -> version number on models and versions alike, audit ``details`` is an ob
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
@@ -19,13 +20,19 @@ __all__ = [
     "AliasState",
     "AuditEntry",
     "DatasetRef",
+    "Deployment",
+    "DeploymentMember",
+    "DeploymentVersion",
     "Evidence",
     "FileFormat",
     "LineageEdge",
     "ModelVersion",
     "RegisteredModel",
+    "Revocation",
     "Stage",
     "StageEvent",
+    "StoredFile",
+    "StoredPolicySet",
     "TokenRecord",
     "VersionFile",
 ]
@@ -268,3 +275,126 @@ class TokenRecord(_Record):
         value = super().to_json()
         value["state"] = self.state()
         return value
+
+
+@dataclass(frozen=True)
+class DeploymentMember:
+    """One pinned member: its role, the model version, and the manifest digest the
+    deployment version bound it by."""
+
+    role: str
+    model: str
+    version: int
+    digest: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}/{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "model": self.model,
+            "version": self.version,
+            "digest": self.digest,
+        }
+
+
+@dataclass(frozen=True)
+class DeploymentVersion:
+    """An immutable deployment version: its members by role, free metadata, and the
+    signed bundle statement (the exact bundle bytes, with their digest and signer)."""
+
+    deployment: str
+    version: int
+    members: tuple[DeploymentMember, ...]
+    meta: dict[str, str]
+    bundle_digest: str
+    signer: str
+    created_at: str
+    created_by: str
+    bundle: bytes = field(repr=False, default=b"")
+
+    @property
+    def ref(self) -> str:
+        return f"{self.deployment}/{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "deployment": self.deployment,
+            "version": self.version,
+            "members": [m.to_json() for m in self.members],
+            "metadata": dict(self.meta),
+            "bundle_digest": self.bundle_digest,
+            "signer": self.signer,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+        }
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A named deployment: its description, its aliases and its highest version."""
+
+    name: str
+    description: str
+    created_at: str
+    created_by: str
+    latest_version: int | None
+    aliases: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "latest_version": self.latest_version,
+            "aliases": dict(sorted(self.aliases.items())),
+        }
+
+
+@dataclass(frozen=True)
+class StoredPolicySet:
+    """One applied version of the registry's policy set, with its files' exact bytes."""
+
+    version: int
+    digest: str
+    applied_at: str
+    applied_by: str
+    reason: str
+    files: dict[str, bytes] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """What is revoked (``kind`` version, key or identity; ``value`` the ref, key hint or
+    identity), why, by whom, and the signed statement saying so."""
+
+    kind: str
+    value: str
+    reason: str
+    at: str
+    actor: str
+    signer: str
+    bundle: bytes = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "value": self.value,
+            "reason": self.reason,
+            "at": self.at,
+            "actor": self.actor,
+            "signer": self.signer,
+        }
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One manifest entry of a version and the blob (SHA-256 key) holding its bytes."""
+
+    path: str
+    size: int
+    digest: str
+    blob: str

@@ -5,7 +5,9 @@ Each command group lives in its own module and registers itself on :data:`app` i
 inside the command functions so that ``mlprov verify`` starts fast in serving containers.
 Typer itself (and the pydantic it builds each parameter with) is imported only when
 :data:`app` is first used: ``verify PATH --key ...`` and ``sign PATH --key ...`` run
-without it (:func:`mlprov.cli._direct.run_simple_form`).
+without it (:func:`mlprov.cli._direct.run_simple_form`). A command named on the command
+line builds only its own module's parsers (:data:`COMMAND_MODULES`); root help,
+``--version``, completion and unknown names build them all.
 
 Errors: every :class:`~mlprov.errors.MlprovError` becomes one line on stderr and its exit
 code (0 ok, 1 verification or policy failure, 2 usage or bad input, 3 conflict,
@@ -24,7 +26,7 @@ from mlprov.errors import EXIT_INVALID, EXIT_STORAGE, MlprovError
 if TYPE_CHECKING:
     import typer
 
-__all__ = ["EXIT_INTERNAL", "app", "main"]
+__all__ = ["COMMAND_MODULES", "EXIT_INTERNAL", "app", "invoked_module", "main"]
 
 #: An exception mlprov did not expect (a bug): ``EX_SOFTWARE`` of sysexits.h.
 EXIT_INTERNAL = 70
@@ -33,7 +35,83 @@ EXIT_INTERNAL = 70
 _CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 
-def _build_app() -> typer.Typer:
+#: Each command group's module, in the order ``mlprov --help`` lists them.
+_MODULES = (
+    "models",
+    "versions",
+    "register",
+    "signing",
+    "keys",
+    "alias",
+    "resolve",
+    "stage",
+    "download",
+    "lineage",
+    "evidence",
+    "approvals",
+    "diff",
+    "revocation",
+    "policy",
+    "pull",
+    "installed",
+    "status",
+    "gc",
+    "audit",
+    "tokens",
+    "serve",
+    "webhooks",
+    "deployments",
+    "transfer",
+    "demo",
+)
+
+#: The module that installs each top-level command or group: running one builds only
+#: that module's parsers, not every command's (ADR 0049). A test checks this table
+#: against the full build.
+COMMAND_MODULES = {
+    "models": "models",
+    "versions": "versions",
+    "register": "register",
+    "sign": "signing",
+    "verify": "signing",
+    "keys": "keys",
+    "alias": "alias",
+    "resolve": "resolve",
+    "stage": "stage",
+    "download": "download",
+    "lineage": "lineage",
+    "provenance": "evidence",
+    "bom": "evidence",
+    "card": "evidence",
+    "attest": "evidence",
+    "attach": "evidence",
+    "evidence": "evidence",
+    "approve": "approvals",
+    "approvals": "approvals",
+    "waive": "approvals",
+    "waivers": "approvals",
+    "diff": "diff",
+    "rebuild-check": "diff",
+    "revoke": "revocation",
+    "revocations": "revocation",
+    "policy": "policy",
+    "pull": "pull",
+    "check-installed": "installed",
+    "status": "status",
+    "gc": "gc",
+    "audit": "audit",
+    "token": "tokens",
+    "serve": "serve",
+    "webhook": "webhooks",
+    "deployment": "deployments",
+    "export": "transfer",
+    "import": "transfer",
+    "promote": "transfer",
+    "demo": "demo",
+}
+
+
+def _build_app(modules: tuple[str, ...] = _MODULES) -> typer.Typer:
     import typer  # noqa: PLC0415
 
     from mlprov.cli._help import HelpGroup, use_help_classes  # noqa: PLC0415
@@ -50,71 +128,36 @@ def _build_app() -> typer.Typer:
         rich_markup_mode=None,
     )
     app.callback()(root_options)
-    _register_commands(app)
+    _register_commands(app, modules)
     use_help_classes(app)
     return app
 
 
-def _register_commands(app: typer.Typer) -> None:
+def _register_commands(app: typer.Typer, modules: tuple[str, ...]) -> None:
     # Imported here, not at the top, so each module can import `app` helpers freely.
-    from mlprov.cli import (  # noqa: PLC0415
-        alias,
-        approvals,
-        audit,
-        demo,
-        deployments,
-        diff,
-        download,
-        evidence,
-        gc,
-        installed,
-        keys,
-        lineage,
-        models,
-        policy,
-        pull,
-        register,
-        resolve,
-        revocation,
-        serve,
-        signing,
-        stage,
-        status,
-        tokens,
-        transfer,
-        versions,
-        webhooks,
-    )
+    import importlib  # noqa: PLC0415
 
-    for module in (
-        models,
-        versions,
-        register,
-        signing,
-        keys,
-        alias,
-        resolve,
-        stage,
-        download,
-        lineage,
-        evidence,
-        approvals,
-        diff,
-        revocation,
-        policy,
-        pull,
-        installed,
-        status,
-        gc,
-        audit,
-        tokens,
-        serve,
-        webhooks,
-        deployments,
-        transfer,
-        demo,
-    ):
-        module.install(app)
+    for name in modules:
+        importlib.import_module(f"mlprov.cli.{name}").install(app)
+
+
+def invoked_module(args: list[str]) -> str | None:
+    """The module of the command ``args`` names right after the root options, or None
+    (root help, ``--version``, an unknown name, shell completion): then the full app is
+    built, so its listing and its errors are the usual ones."""
+    import os  # noqa: PLC0415
+
+    if "_MLPROV_COMPLETE" in os.environ:
+        return None
+    words = iter(args)
+    for word in words:
+        if word == "--debug" or word.startswith("--home="):
+            continue
+        if word == "--home":
+            next(words, None)
+            continue
+        return COMMAND_MODULES.get(word)
+    return None
 
 
 def __getattr__(name: str) -> typer.Typer:
@@ -150,10 +193,13 @@ def _click_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
     return tuple(exits), tuple(aborts), tuple(usage)
 
 
-def _run_typer(args: list[str]) -> int:
+def _run_typer(args: list[str], app: typer.Typer | None = None) -> int:
     exits, aborts, usage_errors = _click_exceptions()
+    if app is None:
+        module = invoked_module(args)
+        app = _build_app((module,)) if module is not None else __getattr__("app")
     try:
-        result = __getattr__("app")(args=args, prog_name="mlprov", standalone_mode=False)
+        result = app(args=args, prog_name="mlprov", standalone_mode=False)
     except exits as e:
         return int(getattr(e, "exit_code", 0))
     except SystemExit as e:

@@ -29,7 +29,6 @@ from mlprov.cli._output import (
 )
 from mlprov.cli._state import state
 from mlprov.errors import InvalidInputError, MalformedDocumentError
-from mlprov.registry.evidence import DOCUMENT_KINDS
 
 if TYPE_CHECKING:
     from mlprov.registry import EvidenceCheck, VerifiedDocument
@@ -145,6 +144,9 @@ def _show(
     else:
         print_json(document.statement)
     if not as_json:
+        # Here, not at the top: the use-case module loads the store (ADR 0049).
+        from mlprov.registry.evidence import DOCUMENT_KINDS  # noqa: PLC0415
+
         # On stderr, so that stdout stays the document alone (``> provenance.json``).
         note(
             f"{DOCUMENT_KINDS[kind]} of {check.ref} ({short_digest(document.evidence.digest)}) "

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from mlprov.config import Limits
 from mlprov.errors import DigestMismatchError, MalformedDocumentError, MlprovError
 from mlprov.manifest import Digest
+from mlprov.records import Deployment, DeploymentMember, DeploymentVersion
 from mlprov.refs import ModelRef
-from mlprov.store.deployments import Deployment, DeploymentMember, DeploymentVersion
 
 if TYPE_CHECKING:
     from mlprov.client._registry import HttpRegistry

@@ -41,31 +41,34 @@ from mlprov.records import (
     AliasEvent,
     AliasState,
     AuditEntry,
+    Deployment,
+    DeploymentMember,
+    DeploymentVersion,
     Evidence,
     ModelVersion,
     RegisteredModel,
+    Revocation,
     Stage,
     StageEvent,
+    StoredFile,
+    StoredPolicySet,
 )
 from mlprov.refs import LATEST, ModelRef
-from mlprov.registry import (
+
+# The value types only, from the modules that define them: importing the facade or a
+# use-case module would load the store and SQLAlchemy, which a client never uses (ADR 0049).
+from mlprov.registry.api import ProgressCallback
+from mlprov.registry.inputs import VersionInput
+from mlprov.registry.types import (
     AliasStatus,
     Approval,
-    DeploymentMember,
-    DeploymentVersion,
     EvidenceCheck,
     ImportedArchive,
-    Revocation,
     SignedVersion,
-    StoredFile,
     VerifiedDocument,
     VerifiedInstall,
-    VersionInput,
     Waiver,
 )
-from mlprov.registry.api import ProgressCallback
-from mlprov.store.deployments import Deployment
-from mlprov.store.policies import StoredPolicySet
 
 if TYPE_CHECKING:
     from mlprov.registry import RebuildCheck

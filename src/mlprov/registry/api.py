@@ -27,24 +27,29 @@ from mlprov.records import (
     AliasEvent,
     AliasState,
     AuditEntry,
+    Deployment,
+    DeploymentVersion,
     Evidence,
     ModelVersion,
     RegisteredModel,
+    Revocation,
     Stage,
     StageEvent,
+    StoredFile,
+    StoredPolicySet,
 )
 from mlprov.refs import ModelRef
-from mlprov.registry.approvals import Approval
-from mlprov.registry.download import VerifiedInstall
-from mlprov.registry.importing import ImportedArchive
 from mlprov.registry.inputs import VersionInput
-from mlprov.registry.status import AliasStatus
-from mlprov.registry.types import EvidenceCheck, SignedVersion, VerifiedDocument
-from mlprov.registry.waivers import Waiver
-from mlprov.store.deployments import Deployment, DeploymentVersion
-from mlprov.store.policies import StoredPolicySet
-from mlprov.store.revocations import Revocation
-from mlprov.store.versions import StoredFile
+from mlprov.registry.types import (
+    AliasStatus,
+    Approval,
+    EvidenceCheck,
+    ImportedArchive,
+    SignedVersion,
+    VerifiedDocument,
+    VerifiedInstall,
+    Waiver,
+)
 
 if TYPE_CHECKING:
     from mlprov.signing import Signer, Trust, VerificationReport

@@ -9,8 +9,7 @@ only records and lists them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlprov.canonical import canonical_json
 from mlprov.errors import InvalidInputError
@@ -19,7 +18,7 @@ from mlprov.refs import ModelRef, validate_alias
 from mlprov.registry._context import RegistryContext, resolve, utc_now
 from mlprov.registry._unit import mutation
 from mlprov.registry.evidence import add_evidence_in, evidence_content
-from mlprov.registry.types import NewEvidence
+from mlprov.registry.types import Approval, NewEvidence
 from mlprov.registry.versions import get_version
 
 if TYPE_CHECKING:
@@ -39,25 +38,6 @@ __all__ = [
 APPROVAL_KIND = "approval"
 APPROVAL_PREDICATE_TYPE = "https://mlprov.dev/approval/v1"
 _MAX_COMMENT = 4096
-
-
-@dataclass(frozen=True)
-class Approval:
-    """A stored approval as its statement says (its signature is checked by the gate)."""
-
-    evidence: Evidence
-    target: str
-    comment: str
-    time: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "comment": self.comment,
-            "time": self.time,
-            "signer": self.evidence.signer,
-            "digest": self.evidence.digest,
-        }
 
 
 def approval_target(text: str) -> str:

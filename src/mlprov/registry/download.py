@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,11 +43,12 @@ from mlprov.records import ModelVersion
 from mlprov.refs import ModelRef
 from mlprov.registry._context import RegistryContext, coerce_ref, corrupt_blobs_named, resolve
 from mlprov.registry.signatures import SIGNATURE_KIND
+from mlprov.registry.types import VerifiedInstall
 from mlprov.serving import INSTALL_RECORD_NAME, install_record
 from mlprov.store.versions import StoredFile
 
 if TYPE_CHECKING:
-    from mlprov.signing import Trust, VerifiedSignature
+    from mlprov.signing import Trust
 
 __all__ = ["VerifiedInstall", "download", "install_verified"]
 
@@ -56,18 +57,6 @@ ProgressCallback = Callable[[int], None]
 #: The signature file written in a downloaded model folder (``mlprov.signing``'s
 #: DEFAULT_SIGNATURE_NAME, repeated so that a plain download does not load cryptography).
 FOLDER_SIGNATURE_NAME = "model.sig"
-
-
-@dataclass(frozen=True)
-class VerifiedInstall:
-    """What :func:`install_verified` installed: which version, signed by whom, where."""
-
-    version: ModelVersion
-    signature: VerifiedSignature = field(repr=False)
-    path: Path
-    #: The stored signature as written in the folder (``model.sig``, or ``NAME.sig``
-    #: beside a single-file model).
-    signature_path: Path
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any
 
 from mlprov.errors import ConflictError, MlprovError, VerificationError
 from mlprov.manifest import Digest, FileEntry, Manifest
-from mlprov.records import ModelVersion
 from mlprov.refs import ModelRef, validate_model_name
 from mlprov.registry._context import (
     MAX_ATTEMPTS,
@@ -69,7 +68,7 @@ from mlprov.registry.gc import CLAIM_TTL, check_leases, new_holder
 from mlprov.registry.lineage import stored_edge
 from mlprov.registry.models import create_model_in
 from mlprov.registry.transfer import export_version, scratch_archive_path
-from mlprov.registry.types import NewEvidence
+from mlprov.registry.types import ImportedArchive, NewEvidence
 from mlprov.store.deployments import DeploymentVersion
 from mlprov.store.origins import VersionOrigin
 
@@ -79,40 +78,6 @@ if TYPE_CHECKING:
     from mlprov.verification import VersionSnapshot
 
 __all__ = ["ImportedArchive", "import_archive", "promote"]
-
-
-@dataclass(frozen=True)
-class ImportedArchive:
-    """What an import did: the archive's digest, the version it carried (as named here;
-    None for a deployment archive, whose release is ``deployment``), what it wrote (empty
-    for a no-op) and the versions already present."""
-
-    archive_digest: str
-    root: ModelVersion | None
-    written: tuple[str, ...]
-    present: tuple[str, ...]
-    origin_registry: str
-    origin_version: str
-    deployment: DeploymentVersion | None = None
-
-    @property
-    def ref(self) -> str:
-        """What the archive carried, as named here: ``MODEL/N`` or ``DEPLOYMENT/N``."""
-        if self.deployment is not None:
-            return self.deployment.ref
-        assert self.root is not None
-        return self.root.ref
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "archive_digest": self.archive_digest,
-            "version": self.root.to_json() if self.root is not None else None,
-            "deployment": self.deployment.to_json() if self.deployment is not None else None,
-            "written": list(self.written),
-            "present": list(self.present),
-            "origin_registry": self.origin_registry,
-            "origin_version": self.origin_version,
-        }
 
 
 def import_archive(

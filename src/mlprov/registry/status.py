@@ -3,44 +3,12 @@ verifies now."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from mlprov.errors import MlprovError
 from mlprov.registry._context import RegistryContext
+from mlprov.registry.types import AliasStatus
 from mlprov.registry.verify import verify_registered
 
 __all__ = ["AliasStatus", "status"]
-
-
-@dataclass(frozen=True)
-class AliasStatus:
-    """One alias: where it points, and whether that version verifies and passes the
-    alias's policy now (with the registry's trust). ``problem`` says why not."""
-
-    model: str
-    alias: str
-    version: int
-    generation: int
-    ok: bool
-    revoked: bool
-    problem: str | None
-    #: ``model`` names a deployment (its alias judged by the deployment policies).
-    deployment: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        value: dict[str, Any] = {
-            "model": self.model,
-            "alias": self.alias,
-            "version": self.version,
-            "generation": self.generation,
-            "ok": self.ok,
-            "revoked": self.revoked,
-            "problem": self.problem,
-        }
-        if self.deployment:
-            value["deployment"] = True
-        return value
 
 
 def status(context: RegistryContext) -> list[AliasStatus]:

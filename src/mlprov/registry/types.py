@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mlprov.records import (
     DatasetRef,
+    DeploymentVersion,
     Evidence,
     FileFormat,
     LineageEdge,
@@ -19,10 +20,13 @@ if TYPE_CHECKING:
     from mlprov.hashing import ModelFile
     from mlprov.manifest import Manifest
     from mlprov.registry.inputs import VersionInput
-    from mlprov.signing import SignerIdentity
+    from mlprov.signing import SignerIdentity, VerifiedSignature
 
 __all__ = [
+    "AliasStatus",
+    "Approval",
     "EvidenceCheck",
+    "ImportedArchive",
     "IssuedToken",
     "NewEvidence",
     "PreparedVersion",
@@ -31,6 +35,8 @@ __all__ = [
     "StoredDocument",
     "StoredFiles",
     "VerifiedDocument",
+    "VerifiedInstall",
+    "Waiver",
 ]
 
 
@@ -156,3 +162,121 @@ class IssuedToken:
 
     def to_json(self) -> dict[str, Any]:
         return {**self.token.to_json(), "secret": self.secret}
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A stored approval as its statement says (its signature is checked by the gate)."""
+
+    evidence: Evidence
+    target: str
+    comment: str
+    time: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "comment": self.comment,
+            "time": self.time,
+            "signer": self.evidence.signer,
+            "digest": self.evidence.digest,
+        }
+
+
+@dataclass(frozen=True)
+class AliasStatus:
+    """One alias: where it points, and whether that version verifies and passes the
+    alias's policy now (with the registry's trust). ``problem`` says why not."""
+
+    model: str
+    alias: str
+    version: int
+    generation: int
+    ok: bool
+    revoked: bool
+    problem: str | None
+    #: ``model`` names a deployment (its alias judged by the deployment policies).
+    deployment: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        value: dict[str, Any] = {
+            "model": self.model,
+            "alias": self.alias,
+            "version": self.version,
+            "generation": self.generation,
+            "ok": self.ok,
+            "revoked": self.revoked,
+            "problem": self.problem,
+        }
+        if self.deployment:
+            value["deployment"] = True
+        return value
+
+
+@dataclass(frozen=True)
+class ImportedArchive:
+    """What an import did: the archive's digest, the version it carried (as named here;
+    None for a deployment archive, whose release is ``deployment``), what it wrote (empty
+    for a no-op) and the versions already present."""
+
+    archive_digest: str
+    root: ModelVersion | None
+    written: tuple[str, ...]
+    present: tuple[str, ...]
+    origin_registry: str
+    origin_version: str
+    deployment: DeploymentVersion | None = None
+
+    @property
+    def ref(self) -> str:
+        """What the archive carried, as named here: ``MODEL/N`` or ``DEPLOYMENT/N``."""
+        if self.deployment is not None:
+            return self.deployment.ref
+        assert self.root is not None
+        return self.root.ref
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "archive_digest": self.archive_digest,
+            "version": self.root.to_json() if self.root is not None else None,
+            "deployment": self.deployment.to_json() if self.deployment is not None else None,
+            "written": list(self.written),
+            "present": list(self.present),
+            "origin_registry": self.origin_registry,
+            "origin_version": self.origin_version,
+        }
+
+
+@dataclass(frozen=True)
+class VerifiedInstall:
+    """What :func:`install_verified` installed: which version, signed by whom, where."""
+
+    version: ModelVersion
+    signature: VerifiedSignature = field(repr=False)
+    path: Path
+    #: The stored signature as written in the folder (``model.sig``, or ``NAME.sig``
+    #: beside a single-file model).
+    signature_path: Path
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """A stored waiver as its statement says (the gate verifies who signed it)."""
+
+    evidence: Evidence
+    target: str
+    requirements: tuple[str, ...]
+    reason: str
+    granted: str
+    expires: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "requirements": list(self.requirements),
+            "reason": self.reason,
+            "granted": self.granted,
+            "expires": self.expires,
+            "signer": self.evidence.signer,
+            "digest": self.evidence.digest,
+        }

@@ -11,9 +11,8 @@ that role signed the same terms and it has not expired.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlprov.canonical import canonical_json
 from mlprov.durations import parse_duration
@@ -24,7 +23,7 @@ from mlprov.registry._context import RegistryContext, resolve, utc_now
 from mlprov.registry._unit import mutation
 from mlprov.registry.approvals import approval_target
 from mlprov.registry.evidence import add_evidence_in, evidence_content
-from mlprov.registry.types import NewEvidence
+from mlprov.registry.types import NewEvidence, Waiver
 from mlprov.registry.versions import get_version
 
 if TYPE_CHECKING:
@@ -46,29 +45,6 @@ WAIVER_KIND = "waiver"
 WAIVER_PREDICATE_TYPE = "https://mlprov.dev/waiver/v1"
 #: The longest a waiver may last: a waiver is for an emergency, not a standing exception.
 MAX_WAIVER = timedelta(days=30)
-
-
-@dataclass(frozen=True)
-class Waiver:
-    """A stored waiver as its statement says (the gate verifies who signed it)."""
-
-    evidence: Evidence
-    target: str
-    requirements: tuple[str, ...]
-    reason: str
-    granted: str
-    expires: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "requirements": list(self.requirements),
-            "reason": self.reason,
-            "granted": self.granted,
-            "expires": self.expires,
-            "signer": self.evidence.signer,
-            "digest": self.evidence.digest,
-        }
 
 
 def parse_waiver_duration(text: str) -> timedelta:

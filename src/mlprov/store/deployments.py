@@ -9,12 +9,12 @@ generation counter moved by compare-and-set, a deleted alias keeping its row.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from mlprov.canonical import canonical_json
+from mlprov.records import Deployment, DeploymentMember, DeploymentVersion
 from mlprov.store import _schema as t
 from mlprov.store._rows import Row, Rows
 
@@ -46,83 +46,6 @@ class DeploymentVersionKey:
     @property
     def ref(self) -> str:
         return f"{self.deployment}/{self.number}"
-
-
-@dataclass(frozen=True)
-class DeploymentMember:
-    """One pinned member: its role, the model version, and the manifest digest the
-    deployment version bound it by."""
-
-    role: str
-    model: str
-    version: int
-    digest: str
-
-    @property
-    def ref(self) -> str:
-        return f"{self.model}/{self.version}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "role": self.role,
-            "model": self.model,
-            "version": self.version,
-            "digest": self.digest,
-        }
-
-
-@dataclass(frozen=True)
-class DeploymentVersion:
-    """An immutable deployment version: its members by role, free metadata, and the
-    signed bundle statement (the exact bundle bytes, with their digest and signer)."""
-
-    deployment: str
-    version: int
-    members: tuple[DeploymentMember, ...]
-    meta: dict[str, str]
-    bundle_digest: str
-    signer: str
-    created_at: str
-    created_by: str
-    bundle: bytes = field(repr=False, default=b"")
-
-    @property
-    def ref(self) -> str:
-        return f"{self.deployment}/{self.version}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "deployment": self.deployment,
-            "version": self.version,
-            "members": [m.to_json() for m in self.members],
-            "metadata": dict(self.meta),
-            "bundle_digest": self.bundle_digest,
-            "signer": self.signer,
-            "created_at": self.created_at,
-            "created_by": self.created_by,
-        }
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """A named deployment: its description, its aliases and its highest version."""
-
-    name: str
-    description: str
-    created_at: str
-    created_by: str
-    latest_version: int | None
-    aliases: dict[str, int]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "created_at": self.created_at,
-            "created_by": self.created_by,
-            "latest_version": self.latest_version,
-            "aliases": dict(sorted(self.aliases.items())),
-        }
 
 
 def _key(row: Row) -> DeploymentKey:

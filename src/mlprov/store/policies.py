@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import sqlalchemy as sa
 
+from mlprov.records import StoredPolicySet
 from mlprov.store import _schema as t
 from mlprov.store._rows import Rows
 
 __all__ = ["PolicyRows", "StoredPolicySet"]
-
-
-@dataclass(frozen=True)
-class StoredPolicySet:
-    """One applied version of the registry's policy set, with its files' exact bytes."""
-
-    version: int
-    digest: str
-    applied_at: str
-    applied_by: str
-    reason: str
-    files: dict[str, bytes] = field(repr=False)
 
 
 class PolicyRows(Rows):

@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
+from mlprov.records import Revocation
 from mlprov.store import _schema as t
 from mlprov.store._rows import Rows
 
 __all__ = ["Revocation", "RevocationRows"]
-
-
-@dataclass(frozen=True)
-class Revocation:
-    """What is revoked (``kind`` version, key or identity; ``value`` the ref, key hint or
-    identity), why, by whom, and the signed statement saying so."""
-
-    kind: str
-    value: str
-    reason: str
-    at: str
-    actor: str
-    signer: str
-    bundle: bytes = field(repr=False)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "value": self.value,
-            "reason": self.reason,
-            "at": self.at,
-            "actor": self.actor,
-            "signer": self.signer,
-        }
 
 
 class RevocationRows(Rows):

@@ -9,7 +9,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mlprov.records import DatasetRef, Evidence, FileFormat, LineageEdge, ModelVersion, Stage
+from mlprov.records import (
+    DatasetRef,
+    Evidence,
+    FileFormat,
+    LineageEdge,
+    ModelVersion,
+    Stage,
+    StoredFile,
+)
 from mlprov.store import _schema as t
 from mlprov.store._rows import Row, Rows
 from mlprov.store.lineage import LineageRows, StoredEdge
@@ -37,16 +45,6 @@ class VersionKey:
     @property
     def ref(self) -> str:
         return f"{self.name}/{self.number}"
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    """One manifest entry of a version and the blob (SHA-256 key) holding its bytes."""
-
-    path: str
-    size: int
-    digest: str
-    blob: str
 
 
 _KEY_COLUMNS = (

@@ -1,0 +1,111 @@
+"""Client mode starts without the server side: a client-mode ``mlprov pull`` never loads
+the metadata store, SQLAlchemy or Alembic (ADR 0049, start-up), which were most of
+its start-up time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlprov.signing import load_private_key, public_key_pem
+from support.client_mode import client_cli, client_env
+from support.gate_env import GateEnv, gate_env
+from support.registry_env import RegistryEnv, make_model
+from support.server_process import ServerProcess, running_server, token
+
+#: Modules only a local registry (or the server) needs.
+SERVER_SIDE = ("sqlalchemy", "alembic", "mlprov.store", "mlprov.registry._facade")
+
+
+def _loaded(importtime_log: str) -> set[str]:
+    """Every module named in a ``-X importtime`` log (``import time: self | cumulative | name``)."""
+    names = set()
+    for line in importtime_log.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            names.add(line.rsplit("|", 1)[1].strip())
+    return names
+
+
+def _server_side(names: set[str]) -> list[str]:
+    return sorted(n for n in names if any(n == m or n.startswith(f"{m}.") for m in SERVER_SIDE))
+
+
+def test_what_a_client_mode_pull_imports_leaves_the_store_out() -> None:
+    # The modules `mlprov pull` against a server imports, and every command's parser
+    # (Typer builds them all), in a fresh interpreter.
+    code = (
+        "import sys, mlprov.client, mlprov.cli, mlprov.cli.pull, mlprov.signing\n"
+        "mlprov.cli.app\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded = set(done.stdout.split())
+    assert "mlprov.client._registry" in loaded
+    assert _server_side(loaded) == []
+    # The facade still gives every public name, loading the store only then.
+    facade = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, mlprov.registry as r; r.Registry; print(sorted(sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert "'sqlalchemy'" in facade.stdout
+
+
+@pytest.fixture
+def env(reg: RegistryEnv, tmp_path: Path) -> GateEnv:
+    return gate_env(reg, tmp_path)
+
+
+@pytest.fixture
+def server(reg: RegistryEnv, tmp_path: Path) -> Iterator[ServerProcess]:
+    with running_server(reg, tmp_path / "server.log") as running:
+        yield running
+
+
+def test_a_client_mode_pull_never_imports_the_store(
+    reg: RegistryEnv, env: GateEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    url = server.base_url
+    admin = token(reg, "admin", name="ops")
+    publisher = token(reg, "publisher", name="ci")
+    promoter = token(reg, "promoter", name="release")
+    reader = token(reg, "reader", name="serving")
+    policy = env.write_policy("- signatures: {count: 1, signers: [trainer]}")
+    assert client_cli(url, admin, "policy", "apply", str(policy)).returncode == 0
+    model = make_model(tmp_path / "model", {"w.bin": "weights"})
+    signed = client_cli(
+        url, publisher, "sign", str(model), "--name", "m", "--key", str(env.key_file("trainer"))
+    )
+    assert signed.returncode == 0, signed.stderr
+    assert client_cli(url, promoter, "alias", "set", "m", "production", "1").returncode == 0
+    public = tmp_path / "trainer.pub"
+    public.write_bytes(public_key_pem(load_private_key(env.keys["trainer"]).public_key()))
+
+    # The pull a serving container runs, with Python's own log of every import it made.
+    served = tmp_path / "served"
+    args = ["pull", "m@production", "--to", str(served), "--key", str(public)]
+    pulled = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "mlprov", *args],
+        env=client_env(url, reader),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert pulled.returncode == 0, pulled.stderr[-2000:]
+    assert (served / "w.bin").read_text() == "weights"
+    loaded = _loaded(pulled.stderr)
+    assert "mlprov.client._registry" in loaded
+    assert _server_side(loaded) == []
