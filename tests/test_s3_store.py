@@ -159,6 +159,36 @@ def test_an_object_swapped_in_the_bucket_is_detected_on_every_read(
     assert sreg.snapshot() == before
 
 
+def test_an_export_streams_s3_blobs_and_a_swapped_object_fails_it(
+    sreg: S3RegistryEnv, s3: MotoServer, tmp_path: Path
+) -> None:
+    # S3 blobs are not local files: export streams them through the store's checked
+    # reads (the kernel-copy path is for file stores), with the same archive layout.
+    import tarfile
+
+    from mlprov.errors import DigestMismatchError
+
+    env = gate_env(sreg, tmp_path)
+    env.apply(SIGNED_ONLY)
+    number = env.sign_version("m", tmp_path / "a")
+    weights = (tmp_path / "a" / "w.bin").read_bytes()
+    sha256 = hashlib.sha256(weights).hexdigest()
+    registry = sreg.registry()
+    try:
+        assert registry.artifacts.local_file(sha256) is None
+        registry.export(f"m/{number}", tmp_path / "out.tar", env.signer("trainer"))
+        with tarfile.open(tmp_path / "out.tar") as tar:
+            member = tar.extractfile(f"mlprov-archive/blobs/{sha256}")
+            assert member is not None
+            assert member.read() == weights
+        s3.client().put_object(Bucket=_bucket(sreg), Key=_blob_key(sha256), Body=b"swapped")
+        with pytest.raises(DigestMismatchError, match=sha256):
+            registry.export(f"m/{number}", tmp_path / "again.tar", env.signer("trainer"))
+    finally:
+        registry.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if "again.tar" in p.name) == []
+
+
 def test_a_missing_object_is_not_found(sreg: S3RegistryEnv, s3: MotoServer, tmp_path: Path) -> None:
     result = sreg.cli("register", str(make_model(tmp_path / "m")), "--name", "m", "--no-git")
     assert result.returncode == 0, result.stderr

@@ -22,16 +22,20 @@ does not depend on member sizes. Errors are :class:`~mlprov.errors.InvalidInputE
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import mmap
 import os
 import queue
 import tarfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
-from mlprov.errors import InvalidInputError, StorageError
+from mlprov.errors import DigestMismatchError, InvalidInputError, StorageError
 
 __all__ = [
     "CHUNK_BYTES",
@@ -39,6 +43,7 @@ __all__ = [
     "ROOT",
     "ArchiveEntry",
     "ArchiveWriter",
+    "MemberDigestError",
     "read_ahead",
     "read_archive",
 ]
@@ -313,6 +318,23 @@ def read_ahead(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 #: tar's record size (POSIX): archives are padded to a multiple of it, as tar writes them.
 _RECORD = 20 * _BLOCK
+#: Bytes the kernel copies per call, and bytes a check reads back per call.
+_COPY_STEP = 64 * 1024 * 1024
+_CHECK_STEP = 8 * 1024 * 1024
+#: copy_file_range errors that mean "not between these files": copy through user space.
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF}
+
+
+class MemberDigestError(DigestMismatchError):
+    """The bytes written for a member are not the ones expected: they hash to ``actual``
+    (None when the source already had the wrong size, which ``detail`` says)."""
+
+    def __init__(self, member: str, expected: str, actual: str | None, detail: str) -> None:
+        super().__init__(f"{member}: {detail}")
+        self.member = member
+        self.expected = expected
+        self.actual = actual
+        self.detail = detail
 
 
 class ArchiveWriter:
@@ -321,7 +343,14 @@ class ArchiveWriter:
 
     Headers are :meth:`tarfile.TarInfo.tobuf` (POSIX.1-2001 PAX format, mtime 0, so the
     same members give the same bytes); member data is written as it comes, chunk by
-    chunk, without the copies ``TarFile.addfile`` makes."""
+    chunk, without the copies ``TarFile.addfile`` makes.
+
+    :meth:`add_file` copies a local file in the kernel (``copy_file_range``) and checks
+    the SHA-256 of the bytes *as written into the archive* on worker threads, one member
+    per thread, while the next member is copied: the check covers exactly the archive's
+    bytes (not a source that could change after it was hashed), and hashing, the one
+    costly step, runs on every core instead of one. :meth:`commit` waits for every check
+    and fails (the archive discarded) if one did not match."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -331,6 +360,8 @@ class ArchiveWriter:
         except OSError as e:
             raise StorageError(f"cannot write archive {path}: {e.strerror or e}") from e
         self._offset = 0
+        self._checker: ThreadPoolExecutor | None = None
+        self._checks: list[Future[None]] = []
 
     def _write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -355,20 +386,120 @@ class ArchiveWriter:
         self._write(data)
         self._pad()
 
-    def add_stream(self, name: str, size: int, chunks: Iterable[bytes]) -> None:
-        """Add a member from chunks adding up to exactly ``size`` bytes."""
+    def add_stream(
+        self, name: str, size: int, chunks: Iterable[bytes], sha256: str | None = None
+    ) -> None:
+        """Add a member from chunks adding up to exactly ``size`` bytes. With ``sha256``
+        (the bytes' expected digest, which the producer checks), another size is
+        :class:`MemberDigestError`: bytes that are not the ones expected, not an I/O fault."""
         self._header(name, size)
         written = 0
         for chunk in chunks:
             written += len(chunk)
             if written > size:
-                raise StorageError(f"{name}: more bytes than the {size} expected")
+                self._wrong_size(name, f"more than the {size} bytes expected", sha256)
             self._write(chunk)
         if written != size:
-            raise StorageError(f"{name}: {written} bytes, not the {size} expected")
+            self._wrong_size(name, f"{written} bytes, not the {size} expected", sha256)
         self._pad()
 
+    @staticmethod
+    def _wrong_size(name: str, detail: str, sha256: str | None) -> NoReturn:
+        if sha256 is not None:
+            raise MemberDigestError(name, sha256, None, detail)
+        raise StorageError(f"{name}: {detail}")
+
+    def add_file(
+        self,
+        name: str,
+        source: Path,
+        size: int,
+        sha256: str,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Add the local file ``source`` (exactly ``size`` bytes) as member ``name``; the
+        bytes written must hash to ``sha256`` (checked in the background, reported by
+        :meth:`commit` as :class:`MemberDigestError`). A source of another size is refused
+        here (:class:`MemberDigestError` too: its bytes cannot be the ones expected)."""
+        with open(source, "rb", buffering=0) as handle:
+            actual_size = os.fstat(handle.fileno()).st_size
+            if actual_size != size:
+                detail = f"{actual_size} bytes, not the {size} expected"
+                raise MemberDigestError(name, sha256, None, detail)
+            self._header(name, size)
+            start = self._offset
+            self._copy(handle, size, progress)
+        self._pad()
+        if self._checker is None:
+            workers = max(1, min(4, os.cpu_count() or 1))
+            self._checker = ThreadPoolExecutor(workers, thread_name_prefix="mlprov-archive")
+        self._checks.append(self._checker.submit(self._check, name, start, size, sha256))
+
+    def _copy(self, handle: BinaryIO, size: int, progress: Callable[[int], None] | None) -> None:
+        source, target = handle.fileno(), self._file.fileno()
+        left = size
+        kernel = hasattr(os, "copy_file_range")
+        while left:
+            step = min(left, _COPY_STEP)
+            if kernel:
+                try:
+                    done = os.copy_file_range(source, target, step)
+                except OSError as e:
+                    if e.errno not in _NO_KERNEL_COPY:
+                        raise
+                    kernel = False  # both descriptors' offsets are where they were
+                    continue
+                self._offset += done
+            else:
+                data = handle.read(min(step, _CHECK_STEP))
+                done = len(data)
+                self._write(data)
+            if done == 0:
+                raise StorageError(f"{handle.name}: shorter than the {size} bytes expected")
+            left -= done
+            if progress is not None:
+                progress(done)
+
+    def _check(self, name: str, start: int, size: int, sha256: str) -> None:
+        """Hash the archive's bytes of one member and compare them with ``sha256``. The
+        range is mapped read-only from the archive file (the page cache still holds it),
+        so hashing reads it in place instead of copying it into a buffer first."""
+        hasher = hashlib.sha256()
+        if size:
+            # mmap offsets are multiples of the allocation granularity; members start at
+            # multiples of 512 bytes: map from the boundary below and skip the difference.
+            skip = start % mmap.ALLOCATIONGRANULARITY
+            fd = os.open(self._tmp, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            try:
+                mapped = mmap.mmap(fd, skip + size, access=mmap.ACCESS_READ, offset=start - skip)
+            finally:
+                os.close(fd)
+            with mapped, memoryview(mapped) as whole:
+                for at in range(skip, skip + size, _CHECK_STEP):
+                    # hashlib releases the GIL for large buffers: checks run in parallel.
+                    with whole[at : min(at + _CHECK_STEP, skip + size)] as piece:
+                        hasher.update(piece)
+        actual = hasher.hexdigest()
+        if actual != sha256:
+            raise MemberDigestError(name, sha256, actual, f"the bytes copied hash to {actual}")
+
+    def _wait_for_checks(self) -> None:
+        """Every background check finished; the first failure raised."""
+        try:
+            for check in self._checks:
+                check.result()
+        finally:
+            self._checks = []
+            if self._checker is not None:
+                self._checker.shutdown(wait=True, cancel_futures=True)
+                self._checker = None
+
     def commit(self) -> None:
+        try:
+            self._wait_for_checks()
+        except BaseException:
+            self.discard()
+            raise
         try:
             # End of archive: two zero blocks, then zeros up to a whole record.
             self._write(b"\x00" * (2 * _BLOCK))
@@ -384,5 +515,10 @@ class ArchiveWriter:
             raise StorageError(f"cannot write archive {self.path}: {e.strerror or e}") from e
 
     def discard(self) -> None:
+        if self._checker is not None:
+            # Checks still running read the temporary file: let them end before it goes.
+            self._checker.shutdown(wait=True, cancel_futures=True)
+            self._checker = None
+        self._checks = []
         self._file.close()
         self._tmp.unlink(missing_ok=True)

@@ -179,6 +179,13 @@ class ArtifactStore(abc.ABC):
     def read_bytes(self, sha256: str) -> bytes:
         return b"".join(self.read_chunks(sha256))
 
+    def local_file(self, sha256: str) -> Path | None:
+        """The local file holding a blob's bytes, for a store that keeps blobs as files
+        (so the kernel can copy them: ``mlprov export``), else None. The bytes are NOT
+        checked here: whoever copies them must hash what was copied against the key."""
+        _check_key(sha256)
+        return None
+
     def delete(self, sha256: str) -> None:
         """Remove a blob (a missing one is not an error). Only ``mlprov gc`` calls it, for
         a blob it has claimed (:mod:`mlprov.registry.gc`)."""

@@ -147,6 +147,11 @@ class FileArtifactStore(ArtifactStore):
     def _exists(self, sha256: str) -> bool:
         return self._blob_path(sha256).is_file()
 
+    def local_file(self, sha256: str) -> Path | None:
+        super().local_file(sha256)  # the key's shape is checked there
+        path = self._blob_path(sha256)
+        return path if path.is_file() else None
+
     def _read_chunks(self, sha256: str) -> Iterator[bytes]:
         with open(self._blob_path(sha256), "rb") as handle:
             while chunk := handle.read(READ_CHUNK):

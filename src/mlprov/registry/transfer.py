@@ -19,7 +19,9 @@ registry. The blobs of the exported version are always in it; its ancestors' onl
 lineage closures, the release record and the bundle statement as the exact stored bytes.
 
 Export reads the rows in one read transaction, signs outside any transaction, streams
-every blob from the artefact store (digest-checked as it streams) into the tar, renames
+every blob from the artefact store into the tar (a local file store's blobs copied by the
+kernel and the archive's bytes hashed on worker threads, other stores' digest-checked as
+they stream: :class:`mlprov.archive.ArchiveWriter`), renames
 the finished file into place, and audits ``version.export`` with the manifest's digest
 (``deployment.export`` with the bundle's), which the importing registry's
 ``version.import`` (``deployment.import``) entry records too.
@@ -36,9 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlprov.archive import ROOT, ArchiveWriter, read_ahead
+from mlprov.archive import ROOT, ArchiveWriter, MemberDigestError, read_ahead
+from mlprov.artifacts import CorruptBlobError
 from mlprov.canonical import canonical_json
-from mlprov.errors import InvalidInputError
+from mlprov.errors import DigestMismatchError, InvalidInputError
 from mlprov.records import ModelVersion
 from mlprov.refs import ModelRef
 from mlprov.registry._context import RegistryContext, coerce_ref, resolve, utc_now
@@ -277,11 +280,24 @@ def export_version(
         for name, data in documents:
             writer.add_bytes(name, data)
         for sha, size in sorted(blobs.items()):
+            local = context.artifacts.local_file(sha)
+            if local is not None:
+                # Copied by the kernel; the archive's bytes are hashed on worker threads
+                # against the key, and commit() fails if one does not match.
+                writer.add_file(blob_member(sha), local, size, sha, progress)
+                continue
             chunks = read_ahead(context.artifacts.read_chunks(sha))
             if progress is not None:
                 chunks = _counted(chunks, progress)
-            writer.add_stream(blob_member(sha), size, chunks)
+            writer.add_stream(blob_member(sha), size, chunks, sha)
         writer.commit()
+    except MemberDigestError as e:
+        writer.discard()
+        if e.actual is None:
+            raise DigestMismatchError(
+                f"blob {e.expected} is corrupt in the artefact store: {e.detail}"
+            ) from e
+        raise CorruptBlobError(e.expected, e.actual) from e
     except BaseException:
         writer.discard()
         raise
