@@ -1,6 +1,8 @@
 """The blob receiver of ``mlprov pull`` and ``download`` against a server: read on one
-thread, hashed and written on two others; every byte hashed in order, the file fsynced,
-and a failure on either side stops both and reaches the caller as one error."""
+thread into buffers that are hashed and written on two others; every byte hashed in
+order, the file fsynced, and a failure on either side stops both and reaches the caller
+as one error. The body is read through ``read_into`` (here over uneven pieces, as the
+httpx fallback reads it: :func:`mlprov.client._download.pieces_reader`)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pytest
 
 from mlprov.client import _blob_stream
 from mlprov.client._blob_stream import receive_blob, write_new
+from mlprov.client._download import pieces_reader
 from mlprov.errors import EXIT_STORAGE, StorageError
 
 
@@ -33,7 +36,7 @@ def _pieces(total: int, seed: int = 7) -> Iterator[bytes]:
 
 
 def _blob_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "mlprov-blob"]
+    return [t for t in threading.enumerate() if t.name.startswith("mlprov-blob")]
 
 
 def test_every_byte_is_written_and_hashed_in_order(tmp_path: Path) -> None:
@@ -44,7 +47,7 @@ def test_every_byte_is_written_and_hashed_in_order(tmp_path: Path) -> None:
     seen: list[int] = []
     target = tmp_path / "sub" / "weights.bin"
 
-    size = receive_blob(iter(pieces), target, 0o640, [sha256, sha512], seen.append)
+    size = receive_blob(pieces_reader(iter(pieces)), target, 0o640, [sha256, sha512], seen.append)
 
     assert size == total == sum(seen)
     assert target.read_bytes() == expected
@@ -56,7 +59,7 @@ def test_every_byte_is_written_and_hashed_in_order(tmp_path: Path) -> None:
 
 def test_an_empty_blob_makes_an_empty_file(tmp_path: Path) -> None:
     hasher = hashlib.sha256()
-    assert receive_blob(iter([]), tmp_path / "empty", 0o644, [hasher]) == 0
+    assert receive_blob(pieces_reader(iter([])), tmp_path / "empty", 0o644, [hasher]) == 0
     assert (tmp_path / "empty").read_bytes() == b""
     assert hasher.hexdigest() == hashlib.sha256(b"").hexdigest()
 
@@ -68,7 +71,7 @@ def test_a_lost_connection_stops_the_workers_and_is_raised(tmp_path: Path) -> No
 
     open_before = len(os.listdir("/proc/self/fd"))
     with pytest.raises(StorageError, match="RemoteProtocolError"):
-        receive_blob(cut(), tmp_path / "cut.bin", 0o644, [hashlib.sha256()])
+        receive_blob(pieces_reader(cut()), tmp_path / "cut.bin", 0o644, [hashlib.sha256()])
     assert _blob_threads() == []
     assert len(os.listdir("/proc/self/fd")) == open_before  # the file was closed
 
@@ -90,7 +93,7 @@ def test_a_disk_error_ends_the_read_early(tmp_path: Path) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
     try:
         with pytest.raises(StorageError, match=r"big\.bin: cannot write") as caught:
-            receive_blob(counted(), tmp_path / "big.bin", 0o644, [hashlib.sha256()])
+            receive_blob(pieces_reader(counted()), tmp_path / "big.bin", 0o644, [hashlib.sha256()])
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, previous_handler)
@@ -105,7 +108,9 @@ def test_a_failing_hash_is_raised_and_stops_the_read(tmp_path: Path) -> None:
             raise ValueError("hasher broke")
 
     with pytest.raises(ValueError, match="hasher broke"):
-        receive_blob(_pieces(40 * _blob_stream._BATCH), tmp_path / "h.bin", 0o644, [Broken()])
+        receive_blob(
+            pieces_reader(_pieces(40 * _blob_stream._BATCH)), tmp_path / "h.bin", 0o644, [Broken()]
+        )
     assert _blob_threads() == []
 
 
@@ -113,7 +118,7 @@ def test_an_existing_file_is_never_overwritten(tmp_path: Path) -> None:
     target = tmp_path / "taken"
     target.write_bytes(b"keep")
     with pytest.raises(StorageError, match="taken: cannot write"):
-        receive_blob(iter([b"new"]), target, 0o644, [hashlib.sha256()])
+        receive_blob(pieces_reader(iter([b"new"])), target, 0o644, [hashlib.sha256()])
     with pytest.raises(StorageError, match="taken: cannot write"):
         write_new(target, [b"new"], 0o644)
     assert target.read_bytes() == b"keep"

@@ -1,15 +1,15 @@
-"""Receiving one blob into a new file: the calling thread reads the response while one
-worker thread hashes and writes what was read (docs/adr/0049, "pull").
+"""Receiving one blob into a new file: the calling thread reads the response into
+buffers while a second thread hashes them and a third writes them (docs/adr/0049,
+"pull").
 
 Read, hash and write in one loop make the socket wait while each piece is hashed, and
-the server stalls once the socket's buffers fill. ``hashlib`` and file writes release
-the GIL on large buffers, so a second thread hashes and writes batch *n* while this one
-reads batch *n + 1*: the hashing overlaps the transfer instead of following each read.
-Every byte is still hashed, in order, and the file is fsynced before this returns.
+the server stalls once the socket's buffers fill. ``hashlib``, ``recv_into`` and file
+writes release the GIL on large buffers, so buffer *n* is written while *n + 1* is
+hashed and *n + 2* is read: the hashing overlaps the transfer instead of following each
+read. Every byte is still hashed, in order, and the file is fsynced before this returns.
 
-The pieces are taken as the HTTP stack hands them over (no re-chunking, which copies
-every byte once more) and handed to the worker in batches, so the queue is touched a few
-hundred times per GiB; at most ``_DEPTH`` batches wait, which bounds the memory held.
+The body is read with ``read_into`` (:mod:`mlprov.client._download`) straight into a few
+multi-MiB buffers that go round between the threads: no per-piece objects, no copies.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mlprov.client._download import ReadInto
 from mlprov.errors import StorageError
 
 __all__ = ["receive_blob", "write_new"]
 
-#: Bytes gathered from the response before they are handed to the worker thread.
+#: Bytes read from the response into one buffer before it is hashed and written.
 _BATCH = 4 * 1024 * 1024
-#: Batches that may wait for the worker (bounds memory: _DEPTH x _BATCH).
+#: Buffers in use at once (bounds memory: _DEPTH x _BATCH).
 _DEPTH = 4
 #: Bytes written between two writeback hints (see _Writer.write).
 _WRITEBACK = 64 * 1024 * 1024
@@ -83,51 +84,76 @@ def write_new(target: Path, chunks: Iterable[bytes], mode: int) -> int:
 
 
 def receive_blob(
-    pieces: Iterable[bytes],
+    read_into: ReadInto,
     target: Path,
     mode: int,
     hashers: Sequence[Any],
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Write ``pieces`` (read on this thread) to the new file ``target``, each byte fed
-    to every one of ``hashers`` in order on the worker thread; fsynced; the byte count.
+    """Write the body ``read_into`` fills (read on this thread) to the new file
+    ``target``, each byte fed to every one of ``hashers`` in order on a second thread and
+    written on a third; fsynced; the byte count.
 
-    A failure on either side stops both: a write error ends the read at the next batch
-    and is raised here; a read error (the connection lost) is raised once the worker has
-    stopped, so the file is closed before the caller removes its staging folder."""
+    Buffers go round: this thread fills one, the hashing thread hashes it and passes it
+    on, the writing thread writes it and hands it back, so at most ``_DEPTH`` buffers
+    exist and no byte is copied between the socket and the file but by the kernel. A
+    failure on either side stops both: a write error ends the read at the next buffer
+    and is raised here; a read error (the connection lost) is raised once both threads
+    have stopped, so the file is closed before the caller removes its staging folder."""
     writer = _Writer(target, mode)
     failed: list[BaseException] = []
+    free: queue.Queue[bytearray] = queue.Queue()
+    for _ in range(_DEPTH):
+        free.put(bytearray(_BATCH))
+    to_write: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+    to_hash: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
 
-    def hash_piece(piece: bytes) -> None:
-        for hasher in hashers:
-            hasher.update(piece)
+    def hash_buffers() -> None:
+        while (item := to_hash.get()) is not None:
+            if not failed:
+                try:
+                    with memoryview(item[0])[: item[1]] as view:
+                        for hasher in hashers:
+                            hasher.update(view)
+                except BaseException as e:
+                    failed.append(e)
+            to_write.put(item)
+        to_write.put(None)
 
-    # Two workers, each fed every batch in order: hashing is CPU, writing waits on the
-    # disk (the kernel throttles a writer of many dirty pages), so each overlaps the other.
-    workers = [_Worker(hash_piece, failed), _Worker(writer.write, failed)]
+    def write_buffers() -> None:
+        while (item := to_write.get()) is not None:
+            if not failed:
+                try:
+                    with memoryview(item[0])[: item[1]] as view:
+                        writer.write(view)
+                except BaseException as e:
+                    failed.append(e)
+            free.put(item[0])
+
+    threads = [
+        threading.Thread(target=step, name=f"mlprov-blob-{step.__name__}", daemon=True)
+        for step in (hash_buffers, write_buffers)
+    ]
+    for thread in threads:
+        thread.start()
     try:
         try:
-            batch: list[bytes] = []
-            gathered = 0
-            for piece in pieces:
-                if not piece:
-                    continue
-                batch.append(piece)
-                gathered += len(piece)
-                if progress is not None:
-                    progress(len(piece))
-                if gathered >= _BATCH:
-                    for worker in workers:
-                        worker.batches.put(batch)
-                    batch, gathered = [], 0
-                    if failed:
-                        break
-            if batch and not failed:
-                for worker in workers:
-                    worker.batches.put(batch)
+            while not failed:
+                buffer = free.get()
+                with memoryview(buffer) as view:
+                    filled = 0
+                    while filled < len(view) and (got := read_into(view[filled:])):
+                        filled += got
+                        if progress is not None:
+                            progress(got)
+                if filled:
+                    to_hash.put((buffer, filled))
+                if filled < len(buffer):
+                    break  # the end of the body
         finally:
-            for worker in workers:
-                worker.stop()
+            to_hash.put(None)
+            for thread in threads:
+                thread.join()
         if failed:
             error = failed[0]
             if isinstance(error, OSError):
@@ -140,29 +166,3 @@ def receive_blob(
     finally:
         writer.close()
     return writer.size
-
-
-class _Worker:
-    """A thread applying ``step`` to each piece of each batch it is given, in order."""
-
-    def __init__(self, step: Callable[[bytes], None], failed: list[BaseException]) -> None:
-        self.batches: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=_DEPTH)
-        self._step = step
-        self._failed = failed
-        self._thread = threading.Thread(target=self._run, name="mlprov-blob", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (batch := self.batches.get()) is not None:
-            if self._failed:
-                continue  # drain, so the reading thread never blocks on a full queue
-            try:
-                for piece in batch:
-                    self._step(piece)
-            except BaseException as e:
-                self._failed.append(e)
-
-    def stop(self) -> None:
-        """Let the thread finish the batches given, then end it."""
-        self.batches.put(None)
-        self._thread.join()

@@ -1345,13 +1345,10 @@ class HttpRegistry:
         blob_hasher = new_hasher("sha256") if digest.algorithm != "sha256" else None
         hashers = [hasher] if blob_hasher is None else [hasher, blob_hasher]
         # Identity: the bytes hashed must be the blob's, never a re-encoding of them.
-        with self._transport.stream(
-            "GET",
-            f"/api/v1/blobs/{item.blob}",
-            retry=True,
-            headers={"Accept-Encoding": "identity"},
-        ) as response:
-            size = receive_blob(response.iter_raw(), target, mode, hashers, progress)
+        with self._transport.download(
+            f"/api/v1/blobs/{item.blob}", headers={"Accept-Encoding": "identity"}
+        ) as read_into:
+            size = receive_blob(read_into, target, mode, hashers, progress)
         if size != item.size:
             raise DigestMismatchError(
                 f"{target.name}: the server sent {size} bytes, the manifest records {item.size}"

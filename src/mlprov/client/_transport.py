@@ -19,8 +19,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from mlprov import errors
+from mlprov.client._download import ReadInto, as_httpx_response, direct_get_for, pieces_reader
 from mlprov.errors import (
     AuthenticationError,
     ConflictError,
@@ -35,6 +37,8 @@ from mlprov.errors import (
 )
 
 if TYPE_CHECKING:
+    import http.client
+
     import httpx
 
 __all__ = ["RETRIED_STATUSES", "Transport", "error_from_response"]
@@ -112,6 +116,8 @@ class Transport:
         headers = {"User-Agent": "mlprov-client"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        self._headers = headers
+        self._direct = direct_get_for(self.base_url, timeout)
         self._client = httpx.Client(
             base_url=self.base_url,
             headers=headers,
@@ -125,12 +131,16 @@ class Transport:
         self._client.close()
 
     def _unreachable(self, error: Exception) -> StorageError:
+        import http.client  # noqa: PLC0415
+
         import httpx  # noqa: PLC0415
 
-        if isinstance(error, httpx.ConnectError):
+        if isinstance(error, (httpx.ConnectError, ConnectionRefusedError)):
             what = "connection refused or host unreachable"
-        elif isinstance(error, httpx.TimeoutException):
+        elif isinstance(error, (httpx.TimeoutException, TimeoutError)):
             what = "timed out"
+        elif isinstance(error, (http.client.IncompleteRead, ConnectionResetError)):
+            what = "the connection was lost"
         else:
             what = type(error).__name__
         return StorageError(f"cannot reach the registry server at {self.base_url}: {what}")
@@ -194,6 +204,47 @@ class Transport:
                 response.close()
             return
 
+    @contextmanager
+    def download(self, path: str, *, headers: Mapping[str, str]) -> Iterator[ReadInto]:
+        """GET a large body (a blob) and yield a ``read_into(buffer) -> int`` over it
+        (:mod:`mlprov.client._download`): straight from the socket when the server is
+        reached directly, else through the httpx stream. Retried as :meth:`stream`
+        retries a GET; an error answer is raised as its MlprovError; a connection lost
+        while the body is read is a StorageError naming the server."""
+        if self._direct is None:
+            with self.stream("GET", path, retry=True, headers=headers) as response:
+                yield pieces_reader(response.iter_raw())
+            return
+        import http.client  # noqa: PLC0415
+
+        prefix = urlsplit(self.base_url).path.rstrip("/")
+        sent = {**self._headers, **headers}
+        attempts = 1 + self.retries
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                connection, answer = self._direct.send(prefix + path, sent)
+            except (OSError, http.client.HTTPException) as e:
+                if last:
+                    raise self._unreachable(e) from None
+                self._wait(attempt)
+                continue
+            try:
+                try:
+                    if answer.status in RETRIED_STATUSES and not last:
+                        answer.read()
+                        self._wait(attempt)
+                        continue
+                    if answer.status >= 300:
+                        raise error_from_response(as_httpx_response(answer, answer.read()))
+                except (OSError, http.client.HTTPException) as e:
+                    raise self._unreachable(e) from None
+                yield _lost_as_unreachable(answer, self._unreachable)
+            finally:
+                answer.close()
+                connection.close()
+            return
+
     def request(
         self,
         method: str,
@@ -229,3 +280,24 @@ class Transport:
             raise StorageError(
                 f"the server at {self.base_url} answered {method} {path} with no JSON"
             ) from None
+
+
+def _lost_as_unreachable(
+    answer: http.client.HTTPResponse, unreachable: Callable[[Exception], StorageError]
+) -> ReadInto:
+    """``answer.readinto`` with a connection lost mid-body raised as the transport's
+    StorageError (the caller's thread reads it, outside the transport's own ``try``).
+    http.client answers 0 when the connection closes before Content-Length bytes came
+    (it does not raise, for compatibility): that is a lost connection too."""
+    import http.client  # noqa: PLC0415
+
+    def guarded(buffer: memoryview) -> int:
+        try:
+            got = answer.readinto(buffer)
+        except (OSError, http.client.HTTPException) as e:
+            raise unreachable(e) from None
+        if got == 0 and len(buffer) and answer.length:
+            raise unreachable(http.client.IncompleteRead(b"", answer.length))
+        return got
+
+    return guarded

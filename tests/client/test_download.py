@@ -1,0 +1,190 @@
+"""Blob bodies read straight from the socket (``Transport.download``): the bytes, the
+retry of a 503, an error answer as its MlprovError, a connection lost mid-body as one
+StorageError, and the httpx path when a proxy from the environment applies, all against
+real HTTP servers on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from mlprov.client._blob_stream import receive_blob
+from mlprov.client._download import direct_get_for
+from mlprov.client._transport import Transport
+from mlprov.errors import EXIT_STORAGE, NotFoundError, StorageError
+
+BODY = os.urandom(9 * 1024 * 1024 + 5)
+
+
+@contextmanager
+def _blob_server(answers: list[str]) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """Answers GET in turn with: ``ok`` (BODY), ``busy`` (503), ``missing`` (404 with an
+    mlprov error body) or ``cut`` (half of BODY, then the connection closed)."""
+    seen: list[dict[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            seen.append({k.lower(): v for k, v in self.headers.items()} | {"path": self.path})
+            kind = answers.pop(0) if answers else "ok"
+            if kind in ("busy", "missing"):
+                status = 503 if kind == "busy" else 404
+                body = json.dumps(
+                    {"error": {"type": "NotFoundError", "message": "blob abc is not stored"}}
+                ).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(BODY)))
+            self.end_headers()
+            self.wfile.write(BODY if kind == "ok" else BODY[: len(BODY) // 2])
+            if kind == "cut":
+                self.close_connection = True
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/prefix", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@contextmanager
+def _forward_proxy() -> Iterator[tuple[str, list[str]]]:
+    """A forwarding HTTP proxy (absolute-URI requests, RFC 9112 section 3.2.2) on
+    loopback, written with http.client so that it does not itself read HTTP_PROXY."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            target = urlsplit(self.path)
+            upstream = http.client.HTTPConnection(target.hostname or "", target.port or 80)
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "proxy-connection"}
+            upstream.request("GET", target.path, headers=headers)
+            answer = upstream.getresponse()
+            body = answer.read()
+            self.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            upstream.close()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def _receive(transport: Transport, target: Path) -> str:
+    hasher = hashlib.sha256()
+    with transport.download("/api/v1/blobs/abc", headers={"Accept-Encoding": "identity"}) as read:
+        receive_blob(read, target, 0o644, [hasher])
+    return hasher.hexdigest()
+
+
+def test_the_body_is_read_whole_with_the_token_and_a_503_is_retried(tmp_path: Path) -> None:
+    with _blob_server(["busy", "ok"]) as (base, seen):
+        transport = Transport(base, "secret-token", timeout=10, retries=2)
+        transport.backoff = 0.01
+        try:
+            digest = _receive(transport, tmp_path / "blob")
+        finally:
+            transport.close()
+    assert digest == hashlib.sha256(BODY).hexdigest()
+    assert (tmp_path / "blob").read_bytes() == BODY
+    assert len(seen) == 2  # the 503, then the answer
+    assert all(s["path"] == "/prefix/api/v1/blobs/abc" for s in seen)
+    assert all(s["authorization"] == "Bearer secret-token" for s in seen)
+    assert all(s["accept-encoding"] == "identity" for s in seen)
+
+
+def test_an_error_answer_is_its_mlprov_error(tmp_path: Path) -> None:
+    with _blob_server(["missing"]) as (base, seen):
+        transport = Transport(base, None, timeout=10, retries=2)
+        try:
+            with pytest.raises(NotFoundError, match="blob abc is not stored"):
+                _receive(transport, tmp_path / "blob")
+        finally:
+            transport.close()
+    assert len(seen) == 1  # a 4xx is never retried
+    assert not (tmp_path / "blob").exists()
+
+
+def test_a_connection_lost_mid_body_is_one_storage_error(tmp_path: Path) -> None:
+    with _blob_server(["cut"]) as (base, _seen):
+        transport = Transport(base, None, timeout=10, retries=0)
+        try:
+            with pytest.raises(StorageError, match="the connection was lost") as caught:
+                _receive(transport, tmp_path / "blob")
+        finally:
+            transport.close()
+    assert caught.value.exit_code == EXIT_STORAGE
+    assert "cannot reach the registry server at http://127.0.0.1:" in str(caught.value)
+
+
+def test_a_proxy_from_the_environment_is_honoured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert direct_get_for("http://127.0.0.1:9", 5) is not None
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert direct_get_for("http://127.0.0.1:9", 5) is not None  # another scheme's proxy
+    assert direct_get_for("https://registry.example", 5) is None
+    monkeypatch.setenv("NO_PROXY", "registry.example")
+    assert direct_get_for("https://registry.example", 5) is not None
+    with _blob_server(["ok"]) as (base, seen), _forward_proxy() as (proxy, forwarded):
+        # Through the proxy: httpx sends the request there, and the body arrives
+        # through the httpx stream.
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        assert direct_get_for(base, 5) is None
+        transport = Transport(base, None, timeout=10, retries=0)
+        try:
+            digest = _receive(transport, tmp_path / "blob")
+        finally:
+            transport.close()
+    assert digest == hashlib.sha256(BODY).hexdigest()
+    assert forwarded == [f"{base}/api/v1/blobs/abc"]
+    assert len(seen) == 1
