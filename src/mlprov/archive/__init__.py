@@ -368,7 +368,10 @@ class ArchiveWriter:
             raise StorageError(f"{name}: {written} bytes, not the {size} expected")
         self._pad()
 
-    def commit(self) -> None:
+    def commit(self, before_rename: Callable[[], None] | None = None) -> None:
+        """Finish the archive and rename it into place; ``before_rename`` runs once the
+        file is complete, and an error it raises leaves the temporary file to
+        :meth:`discard` (nothing is renamed)."""
         try:
             # End of archive: two zero blocks, then zeros up to a whole record.
             self._write(b"\x00" * (2 * _BLOCK))
@@ -378,6 +381,12 @@ class ArchiveWriter:
             # listing, sizes, digests), so one cut short by a crash is refused on import,
             # never half trusted; the rename only keeps a reader from seeing it half written.
             self._file.close()
+        except OSError as e:
+            self.discard()
+            raise StorageError(f"cannot write archive {self.path}: {e.strerror or e}") from e
+        if before_rename is not None:
+            before_rename()
+        try:
             os.replace(self._tmp, self.path)
         except OSError as e:
             self.discard()

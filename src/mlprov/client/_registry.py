@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from mlprov.canonical import canonical_json
-from mlprov.client import _checks, _deployments
+from mlprov.client import _checks, _deployments, _exporting
 from mlprov.client._blob_stream import receive_blob, write_new
 from mlprov.client._transport import Transport
 from mlprov.errors import (
@@ -58,6 +58,7 @@ from mlprov.refs import LATEST, ModelRef
 # The value types only, from the modules that define them: importing the facade or a
 # use-case module would load the store and SQLAlchemy, which a client never uses (ADR 0049).
 from mlprov.registry.api import ProgressCallback
+from mlprov.registry.archive_writing import ExportedArchive, promote_through
 from mlprov.registry.inputs import VersionInput
 from mlprov.registry.types import (
     AliasStatus,
@@ -72,6 +73,7 @@ from mlprov.registry.types import (
 
 if TYPE_CHECKING:
     from mlprov.registry import RebuildCheck
+    from mlprov.registry.api import RegistryApi
     from mlprov.serving import Resolution, ResolutionState
     from mlprov.signing import Signer, Trust, VerificationReport, VerifiedSignature
     from mlprov.verification import CheckResult
@@ -384,6 +386,41 @@ class HttpRegistry:
             retry=True,
             content=chunks,
             headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
+        )
+
+    def export(
+        self,
+        ref: ModelRef | str,
+        to: Path,
+        signer: Signer,
+        *,
+        with_ancestors: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ExportedArchive:
+        """Write an archive of ``ref`` (a version or a deployment version) from what the
+        server sends, every byte checked against its digest, its listing signed here
+        with ``signer`` (:mod:`mlprov.client._exporting`); audited on the server."""
+        return _exporting.export_from_server(
+            self, ref, to, signer, with_ancestors=with_ancestors, progress=progress
+        )
+
+    def promote(
+        self,
+        ref: ModelRef | str,
+        to: RegistryApi,
+        signer: Signer,
+        *,
+        alias: str | None = None,
+        with_ancestors: bool = False,
+        reason: str = "",
+    ) -> ImportedArchive:
+        """Export ``ref`` from this server into a scratch archive and import it into the
+        registry ``to`` (its trust and, with ``alias``, its gate decide)."""
+        return promote_through(
+            lambda path: self.export(ref, path, signer, with_ancestors=with_ancestors),
+            to,
+            alias=alias,
+            reason=reason,
         )
 
     def import_archive(self, path: Path, *, rename: str | None = None) -> ImportedArchive:
