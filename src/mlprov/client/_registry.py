@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from mlprov.canonical import canonical_json
-from mlprov.client import _checks, _deployments, _exporting
+from mlprov.client import _checks, _deployments
 from mlprov.client._blob_stream import receive_blob, write_new
 from mlprov.client._transport import Transport
 from mlprov.errors import (
@@ -58,7 +58,6 @@ from mlprov.refs import LATEST, ModelRef
 # The value types only, from the modules that define them: importing the facade or a
 # use-case module would load the store and SQLAlchemy, which a client never uses (ADR 0049).
 from mlprov.registry.api import ProgressCallback
-from mlprov.registry.archive_writing import ExportedArchive, promote_through
 from mlprov.registry.inputs import VersionInput
 from mlprov.registry.types import (
     AliasStatus,
@@ -74,6 +73,7 @@ from mlprov.registry.types import (
 if TYPE_CHECKING:
     from mlprov.registry import RebuildCheck
     from mlprov.registry.api import RegistryApi
+    from mlprov.registry.archive_writing import ExportedArchive
     from mlprov.serving import Resolution, ResolutionState
     from mlprov.signing import Signer, Trust, VerificationReport, VerifiedSignature
     from mlprov.verification import CheckResult
@@ -400,6 +400,9 @@ class HttpRegistry:
         """Write an archive of ``ref`` (a version or a deployment version) from what the
         server sends, every byte checked against its digest, its listing signed here
         with ``signer`` (:mod:`mlprov.client._exporting`); audited on the server."""
+        # Loaded here: the archive writer (tarfile) is not what other commands need.
+        from mlprov.client import _exporting  # noqa: PLC0415
+
         return _exporting.export_from_server(
             self, ref, to, signer, with_ancestors=with_ancestors, progress=progress
         )
@@ -416,6 +419,8 @@ class HttpRegistry:
     ) -> ImportedArchive:
         """Export ``ref`` from this server into a scratch archive and import it into the
         registry ``to`` (its trust and, with ``alias``, its gate decide)."""
+        from mlprov.registry.archive_writing import promote_through  # noqa: PLC0415
+
         return promote_through(
             lambda path: self.export(ref, path, signer, with_ancestors=with_ancestors),
             to,
