@@ -37,6 +37,7 @@ REGISTRY = {
     "Gate",
     "GateDecision",
     "GcReport",
+    "ExportClosure",
     "ExportedArchive",
     "ImportedArchive",
     "IssuedToken",

@@ -494,7 +494,10 @@ class ArchiveWriter:
                 self._checker.shutdown(wait=True, cancel_futures=True)
                 self._checker = None
 
-    def commit(self) -> None:
+    def commit(self, before_rename: Callable[[], None] | None = None) -> None:
+        """Wait for every check, finish the archive and rename it into place;
+        ``before_rename`` runs once the file is complete and checked, and an error it
+        raises leaves the temporary file to :meth:`discard` (nothing is renamed)."""
         try:
             self._wait_for_checks()
         except BaseException:
@@ -509,6 +512,12 @@ class ArchiveWriter:
             # listing, sizes, digests), so one cut short by a crash is refused on import,
             # never half trusted; the rename only keeps a reader from seeing it half written.
             self._file.close()
+        except OSError as e:
+            self.discard()
+            raise StorageError(f"cannot write archive {self.path}: {e.strerror or e}") from e
+        if before_rename is not None:
+            before_rename()
+        try:
             os.replace(self._tmp, self.path)
         except OSError as e:
             self.discard()

@@ -16,8 +16,6 @@ from mlprov.errors import InvalidInputError
 if TYPE_CHECKING:
     from mlprov.registry import RegistryApi
 
-_WHY = "run it where the registry's database is (docs/transfer.md)"
-
 KeyOption = Annotated[
     Path | None,
     typer.Option("--key", metavar="FILE", help="Key (PEM) the archive manifest is signed with."),
@@ -50,7 +48,8 @@ def export(
     as_json: JsonOption = False,
 ) -> None:
     """Write a version (or a deployment version with all its members), all its evidence
-    and its lineage closure to one signed archive."""
+    and its lineage closure to one signed archive. Against a server the archive is built
+    here from what it sends, every byte checked against its digest."""
     from mlprov.cli._direct import signer_from_options  # noqa: PLC0415
 
     signer = signer_from_options(
@@ -61,7 +60,7 @@ def export(
         identity_token=identity_token,
         passphrase_env=passphrase_env,
     )
-    registry = state(ctx).local_registry("export", _WHY)
+    registry = state(ctx).registry()
     written = registry.export(ref, to, signer, with_ancestors=with_ancestors)
     if as_json:
         print_json(written.to_json())
@@ -169,8 +168,9 @@ def promote(
     passphrase_env: PassphraseEnvOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Export a version from this registry and import it into another, through the
-    other's trust (and, with --alias, its gate), as one command."""
+    """Export a version from this registry (or from the server MLPROV_REGISTRY names) and
+    import it into another, through the other's trust (and, with --alias, its gate), as
+    one command."""
     from mlprov.cli._direct import signer_from_options  # noqa: PLC0415
 
     signer = signer_from_options(
@@ -181,7 +181,7 @@ def promote(
         identity_token=identity_token,
         passphrase_env=passphrase_env,
     )
-    registry = state(ctx).local_registry("promote", _WHY)
+    registry = state(ctx).registry()
     target = _target_registry(to, artifacts, token_env)
     try:
         done = registry.promote(

@@ -72,6 +72,8 @@ from mlprov.registry.types import (
 
 if TYPE_CHECKING:
     from mlprov.registry import RebuildCheck
+    from mlprov.registry.api import RegistryApi
+    from mlprov.registry.archive_writing import ExportedArchive
     from mlprov.serving import Resolution, ResolutionState
     from mlprov.signing import Signer, Trust, VerificationReport, VerifiedSignature
     from mlprov.verification import CheckResult
@@ -384,6 +386,46 @@ class HttpRegistry:
             retry=True,
             content=chunks,
             headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
+        )
+
+    def export(
+        self,
+        ref: ModelRef | str,
+        to: Path,
+        signer: Signer,
+        *,
+        with_ancestors: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ExportedArchive:
+        """Write an archive of ``ref`` (a version or a deployment version) from what the
+        server sends, every byte checked against its digest, its listing signed here
+        with ``signer`` (:mod:`mlprov.client._exporting`); audited on the server."""
+        # Loaded here: the archive writer (tarfile) is not what other commands need.
+        from mlprov.client import _exporting  # noqa: PLC0415
+
+        return _exporting.export_from_server(
+            self, ref, to, signer, with_ancestors=with_ancestors, progress=progress
+        )
+
+    def promote(
+        self,
+        ref: ModelRef | str,
+        to: RegistryApi,
+        signer: Signer,
+        *,
+        alias: str | None = None,
+        with_ancestors: bool = False,
+        reason: str = "",
+    ) -> ImportedArchive:
+        """Export ``ref`` from this server into a scratch archive and import it into the
+        registry ``to`` (its trust and, with ``alias``, its gate decide)."""
+        from mlprov.registry.archive_writing import promote_through  # noqa: PLC0415
+
+        return promote_through(
+            lambda path: self.export(ref, path, signer, with_ancestors=with_ancestors),
+            to,
+            alias=alias,
+            reason=reason,
         )
 
     def import_archive(self, path: Path, *, rename: str | None = None) -> ImportedArchive:

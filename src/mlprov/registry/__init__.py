@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from mlprov.registry._facade import Registry, open_registry
     from mlprov.registry.api import ProgressCallback as ProgressCallback
     from mlprov.registry.api import RegistryApi
+    from mlprov.registry.archive_writing import ExportClosure, ExportedArchive
     from mlprov.registry.deployment_judge import PulledDeployment
     from mlprov.registry.gate import Gate, GateDecision, OpenGate, PointerMove, PolicyGate
     from mlprov.registry.gc import GcReport
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
     from mlprov.registry.pull import PulledVersion
     from mlprov.registry.rebuild import REBUILD_PREDICATE_TYPE, RebuildCheck
     from mlprov.registry.resolution import AliasResolution
-    from mlprov.registry.transfer import ExportedArchive
     from mlprov.registry.types import (
         AliasStatus,
         Approval,
@@ -89,6 +89,7 @@ __all__ = [
     "DispatchReport",
     "Dispatcher",
     "EvidenceCheck",
+    "ExportClosure",
     "ExportedArchive",
     "Gate",
     "GateDecision",
@@ -159,7 +160,8 @@ _HOMES = {
     "AliasResolution": "mlprov.registry.resolution",
     "DispatchReport": "mlprov.registry.webhooks",
     "Dispatcher": "mlprov.registry.webhooks",
-    "ExportedArchive": "mlprov.registry.transfer",
+    "ExportClosure": "mlprov.registry.archive_writing",
+    "ExportedArchive": "mlprov.registry.archive_writing",
     "Gate": "mlprov.registry.gate",
     "GateDecision": "mlprov.registry.gate",
     "OpenGate": "mlprov.registry.gate",

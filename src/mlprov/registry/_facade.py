@@ -64,6 +64,7 @@ from mlprov.registry import (
 from mlprov.registry._context import RegistryContext
 from mlprov.registry.api import RegistryApi
 from mlprov.registry.approvals import Approval
+from mlprov.registry.archive_writing import ExportClosure, ExportedArchive
 from mlprov.registry.deployment_judge import PulledDeployment
 from mlprov.registry.download import VerifiedInstall
 from mlprov.registry.gate import Gate, OpenGate, PolicyGate
@@ -75,7 +76,6 @@ from mlprov.registry.pull import PulledVersion
 from mlprov.registry.rebuild import RebuildCheck
 from mlprov.registry.status import AliasStatus
 from mlprov.registry.tokens import TokenCache
-from mlprov.registry.transfer import ExportedArchive
 from mlprov.registry.types import (
     EvidenceCheck,
     IssuedToken,
@@ -776,6 +776,19 @@ class Registry:
         """Write a version, its evidence and its lineage closure to one signed archive."""
         return transfer.export_version(
             self._context, ref, to, signer, with_ancestors=with_ancestors, progress=progress
+        )
+
+    def export_closure(self, ref: ModelRef | str, *, with_ancestors: bool = False) -> ExportClosure:
+        """What an archive of ``ref`` would hold (the server's answer to a client that
+        exports from it)."""
+        return transfer.export_closure(self._context, ref, with_ancestors=with_ancestors)
+
+    def record_export(
+        self, ref: ModelRef | str, archive_digest: str, *, with_ancestors: bool = False
+    ) -> ExportClosure:
+        """Audit an archive of ``ref`` a client wrote from what this registry sent."""
+        return transfer.record_export(
+            self._context, ref, archive_digest, with_ancestors=with_ancestors
         )
 
     def import_archive(

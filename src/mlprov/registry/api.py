@@ -52,6 +52,7 @@ from mlprov.registry.types import (
 )
 
 if TYPE_CHECKING:
+    from mlprov.registry.archive_writing import ExportedArchive
     from mlprov.signing import Signer, Trust, VerificationReport
 
 __all__ = ["ProgressCallback", "RegistryApi"]
@@ -281,7 +282,28 @@ class RegistryApi(Protocol):
         progress: ProgressCallback | None = None,
     ) -> VerifiedInstall: ...
 
+    def export(
+        self,
+        ref: ModelRef | str,
+        to: Path,
+        signer: Signer,
+        *,
+        with_ancestors: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ExportedArchive: ...
+
     def import_archive(self, path: Path, *, rename: str | None = None) -> ImportedArchive: ...
+
+    def promote(
+        self,
+        ref: ModelRef | str,
+        to: RegistryApi,
+        signer: Signer,
+        *,
+        alias: str | None = None,
+        with_ancestors: bool = False,
+        reason: str = "",
+    ) -> ImportedArchive: ...
 
     def audit_log(
         self, *, subject: str | None = None, limit: int | None = None

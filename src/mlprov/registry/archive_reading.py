@@ -28,8 +28,7 @@ from mlprov.manifest import Digest, FileEntry, Manifest, new_hasher
 from mlprov.records import ModelVersion, Stage
 from mlprov.refs import ModelRef, validate_model_name
 from mlprov.registry._context import RegistryContext
-from mlprov.registry.gc import lease_blob
-from mlprov.registry.transfer import (
+from mlprov.registry.archive_writing import (
     ARCHIVE_FORMAT,
     ARCHIVE_PREDICATE_TYPE,
     SIGNATURE_MEMBER,
@@ -39,6 +38,7 @@ from mlprov.registry.transfer import (
     evidence_member,
     record_member,
 )
+from mlprov.registry.gc import lease_blob
 from mlprov.store.versions import StoredFile
 
 __all__ = [

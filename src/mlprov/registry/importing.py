@@ -56,6 +56,7 @@ from mlprov.registry.archive_reading import (
     read_archive_into,
     registry_trust,
 )
+from mlprov.registry.archive_writing import promote_through
 from mlprov.registry.deployment_import import (
     ArchivedRelease,
     present_release,
@@ -67,7 +68,7 @@ from mlprov.registry.evidence import add_evidence_in
 from mlprov.registry.gc import CLAIM_TTL, check_leases, new_holder
 from mlprov.registry.lineage import stored_edge
 from mlprov.registry.models import create_model_in
-from mlprov.registry.transfer import export_version, scratch_archive_path
+from mlprov.registry.transfer import export_version
 from mlprov.registry.types import ImportedArchive, NewEvidence
 from mlprov.store.deployments import DeploymentVersion
 from mlprov.store.origins import VersionOrigin
@@ -426,11 +427,11 @@ def promote(
     into ``target`` (a local registry or a server) through the target's trust, then (with
     ``alias``) move the alias there through the target's gate (for a deployment, its
     deployment policies)."""
-    folder, path = scratch_archive_path()
-    with folder:
-        export_version(context, coerce_ref(ref), path, signer, with_ancestors=with_ancestors)
-        imported = target.import_archive(path)
-    if alias is not None:
-        moved = ModelRef.parse(imported.ref)
-        target.set_alias(moved.name, alias, moved.version or 0, reason=reason)
-    return imported
+    return promote_through(
+        lambda path: export_version(
+            context, coerce_ref(ref), path, signer, with_ancestors=with_ancestors
+        ),
+        target,
+        alias=alias,
+        reason=reason,
+    )

@@ -17,6 +17,7 @@ __all__ = [
     "AliasMoveBody",
     "DescriptionBody",
     "DocumentsBody",
+    "ExportRecordBody",
     "ModelCreateBody",
     "PolicyApplyBody",
     "PolicyCheckBody",
@@ -51,6 +52,15 @@ class TagChangesBody(_Body):
 
 class DescriptionBody(_Body):
     description: str = Field(max_length=65536)
+
+
+class ExportRecordBody(_Body):
+    """An archive a client wrote from this registry (``mlprov export`` in client mode):
+    the version or deployment version it holds, and its digest (``sha256:HEX``)."""
+
+    ref: str = Field(min_length=1, max_length=300)
+    archive_digest: str = Field(min_length=71, max_length=71)
+    with_ancestors: bool = False
 
 
 class FileBody(_Body):

@@ -11,6 +11,14 @@ model the archive would write to: that is checked as each record is read, before
 its bytes, and a refusal is audited (403). A deployment archive is checked the same way
 for every member model (and lineage ancestor) and, right after its signed listing is read,
 for the deployment itself. The temporary file is removed in every case.
+
+``GET /api/v1/exports/closure`` and ``POST /api/v1/exports`` serve ``mlprov export`` and
+``mlprov promote`` run against this server (ADR 0054): what the archive of a reference
+holds (its versions, ancestors first, and this registry's identity), and the audit entry
+of the archive the client then wrote from the records, evidence and blobs it read here.
+Both need read access to every model of the closure (and to the deployment); a refusal
+is audited (403). The client fetches and checks the contents through the ordinary read
+routes, each authorised again.
 """
 
 from __future__ import annotations
@@ -25,7 +33,10 @@ from fastapi import APIRouter, Query, Request
 
 from mlprov.access import Action, authorize
 from mlprov.errors import PermissionDeniedError
-from mlprov.server._service import service_of
+from mlprov.refs import ModelRef
+from mlprov.registry import ExportClosure, Registry
+from mlprov.server._bodies import ExportRecordBody
+from mlprov.server._service import Service, service_of
 
 __all__ = ["router"]
 
@@ -75,3 +86,41 @@ async def import_archive(
         return await anyio.to_thread.run_sync(run)
     finally:
         path.unlink(missing_ok=True)
+
+
+def _closure_for_reader(
+    service: Service, request: Request, ref: str, with_ancestors: bool
+) -> tuple[Registry, ExportClosure]:
+    """The closure of ``ref``, once the caller may read its root and every model in it
+    (each refusal audited, 403)."""
+    parsed = ModelRef.parse(ref)
+    registry = service.access(request, Action.READ, parsed.name)
+    closure = registry.export_closure(parsed, with_ancestors=with_ancestors)
+    for model in sorted({ModelRef.parse(v).name for v in closure.versions} - {parsed.name}):
+        service.access(request, Action.READ, model)
+    return registry, closure
+
+
+@router.get("/exports/closure", tags=["transfer"])
+def export_closure(
+    request: Request,
+    ref: Annotated[str, Query(max_length=300)],
+    with_ancestors: bool = False,
+) -> dict[str, Any]:
+    """What an archive of ``ref`` holds: its kind, the resolved root and its digest, the
+    versions (ancestors first), those whose bytes it carries, and this registry's id."""
+    _registry, closure = _closure_for_reader(service_of(request), request, ref, with_ancestors)
+    return closure.to_json()
+
+
+@router.post("/exports", status_code=201, tags=["transfer"])
+def record_export(request: Request, body: ExportRecordBody) -> dict[str, Any]:
+    """Audit an archive the caller wrote from what it read here (``version.export`` or
+    ``deployment.export`` with its digest, as a local export is audited)."""
+    registry, _closure = _closure_for_reader(
+        service_of(request), request, body.ref, body.with_ancestors
+    )
+    closure = registry.record_export(
+        body.ref, body.archive_digest, with_ancestors=body.with_ancestors
+    )
+    return {**closure.to_json(), "archive_digest": body.archive_digest}
