@@ -348,9 +348,11 @@ def test_cli_export_import_and_promote(source: GateEnv, target: GateEnv, tmp_pat
     archive = tmp_path / "cli.tar"
     done = source.reg.cli("export", f"m/{number}", "--to", str(archive), "--key", str(key))
     assert done.returncode == 0, done.stderr
+    before = target.reg.snapshot()
     bad = target.reg.cli("import", str(tmp_path / "missing.tar"))
-    assert bad.returncode == 5, bad.stderr
-    one_line_error(bad.stderr)
+    assert bad.returncode == 2, bad.stderr  # a path naming no archive is bad input
+    assert "missing.tar" in one_line_error(bad.stderr)
+    assert target.reg.snapshot() == before
     result = target.reg.cli("import", str(archive), "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["version"]["version"] == number

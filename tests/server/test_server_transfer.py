@@ -128,6 +128,12 @@ def test_a_hostile_upload_is_refused_and_changes_nothing(
         before = target.reg.snapshot()
         with pytest.raises(InvalidInputError):
             client.import_archive(bad)
+        # A path naming no archive is refused before anything is sent (exit 2, as locally).
+        with pytest.raises(InvalidInputError, match=r"missing\.tar") as missing:
+            client.import_archive(tmp_path / "missing.tar")
+        assert missing.value.exit_code == 2
+        with pytest.raises(InvalidInputError, match="not a regular file"):
+            client.import_archive(tmp_path)
     finally:
         client.close()
     assert target.reg.snapshot() == before

@@ -178,6 +178,9 @@ def read_archive(
     reads each entry's bytes (or not) before asking for the next."""
     try:
         source = open(path, "rb")  # noqa: SIM115 - closed in the finally below
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+        # A path that names no archive is the caller's mistake (exit 2), not an I/O fault.
+        raise InvalidInputError(f"cannot read archive {path}: {e.strerror or e}") from e
     except OSError as e:
         raise StorageError(f"cannot read archive {path}: {e.strerror or e}") from e
     try:

@@ -435,8 +435,13 @@ class HttpRegistry:
         path = Path(path)
         try:
             size = path.stat().st_size
+        except (FileNotFoundError, NotADirectoryError) as e:
+            # As locally: a path naming no archive is bad input (exit 2).
+            raise InvalidInputError(f"cannot read archive {path}: {e.strerror or e}") from e
         except OSError as e:
             raise StorageError(f"cannot read archive {path}: {e.strerror or e}") from e
+        if not path.is_file():
+            raise InvalidInputError(f"cannot read archive {path}: not a regular file")
 
         def chunks() -> Iterator[bytes]:
             try:
