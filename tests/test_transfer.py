@@ -133,6 +133,28 @@ def test_re_importing_is_a_no_op(source: GateEnv, target: GateEnv, tmp_path: Pat
     assert target.reg.snapshot() == before
 
 
+def test_an_import_is_one_webhook_event_per_version_written(
+    source: GateEnv, target: GateEnv, tmp_path: Path
+) -> None:
+    archive = _export(source, tmp_path)
+    imported = _import(target, archive)
+    registry = target.reg.registry()
+    try:
+        events = [e for e in registry.outbox() if e.type == "version.imported"]
+        assert [(e.model, json.loads(e.payload)["subject"]) for e in events] == [("m", "m/1")]
+        details = json.loads(events[0].payload)["details"]
+        assert details["archive"] == imported.archive_digest
+        assert not [e for e in registry.outbox() if e.type == "version.registered"]
+    finally:
+        registry.close()
+    _import(target, archive)  # a re-import writes nothing, so it is no event either
+    registry = target.reg.registry()
+    try:
+        assert len([e for e in registry.outbox() if e.type == "version.imported"]) == 1
+    finally:
+        registry.close()
+
+
 def _rewrite(archive: Path, out: Path, change) -> Path:  # type: ignore[no-untyped-def]
     """A copy of ``archive`` with ``change(members) -> members`` applied (name, bytes)."""
     with tarfile.open(archive) as tar:

@@ -142,6 +142,13 @@ def test_a_deployment_imports_verifies_deeply_and_pulls_in_a_fresh_registry(
         entry = [e for e in registry.audit_log() if e.action == "deployment.import"][-1]
         assert entry.subject == "search-stack/2"
         assert json.loads(entry.details)["archive"] == imported.archive_digest
+        # One webhook event for the deployment version, one per member version written.
+        imported_events = [e for e in registry.outbox() if e.type.endswith(".imported")]
+        assert [e.type for e in imported_events].count("deployment.imported") == 1
+        assert {json.loads(e.payload)["subject"] for e in imported_events} >= {"search-stack/2"}
+        assert [e.audit_seq for e in imported_events if e.type == "deployment.imported"] == [
+            entry.seq
+        ]
         assert registry.verify_audit() == len(registry.audit_log())
         registry.set_alias("search-stack", "production", 2, reason="imported")
     finally:

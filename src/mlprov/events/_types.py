@@ -22,6 +22,8 @@ __all__ = ["EVENT_TYPES", "NewEvent", "event_for", "event_type_for", "model_of"]
 #: Every event type a subscription can ask for, with what it means.
 EVENT_TYPES: Mapping[str, str] = {
     "version.registered": "a version was registered",
+    "version.imported": "a version was imported from another registry's archive",
+    "deployment.imported": "a deployment version was imported from another registry's archive",
     "evidence.added": "a signature or attestation was stored with a version",
     "approval.added": "a signed approval was stored with a version",
     "waiver.added": "a signed waiver was granted for a version",
@@ -34,6 +36,10 @@ EVENT_TYPES: Mapping[str, str] = {
 #: Audit action -> event type, for the actions that map one to one.
 _BY_ACTION = {
     "version.register": "version.registered",
+    # An imported version (or deployment version) appears here as a registration does,
+    # but with its origin: its own event, so a subscriber can tell them apart.
+    "version.import": "version.imported",
+    "deployment.import": "deployment.imported",
     "alias.set": "alias.moved",
     "alias.rollback": "alias.moved",
     "alias.delete": "alias.moved",
