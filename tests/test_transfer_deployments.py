@@ -528,3 +528,35 @@ def test_a_deployment_archive_uploaded_to_a_server_is_imported_with_role_checks(
         assert registry.verify("search-stack/2", deep=True).report.passed
     finally:
         registry.close()
+
+
+def test_two_imports_of_one_deployment_archive_at_once_write_it_once(
+    source: GateEnv, target: GateEnv, tmp_path: Path
+) -> None:
+    import threading
+
+    archive = _export(source, tmp_path)
+    _import(target, _export(source, tmp_path, "search-stack/1"))  # some members there already
+    results: list[object] = []
+
+    def run() -> None:
+        try:
+            results.append(_import(target, archive))
+        except Exception as e:  # collected and asserted below
+            results.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert [r.ref for r in results] == ["search-stack/2"] * 2  # type: ignore[attr-defined]
+    registry = target.reg.registry()
+    try:
+        assert [v.version for v in registry.deployment_versions("search-stack")] == [1, 2]
+        imports = [e for e in registry.audit_log() if e.action == "deployment.import"]
+        assert [e.subject for e in imports] == ["search-stack/1", "search-stack/2"]
+        assert registry.verify_audit() == len(registry.audit_log())
+    finally:
+        registry.close()
