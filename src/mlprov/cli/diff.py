@@ -2,7 +2,9 @@
 
 ``diff`` shows two versions side by side, each value taken from verified evidence where
 the registry's trust verifies some and marked as the registry's record otherwise
-(:mod:`mlprov.comparison`); it changes nothing and exits 0. ``rebuild-check`` hashes a
+(:mod:`mlprov.comparison`); it changes nothing and exits 0. Against a server the
+evidence is verified here against the trust options given, which are required there
+(:mod:`mlprov.client._diff`). ``rebuild-check`` hashes a
 re-derived copy and exits 0 when its files and digests are the registered version's, 1
 when they differ (the error line says how), 2 for bad input; ``--attest`` records the
 result as a signed attestation first (docs/diff.md).

@@ -1,6 +1,8 @@
 """Comparing what the registry holds: two versions side by side, and a registered
-version's files with a re-derived copy's. Pure: records, manifests and verification
-reports in, differences out; it opens no file, socket or database.
+version's files with a re-derived copy's. Pure: records, manifests, snapshots and
+trust sets in (a side is verified with :mod:`mlprov.verification`), differences out; it
+opens no file, socket or database, so the local registry and a client reading a server
+over HTTP run exactly this code on what they loaded (ADR 0055).
 
 Stable API (this module's ``__all__``)::
 
