@@ -535,7 +535,7 @@ def test_diff_of_versions_hashed_differently_compares_sha256(
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (("diff", "m/1", "m/2"), "not available against a server yet"),
+        (("diff", "m/1", "m/2"), "give the signer's trust"),
         (("rebuild-check", "m/1", "."), "give the signer's trust"),
     ],
 )

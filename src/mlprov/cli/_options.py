@@ -1,8 +1,9 @@
-"""Parsing of repeated ``K=V`` options, shared by command modules."""
+"""Options shared by command modules, and parsing of repeated ``K=V`` options."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -11,11 +12,15 @@ from mlprov.documents import load_json, parse_number
 from mlprov.errors import DocumentSyntaxError, InvalidInputError
 
 __all__ = [
+    "IdentityOption",
     "IdentityTokenOption",
+    "IssuerOption",
     "JsonOption",
     "PassphraseEnvOption",
     "ReasonOption",
     "SigstoreFlag",
+    "TrustChainOption",
+    "TrustKeyOption",
     "WideOption",
     "parse_pairs",
     "parse_value",
@@ -39,6 +44,26 @@ IdentityTokenOption = Annotated[
 PassphraseEnvOption = Annotated[
     str | None,
     typer.Option("--passphrase-env", metavar="VAR", help="Variable holding the passphrase."),
+]
+# Whom a signature must be signed by, checked here (``evidence``, ``provenance``, ``bom``,
+# ``card``, and ``diff`` against a server): one of a key, a root, or a Sigstore identity.
+TrustKeyOption = Annotated[
+    Path | None,
+    typer.Option("--key", metavar="FILE", help="Check signatures against this public key (PEM)."),
+]
+TrustChainOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--certificate-chain",
+        metavar="FILE",
+        help="Check signatures against this trusted root / chain (PEM).",
+    ),
+]
+IdentityOption = Annotated[
+    str | None, typer.Option("--identity", metavar="IDENTITY", help="Sigstore identity.")
+]
+IssuerOption = Annotated[
+    str | None, typer.Option("--issuer", metavar="URL", help="Sigstore OIDC issuer.")
 ]
 
 #: A decimal number as JSON writes it, with an optional leading sign (``+1``, ``-0.5e3``).

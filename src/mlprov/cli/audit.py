@@ -73,7 +73,10 @@ def audit_verify(
     as_json: JsonOption = False,
 ) -> None:
     """Recompute the hash chain and the state it vouches for; exit 1 naming the first
-    broken entry or the first difference."""
+    broken entry or the first difference.
+
+    Against a server, with --checkpoint the chain the server sends is recomputed here and
+    must extend the checkpoint (verified here); the state check is the server's."""
     from mlprov.cli._direct import trust_from_options  # noqa: PLC0415
     from mlprov.signing import read_signature_file  # noqa: PLC0415
 
@@ -113,11 +116,14 @@ def audit_checkpoint(
     ] = None,
 ) -> None:
     """Sign the audit chain head (sequence, hash, time) after verifying the chain: keep
-    the checkpoint elsewhere and give it to `audit verify --checkpoint` later."""
+    the checkpoint elsewhere and give it to `audit verify --checkpoint` later.
+
+    Against a server the chain it sends is recomputed here and the checkpoint signed
+    here; the key never leaves this machine."""
     from mlprov.cli._direct import signer_from_options  # noqa: PLC0415
     from mlprov.fs import write_file_atomically  # noqa: PLC0415
 
-    registry = state(ctx).local_registry("audit checkpoint")
+    registry = state(ctx).registry()
     signer = signer_from_options(
         key=key,
         certificate=None,

@@ -2,7 +2,9 @@
 
 ``diff`` shows two versions side by side, each value taken from verified evidence where
 the registry's trust verifies some and marked as the registry's record otherwise
-(:mod:`mlprov.comparison`); it changes nothing and exits 0. ``rebuild-check`` hashes a
+(:mod:`mlprov.comparison`); it changes nothing and exits 0. Against a server the
+evidence is verified here against the trust options given, which are required there
+(:mod:`mlprov.client._diff`). ``rebuild-check`` hashes a
 re-derived copy and exits 0 when its files and digests are the registered version's, 1
 when they differ (the error line says how), 2 for bad input; ``--attest`` records the
 result as a signed attestation first (docs/diff.md).
@@ -17,10 +19,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlprov.cli._options import (
+    IdentityOption,
     IdentityTokenOption,
+    IssuerOption,
     JsonOption,
     PassphraseEnvOption,
     SigstoreFlag,
+    TrustChainOption,
+    TrustKeyOption,
     WideOption,
 )
 from mlprov.cli._output import (
@@ -59,6 +65,10 @@ def diff(
     ctx: typer.Context,
     left: Annotated[str, typer.Argument(metavar="A", help="A version: NAME/N or NAME@ALIAS.")],
     right: Annotated[str, typer.Argument(metavar="B", help="The version to compare it with.")],
+    key: TrustKeyOption = None,
+    certificate_chain: TrustChainOption = None,
+    identity: IdentityOption = None,
+    issuer: IssuerOption = None,
     fmt: FormatOption = "text",
     as_json: JsonOption = False,
     wide: WideOption = False,
@@ -67,25 +77,51 @@ def diff(
     or two deployment versions: members by role, metadata, bundle statements.
 
     Values come from evidence the registry's trust verifies; where a version has none, from
-    the registry's records, marked unverified. Changes nothing.
+    the registry's records, marked unverified. Changes nothing. Against a server
+    (MLPROV_REGISTRY=http(s)://...) the evidence is verified here against the trust given
+    (--key, --certificate-chain, or --identity with --issuer), which is required there.
     """
     from mlprov.comparison import DeploymentDiff  # noqa: PLC0415
 
     chosen = _format(fmt, as_json)
-    result = state(ctx).local_registry("diff").diff(left, right)
+    cli = state(ctx)
+    given = key is not None or bool(certificate_chain) or identity is not None or issuer is not None
+    result: VersionDiff | DeploymentDiff
+    if cli.client_mode:
+        from mlprov.cli._direct import trust_from_options  # noqa: PLC0415
+
+        if not given:
+            raise InvalidInputError(
+                "diff against a server verifies the evidence here: give the signer's trust "
+                "(--key, --certificate-chain, or --identity and --issuer); the server's "
+                "policy is not trusted to say whom to trust"
+            )
+        trust = trust_from_options(
+            key=key, certificate_chain=certificate_chain, identity=identity, issuer=issuer
+        )
+        result = cli.server("diff").diff(left, right, trust)
+        source = "the trust given"
+    else:
+        if given:
+            raise InvalidInputError(
+                "--key, --certificate-chain, --identity and --issuer are for a server; "
+                "locally the evidence is checked with the registry's trust (its policy set)"
+            )
+        result = cli.local_registry("diff").diff(left, right)
+        source = "the registry's trust"
     if chosen == "json":
         print_json(result.to_json())
     elif isinstance(result, DeploymentDiff):
-        _show_deployment_diff(result, wide)
+        _show_deployment_diff(result, wide, source)
     else:
-        _show_diff(result, wide)
+        _show_diff(result, wide, source)
 
 
-def _statement(summary: DeploymentSummary, wide: bool) -> str:
+def _statement(summary: DeploymentSummary, source: str) -> str:
     if summary.statement_verified:
-        return "statement verifies with the registry's trust"
+        return f"statement verifies with {source}"
     failed = "; ".join(c.message for c in summary.checks if c.status.value != "passed")
-    return f"statement does NOT verify with the registry's trust: {failed}"
+    return f"statement does NOT verify with {source}: {failed}"
 
 
 def _member(member: DeploymentMember | None, wide: bool) -> Cell:
@@ -94,14 +130,14 @@ def _member(member: DeploymentMember | None, wide: bool) -> Cell:
     return [member.ref, short_digest(member.digest, wide=wide)]
 
 
-def _show_deployment_diff(result: DeploymentDiff, wide: bool) -> None:
+def _show_deployment_diff(result: DeploymentDiff, wide: bool, source: str) -> None:
     names = (result.left.ref, result.right.ref)
     say(f"diff {names[0]} -> {names[1]} (deployments)")
     for summary in (result.left, result.right):
         say(
             f"  {summary.ref}  bundle {short_digest(summary.bundle_digest, wide=wide)}  "
             f"signed by {short_signer(summary.signer, wide=wide)} (as recorded)  "
-            f"{_statement(summary, wide)}"
+            f"{_statement(summary, source)}"
         )
     counts = {c: sum(1 for r in result.roles if r.change == c) for c in _ROLE_CHANGES}
     say("roles: " + ", ".join(f"{n} {c}" for c, n in counts.items()))
@@ -124,7 +160,7 @@ def _show_deployment_diff(result: DeploymentDiff, wide: bool) -> None:
     for role in result.roles:
         if role.diff is not None:
             say(f"role {role.role}:")
-            _show_diff(role.diff, wide)
+            _show_diff(role.diff, wide, source)
 
 
 _ROLE_CHANGES = ("changed", "added", "removed", "same")
@@ -199,7 +235,7 @@ def _show_files(files: FileComparison, names: tuple[str, str], wide: bool) -> No
     print_table(f"files ({files.summary()})", ["path", "change", *names], rows, wide=wide)
 
 
-def _show_diff(result: VersionDiff, wide: bool) -> None:
+def _show_diff(result: VersionDiff, wide: bool, source: str) -> None:
     names = (result.left.ref, result.right.ref)
     say(f"diff {names[0]} -> {names[1]}")
     for summary in (result.left, result.right):
@@ -226,7 +262,7 @@ def _show_diff(result: VersionDiff, wide: bool) -> None:
         for item in summary.evidence
     ]
     if rows:
-        say("evidence (signer as recorded; status: checked with the registry's trust)")
+        say(f"evidence (signer as recorded; status: checked with {source})")
         print_table(None, ["version", "kind", "signer", "status"], rows, wide=wide)
     else:
         say("evidence: none on either version")

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlprov.cli._options import JsonOption, WideOption
+from mlprov.cli._options import (
+    IdentityOption,
+    IssuerOption,
+    JsonOption,
+    TrustChainOption,
+    TrustKeyOption,
+    WideOption,
+)
 from mlprov.cli._output import (
     Cell,
     echo_document,
@@ -41,26 +48,6 @@ KeyOption = Annotated[Path | None, typer.Option("--key", metavar="FILE", help="K
 ChainOption = Annotated[
     list[Path] | None,
     typer.Option("--certificate-chain", metavar="FILE", help="Trusted root / chain (PEM)."),
-]
-IdentityOption = Annotated[
-    str | None, typer.Option("--identity", metavar="IDENTITY", help="Sigstore identity.")
-]
-IssuerOption = Annotated[
-    str | None, typer.Option("--issuer", metavar="URL", help="Sigstore OIDC issuer.")
-]
-
-
-TrustKeyOption = Annotated[
-    Path | None,
-    typer.Option("--key", metavar="FILE", help="Check signatures against this public key (PEM)."),
-]
-TrustChainOption = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--certificate-chain",
-        metavar="FILE",
-        help="Check signatures against this trusted root / chain (PEM).",
-    ),
 ]
 
 

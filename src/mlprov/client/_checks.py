@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "graph_from_json",
     "rebuild_check",
+    "stored_bundle",
     "verified_document",
     "verified_evidence",
     "verify_version",
@@ -44,7 +45,7 @@ __all__ = [
 _CHUNK = 1024 * 1024
 
 
-def _bundle(client: HttpRegistry, record: ModelVersion, digest: str) -> bytes:
+def stored_bundle(client: HttpRegistry, record: ModelVersion, digest: str) -> bytes:
     """The exact bytes of one stored bundle, which must hash to the digest listed (the
     server is not trusted for them)."""
     content = client.evidence_content(record.ref, digest)
@@ -80,7 +81,7 @@ def verify_version(
     signatures = [e for e in record.evidence if e.kind == "signature"]
     if not signatures:
         raise NotFoundError(f"{record.ref} has no stored signature")
-    bundle = _bundle(client, record, signatures[-1].digest)
+    bundle = stored_bundle(client, record, signatures[-1].digest)
     files = client.version_files(record.ref)
     blobs = {f.path: f.blob for f in files}
 
@@ -96,7 +97,7 @@ def verify_version(
         registered,
         trust,
         stored_chunks=lambda entry_path: _blob_chunks(client, blobs[entry_path]),
-        evidence_bytes=lambda digest: _bundle(client, record, digest),
+        evidence_bytes=lambda digest: stored_bundle(client, record, digest),
         path=path,
         limits=Limits(),
         now=now,
@@ -137,7 +138,7 @@ def rebuild_check(
             f"{record.ref} has no stored signature: over HTTP nothing proves its manifest"
         )
     report = signing.verify_bundle_report(
-        _bundle(client, record, signatures[-1].digest), trust, limits=Limits(), now=now
+        stored_bundle(client, record, signatures[-1].digest), trust, limits=Limits(), now=now
     )
     if not report.passed or report.signature is None:
         why = report.error.message if report.error is not None else "it does not verify"
@@ -182,7 +183,7 @@ def _checked(
         check_envelope(
             record,
             item,
-            _bundle(client, record, item.digest),
+            stored_bundle(client, record, item.digest),
             file_hexes,
             trust,
             limits=Limits(),

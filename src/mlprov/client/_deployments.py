@@ -38,6 +38,7 @@ __all__ = [
     "check_statement",
     "deployment_from_json",
     "deployment_report",
+    "given_trust",
     "member_checks",
     "members_body",
     "version_from_json",
@@ -143,8 +144,9 @@ def check_statement(
         raise MalformedDocumentError(refused)
 
 
-def _given(trust: Trust) -> TrustSet:
-    """The caller's trust options as a trust set: model signers, nothing else."""
+def given_trust(trust: Trust) -> TrustSet:
+    """The caller's trust options as a trust set: model signers, nothing else (for
+    ``verify`` and ``diff`` of a deployment, and ``diff`` of two versions)."""
     from mlprov.verification import TrustedSigner, TrustSet  # noqa: PLC0415
 
     return TrustSet((TrustedSigner(_GIVEN, frozenset({"model-signer"}), trust),))
@@ -183,7 +185,7 @@ def deployment_report(
         version.bundle,
     )
     checks = deployment_checks(
-        snapshot, _given(trust), now=now or datetime.now(timezone.utc), limits=Limits()
+        snapshot, given_trust(trust), now=now or datetime.now(timezone.utc), limits=Limits()
     )
     return VerificationReport(version.ref, (*checks, *member_results))
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from mlprov.canonical import canonical_json
-from mlprov.client import _checks, _deployments
+from mlprov.client import _checks, _deployments, _diff
 from mlprov.client._blob_stream import receive_blob, write_new
 from mlprov.client._transport import Transport
 from mlprov.errors import (
@@ -71,6 +71,7 @@ from mlprov.registry.types import (
 )
 
 if TYPE_CHECKING:
+    from mlprov.comparison import DeploymentDiff, VersionDiff
     from mlprov.registry import RebuildCheck
     from mlprov.registry.api import RegistryApi
     from mlprov.registry.archive_writing import ExportedArchive
@@ -695,6 +696,20 @@ class HttpRegistry:
         signature signs, verified against ``trust`` (:func:`_checks.rebuild_check`;
         options ``signer``, ``ignore_paths``, ``allow_symlinks``, ``now``, ``progress``)."""
         return _checks.rebuild_check(self, ref, path, trust, **options)
+
+    def diff(
+        self,
+        left: ModelRef | str,
+        right: ModelRef | str,
+        trust: Trust,
+        *,
+        now: datetime | None = None,
+    ) -> VersionDiff | DeploymentDiff:
+        """``mlprov diff A B`` here: the same comparison a local diff runs, on what the
+        server sends (records, file lists, the exact evidence bytes), the evidence
+        verified against ``trust`` as model signer, not the server's policy
+        (:mod:`mlprov.client._diff`)."""
+        return _diff.diff(self, left, right, trust, now=now)
 
     def attest(
         self, ref: ModelRef | str, predicate_type: str, predicate: dict[str, Any], signer: Signer
@@ -1413,17 +1428,65 @@ class HttpRegistry:
     ) -> list[AuditEntry]:
         return [_audit_entry(e) for e in self._get("/api/v1/audit", subject=subject, limit=limit)]
 
+    def audit_chain(self) -> tuple[int, str, list[AuditEntry]]:
+        """The chain head (sequence, hash) and every entry with the exact details text
+        it hashes (``GET /api/v1/audit/chain``), for checking the chain here."""
+        data = self._get("/api/v1/audit/chain")
+        try:
+            head = data["head"]
+            sequence, head_hash = int(head["sequence"]), str(head["hash"])
+            entries = [AuditEntry.model_validate(e, strict=False) for e in data["entries"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise MalformedDocumentError(f"the server's audit chain does not parse: {e}") from None
+        return sequence, head_hash, entries
+
+    def verified_audit_chain(self) -> tuple[int, str, list[AuditEntry]]:
+        """The chain as :meth:`audit_chain` sends it, recomputed here entry by entry
+        (:func:`mlprov.audit.verify_chain`): a broken link is AuditChainError, exit 1."""
+        from mlprov.audit import verify_chain  # noqa: PLC0415
+
+        sequence, head_hash, entries = self.audit_chain()
+        verify_chain(entries, head_seq=sequence, head_hash=head_hash)
+        return sequence, head_hash, entries
+
+    def checkpoint_audit(self, signer: Signer) -> bytes:
+        """A checkpoint of the server's audit chain head, signed here with ``signer``
+        after the chain was recomputed here; nothing is written on the server."""
+        from mlprov.audit import Checkpoint  # noqa: PLC0415
+
+        sequence, head_hash, _entries = self.verified_audit_chain()
+        # The registry's time format, as a local checkpoint records it.
+        moment = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        mark = Checkpoint(sequence, head_hash, moment)
+        return signer.sign(canonical_json(mark.statement(), "audit checkpoint")).bundle
+
     def verify_audit(
         self, *, checkpoint: bytes | None = None, trust: Trust | None = None, **options: Any
     ) -> int:
-        """The server recomputes its chain (a broken one is an AuditChainError's exit
-        code, 1). A signed checkpoint is checked only against a local registry."""
-        if checkpoint is not None or trust is not None or options:
-            raise InvalidInputError(
-                "mlprov audit verify --checkpoint is not available against a server yet: "
-                "verify the checkpoint where the database is"
-            )
-        return int(self._get("/api/v1/audit/verify")["entries"])
+        """Without ``checkpoint``: the server recomputes its chain and the state it
+        vouches for (a broken one is an AuditChainError's exit code, 1). With one: the
+        checkpoint is verified here against ``trust``, the chain the server sends is
+        recomputed here and must extend the checkpoint's head, so a server that
+        rewrote or truncated its history is caught here; then the server's own state
+        check runs as without one."""
+        if checkpoint is None:
+            if trust is not None or options:
+                raise InvalidInputError("trust options go with --checkpoint")
+            return int(self._get("/api/v1/audit/verify")["entries"])
+        from mlprov import signing  # noqa: PLC0415
+        from mlprov.audit import Checkpoint, check_against_checkpoint  # noqa: PLC0415
+        from mlprov.config import Limits  # noqa: PLC0415
+
+        if trust is None:
+            raise InvalidInputError("say whom the checkpoint must be signed by (--key, ...)")
+        verified = signing.verify_attestation(
+            checkpoint, trust, limits=Limits(), now=options.get("now")
+        )
+        mark = Checkpoint.from_statement(verified.statement)
+        _sequence, _head, entries = self.verified_audit_chain()
+        check_against_checkpoint(entries, mark)
+        self._get("/api/v1/audit/verify")
+        return len(entries)
 
 
 def _version_fields(info: VersionInput) -> dict[str, Any]:

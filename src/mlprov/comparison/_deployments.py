@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from mlprov.comparison._versions import (
@@ -22,15 +23,25 @@ from mlprov.comparison._versions import (
     compare_values,
     diff_versions,
 )
+from mlprov.config import Limits
 from mlprov.manifest import Manifest
-from mlprov.store.deployments import DeploymentMember, DeploymentVersion
-from mlprov.verification import CheckResult, CheckStatus
+from mlprov.records import DeploymentMember, DeploymentVersion
+from mlprov.verification import (
+    CheckResult,
+    CheckStatus,
+    DeploymentSnapshot,
+    MemberSnapshot,
+    TrustSet,
+    deployment_checks,
+)
 
 __all__ = [
     "DeploymentDiff",
     "DeploymentSide",
     "DeploymentSummary",
     "RoleChange",
+    "changed_roles",
+    "deployment_side",
     "diff_deployments",
 ]
 
@@ -50,6 +61,48 @@ class DeploymentSide:
     #: role -> the member's files by their SHA-256 blob keys, compared instead of the
     #: manifests when the two members were hashed with different algorithms
     sha256_manifests: Mapping[str, Manifest] = field(default_factory=dict)
+
+
+def changed_roles(left: DeploymentVersion, right: DeploymentVersion) -> set[str]:
+    """The roles both versions have that name another model version or bind another
+    manifest digest: the members whose two versions a diff must load and compare."""
+    after = {m.role: (m.model, m.version, m.digest) for m in right.members}
+    return {
+        m.role
+        for m in left.members
+        if m.role in after and after[m.role] != (m.model, m.version, m.digest)
+    }
+
+
+def deployment_side(
+    record: DeploymentVersion,
+    current: Mapping[str, str],
+    members: Mapping[str, tuple[VersionSide, Manifest]],
+    trust: TrustSet,
+    *,
+    now: datetime,
+    limits: Limits,
+) -> DeploymentSide:
+    """A deployment side: the bundle statement's checks with ``trust``, where
+    ``current`` holds each role's member digest as the data source knows it now, and
+    ``members`` the version side and SHA-256 manifest of each changed role. The one way
+    both data sources (the local registry, a server over HTTP) make a side."""
+    statement = DeploymentSnapshot(
+        record.deployment,
+        record.version,
+        tuple(
+            MemberSnapshot(m.role, m.model, m.version, m.digest, current[m.role])
+            for m in record.members
+        ),
+        record.meta,
+        record.bundle,
+    )
+    return DeploymentSide(
+        record,
+        deployment_checks(statement, trust, now=now, limits=limits),
+        {role: side for role, (side, _blobs) in members.items()},
+        {role: blobs for role, (_side, blobs) in members.items()},
+    )
 
 
 @dataclass(frozen=True)

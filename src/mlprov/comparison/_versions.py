@@ -24,10 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from mlprov.canonical import canonical_json
 from mlprov.comparison._files import FileComparison, compare_files
+from mlprov.config import Limits
 from mlprov.errors import InvalidInputError
 from mlprov.manifest import Manifest
 from mlprov.provenance import (
@@ -36,7 +38,15 @@ from mlprov.provenance import (
     normalize_metrics,
 )
 from mlprov.records import ModelVersion
-from mlprov.verification import CheckStatus, VerificationReport
+from mlprov.verification import (
+    CheckStatus,
+    Revocations,
+    TrustSet,
+    VerificationReport,
+    VersionSnapshot,
+    evidence_check_ids,
+    verify_snapshot,
+)
 
 __all__ = [
     "SECTIONS",
@@ -48,6 +58,7 @@ __all__ = [
     "VersionSummary",
     "compare_values",
     "diff_versions",
+    "version_side",
 ]
 
 #: The sections of a version diff, in the order they are shown.
@@ -71,6 +82,22 @@ class VersionSide:
     #: evidence digest -> the id of the report's check about it
     #: (:func:`mlprov.verification.evidence_check_ids`)
     evidence_checks: Mapping[str, str]
+
+
+def version_side(
+    snapshot: VersionSnapshot,
+    trust: TrustSet,
+    manifest: Manifest,
+    *,
+    revocations: Revocations,
+    limits: Limits,
+    now: datetime | None = None,
+) -> VersionSide:
+    """A version side: ``snapshot`` verified with ``trust``, its files as ``manifest``.
+    The one way both data sources (the local registry, a server read over HTTP) make a
+    side, so that what a diff shows differs only by what it was given."""
+    report = verify_snapshot(snapshot, trust, revocations=revocations, limits=limits, now=now)
+    return VersionSide(snapshot.record, manifest, report, evidence_check_ids(snapshot.evidence))
 
 
 @dataclass(frozen=True)

@@ -829,6 +829,10 @@ class Registry:
     ) -> list[AuditEntry]:
         return audit.audit_log(self._context, subject=subject, limit=limit)
 
+    def audit_chain(self) -> tuple[int, str, list[AuditEntry]]:
+        """The audit chain head (sequence, hash) and every entry, read together."""
+        return audit.audit_chain(self._context)
+
     def verify_audit(
         self, *, checkpoint: bytes | None = None, trust: Trust | None = None, **options: Any
     ) -> int:

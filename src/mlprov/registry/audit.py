@@ -21,7 +21,7 @@ from mlprov.registry._unit import mutation
 if TYPE_CHECKING:
     from mlprov.signing import Signer, Trust
 
-__all__ = ["audit_log", "checkpoint", "verify_audit"]
+__all__ = ["audit_chain", "audit_log", "checkpoint", "verify_audit"]
 
 
 def audit_log(
@@ -29,6 +29,14 @@ def audit_log(
 ) -> list[AuditEntry]:
     with context.metadata.read() as tx:
         return tx.audit.entries(subject=subject, limit=limit)
+
+
+def audit_chain(context: RegistryContext) -> tuple[int, str, list[AuditEntry]]:
+    """The chain head (sequence, hash) and every entry, read in one transaction, for a
+    reader that recomputes the chain itself (``GET /api/v1/audit/chain``)."""
+    with context.metadata.read() as tx:
+        sequence, head = tx.audit.head()
+        return sequence, head, tx.audit.entries()
 
 
 def checkpoint(context: RegistryContext, signer: Signer) -> bytes:

@@ -21,11 +21,13 @@ from datetime import datetime, timezone
 
 from mlprov.comparison import (
     DeploymentDiff,
-    DeploymentSide,
     VersionDiff,
     VersionSide,
+    changed_roles,
+    deployment_side,
     diff_deployments,
     diff_versions,
+    version_side,
 )
 from mlprov.errors import InvalidInputError
 from mlprov.manifest import Digest, FileEntry, Manifest
@@ -35,18 +37,8 @@ from mlprov.registry._snapshot import load_snapshot
 from mlprov.registry.deployments import resolve_deployment
 from mlprov.registry.policies import load_policy
 from mlprov.store import StoreTransaction
-from mlprov.store.deployments import DeploymentVersion
 from mlprov.store.versions import VersionKey
-from mlprov.verification import (
-    DeploymentSnapshot,
-    MemberSnapshot,
-    Revocations,
-    TrustSet,
-    VersionSnapshot,
-    deployment_checks,
-    evidence_check_ids,
-    verify_snapshot,
-)
+from mlprov.verification import Revocations, TrustSet, VersionSnapshot
 
 __all__ = ["diff"]
 
@@ -77,12 +69,7 @@ def _is_deployment(tx: StoreTransaction, name: str) -> bool:
 def _trust(tx: StoreTransaction, context: RegistryContext) -> tuple[TrustSet, Revocations]:
     """The active policy set's trust (none without one) and the revocations."""
     stored_policy = tx.policies.active()
-    found = tx.revocations.all()
-    revocations = Revocations(
-        versions={r.value: r.reason for r in found if r.kind == "version"},
-        key_hints={r.value: r.reason for r in found if r.kind == "key"},
-        identities={r.value: r.reason for r in found if r.kind == "identity"},
-    )
+    revocations = Revocations.of(tx.revocations.all())
     trust = (
         load_policy(stored_policy.files, context, stored_policy.digest).trust
         if stored_policy is not None
@@ -111,15 +98,6 @@ def _diff_versions(
     return diff_versions(sides[0], sides[1])
 
 
-def _changed_roles(left: DeploymentVersion, right: DeploymentVersion) -> set[str]:
-    after = {m.role: (m.model, m.version, m.digest) for m in right.members}
-    return {
-        m.role
-        for m in left.members
-        if m.role in after and after[m.role] != (m.model, m.version, m.digest)
-    }
-
-
 def _diff_deployments(
     context: RegistryContext, left_ref: ModelRef, right_ref: ModelRef
 ) -> DeploymentDiff:
@@ -127,7 +105,7 @@ def _diff_deployments(
     with context.metadata.read() as tx:
         keys = (resolve_deployment(tx, left_ref), resolve_deployment(tx, right_ref))
         records = tuple(tx.deployments.version_record(key) for key in keys)
-        changed = _changed_roles(records[0], records[1])
+        changed = changed_roles(records[0], records[1])
         current: list[dict[str, str]] = []  # per side: role -> the member's digest now
         loaded: list[dict[str, tuple[VersionSnapshot, Manifest]]] = []
         for record in records:
@@ -145,29 +123,20 @@ def _diff_deployments(
             loaded.append(members)
         trust, revocations = _trust(tx, context)
     now = datetime.now(timezone.utc)
-    sides = []
-    for record, digests, members in zip(records, current, loaded, strict=True):
-        statement = DeploymentSnapshot(
-            record.deployment,
-            record.version,
-            tuple(
-                MemberSnapshot(m.role, m.model, m.version, m.digest, digests[m.role])
-                for m in record.members
-            ),
-            record.meta,
-            record.bundle,
+    sides = [
+        deployment_side(
+            record,
+            digests,
+            {
+                role: (_side(context, snapshot, trust, revocations, snapshot.manifest), blobs)
+                for role, (snapshot, blobs) in members.items()
+            },
+            trust,
+            now=now,
+            limits=context.limits,
         )
-        sides.append(
-            DeploymentSide(
-                record,
-                deployment_checks(statement, trust, now=now, limits=context.limits),
-                {
-                    role: _side(context, snapshot, trust, revocations, snapshot.manifest)
-                    for role, (snapshot, _blobs) in members.items()
-                },
-                {role: blobs for role, (_snapshot, blobs) in members.items()},
-            )
-        )
+        for record, digests, members in zip(records, current, loaded, strict=True)
+    ]
     return diff_deployments(sides[0], sides[1])
 
 
@@ -178,8 +147,7 @@ def _side(
     revocations: Revocations,
     manifest: Manifest,
 ) -> VersionSide:
-    report = verify_snapshot(snapshot, trust, revocations=revocations, limits=context.limits)
-    return VersionSide(snapshot.record, manifest, report, evidence_check_ids(snapshot.evidence))
+    return version_side(snapshot, trust, manifest, revocations=revocations, limits=context.limits)
 
 
 def _sha256_manifest(tx: StoreTransaction, key: VersionKey) -> Manifest:

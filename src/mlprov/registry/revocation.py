@@ -189,9 +189,4 @@ def revocations(context: RegistryContext) -> list[Revocation]:
 
 def revocation_set(context: RegistryContext) -> Revocations:
     """Every revocation, as the verification engine takes them."""
-    found = revocations(context)
-    return Revocations(
-        versions={r.value: r.reason for r in found if r.kind == "version"},
-        key_hints={r.value: r.reason for r in found if r.kind == "key"},
-        identities={r.value: r.reason for r in found if r.kind == "identity"},
-    )
+    return Revocations.of(revocations(context))

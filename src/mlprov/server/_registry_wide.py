@@ -256,6 +256,33 @@ def audit_log(
     return [e.to_json() for e in registry.audit_log(subject=subject, limit=limit)]
 
 
+@router.get("/audit/chain", tags=["audit"])
+def audit_chain(request: Request) -> dict[str, Any]:
+    """The chain head and every entry, each with the exact details text its hash covers
+    (``details`` a string here, unlike ``GET /audit``), so that a client recomputes the
+    chain itself (``audit checkpoint`` and ``audit verify --checkpoint``, ADR 0055).
+    The whole registry's: needs a principal for every model, as ``GET /audit``."""
+    registry = service_of(request).access(request, Action.READ)
+    sequence, head, entries = registry.audit_chain()
+    return {
+        "head": {"sequence": sequence, "hash": head},
+        "entries": [
+            {
+                "seq": e.seq,
+                "at": e.at,
+                "actor": e.actor,
+                "action": e.action,
+                "subject": e.subject,
+                "details": e.details,
+                "reason": e.reason,
+                "prev_hash": e.prev_hash,
+                "hash": e.hash,
+            }
+            for e in entries
+        ],
+    }
+
+
 @router.get("/audit/verify", tags=["audit"])
 def verify_audit(request: Request) -> dict[str, Any]:
     """Recompute the audit chain; a broken one is 400 naming the first bad entry."""

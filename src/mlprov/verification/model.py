@@ -11,13 +11,13 @@ datasets, licences, formats and builders.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from mlprov.manifest import Manifest
-from mlprov.records import Evidence, ModelVersion
+from mlprov.records import Evidence, ModelVersion, Revocation
 from mlprov.signing import SignerIdentity, Trust
 
 __all__ = [
@@ -70,6 +70,16 @@ class Revocations:
     versions: Mapping[str, str] = field(default_factory=dict)  # ref -> reason
     key_hints: Mapping[str, str] = field(default_factory=dict)  # hint -> reason
     identities: Mapping[str, str] = field(default_factory=dict)  # identity -> reason
+
+    @classmethod
+    def of(cls, found: Iterable[Revocation]) -> Revocations:
+        """The revocations as the engine takes them, from the stored (or sent) records."""
+        found = tuple(found)
+        return cls(
+            versions={r.value: r.reason for r in found if r.kind == "version"},
+            key_hints={r.value: r.reason for r in found if r.kind == "key"},
+            identities={r.value: r.reason for r in found if r.kind == "identity"},
+        )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,206 @@
+"""Audit checkpoints against a real ``mlprov serve`` (ADR 0055): ``audit checkpoint``
+recomputes the chain the server sends (``GET /api/v1/audit/chain``) and signs its head
+here; ``audit verify --checkpoint`` verifies the checkpoint here and recomputes the
+chain here, so a server (or a proxy) that rewrote, rehashed or truncated its history is
+caught (exit 1), and so is an entry edited in the database."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlprov.audit import GENESIS_HASH, entry_hash
+from support.client_mode import client_cli, lying_proxy
+from support.registry_env import RegistryEnv, execute, make_model, one_line_error
+from support.server_process import ServerProcess, running_server, token
+
+
+@pytest.fixture
+def server(reg: RegistryEnv, tmp_path: Path) -> Iterator[ServerProcess]:
+    with running_server(reg, tmp_path / "server.log") as running:
+        yield running
+
+
+def _history(reg: RegistryEnv, tmp_path: Path) -> None:
+    """Five audit entries: a model, two versions, an alias set and moved."""
+    registry = reg.registry()
+    try:
+        registry.register(make_model(tmp_path / "a", {"w.bin": b"a"}), "m")  # 1, 2
+        registry.register(make_model(tmp_path / "b", {"w.bin": b"b"}), "m")  # 3
+        registry.set_alias("m", "prod", 2, reason="launch")  # 4
+        registry.set_alias("m", "prod", 1, reason="regression")  # 5
+    finally:
+        registry.close()
+
+
+def _keys(reg: RegistryEnv, tmp_path: Path) -> tuple[Path, Path]:
+    private, public = tmp_path / "auditor.pem", tmp_path / "auditor.pub"
+    reg.cli("keys", "generate", "--out", str(private), check=True)
+    reg.cli("keys", "public", str(private), "--out", str(public), check=True)
+    return private, public
+
+
+def _rewritten(body: bytes, seq: int, reason: str) -> bytes:
+    """The chain with entry ``seq``'s reason changed and every later hash, link and the
+    head recomputed: a chain that verifies on its own."""
+    chain = json.loads(body)
+    prev = GENESIS_HASH
+    for entry in chain["entries"]:
+        if entry["seq"] == seq:
+            entry["reason"] = reason
+        entry["prev_hash"] = prev
+        entry["hash"] = entry_hash(**{k: v for k, v in entry.items() if k != "hash"})
+        prev = entry["hash"]
+    chain["head"]["hash"] = prev
+    return json.dumps(chain).encode()
+
+
+def test_checkpoint_over_http_then_verify_over_http(
+    reg: RegistryEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    _history(reg, tmp_path)
+    private, public = _keys(reg, tmp_path)
+    reader = token(reg, "reader", name="auditor")
+    mark = tmp_path / "checkpoint.json"
+    before = reg.snapshot()
+    made = client_cli(
+        server.base_url, reader, "audit", "checkpoint", "--key", str(private), "--out", str(mark)
+    )
+    assert made.returncode == 0, made.stderr
+    assert reg.snapshot() == before  # signed here; nothing is written on the server
+    statement = json.loads(
+        base64.b64decode(json.loads(mark.read_text())["dsseEnvelope"]["payload"])
+    )
+    assert statement["predicateType"] == "https://mlprov.dev/audit-checkpoint/v1"
+    registry = reg.registry()
+    try:
+        sequence, head, _entries = registry.audit_chain()
+    finally:
+        registry.close()
+    # Five entries of history and the auditor's token.create.
+    assert statement["predicate"]["sequence"] == sequence == 6
+    assert statement["predicate"]["hash"] == head
+    # The log grows; the checkpoint still holds, over HTTP and where the database is.
+    registry = reg.registry()
+    try:
+        registry.tag_model("m", {"after": "checkpoint"})
+    finally:
+        registry.close()
+    trust = ("--checkpoint", str(mark), "--key", str(public))
+    checked = client_cli(server.base_url, reader, "audit", "verify", *trust)
+    assert checked.returncode == 0, checked.stderr
+    assert "audit log intact: 7 entries, and it extends the checkpoint" in checked.stdout
+    assert reg.cli("audit", "verify", *trust).returncode == 0
+    # Without --key the checkpoint's signer is unknown: exit 2 before any request.
+    untrusted = client_cli(server.base_url, reader, "audit", "verify", "--checkpoint", str(mark))
+    assert untrusted.returncode == 2, untrusted.stderr
+    one_line_error(untrusted.stderr)
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "words"),
+    [
+        (lambda body: _rewritten(body, 2, "nothing to see"), "audit entry 6 was rewritten"),
+        (
+            lambda body: json.dumps(
+                {
+                    "head": {
+                        "sequence": 3,
+                        "hash": json.loads(body)["entries"][2]["hash"],
+                    },
+                    "entries": json.loads(body)["entries"][:3],
+                }
+            ).encode(),
+            "audit log truncated",
+        ),
+    ],
+    ids=["rewritten and rehashed", "truncated"],
+)
+def test_a_server_that_rewrote_its_history_fails_verify_here(
+    reg: RegistryEnv, server: ServerProcess, tmp_path: Path, rewrite: Any, words: str
+) -> None:
+    _history(reg, tmp_path)
+    private, public = _keys(reg, tmp_path)
+    reader = token(reg, "reader", name="auditor")
+    mark = tmp_path / "checkpoint.json"
+    made = client_cli(
+        server.base_url, reader, "audit", "checkpoint", "--key", str(private), "--out", str(mark)
+    )
+    assert made.returncode == 0, made.stderr
+
+    def lie(path: str, body: bytes) -> bytes:
+        return rewrite(body) if path == "/api/v1/audit/chain" else body
+
+    before = reg.snapshot()
+    with lying_proxy(server.base_url, lie) as proxy:
+        result = client_cli(
+            proxy.base_url,
+            reader,
+            "audit",
+            "verify",
+            "--checkpoint",
+            str(mark),
+            "--key",
+            str(public),
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert words in one_line_error(result.stderr)
+    assert result.stdout == ""
+    assert reg.snapshot() == before
+
+
+def test_an_entry_edited_in_the_database_fails_verify_over_http(
+    reg: RegistryEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    _history(reg, tmp_path)
+    private, public = _keys(reg, tmp_path)
+    reader = token(reg, "reader", name="auditor")
+    mark = tmp_path / "checkpoint.json"
+    made = client_cli(
+        server.base_url, reader, "audit", "checkpoint", "--key", str(private), "--out", str(mark)
+    )
+    assert made.returncode == 0, made.stderr
+    execute(reg, "UPDATE audit_log SET reason = ? WHERE seq = ?", "approved by the board", 4)
+    before = reg.snapshot()
+    result = client_cli(
+        server.base_url, reader, "audit", "verify", "--checkpoint", str(mark), "--key", str(public)
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "audit entry 4 (alias.set m@prod) was modified" in one_line_error(result.stderr)
+    assert reg.snapshot() == before
+    # A checkpoint of a broken chain is refused as well, and nothing is written.
+    again = client_cli(
+        server.base_url,
+        reader,
+        "audit",
+        "checkpoint",
+        "--key",
+        str(private),
+        "--out",
+        str(tmp_path / "second.json"),
+    )
+    assert again.returncode == 1, again.stderr
+    one_line_error(again.stderr)
+    assert not (tmp_path / "second.json").exists()
+
+
+def test_the_audit_chain_needs_a_token_for_every_model(
+    reg: RegistryEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    """The whole registry's log, as ``audit log``: a token limited to some models is 403
+    (exit 6), before anything is signed or written."""
+    _history(reg, tmp_path)
+    private, _public = _keys(reg, tmp_path)
+    narrow = token(reg, "reader", name="team", models=("m",))
+    mark = tmp_path / "checkpoint.json"
+    result = client_cli(
+        server.base_url, narrow, "audit", "checkpoint", "--key", str(private), "--out", str(mark)
+    )
+    assert result.returncode == 6, result.stderr
+    one_line_error(result.stderr)
+    assert not mark.exists()
