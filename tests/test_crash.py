@@ -109,11 +109,46 @@ def test_sigkill_while_storing_a_large_version_leaves_no_half_version(
     shutil.rmtree(reg.home / "blobs", ignore_errors=True)  # 300 MiB: do not keep it around
 
 
+def _register_killed_while_blocked(reg: RegistryEnv, model: Path, table: str) -> None:
+    """Hold a lock on ``table`` so the registering process waits on its INSERT there,
+    inside its transaction, and kill it there."""
+    with psycopg.connect(reg.metadata_uri) as blocker:
+        blocker.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlprov", "register", str(model), "--name", "m", "-q"],
+            env=reg.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            with psycopg.connect(reg.metadata_uri, autocommit=True) as observer:
+
+                def waiting_on_table() -> bool:
+                    rows = observer.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE %s",
+                        (f"INSERT INTO {table} %",),
+                    ).fetchone()
+                    return bool(rows and rows[0])
+
+                _wait_for(waiting_on_table, process, "the writer blocked inside its transaction")
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        blocker.rollback()
+    assert process.returncode == -signal.SIGKILL
+
+
 def test_sigkill_inside_the_metadata_transaction_commits_nothing(
     tmp_path: Path, pg_schema_uri: str
 ) -> None:
-    """PostgreSQL only: the test holds a lock on audit_log so the registering process stops
-    inside its transaction, after inserting the version and file rows, and is killed there.
+    """PostgreSQL only: the test holds a lock on versions so the registering process stops
+    inside its transaction, after taking the writer lock and the model's next number,
+    at the version row, and is killed there.
     (SQLite offers no external way to pause a writer inside its transaction.)"""
     reg = RegistryEnv(home=tmp_path / "home", metadata_uri=pg_schema_uri)
 
@@ -125,34 +160,7 @@ def test_sigkill_inside_the_metadata_transaction_commits_nothing(
     before = reg.snapshot()
     model = make_model(tmp_path / "v2", {"w.bin": b"two", "x.bin": b"extra"})
 
-    with psycopg.connect(reg.metadata_uri) as blocker:
-        blocker.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mlprov", "register", str(model), "--name", "m", "-q"],
-            env=reg.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            with psycopg.connect(reg.metadata_uri, autocommit=True) as observer:
-
-                def waiting_on_audit() -> bool:
-                    rows = observer.execute(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND query LIKE 'INSERT INTO audit_log%%'"
-                    ).fetchone()
-                    return bool(rows and rows[0])
-
-                _wait_for(waiting_on_audit, process, "the writer blocked inside its transaction")
-            process.send_signal(signal.SIGKILL)
-            process.communicate(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        blocker.rollback()
-    assert process.returncode == -signal.SIGKILL
+    _register_killed_while_blocked(reg, model, "versions")
 
     after = reg.snapshot()
     assert after["rows"] == before["rows"]
@@ -162,3 +170,38 @@ def test_sigkill_inside_the_metadata_transaction_commits_nothing(
     # The version counter moved only inside the killed transaction: 2 is not skipped.
     assert again.stdout.split()[1] == "m/2"
     assert reg.cli("audit", "verify").returncode == 0
+
+
+def test_sigkill_after_the_commit_was_sent_commits_the_whole_registration(
+    tmp_path: Path, pg_schema_uri: str
+) -> None:
+    """PostgreSQL only: the audit entry, head, outbox and file rows go to the server in one
+    pipeline with the COMMIT (docs/adr/0049). A writer killed while that pipeline waits
+    (here on a lock on audit_log) has already asked for the commit, as one killed while
+    waiting for a COMMIT's answer: the server commits all of it, never a part."""
+    reg = RegistryEnv(home=tmp_path / "home", metadata_uri=pg_schema_uri)
+
+    registry = reg.registry()
+    try:
+        registry.register(make_model(tmp_path / "v1", {"w.bin": b"one"}), "m")
+    finally:
+        registry.close()
+    before = reg.snapshot()
+    model = make_model(tmp_path / "v2", {"w.bin": b"two", "x.bin": b"extra"})
+
+    _register_killed_while_blocked(reg, model, "audit_log")
+
+    deadline = time.monotonic() + 60  # the server finishes the pipeline on its own
+    while reg.snapshot()["rows"]["versions"] == before["rows"]["versions"]:
+        assert time.monotonic() < deadline, "the sent commit never completed"
+        time.sleep(0.05)
+    after = reg.snapshot()["rows"]
+    grew = {name: after[name] - count for name, count in before["rows"].items()}
+    assert grew["versions"] == 1
+    assert grew["version_files"] == 2
+    assert grew["audit_log"] == 1
+    assert grew["outbox_events"] == 1
+    assert reg.cli("audit", "verify").returncode == 0
+    again = reg.cli("register", str(model), "--name", "m", "-q")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split()[1] == "m/3"

@@ -406,15 +406,21 @@ def commit_version(
             draft: ModelVersion | None = draft,
             made: Sequence[NewEvidence] = evidence,
         ) -> int:
-            current = unit.tx.models.find(prepared.name)
-            if current is None:
-                current = create_model_in(unit, prepared.name)
+            # Found and claimed in one statement (None: no model yet, or, with a number
+            # that signed documents name, a concurrent registration took it).
+            taken = unit.tx.models.take_number(prepared.name, number if draft else None)
+            if taken is None:
+                if unit.tx.models.find(prepared.name) is not None:
+                    raise LostRace
+                create_model_in(unit, prepared.name)
+                taken = unit.tx.models.take_number(prepared.name, number if draft else None)
+                unit.expect(taken is not None)
+            assert taken is not None  # for mypy: expect() raised otherwise
+            current, number = taken
             if draft is None:
-                # Nothing signed names the number: take the one that is free now
+                # Nothing signed names the number: the one that was free just now
                 # (no read transaction before this one to guess it).
-                number = current.next_version
                 draft = _draft(prepared, stored, number, unit.at, unit.actor, formats)
-            unit.expect(unit.tx.models.claim_version_number(current, number))
             check_leases(unit, prepared.name, stored.leases)
             edges = [stored_edge(unit.tx, edge) for edge in prepared.lineage]
             key = unit.tx.versions.insert(current, draft, files, edges)

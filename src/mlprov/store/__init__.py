@@ -99,7 +99,16 @@ def _make_engine(url: str, dialect: str) -> sa.Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+    engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _send_later_writes(connection: sa.Connection, *_: Any) -> None:
+        # A write transaction's queued writes go first: what runs next may read them.
+        later = connection.get_execution_options().get("mlprov_later")
+        if later is not None and later.pending:
+            later.send()
+
+    return engine
 
 
 class MetadataStore:
@@ -153,10 +162,17 @@ class MetadataStore:
                 connection.begin(),
             ):
                 tx = StoreTransaction(connection, self.dialect)
+                if tx.later.deferring:
+                    connection.execution_options(mlprov_later=tx.later)
                 tx.audit.lock_head()
                 self._writing.active = True
                 try:
                     yield tx
+                    # On PostgreSQL the queued writes and the COMMIT share one round trip.
+                    tx.later.send_with_commit()
+                except BaseException:
+                    tx.later.discard()
+                    raise
                 finally:
                     self._writing.active = False
         except exc.SQLAlchemyError as e:

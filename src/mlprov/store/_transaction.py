@@ -17,6 +17,7 @@ from sqlalchemy import exc
 
 from mlprov.errors import ConflictError, InvalidInputError, MlprovError, StorageError
 from mlprov.store import _schema as t
+from mlprov.store._rows import LaterWrites
 from mlprov.store.aliases import AliasRows
 from mlprov.store.audit import AuditRows
 from mlprov.store.blob_holds import BlobHoldRows
@@ -68,27 +69,36 @@ class StoreTransaction:
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
         """A part of this transaction that rolls back alone when it raises (SAVEPOINT)."""
+        head = self.audit.known_head
         try:
             with self.connection.begin_nested():
                 yield
-        except exc.SQLAlchemyError as e:
-            raise translate_db_error(e) from e
+                self.later.send()  # inside the savepoint, so they are released with it
+        except BaseException as e:
+            # Its audit entries rolled back with it: the head is the one before it.
+            self.later.discard()
+            self.audit.known_head = head
+            if isinstance(e, exc.SQLAlchemyError):
+                raise translate_db_error(e) from e
+            raise
 
     def __init__(self, connection: sa.Connection, dialect: str) -> None:
         self.connection = connection
         self.dialect = dialect
+        #: Writes sent together later on PostgreSQL (mlprov.store._rows.LaterWrites).
+        self.later = later = LaterWrites(connection, dialect)
         self.models = ModelRows(connection)
-        self.versions = VersionRows(connection)
+        self.versions = VersionRows(connection, later)
         self.lineage = LineageRows(connection)
         self.evidence = EvidenceRows(connection)
         self.aliases = AliasRows(connection)
         self.stages = StageRows(connection)
-        self.audit = AuditRows(connection)
+        self.audit = AuditRows(connection, later)
         self.policies = PolicyRows(connection)
         self.revocations = RevocationRows(connection)
         self.registration_keys = RegistrationKeyRows(connection)
         self.tokens = TokenRows(connection)
-        self.webhooks = WebhookRows(connection)
+        self.webhooks = WebhookRows(connection, later)
         self.blob_holds = BlobHoldRows(connection)
         self.deployments = DeploymentRows(connection)
         self.deployment_aliases = DeploymentAliasRows(connection)

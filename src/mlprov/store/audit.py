@@ -17,17 +17,28 @@ __all__ = ["AuditRows"]
 
 # Built once: building a statement costs more than running it (ADR 0049). Values are
 # bound at execution; an UPDATE without values() sets the columns its parameters name.
-_LOCK_HEAD = sa.select(t.audit_head.c.seq).where(t.audit_head.c.id == 1).with_for_update()
+_LOCK_HEAD = (
+    sa.select(t.audit_head.c.seq, t.audit_head.c.hash)
+    .where(t.audit_head.c.id == 1)
+    .with_for_update()
+)
 _HEAD = sa.select(t.audit_head.c.seq, t.audit_head.c.hash).where(t.audit_head.c.id == 1)
 _INSERT_ENTRY = sa.insert(t.audit_log)
 _MOVE_HEAD = sa.update(t.audit_head).where(t.audit_head.c.id == 1)
 
 
 class AuditRows(Rows):
+    #: The chain head as this transaction holds it (read with the lock, moved by each
+    #: append; a rolled-back savepoint puts it back): the next entry chains to it
+    #: without reading the head again.
+    known_head: tuple[int, str] | None = None
+
     def lock_head(self) -> None:
         """Take the global writer lock: the audit head row (a no-op clause on SQLite,
-        whose BEGIN IMMEDIATE already holds the database's write lock)."""
-        self._one(_LOCK_HEAD)
+        whose BEGIN IMMEDIATE already holds the database's write lock), and read the
+        head with it, from the locked row."""
+        row = self._one(_LOCK_HEAD)
+        self.known_head = (int(row.seq), str(row.hash)) if row else (0, GENESIS_HASH)
 
     def append(
         self,
@@ -39,8 +50,10 @@ class AuditRows(Rows):
         details: Mapping[str, Any],
         reason: str,
     ) -> AuditEntry:
-        """Append one entry to the hash chain and move the head (caller holds the lock)."""
-        prev_seq, prev_hash = self.head()
+        """Append one entry to the hash chain and move the head (caller holds the lock).
+        The entry and the head are written with the transaction's later writes (sent
+        together on PostgreSQL: mlprov.store._rows.LaterWrites)."""
+        prev_seq, prev_hash = self.known_head if self.known_head is not None else self.head()
         seq = prev_seq + 1
         text = details_text(details)
         values = {
@@ -54,8 +67,9 @@ class AuditRows(Rows):
             "prev_hash": prev_hash,
         }
         digest = entry_hash(**values)  # type: ignore[arg-type]
-        self.connection.execute(_INSERT_ENTRY, {**values, "hash": digest})
-        self.connection.execute(_MOVE_HEAD, {"seq": seq, "hash": digest})
+        self.later.add(_INSERT_ENTRY, {**values, "hash": digest})
+        self.later.add(_MOVE_HEAD, {"seq": seq, "hash": digest})
+        self.known_head = (seq, digest)
         return AuditEntry.model_validate({**values, "hash": digest})
 
     def head(self) -> tuple[int, str]:

@@ -21,6 +21,23 @@ _CLAIM_NUMBER = (
     .values(next_version=sa.bindparam("following"))
 )
 
+# Find and claim in one statement (one round trip under the writer lock, ADR 0049):
+# the counter as it is, or only if it is still the number a signed document names.
+_TAKE_NEXT = (
+    sa.update(t.models)
+    .where(t.models.c.name == sa.bindparam("wanted"))
+    .values(next_version=t.models.c.next_version + 1)
+    .returning(t.models.c.id, t.models.c.name, t.models.c.next_version)
+)
+_TAKE_NUMBER = (
+    sa.update(t.models)
+    .where(
+        t.models.c.name == sa.bindparam("wanted"), t.models.c.next_version == sa.bindparam("taken")
+    )
+    .values(next_version=sa.bindparam("following"))
+    .returning(t.models.c.id, t.models.c.name, t.models.c.next_version)
+)
+
 
 @dataclass(frozen=True)
 class ModelKey:
@@ -117,6 +134,22 @@ class ModelRows(Rows):
             _CLAIM_NUMBER, {"model": model.id, "taken": number, "following": number + 1}
         )
         return result.rowcount == 1
+
+    def take_number(self, name: str, number: int | None = None) -> tuple[ModelKey, int] | None:
+        """Give the model's next version number to the caller, in one statement: the
+        model's key (its counter already moved on) and the number taken. With ``number``
+        only that one (a compare-and-set, as :meth:`claim_version_number`). None when
+        there is no such model, or ``number`` is no longer the next one."""
+        if number is None:
+            row = self.connection.execute(_TAKE_NEXT, {"wanted": name}).first()
+        else:
+            row = self.connection.execute(
+                _TAKE_NUMBER, {"wanted": name, "taken": number, "following": number + 1}
+            ).first()
+        if row is None:
+            return None
+        key = _key(row)
+        return key, key.next_version - 1
 
     def claim_imported_number(self, model: ModelKey, number: int) -> bool:
         """Compare-and-set for an imported version, which keeps its number: take

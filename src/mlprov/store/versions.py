@@ -27,6 +27,7 @@ __all__ = ["StoredFile", "VersionKey", "VersionRows"]
 
 #: Built once, values bound at execution (building it cost more than running it: ADR 0049).
 _INSERT_VERSION = sa.insert(t.versions).returning(t.versions.c.id)
+_INSERT_FILES = sa.insert(t.version_files)
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ class VersionRows(Rows):
             for f in files
         ]
         if rows:
-            self.connection.execute(sa.insert(t.version_files), rows)
+            self.later.add(_INSERT_FILES, rows)
         for key, value in sorted(draft.tags.items()):
             self.set_tag(version_id, key, value)
         LineageRows(self.connection).insert(version_id, edges)

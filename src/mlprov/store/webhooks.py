@@ -191,7 +191,7 @@ class WebhookRows(Rows):
         payload: bytes,
         at: str,
     ) -> None:
-        self.connection.execute(
+        self.later.add(
             _INSERT_EVENT,
             {
                 "event_id": event_id,
