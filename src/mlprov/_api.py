@@ -94,7 +94,7 @@ def install_verified(
 def _server_url(config: RegistryConfig | None) -> str | None:
     import os  # noqa: PLC0415
 
-    from mlprov.client import is_server_uri  # noqa: PLC0415
+    from mlprov.config import is_server_uri  # noqa: PLC0415
 
     uri = config.metadata_uri if config is not None else os.environ.get("MLPROV_REGISTRY")
     return uri if is_server_uri(uri) else None
@@ -109,21 +109,19 @@ def connect(
     :class:`~mlprov.registry.RegistryApi`; close it when done."""
     import dataclasses  # noqa: PLC0415
 
-    from mlprov.client import connect as connect_server  # noqa: PLC0415
-    from mlprov.client import is_server_uri  # noqa: PLC0415
-    from mlprov.config import RegistryConfig  # noqa: PLC0415
+    from mlprov.config import RegistryConfig, is_server_uri  # noqa: PLC0415
     from mlprov.registry import open_registry  # noqa: PLC0415
 
-    if uri is not None:
-        if is_server_uri(uri):
-            return connect_server(uri, token=token)
-        return open_registry(
-            dataclasses.replace(RegistryConfig.from_environment(), metadata_uri=uri)
-        )
-    server = _server_url(config)
-    if server is not None:
-        return connect_server(server, token=token)
-    return open_registry(config)
+    if uri is None:
+        uri = _server_url(config)
+        if uri is None:
+            return open_registry(config)
+    if is_server_uri(uri):
+        # Only client mode needs the HTTP client (and httpx): a local open skips it.
+        from mlprov.client import connect as connect_server  # noqa: PLC0415
+
+        return connect_server(uri, token=token)
+    return open_registry(dataclasses.replace(RegistryConfig.from_environment(), metadata_uri=uri))
 
 
 def load_verified(

@@ -52,6 +52,12 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+def is_server_uri(uri: str | None) -> bool:
+    """Whether ``MLPROV_REGISTRY`` names a server (``http://`` or ``https://``): here, so
+    a local command can tell without importing the HTTP client."""
+    return uri is not None and uri.strip().lower().startswith(("http://", "https://"))
+
+
 def default_home() -> Path:
     """``$MLPROV_HOME``, else ``~/.mlprov``."""
     env = os.environ.get("MLPROV_HOME")

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def _server_uri() -> str | None:
     """``MLPROV_REGISTRY`` when it names a server (client mode), else None."""
-    from mlprov.client import is_server_uri  # noqa: PLC0415
+    from mlprov.config import is_server_uri  # noqa: PLC0415
 
     uri = os.environ.get("MLPROV_REGISTRY")
     return uri if is_server_uri(uri) else None

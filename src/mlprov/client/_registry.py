@@ -24,6 +24,7 @@ from mlprov.canonical import canonical_json
 from mlprov.client import _checks, _deployments, _diff
 from mlprov.client._blob_stream import receive_blob, write_new
 from mlprov.client._transport import Transport
+from mlprov.config import is_server_uri
 from mlprov.errors import (
     ConflictError,
     DigestMismatchError,
@@ -91,11 +92,6 @@ __all__ = [
 
 _CHUNK = 1024 * 1024
 _SIGNATURE_FILE = "model.sig"
-
-
-def is_server_uri(uri: str | None) -> bool:
-    """Whether ``MLPROV_REGISTRY`` names a server (``http://`` or ``https://``)."""
-    return uri is not None and uri.strip().lower().startswith(("http://", "https://"))
 
 
 def _coerce(ref: ModelRef | str) -> ModelRef:

@@ -28,53 +28,11 @@ from mlprov.records import (
     TokenRecord,
 )
 from mlprov.refs import ModelRef
-from mlprov.registry import (
-    approvals,
-    audit,
-    blobs,
-    denials,
-    deployment_judge,
-    deployments,
-    diff,
-    download,
-    evidence,
-    gc,
-    importing,
-    lineage,
-    models,
-    own_documents,
-    pointers,
-    policies,
-    pull,
-    readiness,
-    rebuild,
-    resolution,
-    revocation,
-    signatures,
-    signed_evidence,
-    status,
-    tokens,
-    transfer,
-    uploads,
-    verify,
-    versions,
-    waivers,
-    webhooks,
-)
 from mlprov.registry._context import RegistryContext
 from mlprov.registry.api import RegistryApi
-from mlprov.registry.approvals import Approval
-from mlprov.registry.archive_writing import ExportClosure, ExportedArchive
-from mlprov.registry.deployment_judge import PulledDeployment
-from mlprov.registry.download import VerifiedInstall
 from mlprov.registry.gate import Gate, OpenGate, PolicyGate
-from mlprov.registry.gc import GcReport
-from mlprov.registry.importing import ImportedArchive
+from mlprov.registry.gc import DEFAULT_GRACE
 from mlprov.registry.inputs import LineageInput, VersionInput
-from mlprov.registry.policies import Judgement
-from mlprov.registry.pull import PulledVersion
-from mlprov.registry.rebuild import RebuildCheck
-from mlprov.registry.status import AliasStatus
 from mlprov.registry.tokens import TokenCache
 from mlprov.registry.types import (
     EvidenceCheck,
@@ -85,9 +43,6 @@ from mlprov.registry.types import (
     StoredFiles,
     VerifiedDocument,
 )
-from mlprov.registry.uploads import UploadedFile
-from mlprov.registry.waivers import Waiver
-from mlprov.registry.webhooks import DispatchReport
 from mlprov.store import MetadataStore, open_metadata_store
 from mlprov.store.deployments import Deployment, DeploymentVersion
 from mlprov.store.policies import StoredPolicySet
@@ -97,12 +52,27 @@ from mlprov.store.webhooks import OutboxEvent, WebhookDelivery, WebhookSubscript
 
 if TYPE_CHECKING:
     from mlprov.comparison import DeploymentDiff, VersionDiff
+    from mlprov.registry.approvals import Approval
+    from mlprov.registry.archive_writing import ExportClosure, ExportedArchive
+    from mlprov.registry.deployment_judge import PulledDeployment
+    from mlprov.registry.download import VerifiedInstall
+    from mlprov.registry.gc import GcReport
+    from mlprov.registry.importing import ImportedArchive
+    from mlprov.registry.policies import Judgement
+    from mlprov.registry.pull import PulledVersion
+    from mlprov.registry.rebuild import RebuildCheck
+    from mlprov.registry.status import AliasStatus
+    from mlprov.registry.uploads import UploadedFile
+    from mlprov.registry.versions import EvidenceMaker
+    from mlprov.registry.waivers import Waiver
+    from mlprov.registry.webhooks import DispatchReport
     from mlprov.serving import Resolution, ResolutionState
     from mlprov.signing import Signer, Trust, VerificationReport
 
 __all__ = ["ProgressCallback", "Registry", "open_registry"]
 
-ProgressCallback = versions.ProgressCallback
+#: Called with a byte count as a long copy or hash proceeds (versions.ProgressCallback).
+ProgressCallback = Callable[[int], None]
 
 
 class Registry:
@@ -166,22 +136,32 @@ class Registry:
     def create_model(
         self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
     ) -> RegisteredModel:
+        from mlprov.registry import models  # noqa: PLC0415
+
         return models.create_model(self._context, name, description=description, tags=tags)
 
     def get_model(self, name: str) -> RegisteredModel:
+        from mlprov.registry import models  # noqa: PLC0415
+
         return models.get_model(self._context, name)
 
     def list_models(
         self, *, prefix: str | None = None, tags: Mapping[str, str] | None = None
     ) -> list[RegisteredModel]:
+        from mlprov.registry import models  # noqa: PLC0415
+
         return models.list_models(self._context, prefix=prefix, tags=tags)
 
     def tag_model(
         self, name: str, changes: Mapping[str, str | None], *, reason: str = ""
     ) -> RegisteredModel:
+        from mlprov.registry import models  # noqa: PLC0415
+
         return models.tag_model(self._context, name, changes, reason=reason)
 
     def describe_model(self, name: str, description: str) -> RegisteredModel:
+        from mlprov.registry import models  # noqa: PLC0415
+
         return models.describe_model(self._context, name, description)
 
     # -- versions ----------------------------------------------------------------------
@@ -197,6 +177,8 @@ class Registry:
         allow_symlinks: bool = False,
         progress: ProgressCallback | None = None,
     ) -> ModelVersion:
+        from mlprov.registry import versions  # noqa: PLC0415
+
         return versions.register(
             self._context,
             path,
@@ -218,6 +200,8 @@ class Registry:
         ignore_paths: Sequence[str | Path] = (),
         allow_symlinks: bool = False,
     ) -> PreparedVersion:
+        from mlprov.registry import versions  # noqa: PLC0415
+
         return versions.prepare_version(
             self._context,
             path,
@@ -231,6 +215,8 @@ class Registry:
     def store_files(
         self, prepared: PreparedVersion, *, progress: ProgressCallback | None = None
     ) -> StoredFiles:
+        from mlprov.registry import versions  # noqa: PLC0415
+
         return versions.store_files(self._context, prepared, progress=progress)
 
     def commit_version(
@@ -238,8 +224,10 @@ class Registry:
         prepared: PreparedVersion,
         stored: StoredFiles,
         *,
-        evidence_for: versions.EvidenceMaker | None = None,
+        evidence_for: EvidenceMaker | None = None,
     ) -> ModelVersion:
+        from mlprov.registry import versions  # noqa: PLC0415
+
         return versions.commit_version(self._context, prepared, stored, evidence_for=evidence_for)
 
     def register_uploaded(
@@ -255,6 +243,8 @@ class Registry:
         """Register the next version from blobs already stored (see
         :func:`mlprov.registry.uploads.register_uploaded`); with ``idempotency_key`` a
         repeated request returns the version the first one made."""
+        from mlprov.registry import uploads  # noqa: PLC0415
+
         return uploads.register_uploaded(
             self._context,
             name,
@@ -268,50 +258,76 @@ class Registry:
     def store_blob(self, chunks: Iterable[bytes], sha256: str) -> StoredBlob:
         """Store bytes arriving as chunks as blob ``sha256`` in one pass (refused, nothing
         kept, if they hash to anything else)."""
+        from mlprov.registry import blobs  # noqa: PLC0415
+
         return blobs.store_blob(self._context, chunks, sha256)
 
     def blob_exists(self, sha256: str) -> bool:
+        from mlprov.registry import blobs  # noqa: PLC0415
+
         return blobs.blob_exists(self._context, sha256)
 
     def blob_size(self, sha256: str) -> int:
+        from mlprov.registry import blobs  # noqa: PLC0415
+
         return blobs.blob_size(self._context, sha256)
 
     def blob_models(self, sha256: str) -> list[str]:
         """The models whose versions use a blob."""
+        from mlprov.registry import blobs  # noqa: PLC0415
+
         return blobs.blob_models(self._context, sha256)
 
     def blob_chunks(self, sha256: str) -> Iterator[bytes]:
         """A blob's bytes, digest-checked by the artefact store as they stream."""
+        from mlprov.registry import blobs  # noqa: PLC0415
+
         return blobs.blob_chunks(self._context, sha256)
 
     def get_version(self, ref: ModelRef | str) -> ModelVersion:
+        from mlprov.registry import versions  # noqa: PLC0415
+
         return versions.get_version(self._context, ref)
 
     resolve = get_version
 
     def list_versions(self, name: str) -> list[ModelVersion]:
+        from mlprov.registry import versions  # noqa: PLC0415
+
         return versions.list_versions(self._context, name)
 
     def manifest(self, ref: ModelRef | str) -> Manifest:
+        from mlprov.registry import versions  # noqa: PLC0415
+
         return versions.manifest(self._context, ref)
 
     def version_files(self, ref: ModelRef | str) -> list[StoredFile]:
+        from mlprov.registry import versions  # noqa: PLC0415
+
         return versions.version_files(self._context, ref)
 
     def tag_version(
         self, ref: ModelRef | str, changes: Mapping[str, str | None], *, reason: str = ""
     ) -> ModelVersion:
+        from mlprov.registry import versions  # noqa: PLC0415
+
         return versions.tag_version(self._context, ref, changes, reason=reason)
 
     def describe_version(self, ref: ModelRef | str, description: str) -> ModelVersion:
+        from mlprov.registry import versions  # noqa: PLC0415
+
         return versions.describe_version(self._context, ref, description)
 
     def check_lineage(self, edges: Sequence[LineageInput]) -> list[LineageEdge]:
+        from mlprov.registry import lineage  # noqa: PLC0415
+
         return lineage.check_lineage(self._context, edges)
 
     def lineage(
         self, ref: ModelRef | str, *, descendants: bool = False, max_depth: int | None = None
     ) -> LineageGraph:
+        from mlprov.registry import lineage  # noqa: PLC0415
+
         return lineage.lineage(self._context, ref, descendants=descendants, max_depth=max_depth)
 
     # -- signatures and evidence -------------------------------------------------------
@@ -328,55 +344,79 @@ class Registry:
     ) -> SignedVersion:
         """Hash, store, sign and register in one step (see
         :func:`mlprov.registry.signatures.sign_and_register` for the options)."""
+        from mlprov.registry import signatures  # noqa: PLC0415
+
         return signatures.sign_and_register(
             self._context, path, name, signer, info, with_documents=with_documents, **options
         )
 
     def signature_of(self, ref: ModelRef | str) -> bytes:
+        from mlprov.registry import signatures  # noqa: PLC0415
+
         return signatures.signature_of(self._context, ref)
 
     def verify_version(
         self, ref: ModelRef | str, trust: Trust, *, path: Path | None = None, **options: Any
     ) -> VerificationReport:
+        from mlprov.registry import signatures  # noqa: PLC0415
+
         return signatures.verify_version(self._context, ref, trust, path=path, **options)
 
     def attest(
         self, ref: ModelRef | str, predicate_type: str, predicate: dict[str, Any], signer: Signer
     ) -> Evidence:
+        from mlprov.registry import evidence  # noqa: PLC0415
+
         return evidence.attest(self._context, ref, predicate_type, predicate, signer)
 
     def attach(self, ref: ModelRef | str, bundle: bytes, trust: Trust, **options: Any) -> Evidence:
         """Store a bundle signed elsewhere after verifying it: an OMS signature of this
         version becomes its signature, anything else an attestation about it."""
+        from mlprov.registry import signatures  # noqa: PLC0415
+
         return signatures.attach(self._context, ref, bundle, trust, **options)
 
     def sign_version(self, ref: ModelRef | str, signer: Signer) -> Evidence:
         """Sign a version registered without a signature (its recorded manifest)."""
+        from mlprov.registry import signatures  # noqa: PLC0415
+
         return signatures.sign_version(self._context, ref, signer)
 
     def document(self, ref: ModelRef | str, kind: str) -> StoredDocument:
+        from mlprov.registry import evidence  # noqa: PLC0415
+
         return evidence.document(self._context, ref, kind)
 
     def verified_document(
         self, ref: ModelRef | str, kind: str, trust: Trust | None = None, **options: Any
     ) -> VerifiedDocument:
+        from mlprov.registry import evidence  # noqa: PLC0415
+
         return evidence.verified_document(self._context, ref, kind, trust, **options)
 
     def evidence(self, ref: ModelRef | str, *, kind: str | None = None) -> list[Evidence]:
+        from mlprov.registry import evidence  # noqa: PLC0415
+
         return evidence.evidence(self._context, ref, kind=kind)
 
     def verified_evidence(
         self, ref: ModelRef | str, trust: Trust | None = None, **options: Any
     ) -> list[EvidenceCheck]:
+        from mlprov.registry import evidence  # noqa: PLC0415
+
         return evidence.verified_evidence(self._context, ref, trust, **options)
 
     def evidence_content(self, ref: ModelRef | str, digest: str) -> bytes:
+        from mlprov.registry import evidence  # noqa: PLC0415
+
         return evidence.evidence_content(self._context, ref, digest)
 
     def diff(self, left: ModelRef | str, right: ModelRef | str) -> VersionDiff | DeploymentDiff:
         """Two versions side by side (params, metrics, datasets, code, lineage, evidence,
         files), each fact from verified evidence where there is some; or two deployment
         versions by role, each changed member as two versions; reads only."""
+        from mlprov.registry import diff  # noqa: PLC0415
+
         return diff.diff(self._context, left, right)
 
     def rebuild_check(
@@ -384,17 +424,23 @@ class Registry:
     ) -> RebuildCheck:
         """Hash ``path`` and compare it with version ``ref``'s files; with ``signer``,
         record the result as a signed attestation (:data:`REBUILD_PREDICATE_TYPE`)."""
+        from mlprov.registry import rebuild  # noqa: PLC0415
+
         return rebuild.rebuild_check(self._context, ref, path, signer=signer, **options)
 
     def approve(
         self, ref: ModelRef | str, target: str, signer: Signer, *, comment: str = ""
     ) -> Evidence:
         """Sign and store an approval of a version for an alias (or ``stage:NAME``)."""
+        from mlprov.registry import approvals  # noqa: PLC0415
+
         return approvals.approve(self._context, ref, target, signer, comment=comment)
 
     def attach_trusted(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
         """Attach a bundle signed elsewhere, verified against the registry's own trust
         (the active policy set's signers)."""
+        from mlprov.registry import signed_evidence  # noqa: PLC0415
+
         return signed_evidence.attach_trusted(self._context, ref, bundle)
 
     def add_signed_documents(
@@ -402,25 +448,37 @@ class Registry:
     ) -> list[Evidence]:
         """Store a version's provenance, ML-BOM and card its model signer signed
         elsewhere (a client over HTTP), each checked to be the registry's own statement."""
+        from mlprov.registry import own_documents  # noqa: PLC0415
+
         return own_documents.add_signed_documents(self._context, ref, bundles)
 
     def add_signed_attestation(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
         """Store an attestation its signer made elsewhere (``attest`` over HTTP)."""
+        from mlprov.registry import signed_evidence  # noqa: PLC0415
+
         return signed_evidence.add_signed_attestation(self._context, ref, bundle)
 
     def add_signed_signature(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
         """Store the OMS signature of an unsigned version, made elsewhere (``sign REF``)."""
+        from mlprov.registry import signed_evidence  # noqa: PLC0415
+
         return signed_evidence.add_signed_signature(self._context, ref, bundle)
 
     def add_signed_approval(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
         """Store an approval its approver signed elsewhere (the gate judges the signer)."""
+        from mlprov.registry import signed_evidence  # noqa: PLC0415
+
         return signed_evidence.add_signed_approval(self._context, ref, bundle)
 
     def add_signed_waiver(self, ref: ModelRef | str, bundle: bytes) -> Evidence:
         """Store one holder's waiver signed elsewhere (the gate judges the signers)."""
+        from mlprov.registry import signed_evidence  # noqa: PLC0415
+
         return signed_evidence.add_signed_waiver(self._context, ref, bundle)
 
     def approvals(self, ref: ModelRef | str, *, target: str | None = None) -> list[Approval]:
+        from mlprov.registry import approvals  # noqa: PLC0415
+
         return approvals.approvals(self._context, ref, target=target)
 
     # -- policy and serving ------------------------------------------------------------
@@ -437,23 +495,31 @@ class Registry:
         by the alias's policy and check its pointer against the audit log); ``narrow``
         must also verify the model signature (trust options narrow, never widen);
         ``deep`` re-hashes the stored bytes of the version and its ancestors too."""
+        from mlprov.registry import verify  # noqa: PLC0415
+
         return verify.verify_registered(
             self._context, ref, deep=deep, narrow=narrow, progress=progress
         )
 
     def status(self) -> list[AliasStatus]:
         """Every alias and whether its version verifies and passes its policy now."""
+        from mlprov.registry import status  # noqa: PLC0415
+
         return status.status(self._context)
 
     def pull(
         self, ref: ModelRef | str, to: Path, *, progress: ProgressCallback | None = None
     ) -> PulledVersion:
         """Install ``NAME@ALIAS`` only if it verifies and passes the alias's policy."""
+        from mlprov.registry import pull  # noqa: PLC0415
+
         return pull.pull(self._context, ref, to, progress=progress)
 
     def signed_resolution(self, name: str, alias: str, signer: Signer, *, ttl: timedelta) -> bytes:
         """The registry's signed answer to what ``name@alias`` names now (version,
         manifest digest, generation), valid for ``ttl``; reads only, writes nothing."""
+        from mlprov.registry import resolution  # noqa: PLC0415
+
         return resolution.signed_resolution(self._context, name, alias, signer, ttl=ttl)
 
     def pull_resolved(
@@ -469,16 +535,22 @@ class Registry:
     ) -> tuple[PulledVersion, Resolution]:
         """Pull ``NAME@ALIAS`` only as the signed resolution ``statement`` names it, after
         ``state`` refused nothing (rollback, replay, expiry)."""
+        from mlprov.registry import resolution  # noqa: PLC0415
+
         return resolution.pull_resolved(
             self._context, ref, to, statement, trust, state, now=now, progress=progress
         )
 
     def apply_policy(self, files: Mapping[str, bytes], *, reason: str = "") -> StoredPolicySet:
         """Validate a policy folder's files and make them the active set (audited)."""
+        from mlprov.registry import policies  # noqa: PLC0415
+
         return policies.apply_policy(self._context, files, reason=reason)
 
     def policy(self, version: int | None = None) -> StoredPolicySet | None:
         """The active policy set (or an earlier version), None when none was applied."""
+        from mlprov.registry import policies  # noqa: PLC0415
+
         return policies.show_policy(self._context, version)
 
     def check_policy(
@@ -489,6 +561,8 @@ class Registry:
         policy_files: Mapping[str, bytes] | None = None,
     ) -> Judgement:
         """Judge moving ``target`` to ``ref`` as the gate would; changes nothing."""
+        from mlprov.registry import policies  # noqa: PLC0415
+
         return policies.check_policy(self._context, ref, target, policy_files=policy_files)
 
     def waive(
@@ -502,6 +576,8 @@ class Registry:
         requirements: tuple[str, ...] = (),
     ) -> Evidence:
         """Sign and store one holder's waiver for moving a version to ``target``."""
+        from mlprov.registry import waivers  # noqa: PLC0415
+
         return waivers.waive(
             self._context,
             ref,
@@ -513,6 +589,8 @@ class Registry:
         )
 
     def waivers(self, ref: ModelRef | str) -> list[Waiver]:
+        from mlprov.registry import waivers  # noqa: PLC0415
+
         return waivers.waivers(self._context, ref)
 
     def revoke(
@@ -525,6 +603,8 @@ class Registry:
         identity: str | None = None,
     ) -> Revocation:
         """Revoke a version, a public key or a signer identity (signed and audited)."""
+        from mlprov.registry import revocation  # noqa: PLC0415
+
         return revocation.revoke(
             self._context,
             reason=reason,
@@ -536,13 +616,19 @@ class Registry:
 
     def add_signed_revocation(self, bundle: bytes) -> Revocation:
         """Store a revocation its revoker signed elsewhere (audited)."""
+        from mlprov.registry import revocation  # noqa: PLC0415
+
         return revocation.add_signed_revocation(self._context, bundle)
 
     def revocation_claim(self, bundle: bytes) -> tuple[str, str]:
         """What a revocation bundle claims to revoke (kind, value), not yet trusted."""
+        from mlprov.registry import revocation  # noqa: PLC0415
+
         return revocation.revocation_claim(self._context, bundle)
 
     def revocations(self) -> list[Revocation]:
+        from mlprov.registry import revocation  # noqa: PLC0415
+
         return revocation.revocations(self._context)
 
     # -- tokens ------------------------------------------------------------------------
@@ -556,21 +642,31 @@ class Registry:
         expires: timedelta | None = None,
     ) -> IssuedToken:
         """A new bearer token (audited); its secret is in the result, and only there."""
+        from mlprov.registry import tokens  # noqa: PLC0415
+
         return tokens.create_token(self._context, role, name=name, models=models, expires=expires)
 
     def tokens(self) -> list[TokenRecord]:
+        from mlprov.registry import tokens  # noqa: PLC0415
+
         return tokens.tokens(self._context)
 
     def revoke_token(self, token_id: str, *, reason: str) -> TokenRecord:
+        from mlprov.registry import tokens  # noqa: PLC0415
+
         return tokens.revoke_token(self._context, token_id, reason=reason)
 
     def authenticate(self, secret: str) -> Principal:
         """The principal a token secret stands for, or AuthenticationError; reads only."""
+        from mlprov.registry import tokens  # noqa: PLC0415
+
         return tokens.authenticate(self._context, secret)
 
     def authenticate_cached(self, secret: str) -> Principal | None:
         """:meth:`authenticate` from the token cache alone (no store access); None when
         the token's row is not cached (or there is no cache)."""
+        from mlprov.registry import tokens  # noqa: PLC0415
+
         return tokens.authenticate_cached(self._context, secret)
 
     def cache_tokens(self, seconds: float) -> TokenCache:
@@ -594,6 +690,8 @@ class Registry:
         """Point ``name@alias`` at ``version`` through the gate. Returns the move, or None
         when the alias already pointed there (a no-op). With ``expected_generation`` a
         lost race is a ConflictError and nothing changes."""
+        from mlprov.registry import pointers  # noqa: PLC0415
+
         return pointers.set_alias(
             self._context,
             name,
@@ -611,27 +709,39 @@ class Registry:
         reason: str = "",
         expected_generation: int | None = None,
     ) -> AliasEvent:
+        from mlprov.registry import pointers  # noqa: PLC0415
+
         return pointers.delete_alias(
             self._context, name, alias, reason=reason, expected_generation=expected_generation
         )
 
     def get_alias(self, name: str, alias: str) -> AliasState:
+        from mlprov.registry import pointers  # noqa: PLC0415
+
         return pointers.get_alias(self._context, name, alias)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        from mlprov.registry import pointers  # noqa: PLC0415
+
         return pointers.alias_history(self._context, name, alias)
 
     def set_stage(
         self, name: str, version: int, stage: Stage | str, *, reason: str = ""
     ) -> list[StageEvent]:
+        from mlprov.registry import pointers  # noqa: PLC0415
+
         return pointers.set_stage(self._context, name, version, stage, reason=reason)
 
     def stage_history(self, name: str) -> list[StageEvent]:
+        from mlprov.registry import pointers  # noqa: PLC0415
+
         return pointers.stage_history(self._context, name)
 
     # -- deployments -------------------------------------------------------------------
 
     def create_deployment(self, name: str, *, description: str = "") -> Deployment:
+        from mlprov.registry import deployments  # noqa: PLC0415
+
         return deployments.create_deployment(self._context, name, description=description)
 
     def release_deployment(
@@ -645,6 +755,8 @@ class Registry:
     ) -> DeploymentVersion:
         """Sign and store the next version of a deployment: ``members`` by role, each a
         pinned ``MODEL/VERSION`` with a model signature (see registry/deployments.py)."""
+        from mlprov.registry import deployments  # noqa: PLC0415
+
         return deployments.release_deployment(
             self._context, name, members, signer, metadata=metadata, reason=reason
         )
@@ -657,33 +769,49 @@ class Registry:
         metadata: Mapping[str, str] | None = None,
     ) -> bytes:
         """The statement the next version would be released with, to sign elsewhere."""
+        from mlprov.registry import deployments  # noqa: PLC0415
+
         return deployments.deployment_statement(self._context, name, members, metadata=metadata)
 
     def release_signed_deployment(
         self, name: str, bundle: bytes, *, reason: str = ""
     ) -> DeploymentVersion:
         """Store a release whose statement (:meth:`deployment_statement`) was signed elsewhere."""
+        from mlprov.registry import deployments  # noqa: PLC0415
+
         return deployments.release_signed_deployment(self._context, name, bundle, reason=reason)
 
     def get_deployment(self, name: str) -> Deployment:
+        from mlprov.registry import deployments  # noqa: PLC0415
+
         return deployments.get_deployment(self._context, name)
 
     def list_deployments(self) -> list[Deployment]:
+        from mlprov.registry import deployments  # noqa: PLC0415
+
         return deployments.list_deployments(self._context)
 
     def deployment_version(self, ref: ModelRef | str) -> DeploymentVersion:
+        from mlprov.registry import deployments  # noqa: PLC0415
+
         return deployments.deployment_version(self._context, ref)
 
     def deployment_versions(self, name: str) -> list[DeploymentVersion]:
+        from mlprov.registry import deployments  # noqa: PLC0415
+
         return deployments.deployment_versions(self._context, name)
 
     def is_deployment(self, name: str) -> bool:
+        from mlprov.registry import deployments  # noqa: PLC0415
+
         return deployments.is_deployment(self._context, name)
 
     def pull_deployment(
         self, ref: ModelRef | str, to: Path, *, progress: ProgressCallback | None = None
     ) -> PulledDeployment:
         """Install every member of ``DEPLOYMENT@ALIAS`` at ``to/ROLE``, verified, as a whole."""
+        from mlprov.registry import deployment_judge  # noqa: PLC0415
+
         parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
         return deployment_judge.pull_deployment(self._context, parsed, to, progress=progress)
 
@@ -694,12 +822,18 @@ class Registry:
     ) -> WebhookSubscription:
         """Subscribe ``url`` to events (all when ``events`` is empty) about models matching
         ``models`` (all when empty); audited. The result's ``secret`` is shown only now."""
+        from mlprov.registry import webhooks  # noqa: PLC0415
+
         return webhooks.add_webhook(self._context, url, events=events, models=models)
 
     def webhooks(self, *, include_removed: bool = False) -> list[WebhookSubscription]:
+        from mlprov.registry import webhooks  # noqa: PLC0415
+
         return webhooks.webhooks(self._context, include_removed=include_removed)
 
     def remove_webhook(self, webhook_id: int) -> WebhookSubscription:
+        from mlprov.registry import webhooks  # noqa: PLC0415
+
         return webhooks.remove_webhook(self._context, webhook_id)
 
     def webhook_deliveries(
@@ -709,13 +843,19 @@ class Registry:
         state: str | None = None,
         limit: int | None = None,
     ) -> list[WebhookDelivery]:
+        from mlprov.registry import webhooks  # noqa: PLC0415
+
         return webhooks.deliveries(self._context, webhook_id=webhook_id, state=state, limit=limit)
 
     def redeliver(self, delivery_id: int) -> WebhookDelivery:
         """Send a delivered or failed delivery's event again (a new delivery; audited)."""
+        from mlprov.registry import webhooks  # noqa: PLC0415
+
         return webhooks.redeliver(self._context, delivery_id)
 
     def outbox(self, *, limit: int | None = None) -> list[OutboxEvent]:
+        from mlprov.registry import webhooks  # noqa: PLC0415
+
         return webhooks.outbox(self._context, limit=limit)
 
     def dispatch_webhooks(
@@ -726,6 +866,8 @@ class Registry:
         now: datetime | None = None,
     ) -> DispatchReport:
         """One dispatcher pass (use :class:`Dispatcher`, which names the ``owner``)."""
+        from mlprov.registry import webhooks  # noqa: PLC0415
+
         return webhooks.dispatch(
             self._context, owner=owner, settings=settings or WebhookSettings(), now=now
         )
@@ -735,6 +877,8 @@ class Registry:
     def download(
         self, ref: ModelRef | str, to: Path, *, progress: ProgressCallback | None = None
     ) -> ModelVersion:
+        from mlprov.registry import download  # noqa: PLC0415
+
         return download.download(self._context, ref, to, progress=progress)
 
     def install_verified(
@@ -748,11 +892,13 @@ class Registry:
     ) -> VerifiedInstall:
         """Resolve once, verify the stored signature against ``trust``, install (see
         :func:`mlprov.registry.download.install_verified`); raise on any failure."""
+        from mlprov.registry import download  # noqa: PLC0415
+
         return download.install_verified(self._context, ref, to, trust, now=now, progress=progress)
 
     def collect_garbage(
         self,
-        grace: timedelta = gc.DEFAULT_GRACE,
+        grace: timedelta = DEFAULT_GRACE,
         dry_run: bool = False,
         *,
         staging_grace: timedelta | None = None,
@@ -760,6 +906,8 @@ class Registry:
         """Remove blobs no version references, written more than ``grace`` ago, that no
         registration holds (audited as ``gc.run``); ``dry_run`` only reports them.
         Unfinished uploads go after ``staging_grace`` (default: ``grace``, at least 1 h)."""
+        from mlprov.registry import gc  # noqa: PLC0415
+
         return gc.collect_garbage(
             self._context, grace, dry_run=dry_run, staging_grace=staging_grace
         )
@@ -774,6 +922,8 @@ class Registry:
         progress: ProgressCallback | None = None,
     ) -> ExportedArchive:
         """Write a version, its evidence and its lineage closure to one signed archive."""
+        from mlprov.registry import transfer  # noqa: PLC0415
+
         return transfer.export_version(
             self._context, ref, to, signer, with_ancestors=with_ancestors, progress=progress
         )
@@ -781,12 +931,16 @@ class Registry:
     def export_closure(self, ref: ModelRef | str, *, with_ancestors: bool = False) -> ExportClosure:
         """What an archive of ``ref`` would hold (the server's answer to a client that
         exports from it)."""
+        from mlprov.registry import transfer  # noqa: PLC0415
+
         return transfer.export_closure(self._context, ref, with_ancestors=with_ancestors)
 
     def record_export(
         self, ref: ModelRef | str, archive_digest: str, *, with_ancestors: bool = False
     ) -> ExportClosure:
         """Audit an archive of ``ref`` a client wrote from what this registry sent."""
+        from mlprov.registry import transfer  # noqa: PLC0415
+
         return transfer.record_export(
             self._context, ref, archive_digest, with_ancestors=with_ancestors
         )
@@ -800,6 +954,8 @@ class Registry:
     ) -> ImportedArchive:
         """Import an archive after verifying all of it with this registry's own trust;
         ``authorize(model)`` may refuse a model before anything of it is written."""
+        from mlprov.registry import importing  # noqa: PLC0415
+
         return importing.import_archive(self._context, path, rename=rename, authorize=authorize)
 
     def promote(
@@ -814,6 +970,8 @@ class Registry:
     ) -> ImportedArchive:
         """Export ``ref`` and import it into the registry ``to``, local or a server (its
         trust and its gate decide)."""
+        from mlprov.registry import importing  # noqa: PLC0415
+
         return importing.promote(
             self._context,
             to,
@@ -827,10 +985,14 @@ class Registry:
     def audit_log(
         self, *, subject: str | None = None, limit: int | None = None
     ) -> list[AuditEntry]:
+        from mlprov.registry import audit  # noqa: PLC0415
+
         return audit.audit_log(self._context, subject=subject, limit=limit)
 
     def audit_chain(self) -> tuple[int, str, list[AuditEntry]]:
         """The audit chain head (sequence, hash) and every entry, read together."""
+        from mlprov.registry import audit  # noqa: PLC0415
+
         return audit.audit_chain(self._context)
 
     def verify_audit(
@@ -838,22 +1000,30 @@ class Registry:
     ) -> int:
         """Recompute the chain and the state it vouches for; with a signed ``checkpoint``
         (verified against ``trust``) also refuse a log truncated or rewritten since."""
+        from mlprov.registry import audit  # noqa: PLC0415
+
         return audit.verify_audit(self._context, checkpoint=checkpoint, trust=trust, **options)
 
     def check_ready(self) -> None:
         """Raise StorageError unless the metadata and artefact stores both answer."""
+        from mlprov.registry import readiness  # noqa: PLC0415
+
         readiness.check_ready(self._context)
 
     def record_access_denied(
         self, *, actor: str | None, action: str, subject: str, status: int, reason: str
     ) -> AuditEntry:
         """Audit a refused request of the HTTP API (401 or 403); nothing else changes."""
+        from mlprov.registry import denials  # noqa: PLC0415
+
         return denials.record_access_denied(
             self._context, actor=actor, action=action, subject=subject, status=status, reason=reason
         )
 
     def checkpoint_audit(self, signer: Signer) -> bytes:
         """A signed checkpoint of the audit chain head (a bundle to keep elsewhere)."""
+        from mlprov.registry import audit  # noqa: PLC0415
+
         return audit.checkpoint(self._context, signer)
 
 
