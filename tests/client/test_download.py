@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import ipaddress
 import json
 import os
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,9 @@ BODY = os.urandom(9 * 1024 * 1024 + 5)
 
 
 @contextmanager
-def _blob_server(answers: list[str]) -> Iterator[tuple[str, list[dict[str, str]]]]:
+def _blob_server(
+    answers: list[str], tls: ssl.SSLContext | None = None
+) -> Iterator[tuple[str, list[dict[str, str]]]]:
     """Answers GET in turn with: ``ok`` (BODY), ``busy`` (503), ``missing`` (404 with an
     mlprov error body) or ``cut`` (half of BODY, then the connection closed)."""
     seen: list[dict[str, str]] = []
@@ -62,10 +67,13 @@ def _blob_server(answers: list[str]) -> Iterator[tuple[str, list[dict[str, str]]
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    scheme = "https" if tls is not None else "http"
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/prefix", seen
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}/prefix", seen
     finally:
         server.shutdown()
         server.server_close()
@@ -188,3 +196,70 @@ def test_a_proxy_from_the_environment_is_honoured(
     assert digest == hashlib.sha256(BODY).hexdigest()
     assert forwarded == [f"{base}/api/v1/blobs/abc"]
     assert len(seen) == 1
+
+
+def _certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1: (certificate PEM, private key PEM)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mlprov test server")])
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert = tmp_path / "server.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private = tmp_path / "server.key"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, private
+
+
+def test_over_https_the_server_is_verified_as_httpx_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, private = _certificate(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, private)
+    with _blob_server(["ok"], tls) as (base, seen):
+        assert base.startswith("https://")
+        # Trusted through SSL_CERT_FILE, which httpx honours too: the body arrives whole.
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+        transport = Transport(base, "t", timeout=10, retries=0)
+        try:
+            assert _receive(transport, tmp_path / "blob") == hashlib.sha256(BODY).hexdigest()
+        finally:
+            transport.close()
+        # Not trusted (certifi's roots): refused before any byte is read, one StorageError.
+        monkeypatch.delenv("SSL_CERT_FILE")
+        transport = Transport(base, "t", timeout=10, retries=0)
+        try:
+            with pytest.raises(StorageError, match="cannot reach the registry server") as caught:
+                _receive(transport, tmp_path / "untrusted")
+        finally:
+            transport.close()
+    assert caught.value.exit_code == EXIT_STORAGE
+    assert not (tmp_path / "untrusted").exists()
+    assert len(seen) == 1  # the untrusted attempt never got as far as a request
