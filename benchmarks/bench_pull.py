@@ -24,8 +24,9 @@ the same download made durable, as the pull's install is) and **imports only** (
 nothing else: the start-up share of the pull's wall time).
 
 Wall times are of whole processes (start-up included), median of ``--rounds``; the ratio
-is pull over each plain download. The page cache holds the blob on the server side after
-the first round for all three alike.
+is pull over each plain download. Before each timed command the dirty pages are written
+back (``sync``, untimed), so each starts from the same state. The page cache holds the
+blob on the server side after the first round for all three alike.
 """
 
 from __future__ import annotations
@@ -174,6 +175,9 @@ def main() -> None:
                     shutil.rmtree(work / "pulled", ignore_errors=True)
                     for leftover in ("h.bin", "c.bin"):
                         (work / leftover).unlink(missing_ok=True)
+                    # Write back every dirty page first (untimed), so no download pays for
+                    # the writeback of the one before it.
+                    subprocess.run(["sync"], check=True)
                     results.setdefault(kind, []).append(timed(commands[kind], client))
                     if kind == "mlprov pull":
                         installed = sum(
@@ -205,7 +209,8 @@ def table(
         "",
         f"Measured by `python benchmarks/bench_pull.py` ({mib} MiB, one file; median of "
         f"{args.rounds} rounds in alternating order; one server worker on SQLite; wall "
-        "time of each whole process, start-up included).",
+        "time of each whole process, start-up included; dirty pages written back before "
+        "each).",
         "",
         "| download | wall (s) | MiB/s | mlprov pull / this |",
         "|---|---:|---:|---:|",
