@@ -86,6 +86,10 @@ def _version(registry: HttpRegistry, ref: str, with_bytes: bool) -> ArchivedVers
     return ArchivedVersion(record, registry.version_files(ref), evidence, with_bytes)
 
 
+#: Bytes read from a blob's body at a time.
+_PIECE = 4 * 1024 * 1024
+
+
 def _blob_chunks(registry: HttpRegistry, progress: ProgressCallback | None) -> Any:
     def chunks(sha256: str, size: int) -> Iterator[bytes]:
         """The blob's bytes as they arrive, hashed; the last check raises before the
@@ -93,13 +97,15 @@ def _blob_chunks(registry: HttpRegistry, progress: ProgressCallback | None) -> A
         hasher = hashlib.sha256()
         received = 0
         try:
-            with registry.transport.stream(
-                "GET",
-                f"/api/v1/blobs/{sha256}",
-                retry=True,
-                headers={"Accept-Encoding": "identity"},
-            ) as response:
-                for piece in response.iter_raw():
+            # Read straight from the socket where httpx would connect directly (as pull
+            # does: mlprov.client._download), into one buffer; each piece is copied out
+            # once for the tar writer.
+            with registry.transport.download(
+                f"/api/v1/blobs/{sha256}", headers={"Accept-Encoding": "identity"}
+            ) as read_into:
+                buffer = memoryview(bytearray(_PIECE))
+                while got := read_into(buffer):
+                    piece = bytes(buffer[:got])
                     received += len(piece)
                     if received > size:
                         raise DigestMismatchError(
