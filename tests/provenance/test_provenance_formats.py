@@ -159,3 +159,14 @@ def test_lookalikes_are_not_taken_for_formats() -> None:
     # Text that starts like a protocol 0 opcode but is not a pickle.
     assert detect_format("c.txt", b"I am a sentence.").format == "text"
     assert detect_format("d", b"").format == "text"
+
+
+def test_an_unknown_escape_in_a_protocol_0_string_is_still_a_pickle() -> None:
+    # pickle.loads accepts b"S'a\\-b'" (escape_decode only warns), so the scanner must
+    # too: under -W error the warning would otherwise end the scan (CI runs that way).
+    plain = b"S'a\\-b'\np0\n."
+    assert detect_format("plain.pkl", plain).format == "pickle"
+    hostile = b"cos\nsystem\n(S'echo \\-'\ntR."
+    found = detect_format("hostile.pkl", hostile)
+    assert found.format == "pickle-import"
+    assert found.imports == ["os.system"]

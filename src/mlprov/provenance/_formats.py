@@ -45,8 +45,10 @@ import io
 import pickletools
 import re
 import struct
+import warnings
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -184,6 +186,16 @@ def scan_pickle(data: bytes) -> FileFormat:
     )
 
 
+@contextmanager
+def _escapes_tolerated() -> Iterator[None]:
+    """Decoding a protocol 0 STRING argument (``codecs.escape_decode``) warns on an
+    unknown escape such as ``\\-``; ``pickle.loads`` accepts it all the same, so it must
+    neither end the scan nor, under ``-W error``, turn a text file into a failed scan."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
 def _unscanned(why: str) -> _Finding:
     return _Finding("pickle-import", notes=[f"{why}: not scanned, recorded as pickle-import"])
 
@@ -224,7 +236,8 @@ def _scan_one(data: bytes, start: int) -> tuple[_Finding, int]:
     stream = io.BytesIO(data)
     stream.seek(start)
     try:
-        pickled = Pickled.load(stream)
+        with _escapes_tolerated():
+            pickled = Pickled.load(stream)
         end = stream.tell()
         # Interpreter builds the AST symbolically; its own limits (opcodes, stack, memo,
         # GET/PUT ratio) bound the time and memory a hostile pickle can cost.
@@ -297,10 +310,11 @@ def _old_pickle(stream: BinaryIO, size: int, head: bytes, limits: Limits) -> _Fi
     data = stream.read(size)
     try:
         end = 0
-        for opcode, _argument, position in pickletools.genops(data):
-            if opcode.name == "STOP":
-                end = (position or 0) + 1
-                break
+        with _escapes_tolerated():
+            for opcode, _argument, position in pickletools.genops(data):
+                if opcode.name == "STOP":
+                    end = (position or 0) + 1
+                    break
     except (ValueError, EOFError, UnicodeDecodeError):
         return None
     if end != size:
