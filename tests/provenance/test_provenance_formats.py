@@ -25,27 +25,29 @@ from support.format_samples import (
 _OS_SYSTEM = "nt.system" if sys.platform == "win32" else "posix.system"
 
 
-@pytest.mark.parametrize(
-    ("name", "content", "label"),
-    [
-        ("model.safetensors", safetensors_file(), "safetensors"),
-        ("x.npy", npy_file(), "npy"),
-        ("model.onnx", onnx_file(), "onnx"),
-        ("model.gguf", b"GGUF\x03\x00\x00\x00" + b"\x00" * 24, "gguf"),
-        ("model.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 64, "hdf5"),
-        ("config.json", b'{"layers": 2, "act": "relu"}\n', "json"),
-        ("README.md", "# Model\n\nA caf\u00e9 model.\n".encode(), "text"),
-        ("arrays.npz", zip_of({"a.npy": npy_file()}, deflate=True), "zip"),
-        ("weights.bin", bytes(range(256)) * 4, "unknown"),
-        ("plain.pkl", plain_pickle(), "pickle"),
-        ("plain2.pkl", plain_pickle(protocol=2), "pickle"),
-        ("plain0.pkl", b"(lp0\nI1\naI2\na.", "pickle"),
-        ("evil.pkl", os_system_pickle(), "pickle-import"),
-        ("evil0.pkl", os_system_pickle(protocol=0), "pickle-import"),
-        ("model.pt", torch_zip(), "pickle-import"),
-        ("benign.pt", torch_zip(plain_pickle(protocol=2)), "pickle"),
-    ],
-)
+_SAMPLES = [
+    ("model.safetensors", safetensors_file(), "safetensors"),
+    ("x.npy", npy_file(), "npy"),
+    ("model.onnx", onnx_file(), "onnx"),
+    ("model.gguf", b"GGUF\x03\x00\x00\x00" + b"\x00" * 24, "gguf"),
+    ("model.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 64, "hdf5"),
+    ("config.json", b'{"layers": 2, "act": "relu"}\n', "json"),
+    ("README.md", "# Model\n\nA caf\u00e9 model.\n".encode(), "text"),
+    ("arrays.npz", zip_of({"a.npy": npy_file()}, deflate=True), "zip"),
+    ("weights.bin", bytes(range(256)) * 4, "unknown"),
+    ("plain.pkl", plain_pickle(), "pickle"),
+    ("plain2.pkl", plain_pickle(protocol=2), "pickle"),
+    ("plain0.pkl", b"(lp0\nI1\naI2\na.", "pickle"),
+    ("evil.pkl", os_system_pickle(), "pickle-import"),
+    ("evil0.pkl", os_system_pickle(protocol=0), "pickle-import"),
+    ("model.pt", torch_zip(), "pickle-import"),
+    ("benign.pt", torch_zip(plain_pickle(protocol=2)), "pickle"),
+]
+
+
+# Named by file name: a zip's bytes carry the time it was made, so ids built from them
+# differ between pytest-xdist workers.
+@pytest.mark.parametrize(("name", "content", "label"), _SAMPLES, ids=[s[0] for s in _SAMPLES])
 def test_formats_by_content(name: str, content: bytes, label: str) -> None:
     found = detect_format(name, content)
     assert (found.path, found.format) == (name, label), found

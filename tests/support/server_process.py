@@ -66,6 +66,27 @@ def start_server(
 ) -> ServerProcess:
     """Start ``mlprov serve`` on the registry ``reg`` names; return once ``/readyz`` says
     ready (or fail with the server's output)."""
+    for _attempt in range(3):
+        try:
+            return _start_server(reg, log, workers=workers, env=env, timeout=timeout)
+        except PortTakenError:
+            # Another test process (pytest-xdist) bound the free port first: pick again.
+            continue
+    return _start_server(reg, log, workers=workers, env=env, timeout=timeout)
+
+
+class PortTakenError(AssertionError):
+    """The port found free was bound by someone else before the server could bind it."""
+
+
+def _start_server(
+    reg: RegistryEnv,
+    log: Path,
+    *,
+    workers: int,
+    env: Mapping[str, str] | None,
+    timeout: float,
+) -> ServerProcess:
     port = free_port()
     environment = dict(reg.env)
     environment.update(env or {})
@@ -96,7 +117,10 @@ def start_server(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"mlprov serve exited {process.returncode}: {server.log_text()}")
+            output = server.log_text()
+            if "address already in use" in output.lower():
+                raise PortTakenError(output)
+            raise AssertionError(f"mlprov serve exited {process.returncode}: {output}")
         try:
             if httpx.get(f"{server.base_url}/readyz", timeout=2).status_code == 200:
                 return server
