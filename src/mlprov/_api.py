@@ -74,6 +74,7 @@ def install_verified(
     to: str | Path,
     trust: Trust,
     config: RegistryConfig | None = None,
+    sync: bool = True,
 ) -> VerifiedInstall:
     """Install a registered version at ``to`` only if it verifies; raise otherwise.
 
@@ -82,11 +83,12 @@ def install_verified(
     version's stored signature against ``trust``, checks that the registry's manifest is
     the signed one, writes every file checking its digest, and installs the folder with
     its ``model.sig`` atomically. Any failure raises an MlprovError (with its exit code)
-    and leaves ``to`` as it was; there is no report to forget to check.
+    and leaves ``to`` as it was; there is no report to forget to check. ``sync=False``
+    skips the fsyncs, for a volume a crash discards anyway (docs/serving.md).
     """
     registry = connect(config=config)
     try:
-        return registry.install_verified(ref, Path(to), trust)
+        return registry.install_verified(ref, Path(to), trust, sync=sync)
     finally:
         registry.close()
 
@@ -130,6 +132,7 @@ def load_verified(
     to: str | Path,
     config: RegistryConfig | None = None,
     trust: Trust | None = None,
+    sync: bool = True,
 ) -> Path:
     """Install ``NAME@ALIAS`` at ``to`` only if it verifies with the registry's trust and
     passes the alias's policy (``mlprov pull``); return the installed folder.
@@ -138,7 +141,8 @@ def load_verified(
     serving cannot weaken them. Against a server (``MLPROV_REGISTRY=http(s)://...``)
     the server's gate judges the policy and the signature is verified here against
     ``trust``, which is then required (docs/client.md). Any failure raises an
-    MlprovError and leaves ``to`` as it was.
+    MlprovError and leaves ``to`` as it was. ``sync=False`` installs without fsync, for
+    a volume a crash discards anyway (``mlprov pull --no-sync``, docs/serving.md).
     """
     from mlprov.errors import InvalidInputError  # noqa: PLC0415
     from mlprov.registry import open_registry  # noqa: PLC0415
@@ -152,13 +156,13 @@ def load_verified(
                 "load_verified against a server verifies the signature here: pass trust="
             )
         with connect_server(server) as client:
-            return client.pull(ref, Path(to), trust).path
+            return client.pull(ref, Path(to), trust, sync=sync).path
     if trust is not None:
         raise InvalidInputError(
             "trust= is for loading from a server; locally the registry's policy set is the trust"
         )
     registry = open_registry(config)
     try:
-        return registry.pull(ref, Path(to)).path
+        return registry.pull(ref, Path(to), sync=sync).path
     finally:
         registry.close()

@@ -76,6 +76,14 @@ def pull(
         str | None,
         typer.Option("--issuer", metavar="URL", help="OIDC issuer of the Sigstore identity."),
     ] = None,
+    no_sync: Annotated[
+        bool,
+        typer.Option(
+            "--no-sync",
+            help="Do not fsync the installed files: for a volume a crash discards anyway "
+            "(a pod's emptyDir). Every byte is still verified.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Resolve the alias once, verify the version with the registry's trust and the
@@ -89,8 +97,11 @@ def pull(
     policy and the model signature is verified here, against the trust option given
     (--key, --certificate-chain, or --identity with --issuer), which is required there;
     with --registry-key the server's signed resolution is fetched and checked first.
+
+    The install is durable (every file and folder fsynced) unless --no-sync is given.
     """
     cli = state(ctx)
+    sync = not no_sync
     given = any((key, certificate_chain, identity, issuer))
     if cli.client_mode:
         _pull_from_server(
@@ -102,6 +113,7 @@ def pull(
             registry_key=registry_key,
             state_file=state_file,
             as_json=as_json,
+            sync=sync,
         )
         return
     if given:
@@ -115,9 +127,9 @@ def pull(
             raise InvalidInputError("--registry-key and --state go with --resolution FILE")
         registry = cli.local_registry("pull")
         if registry.is_deployment(ModelRef.parse(ref).name):
-            _present_deployment(registry.pull_deployment(ref, to), ref, as_json)
+            _present_deployment(registry.pull_deployment(ref, to, sync=sync), ref, as_json)
             return
-        pulled = registry.pull(ref, to)
+        pulled = registry.pull(ref, to, sync=sync)
     else:
         from mlprov.serving import ResolutionState  # noqa: PLC0415
         from mlprov.signing import read_signature_file  # noqa: PLC0415
@@ -126,7 +138,7 @@ def pull(
         registry = cli.local_registry("pull")
         statement = read_signature_file(resolution, registry.limits)
         pulled, signed = registry.pull_resolved(
-            ref, to, statement, trust, ResolutionState(_state_path(cli, state_file))
+            ref, to, statement, trust, ResolutionState(_state_path(cli, state_file)), sync=sync
         )
     if as_json:
         decision = pulled.judgement.decision
@@ -176,6 +188,7 @@ def _pull_from_server(
     registry_key: Path | None,
     state_file: Path | None,
     as_json: bool,
+    sync: bool,
 ) -> None:
     import os  # noqa: PLC0415
 
@@ -199,7 +212,7 @@ def _pull_from_server(
                 f"{ref} is a deployment: signed resolutions (--resolution, --registry-key, "
                 "--state) name model versions only"
             )
-        present_remote_pull(server.pull_deployment(ref, to, trust), ref, as_json)
+        present_remote_pull(server.pull_deployment(ref, to, trust, sync=sync), ref, as_json)
         return
     if registry_key is None and os.environ.get("MLPROV_REGISTRY_KEY"):
         registry_key = Path(os.environ["MLPROV_REGISTRY_KEY"])
@@ -217,7 +230,7 @@ def _pull_from_server(
         resolution_check = ResolutionCheck(
             registry_trust, ResolutionState(_state_path(cli, state_file)), statement
         )
-    remote = server.pull(ref, to, trust, resolution=resolution_check)
+    remote = server.pull(ref, to, trust, resolution=resolution_check, sync=sync)
     signer = str(remote.install.signature.signer)
     signed: Resolution | None = remote.resolution
     if as_json:

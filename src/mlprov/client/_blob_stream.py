@@ -6,7 +6,8 @@ Read, hash and write in one loop make the socket wait while each piece is hashed
 the server stalls once the socket's buffers fill. ``hashlib``, ``recv_into`` and file
 writes release the GIL on large buffers, so buffer *n* is written while *n + 1* is
 hashed and *n + 2* is read: the hashing overlaps the transfer instead of following each
-read. Every byte is still hashed, in order, and the file is fsynced before this returns.
+read. Every byte is still hashed, in order, and the file is fsynced before this returns
+(unless the caller installs where durability does not matter: `mlprov pull --no-sync`).
 
 The body is read with ``read_into`` (:mod:`mlprov.client._download`) straight into a few
 multi-MiB buffers that go round between the threads: no per-piece objects, no copies.
@@ -38,13 +39,14 @@ class _Writer:
     """A new file (O_EXCL), written with writeback started every ``_WRITEBACK`` bytes,
     so the fsync at the end waits for the tail only, not for the whole file."""
 
-    def __init__(self, target: Path, mode: int) -> None:
+    def __init__(self, target: Path, mode: int, *, sync: bool = True) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         self.name = target.name
         self.size = 0
         self._flushed = 0
-        self._advise = getattr(os, "posix_fadvise", None)
+        # Without a final fsync there is no tail to shorten: the kernel writes back alone.
+        self._advise = getattr(os, "posix_fadvise", None) if sync else None
         try:
             self._fd = os.open(target, flags, mode)
         except OSError as e:
@@ -69,13 +71,15 @@ class _Writer:
         os.close(self._fd)
 
 
-def write_new(target: Path, chunks: Iterable[bytes], mode: int) -> int:
-    """Write ``chunks`` to a new file, fsynced; the number of bytes written."""
-    writer = _Writer(target, mode)
+def write_new(target: Path, chunks: Iterable[bytes], mode: int, *, sync: bool = True) -> int:
+    """Write ``chunks`` to a new file, fsynced unless ``sync`` is false; the number of
+    bytes written."""
+    writer = _Writer(target, mode, sync=sync)
     try:
         for chunk in chunks:
             writer.write(chunk)
-        writer.sync()
+        if sync:
+            writer.sync()
     except OSError as e:
         raise StorageError(f"{target.name}: cannot write: {e.strerror}") from e
     finally:
@@ -89,10 +93,12 @@ def receive_blob(
     mode: int,
     hashers: Sequence[Any],
     progress: Callable[[int], None] | None = None,
+    *,
+    sync: bool = True,
 ) -> int:
     """Write the body ``read_into`` fills (read on this thread) to the new file
     ``target``, each byte fed to every one of ``hashers`` in order on a second thread and
-    written on a third; fsynced; the byte count.
+    written on a third; fsynced unless ``sync`` is false; the byte count.
 
     Buffers go round: this thread fills one, the hashing thread hashes it and passes it
     on, the writing thread writes it and hands it back, so at most ``_DEPTH`` buffers
@@ -100,7 +106,7 @@ def receive_blob(
     failure on either side stops both: a write error ends the read at the next buffer
     and is raised here; a read error (the connection lost) is raised once both threads
     have stopped, so the file is closed before the caller removes its staging folder."""
-    writer = _Writer(target, mode)
+    writer = _Writer(target, mode, sync=sync)
     failed: list[BaseException] = []
     free: queue.Queue[bytearray] = queue.Queue()
     for _ in range(_DEPTH):
@@ -160,7 +166,8 @@ def receive_blob(
                 raise StorageError(f"{target.name}: cannot write: {error.strerror}") from error
             raise error
         try:
-            writer.sync()
+            if sync:
+                writer.sync()
         except OSError as e:
             raise StorageError(f"{target.name}: cannot write: {e.strerror}") from e
     finally:

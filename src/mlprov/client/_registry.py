@@ -1120,6 +1120,7 @@ class HttpRegistry:
         *,
         now: datetime | None = None,
         progress: ProgressCallback | None = None,
+        sync: bool = True,
     ) -> RemoteDeploymentPull:
         """``mlprov pull DEPLOYMENT@ALIAS --to DIR`` against a server: the server's gate
         judges the version the alias holds (its verification and the alias's deployment
@@ -1170,7 +1171,9 @@ class HttpRegistry:
             verified = signing.verify_bundle(signature, trust, now=now)
             _require_signed(record, verified.manifest, manifest)
             digests[member.role] = str(verified.manifest.digest)
-            fill, _name = self._filler(record, files, signature, progress, record_install=True)
+            fill, _name = self._filler(
+                record, files, signature, progress, record_install=True, sync=sync
+            )
             fills.append((member.role, fill))
         report = _deployments.deployment_report(version, digests, (), trust, now=now)
         if report.failures:
@@ -1185,9 +1188,9 @@ class HttpRegistry:
             # after the last byte of the last member matched its signed digest.
             for role, fill in fills:
                 fill(staging / role)
-            write_new(staging / BUNDLE_FILE_NAME, [version.bundle], mode)
+            write_new(staging / BUNDLE_FILE_NAME, [version.bundle], mode, sync=sync)
 
-        install_folder(Path(to), fill_all)
+        install_folder(Path(to), fill_all, sync=sync)
         return RemoteDeploymentPull(
             version, Path(to), report, judged.get("policy_digest"), judged.get("message")
         )
@@ -1237,10 +1240,12 @@ class HttpRegistry:
         *,
         now: datetime | None = None,
         progress: ProgressCallback | None = None,
+        sync: bool = True,
     ) -> VerifiedInstall:
         """Resolve once, verify the stored signature against ``trust`` here, require the
         server's manifest to be the signed one, then stream every file while hashing it
-        into a staging folder installed atomically at ``to``."""
+        into a staging folder installed atomically at ``to`` (fsynced unless ``sync`` is
+        false)."""
         from mlprov import signing  # noqa: PLC0415
 
         record, files, manifest, signature = self._snapshot(ref)
@@ -1251,7 +1256,9 @@ class HttpRegistry:
         verified: VerifiedSignature = signing.verify_bundle(signature, trust, now=now)
         _require_signed(record, verified.manifest, manifest)
         target = Path(to)
-        name = self._install(record, files, signature, target, progress, record_install=True)
+        name = self._install(
+            record, files, signature, target, progress, record_install=True, sync=sync
+        )
         assert name is not None
         return VerifiedInstall(record, verified, target, target / name)
 
@@ -1272,6 +1279,7 @@ class HttpRegistry:
         resolution: ResolutionCheck | None = None,
         now: datetime | None = None,
         progress: ProgressCallback | None = None,
+        sync: bool = True,
     ) -> RemotePull:
         """``mlprov pull NAME@ALIAS`` against a server (docs/client.md, ADR 0047).
 
@@ -1325,7 +1333,9 @@ class HttpRegistry:
                     f"{exact} has digest {record.digest}, the signed resolution names "
                     f"{verified.manifest_digest}"
                 )
-        installed = self.install_verified(exact, Path(to), trust, now=now, progress=progress)
+        installed = self.install_verified(
+            exact, Path(to), trust, now=now, progress=progress, sync=sync
+        )
         return RemotePull(installed, judged.get("policy_digest"), judged.get("message"), verified)
 
     def _install(
@@ -1337,15 +1347,16 @@ class HttpRegistry:
         progress: ProgressCallback | None,
         *,
         record_install: bool = False,
+        sync: bool = True,
     ) -> str | None:
         """Install the files and the signature (with ``record_install``, the install
         record ``mlprov check-installed`` reads, written last in the staging folder)."""
         from mlprov.fs import install_folder  # noqa: PLC0415
 
         fill, signature_name = self._filler(
-            record, files, signature, progress, record_install=record_install
+            record, files, signature, progress, record_install=record_install, sync=sync
         )
-        install_folder(to, fill)
+        install_folder(to, fill, sync=sync)
         return signature_name
 
     def _filler(
@@ -1356,6 +1367,7 @@ class HttpRegistry:
         progress: ProgressCallback | None,
         *,
         record_install: bool,
+        sync: bool = True,
     ) -> tuple[Callable[[Path], None], str | None]:
         """What :meth:`_install` writes into a staging folder, after checking the names
         (a deployment's pull writes several into one staging folder, one per role)."""
@@ -1383,17 +1395,23 @@ class HttpRegistry:
 
         def fill(staging: Path) -> None:
             for name, item in names:
-                self._fetch(staging / name, item, mode, progress)
+                self._fetch(staging / name, item, mode, progress, sync=sync)
             if signature_name is not None and signature is not None:
-                write_new(staging / signature_name, [signature], mode)
+                write_new(staging / signature_name, [signature], mode, sync=sync)
                 if record_install:
                     made = install_record(staging, signature_name, signature)
-                    write_new(staging / INSTALL_RECORD_NAME, [made], mode)
+                    write_new(staging / INSTALL_RECORD_NAME, [made], mode, sync=sync)
 
         return fill, signature_name
 
     def _fetch(
-        self, target: Path, item: StoredFile, mode: int, progress: ProgressCallback | None
+        self,
+        target: Path,
+        item: StoredFile,
+        mode: int,
+        progress: ProgressCallback | None,
+        *,
+        sync: bool,
     ) -> None:
         """Stream one blob into ``target``, hashing it as it is written (no second pass)."""
         from mlprov.manifest import new_hasher  # noqa: PLC0415
@@ -1406,7 +1424,7 @@ class HttpRegistry:
         with self._transport.download(
             f"/api/v1/blobs/{item.blob}", headers={"Accept-Encoding": "identity"}
         ) as read_into:
-            size = receive_blob(read_into, target, mode, hashers, progress)
+            size = receive_blob(read_into, target, mode, hashers, progress, sync=sync)
         if size != item.size:
             raise DigestMismatchError(
                 f"{target.name}: the server sent {size} bytes, the manifest records {item.size}"

@@ -110,9 +110,12 @@ def current_umask() -> int:
     return mask
 
 
-def install_folder(target: Path, fill: Callable[[Path], None]) -> None:
+def install_folder(target: Path, fill: Callable[[Path], None], *, sync: bool = True) -> None:
     """Install a folder at ``target`` whole: ``fill(staging)`` writes into a temporary
     folder that becomes ``target``'s content only if ``fill`` returns.
+
+    With ``sync`` false the renames are not fsynced (``fill`` decides for its files): an
+    install on a volume a crash discards anyway (``mlprov pull --no-sync``).
 
     ``target`` must not exist or be an empty folder (a ConflictError otherwise); on any
     failure it is left as it was. See the module docstring for how each case is made
@@ -120,7 +123,7 @@ def install_folder(target: Path, fill: Callable[[Path], None]) -> None:
     """
     target = Path(target)
     if target.is_dir() and not target.is_symlink():
-        _fill_existing_folder(target, fill)
+        _fill_existing_folder(target, fill, sync=sync)
         return
     if target.exists() or target.is_symlink():
         raise ConflictError(f"{target}: already exists and is not an empty folder")
@@ -143,10 +146,11 @@ def install_folder(target: Path, fill: Callable[[Path], None]) -> None:
                 raise ConflictError(f"{target}: was created by someone else meanwhile") from e
             raise StorageError(f"{target}: cannot install: {e.strerror}") from e
         raise
-    _sync_folder(parent)
+    if sync:
+        _sync_folder(parent)
 
 
-def _fill_existing_folder(target: Path, fill: Callable[[Path], None]) -> None:
+def _fill_existing_folder(target: Path, fill: Callable[[Path], None], *, sync: bool) -> None:
     """Fill an existing empty folder (ADR 0027): stage inside it, then move entries up."""
     try:
         handle = os.open(target, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -181,7 +185,8 @@ def _fill_existing_folder(target: Path, fill: Callable[[Path], None]) -> None:
             if isinstance(e, OSError):
                 raise StorageError(f"{target}: cannot install: {e.strerror}") from e
             raise
-        _sync_folder(target)
+        if sync:
+            _sync_folder(target)
     finally:
         os.close(handle)
 

@@ -508,12 +508,18 @@ class Registry:
         return status.status(self._context)
 
     def pull(
-        self, ref: ModelRef | str, to: Path, *, progress: ProgressCallback | None = None
+        self,
+        ref: ModelRef | str,
+        to: Path,
+        *,
+        progress: ProgressCallback | None = None,
+        sync: bool = True,
     ) -> PulledVersion:
-        """Install ``NAME@ALIAS`` only if it verifies and passes the alias's policy."""
+        """Install ``NAME@ALIAS`` only if it verifies and passes the alias's policy
+        (fsynced unless ``sync`` is false)."""
         from mlprov.registry import pull  # noqa: PLC0415
 
-        return pull.pull(self._context, ref, to, progress=progress)
+        return pull.pull(self._context, ref, to, progress=progress, sync=sync)
 
     def signed_resolution(self, name: str, alias: str, signer: Signer, *, ttl: timedelta) -> bytes:
         """The registry's signed answer to what ``name@alias`` names now (version,
@@ -532,13 +538,14 @@ class Registry:
         *,
         now: datetime | None = None,
         progress: ProgressCallback | None = None,
+        sync: bool = True,
     ) -> tuple[PulledVersion, Resolution]:
         """Pull ``NAME@ALIAS`` only as the signed resolution ``statement`` names it, after
         ``state`` refused nothing (rollback, replay, expiry)."""
         from mlprov.registry import resolution  # noqa: PLC0415
 
         return resolution.pull_resolved(
-            self._context, ref, to, statement, trust, state, now=now, progress=progress
+            self._context, ref, to, statement, trust, state, now=now, progress=progress, sync=sync
         )
 
     def apply_policy(self, files: Mapping[str, bytes], *, reason: str = "") -> StoredPolicySet:
@@ -807,13 +814,20 @@ class Registry:
         return deployments.is_deployment(self._context, name)
 
     def pull_deployment(
-        self, ref: ModelRef | str, to: Path, *, progress: ProgressCallback | None = None
+        self,
+        ref: ModelRef | str,
+        to: Path,
+        *,
+        progress: ProgressCallback | None = None,
+        sync: bool = True,
     ) -> PulledDeployment:
         """Install every member of ``DEPLOYMENT@ALIAS`` at ``to/ROLE``, verified, as a whole."""
         from mlprov.registry import deployment_judge  # noqa: PLC0415
 
         parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
-        return deployment_judge.pull_deployment(self._context, parsed, to, progress=progress)
+        return deployment_judge.pull_deployment(
+            self._context, parsed, to, progress=progress, sync=sync
+        )
 
     # -- webhooks ----------------------------------------------------------------------
 
@@ -889,12 +903,15 @@ class Registry:
         *,
         now: datetime | None = None,
         progress: ProgressCallback | None = None,
+        sync: bool = True,
     ) -> VerifiedInstall:
         """Resolve once, verify the stored signature against ``trust``, install (see
         :func:`mlprov.registry.download.install_verified`); raise on any failure."""
         from mlprov.registry import download  # noqa: PLC0415
 
-        return download.install_verified(self._context, ref, to, trust, now=now, progress=progress)
+        return download.install_verified(
+            self._context, ref, to, trust, now=now, progress=progress, sync=sync
+        )
 
     def collect_garbage(
         self,

@@ -280,6 +280,7 @@ class RegistryApi(Protocol):
         *,
         now: datetime | None = None,
         progress: ProgressCallback | None = None,
+        sync: bool = True,
     ) -> VerifiedInstall: ...
 
     def export(

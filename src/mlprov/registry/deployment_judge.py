@@ -287,6 +287,7 @@ def pull_deployment(
     to: Path,
     *,
     progress: ProgressCallback | None = None,
+    sync: bool = True,
 ) -> PulledDeployment:
     """Install every member of ``DEPLOYMENT@ALIAS`` at ``to/ROLE``, verified, atomically
     as a whole (one :func:`mlprov.fs.install_folder`), with the signed bundle statement
@@ -332,6 +333,7 @@ def pull_deployment(
                 staging / member.role,
                 progress=progress,
                 record_install=True,
+                sync=sync,
             )
         write_file_atomically(
             staging / BUNDLE_FILE_NAME,
@@ -340,5 +342,5 @@ def pull_deployment(
             what="deployment bundle",
         )
 
-    install_folder(Path(to), fill)
+    install_folder(Path(to), fill, sync=sync)
     return PulledDeployment(version, Path(to), judgement)

@@ -77,6 +77,7 @@ def download(
     *,
     progress: ProgressCallback | None = None,
     record_install: bool = False,
+    sync: bool = True,
 ) -> ModelVersion:
     """Write a version's files to ``to``, checking every digest while writing.
 
@@ -86,12 +87,13 @@ def download(
     :func:`install_verified`), and the signature is written with the files. On any
     mismatch or error ``to`` is left as it was. With ``record_install`` (serving installs)
     a signed version also gets its install record (:func:`mlprov.serving.install_record`).
+    Every file and the folder are fsynced unless ``sync`` is false (``pull --no-sync``).
     """
     snapshot = _read(context, coerce_ref(ref))
     if snapshot.signature is not None:
         signed = _claimed_manifest(context, snapshot)
         _require_signed_manifest(snapshot, signed)
-    _install(context, snapshot, Path(to), progress, record=record_install)
+    _install(context, snapshot, Path(to), progress, record=record_install, sync=sync)
     return snapshot.record
 
 
@@ -103,6 +105,7 @@ def install_verified(
     *,
     now: datetime | None = None,
     progress: ProgressCallback | None = None,
+    sync: bool = True,
 ) -> VerifiedInstall:
     """Resolve ``ref`` once, verify the version's stored signature against ``trust``,
     check that the registry's manifest is the signed one, and install the files (each
@@ -118,7 +121,7 @@ def install_verified(
     verified = signing.verify_bundle(snapshot.signature, trust, limits=context.limits, now=now)
     _require_signed_manifest(snapshot, verified.manifest)
     target = Path(to)
-    name = _install(context, snapshot, target, progress, record=True)
+    name = _install(context, snapshot, target, progress, record=True, sync=sync)
     assert name is not None  # a signed version always gets its signature file
     return VerifiedInstall(snapshot.record, verified, target, target / name)
 
@@ -173,6 +176,7 @@ def _install(
     progress: ProgressCallback | None,
     *,
     record: bool = False,
+    sync: bool = True,
 ) -> str | None:
     """Install the files and the stored signature (with ``record``, the install record
     beside it, written in the staging folder so it moves into place with the files);
@@ -205,17 +209,23 @@ def _install(
     def fill(staging: Path) -> None:
         for name, item in names:
             _write_checked(
-                context, staging / name, item.blob, Digest.parse(item.digest), file_mode, progress
+                context,
+                staging / name,
+                item.blob,
+                Digest.parse(item.digest),
+                file_mode,
+                progress,
+                sync=sync,
             )
         if signature_name is not None and snapshot.signature is not None:
-            _write_bytes(staging / signature_name, snapshot.signature, file_mode)
+            _write_bytes(staging / signature_name, snapshot.signature, file_mode, sync=sync)
             if record:
                 # Last, so it sees every file as written (a rename keeps size and mtime).
                 made = install_record(staging, signature_name, snapshot.signature)
-                _write_bytes(staging / INSTALL_RECORD_NAME, made, file_mode)
+                _write_bytes(staging / INSTALL_RECORD_NAME, made, file_mode, sync=sync)
 
     with corrupt_blobs_named(snapshot.record.ref, snapshot.files):
-        install_folder(to, fill)
+        install_folder(to, fill, sync=sync)
     return signature_name
 
 
@@ -225,12 +235,13 @@ def _open_new(target: Path, mode: int) -> int:
     return os.open(target, flags, mode)
 
 
-def _write_bytes(target: Path, data: bytes, mode: int) -> None:
+def _write_bytes(target: Path, data: bytes, mode: int, *, sync: bool) -> None:
     try:
         with os.fdopen(_open_new(target, mode), "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
     except OSError as e:
         raise StorageError(f"{target.name}: cannot write: {e.strerror}") from e
 
@@ -242,6 +253,8 @@ def _write_checked(
     digest: Digest,
     mode: int,
     progress: ProgressCallback | None,
+    *,
+    sync: bool,
 ) -> None:
     hasher = new_hasher(digest.algorithm)
     try:
@@ -252,7 +265,8 @@ def _write_checked(
                 if progress is not None:
                     progress(len(chunk))
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
     except OSError as e:
         raise StorageError(f"{target.name}: cannot write: {e.strerror}") from e
     actual = hasher.hexdigest()

@@ -44,8 +44,10 @@ def pull(
     to: Path,
     *,
     progress: ProgressCallback | None = None,
+    sync: bool = True,
 ) -> PulledVersion:
-    """Install ``NAME@ALIAS`` at ``to`` only if it verifies and passes its policy."""
+    """Install ``NAME@ALIAS`` at ``to`` only if it verifies and passes its policy
+    (fsynced unless ``sync`` is false: ``mlprov pull --no-sync``)."""
     parsed = coerce_ref(ref)
     if parsed.alias is None or parsed.alias == LATEST:
         raise InvalidInputError(
@@ -53,7 +55,7 @@ def pull(
         )
     with context.metadata.read() as tx:
         number = resolve(tx, parsed).number  # resolved once: a move meanwhile changes nothing
-    return install_alias_version(context, parsed, number, Path(to), progress=progress)
+    return install_alias_version(context, parsed, number, Path(to), progress=progress, sync=sync)
 
 
 def install_alias_version(
@@ -63,6 +65,7 @@ def install_alias_version(
     to: Path,
     *,
     progress: ProgressCallback | None = None,
+    sync: bool = True,
 ) -> PulledVersion:
     """Judge version ``number`` as ``ref``'s alias would, then install it at ``to`` with
     its signature and install record; raise and install nothing on any failure. For a
@@ -90,5 +93,6 @@ def install_alias_version(
         Path(to),
         progress=progress,
         record_install=True,
+        sync=sync,
     )
     return PulledVersion(record, Path(to), judgement)

@@ -131,6 +131,7 @@ def pull_resolved(
     *,
     now: datetime | None = None,
     progress: ProgressCallback | None = None,
+    sync: bool = True,
 ) -> tuple[PulledVersion, Resolution]:
     """Install ``NAME@ALIAS`` at ``to`` as :func:`~mlprov.registry.pull.pull` does, but
     only as the signed ``resolution`` names it (module docstring).
@@ -160,5 +161,6 @@ def pull_resolved(
         verified.version,
         Path(to),
         progress=progress,
+        sync=sync,
     )
     return pulled, verified
