@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ def env(reg: RegistryEnv, tmp_path: Path) -> GateEnv:
 
 
 @pytest.fixture
-def fsyncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], list[str]]]:
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], list[str]]:
     """``fsyncs(folder)``: the paths under ``folder`` fsynced so far in this process."""
     seen: list[str] = []
     real = os.fsync
@@ -49,7 +49,7 @@ def fsyncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], list[st
     if not Path("/proc/self/fd").is_dir():
         pytest.skip("needs /proc/self/fd to name what is fsynced (Linux)")
     monkeypatch.setattr(os, "fsync", counting)
-    yield lambda folder: [p for p in seen if p.startswith(str(folder))]
+    return lambda folder: [p for p in seen if p.startswith(str(folder))]
 
 
 def _installed(folder: Path) -> dict[str, bytes]:
