@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlprov.artifacts import ArtifactStore, open_artifact_store
-from mlprov.errors import VerificationError
+from mlprov.errors import StorageError, VerificationError
 
 
 @pytest.fixture(params=["file", "memory"])
@@ -44,3 +44,42 @@ def test_what_hold_raises_leaves_no_blob(store: ArtifactStore) -> None:
     with pytest.raises(VerificationError):
         store.put_chunks(iter([b"tampered"]), name="w.bin", hold=refuse)
     assert store.digests() == []
+
+
+def test_many_chunks_written_behind_arrive_whole_and_in_order(tmp_path: Path) -> None:
+    # From the second chunk on the file store writes on a thread of its own.
+    store = open_artifact_store((tmp_path / "blobs").as_uri())
+    chunks = [bytes([i]) * (1 << 20) for i in range(40)]
+    stored = store.put_chunks(iter(chunks), name="big.bin")
+    assert stored.sha256 == hashlib.sha256(b"".join(chunks)).hexdigest()
+    assert store.read_bytes(stored.sha256) == b"".join(chunks)
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+
+
+def test_a_failing_write_behind_is_raised_and_leaves_no_blob(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from mlprov.artifacts import _file
+
+    store = open_artifact_store((tmp_path / "blobs").as_uri())
+    real = os.write
+    written = [0]
+
+    def full_disk(fd: int, data: object) -> int:
+        written[0] += 1
+        if written[0] == 3:  # the third chunk, on the writing thread
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_file.os, "write", full_disk)
+    with pytest.raises(StorageError) as caught:
+        store.put_chunks(iter([b"x" * (1 << 20)] * 10), name="w.bin")
+    assert caught.value.message == "storing w.bin: no space left on device"
+    monkeypatch.undo()
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+    assert not (tmp_path / "blobs" / "sha256").exists() or not any(
+        (tmp_path / "blobs" / "sha256").rglob("*")
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -95,24 +96,38 @@ class FileArtifactStore(ArtifactStore):
                 size += len(view)
             return size
 
-        return self._store(feed, observe, hold)
+        # Chunks are bytes nobody changes afterwards, so they can be written behind.
+        return self._store(feed, observe, hold, write_behind=True)
 
     def _store(
         self,
         feed: Callable[[list[ChunkConsumer]], int],
         observe: ChunkConsumer | None,
         hold: BlobHold | None,
+        *,
+        write_behind: bool = False,
     ) -> StoredBlob:
-        """One pass of ``feed`` into a temporary file, hashed; then hold, fsync, rename."""
+        """One pass of ``feed`` into a temporary file, hashed; then hold, fsync, rename.
+        With ``write_behind`` (chunks that stay unchanged once fed) the writes run on a
+        thread of their own, so a chunk is hashed while the one before it is written."""
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="put-")
         tmp_path = Path(tmp_name)
         try:
             hasher = hashlib.sha256()
-            consumers: list[ChunkConsumer] = [hasher.update, _EarlyWriteback(fd)]
+            consumers: list[ChunkConsumer] = [hasher.update]
             if observe is not None:
                 consumers.append(observe)
+            behind = _WriteBehind(_EarlyWriteback(fd)) if write_behind else None
+            consumers.append(behind if behind is not None else _EarlyWriteback(fd))
             with os.fdopen(fd, "wb", buffering=0) as target:
-                size = feed(consumers)
+                try:
+                    size = feed(consumers)
+                except BaseException:
+                    if behind is not None:
+                        behind.abandon()
+                    raise
+                if behind is not None:
+                    behind.close()
                 sha256 = hasher.hexdigest()
                 if hold is not None:
                     hold(sha256)
@@ -224,6 +239,61 @@ class _EarlyWriteback:
 
 
 _FADV_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None)
+
+#: Chunks queued for the writing thread at most (bounds memory: a few MiB).
+_WRITE_AHEAD = 4
+
+
+class _WriteBehind:
+    """``write`` run on a thread of its own from a blob's second chunk on: the caller
+    hashes chunk *n + 1* while chunk *n* is written (hashlib and os.write both release
+    the GIL on large buffers), instead of one after the other; a one-chunk blob is
+    written inline, without a thread. Only for chunks that stay unchanged once handed
+    over (bytes), never a reused buffer. A write error is raised by the next call or by
+    :meth:`close`."""
+
+    def __init__(self, write: ChunkConsumer) -> None:
+        self._write = write
+        self._queue: queue.Queue[memoryview | None] = queue.Queue(maxsize=_WRITE_AHEAD)
+        self._thread: threading.Thread | None = None
+        self._inline_done = False
+        self._error: BaseException | None = None
+
+    def __call__(self, chunk: memoryview) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            if not self._inline_done:
+                self._inline_done = True
+                self._write(chunk)
+                return
+            self._thread = threading.Thread(target=self._run, name="mlprov-blob-write", daemon=True)
+            self._thread.start()
+        self._queue.put(chunk)
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._write(chunk)
+                except BaseException as e:  # raised on the caller's thread
+                    self._error = e
+
+    def _join(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def close(self) -> None:
+        """Wait for every queued chunk to be written; raise the write error, if any."""
+        self._join()
+        if self._error is not None:
+            raise self._error
+
+    def abandon(self) -> None:
+        """Stop after what is queued, raising nothing (the caller is already failing)."""
+        self._join()
 
 
 def _write_all(fd: int, data: memoryview) -> None:
