@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from mlprov.audit import GENESIS_HASH, entry_hash
+from mlprov.client import HttpRegistry
+from mlprov.errors import MalformedDocumentError
 from support.client_mode import client_cli, lying_proxy
 from support.registry_env import RegistryEnv, execute, make_model, one_line_error
 from support.server_process import ServerProcess, running_server, token
@@ -134,7 +136,7 @@ def test_a_server_that_rewrote_its_history_fails_verify_here(
     assert made.returncode == 0, made.stderr
 
     def lie(path: str, body: bytes) -> bytes:
-        return rewrite(body) if path == "/api/v1/audit/chain" else body
+        return rewrite(body) if path.startswith("/api/v1/audit/chain?") else body
 
     before = reg.snapshot()
     with lying_proxy(server.base_url, lie) as proxy:
@@ -204,3 +206,57 @@ def test_the_audit_chain_needs_a_token_for_every_model(
     assert result.returncode == 6, result.stderr
     one_line_error(result.stderr)
     assert not mark.exists()
+
+
+def test_the_chain_comes_in_pages_and_verifies_across_them(
+    reg: RegistryEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    _history(reg, tmp_path)
+    reader = token(reg, "reader", name="auditor")  # entry 6
+    page = server.client(reader).get("/api/v1/audit/chain", params={"after": 2, "limit": 2})
+    assert page.status_code == 200, page.text
+    document = page.json()
+    assert [e["seq"] for e in document["entries"]] == [3, 4]
+    assert document["next"] == 4
+    assert document["head"]["sequence"] == 6
+    last = server.client(reader).get("/api/v1/audit/chain", params={"after": 4, "limit": 5})
+    assert [e["seq"] for e in last.json()["entries"]] == [5, 6]
+    assert last.json()["next"] is None
+    for bad in ({"limit": 0}, {"limit": 5001}, {"after": -1}, {"after": 2**31}):
+        refused = server.client(reader).get("/api/v1/audit/chain", params=bad)
+        assert refused.status_code == 422, (bad, refused.text)
+    registry = reg.registry()
+    try:
+        local = registry.audit_chain()
+    finally:
+        registry.close()
+    client = HttpRegistry(server.base_url, reader)
+    try:
+        client.audit_page = 2  # three pages of two
+        assert client.verified_audit_chain() == local
+    finally:
+        client.close()
+
+
+def test_a_page_that_does_not_move_on_is_refused(
+    reg: RegistryEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    """A server answering every page with the same ``next`` would keep the client asking
+    for ever: a ``next`` that does not advance is a malformed answer."""
+    _history(reg, tmp_path)
+    reader = token(reg, "reader", name="auditor")
+
+    def stuck(path: str, body: bytes) -> bytes:
+        if not path.startswith("/api/v1/audit/chain?"):
+            return body
+        document = json.loads(body)
+        document["next"] = 0
+        return json.dumps(document).encode()
+
+    with lying_proxy(server.base_url, stuck) as proxy:
+        client = HttpRegistry(proxy.base_url, reader)
+        try:
+            with pytest.raises(MalformedDocumentError, match="'next' is 0 after 0"):
+                client.audit_chain()
+        finally:
+            client.close()

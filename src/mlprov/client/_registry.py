@@ -238,6 +238,9 @@ class HttpRegistry:
     :mod:`mlprov.client._transport`).
     """
 
+    #: Entries asked for per page of the audit chain (the server's most is 5000).
+    audit_page: int = 5000
+
     def __init__(
         self, base_url: str, token: str | None, *, timeout: float = 60.0, retries: int = 3
     ) -> None:
@@ -1444,15 +1447,33 @@ class HttpRegistry:
 
     def audit_chain(self) -> tuple[int, str, list[AuditEntry]]:
         """The chain head (sequence, hash) and every entry with the exact details text
-        it hashes (``GET /api/v1/audit/chain``), for checking the chain here."""
-        data = self._get("/api/v1/audit/chain")
-        try:
-            head = data["head"]
-            sequence, head_hash = int(head["sequence"]), str(head["hash"])
-            entries = [AuditEntry.model_validate(e, strict=False) for e in data["entries"]]
-        except (KeyError, TypeError, ValueError) as e:
-            raise MalformedDocumentError(f"the server's audit chain does not parse: {e}") from None
-        return sequence, head_hash, entries
+        it hashes (``GET /api/v1/audit/chain``, page by page), for checking the chain
+        here. The head is the last page's, read with it, so it covers every entry sent."""
+        entries: list[AuditEntry] = []
+        after = 0
+        while True:
+            data = self._get("/api/v1/audit/chain", after=after, limit=self.audit_page)
+            try:
+                head = data["head"]
+                sequence, head_hash = int(head["sequence"]), str(head["hash"])
+                page = [AuditEntry.model_validate(e, strict=False) for e in data["entries"]]
+                following = data.get("next")
+            except (KeyError, TypeError, ValueError) as e:
+                raise MalformedDocumentError(
+                    f"the server's audit chain does not parse: {e}"
+                ) from None
+            # A next page must start later, or a lying server keeps the client asking.
+            if following is not None and (
+                not isinstance(following, int) or not page or following <= after
+            ):
+                raise MalformedDocumentError(
+                    f"the server's audit chain does not parse: 'next' is {following!r} "
+                    f"after {after}"
+                )
+            entries.extend(page)
+            if following is None:
+                return sequence, head_hash, entries
+            after = following
 
     def verified_audit_chain(self) -> tuple[int, str, list[AuditEntry]]:
         """The chain as :meth:`audit_chain` sends it, recomputed here entry by entry

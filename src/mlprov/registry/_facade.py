@@ -1012,6 +1012,12 @@ class Registry:
 
         return audit.audit_chain(self._context)
 
+    def audit_chain_page(self, *, after: int, limit: int) -> tuple[int, str, list[AuditEntry]]:
+        """The head and at most ``limit`` entries after sequence ``after``, read together."""
+        from mlprov.registry import audit  # noqa: PLC0415
+
+        return audit.audit_chain_page(self._context, after=after, limit=limit)
+
     def verify_audit(
         self, *, checkpoint: bytes | None = None, trust: Trust | None = None, **options: Any
     ) -> int:

@@ -39,6 +39,17 @@ def audit_chain(context: RegistryContext) -> tuple[int, str, list[AuditEntry]]:
         return sequence, head, tx.audit.entries()
 
 
+def audit_chain_page(
+    context: RegistryContext, *, after: int, limit: int
+) -> tuple[int, str, list[AuditEntry]]:
+    """The chain head and at most ``limit`` entries after sequence ``after``, read in
+    one transaction: one page of ``GET /api/v1/audit/chain``, so that neither side holds
+    a long log in one answer."""
+    with context.metadata.read() as tx:
+        sequence, head = tx.audit.head()
+        return sequence, head, tx.audit.entries_after(after, limit)
+
+
 def checkpoint(context: RegistryContext, signer: Signer) -> bytes:
     """Sign the chain head as it is now (after verifying the chain): a bundle to keep
     elsewhere. Signed outside any transaction; the checkpoint itself is then audited."""

@@ -256,16 +256,28 @@ def audit_log(
     return [e.to_json() for e in registry.audit_log(subject=subject, limit=limit)]
 
 
+#: Entries in one page of ``GET /audit/chain`` unless the client asks for fewer.
+AUDIT_CHAIN_PAGE = 5000
+
+
 @router.get("/audit/chain", tags=["audit"])
-def audit_chain(request: Request) -> dict[str, Any]:
-    """The chain head and every entry, each with the exact details text its hash covers
-    (``details`` a string here, unlike ``GET /audit``), so that a client recomputes the
-    chain itself (``audit checkpoint`` and ``audit verify --checkpoint``, ADR 0055).
-    The whole registry's: needs a principal for every model, as ``GET /audit``."""
+def audit_chain(
+    request: Request,
+    after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # the column is an INTEGER
+    limit: Annotated[int, Query(ge=1, le=AUDIT_CHAIN_PAGE)] = AUDIT_CHAIN_PAGE,
+) -> dict[str, Any]:
+    """The chain head and one page of entries, those after sequence ``after`` (at most
+    ``limit``), each with the exact details text its hash covers (``details`` a string
+    here, unlike ``GET /audit``), so that a client recomputes the chain itself (``audit
+    checkpoint`` and ``audit verify --checkpoint``, ADR 0055). ``next`` is the
+    ``after`` of the following page, null on the last one; the head is read with each
+    page, so the last page's head covers every entry sent. The whole registry's: needs a
+    principal for every model, as ``GET /audit``."""
     registry = service_of(request).access(request, Action.READ)
-    sequence, head, entries = registry.audit_chain()
+    sequence, head, entries = registry.audit_chain_page(after=after, limit=limit)
     return {
         "head": {"sequence": sequence, "hash": head},
+        "next": entries[-1].seq if len(entries) == limit else None,
         "entries": [
             {
                 "seq": e.seq,

@@ -93,6 +93,17 @@ class AuditRows(Rows):
         row = self._one(sa.select(t.audit_log.c.hash).where(t.audit_log.c.seq == seq))
         return str(row.hash) if row is not None else None
 
+    def entries_after(self, after: int, limit: int) -> list[AuditEntry]:
+        """At most ``limit`` entries with a sequence number above ``after``, oldest
+        first (one page of the chain)."""
+        query = (
+            sa.select(t.audit_log)
+            .where(t.audit_log.c.seq > after)
+            .order_by(t.audit_log.c.seq)
+            .limit(limit)
+        )
+        return [AuditEntry.model_validate(dict(row._mapping)) for row in self._all(query)]
+
     def entries(self, *, subject: str | None = None, limit: int | None = None) -> list[AuditEntry]:
         """Entries oldest first; ``subject`` matches a model (and its versions and aliases)
         or one exact subject, literally (``_`` and ``%`` are not wildcards)."""
