@@ -1,6 +1,7 @@
 """Client mode starts without the server side: a client-mode ``mlprov pull`` never loads
 the metadata store, SQLAlchemy or Alembic (ADR 0049, start-up), which were most of
-its start-up time."""
+its start-up time, nor httpx (its requests go over http.client: ADR 0049, amendment
+"requests without httpx")."""
 
 from __future__ import annotations
 
@@ -109,3 +110,4 @@ def test_a_client_mode_pull_never_imports_the_store(
     loaded = _loaded(pulled.stderr)
     assert "mlprov.client._registry" in loaded
     assert _server_side(loaded) == []
+    assert sorted(n for n in loaded if n.split(".")[0] in ("httpx", "httpcore", "anyio")) == []
