@@ -11,11 +11,10 @@ import ipaddress
 import json
 import os
 import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from mlprov.client._blob_stream import receive_blob
 from mlprov.client._download import direct_get_for
 from mlprov.client._transport import Transport
 from mlprov.errors import EXIT_STORAGE, NotFoundError, StorageError
+from support.loopback_http import clear_proxies, serving
 
 BODY = os.urandom(9 * 1024 * 1024 + 5)
 
@@ -66,18 +66,8 @@ def _blob_server(
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    scheme = "https" if tls is not None else "http"
-    try:
-        yield f"{scheme}://127.0.0.1:{server.server_address[1]}/prefix", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(Handler, tls) as base:
+        yield f"{base}/prefix", seen
 
 
 @contextmanager
@@ -109,22 +99,13 @@ def _forward_proxy() -> Iterator[tuple[str, list[str]]]:
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(Handler) as base:
+        yield base, seen
 
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    clear_proxies(monkeypatch)
 
 
 def _receive(transport: Transport, target: Path) -> str:

@@ -7,11 +7,10 @@ not be repeated still sent through httpx. Against real HTTP servers on loopback.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -19,6 +18,7 @@ import pytest
 
 from mlprov.client._transport import Transport, _query
 from mlprov.errors import NotFoundError, StorageError
+from support.loopback_http import clear_proxies, serving
 
 
 @dataclass
@@ -75,22 +75,13 @@ def _json_server(*, close_when_idle: bool = False) -> Iterator[tuple[str, Seen]]
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/prefix", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(Handler) as base:
+        yield f"{base}/prefix", seen
 
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    clear_proxies(monkeypatch)
 
 
 def test_gets_share_one_kept_alive_connection_with_the_token() -> None:
