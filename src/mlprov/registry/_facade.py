@@ -1049,6 +1049,13 @@ class Registry:
 
         return audit.checkpoint(self._context, signer)
 
+    def add_signed_checkpoint(self, bundle: bytes) -> AuditEntry:
+        """Audit a checkpoint of this registry's chain signed elsewhere (``audit.checkpoint``,
+        as a local one); refused unless the entry it names is in the chain with its hash."""
+        from mlprov.registry import audit  # noqa: PLC0415
+
+        return audit.add_signed_checkpoint(self._context, bundle)
+
 
 def open_registry(
     config: RegistryConfig | None = None, *, actor: str | None = None, gate: Gate | None = None
