@@ -30,6 +30,7 @@ __all__ = [
     "StageHistory",
     "TokenState",
     "check_against_checkpoint",
+    "check_checkpoint_in_chain",
     "compare_state",
     "details_text",
     "entry_hash",
@@ -552,5 +553,27 @@ def check_against_checkpoint(entries: list[AuditEntry], checkpoint: Checkpoint) 
         raise AuditChainError(
             f"audit entry {checkpoint.sequence} was rewritten after the checkpoint of "
             f"{checkpoint.time}: its hash differs from the one the checkpoint signed",
+            sequence=checkpoint.sequence,
+        )
+
+
+def check_checkpoint_in_chain(
+    checkpoint: Checkpoint, head_sequence: int, recorded_hash: str | None
+) -> None:
+    """Raise AuditChainError unless the entry the checkpoint names is in a chain whose
+    head is ``head_sequence`` and whose entry at ``checkpoint.sequence`` has the hash
+    ``recorded_hash`` (the genesis hash for 0; None when that entry is missing): what a
+    registry checks before it records a checkpoint signed elsewhere. Any entry up to the
+    head may be named, since the head moves on between reading the chain and signing."""
+    if checkpoint.sequence > head_sequence:
+        raise AuditChainError(
+            f"the checkpoint names audit entry {checkpoint.sequence}, the log has "
+            f"{head_sequence}: checkpoint the chain this registry sends",
+            sequence=checkpoint.sequence,
+        )
+    if recorded_hash != checkpoint.hash:
+        raise AuditChainError(
+            f"the checkpoint's hash is not the hash of audit entry {checkpoint.sequence} "
+            "here: checkpoint the chain this registry sends",
             sequence=checkpoint.sequence,
         )

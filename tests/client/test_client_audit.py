@@ -1,8 +1,10 @@
-"""Audit checkpoints against a real ``mlprov serve`` (ADR 0055): ``audit checkpoint``
-recomputes the chain the server sends (``GET /api/v1/audit/chain``) and signs its head
-here; ``audit verify --checkpoint`` verifies the checkpoint here and recomputes the
-chain here, so a server (or a proxy) that rewrote, rehashed or truncated its history is
-caught (exit 1), and so is an entry edited in the database."""
+"""Audit checkpoints against a real ``mlprov serve`` (ADR 0055 and its amendment):
+``audit checkpoint`` recomputes the chain the server sends (``GET /api/v1/audit/chain``),
+signs its head here and has the server record it (``POST /api/v1/audit/checkpoints``,
+the ``audit.checkpoint`` entry a local checkpoint writes, by the token); ``audit verify
+--checkpoint`` verifies the checkpoint here and recomputes the chain here, so a server
+(or a proxy) that rewrote, rehashed or truncated its history is caught (exit 1), and so
+is an entry edited in the database."""
 
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ import pytest
 from mlprov.audit import GENESIS_HASH, entry_hash
 from mlprov.client import HttpRegistry
 from mlprov.errors import MalformedDocumentError
+from mlprov.records import AuditEntry
 from support.client_mode import client_cli, lying_proxy
 from support.registry_env import RegistryEnv, execute, make_model, one_line_error
-from support.server_process import ServerProcess, running_server, token
+from support.server_process import ServerProcess, running_server, state_without_audit, token
 
 
 @pytest.fixture
@@ -62,41 +65,63 @@ def _rewritten(body: bytes, seq: int, reason: str) -> bytes:
     return json.dumps(chain).encode()
 
 
-def test_checkpoint_over_http_then_verify_over_http(
+def _checkpoint_entries(reg: RegistryEnv) -> list[AuditEntry]:
+    registry = reg.registry()
+    try:
+        return [e for e in registry.audit_log() if e.action == "audit.checkpoint"]
+    finally:
+        registry.close()
+
+
+def test_checkpoint_over_http_is_recorded_by_the_server_then_verifies_over_http(
     reg: RegistryEnv, server: ServerProcess, tmp_path: Path
 ) -> None:
     _history(reg, tmp_path)
     private, public = _keys(reg, tmp_path)
-    reader = token(reg, "reader", name="auditor")
+    auditor = token(reg, "admin", name="auditor")
     mark = tmp_path / "checkpoint.json"
-    before = reg.snapshot()
-    made = client_cli(
-        server.base_url, reader, "audit", "checkpoint", "--key", str(private), "--out", str(mark)
-    )
-    assert made.returncode == 0, made.stderr
-    assert reg.snapshot() == before  # signed here; nothing is written on the server
-    statement = json.loads(
-        base64.b64decode(json.loads(mark.read_text())["dsseEnvelope"]["payload"])
-    )
-    assert statement["predicateType"] == "https://mlprov.dev/audit-checkpoint/v1"
     registry = reg.registry()
     try:
         sequence, head, _entries = registry.audit_chain()
     finally:
         registry.close()
+    made = client_cli(
+        server.base_url, auditor, "audit", "checkpoint", "--key", str(private), "--out", str(mark)
+    )
+    assert made.returncode == 0, made.stderr
+    statement = json.loads(
+        base64.b64decode(json.loads(mark.read_text())["dsseEnvelope"]["payload"])
+    )
+    assert statement["predicateType"] == "https://mlprov.dev/audit-checkpoint/v1"
     # Five entries of history and the auditor's token.create.
     assert statement["predicate"]["sequence"] == sequence == 6
     assert statement["predicate"]["hash"] == head
+    # Signed here, recorded there: one entry, right after the head it names, by the
+    # token, with the details a local checkpoint with the same key writes.
+    [recorded] = _checkpoint_entries(reg)
+    assert recorded.seq == 7
+    assert recorded.actor.startswith("token:auditor ")
+    assert recorded.subject == "audit"
+    local = reg.cli("audit", "checkpoint", "--key", str(private), "--out", str(tmp_path / "l"))
+    assert local.returncode == 0, local.stderr
+    here = _checkpoint_entries(reg)[-1]
+    assert json.loads(recorded.details) == {
+        "sequence": 6,
+        "hash": head,
+        "signer": json.loads(here.details)["signer"],
+    }
     # The log grows; the checkpoint still holds, over HTTP and where the database is.
     registry = reg.registry()
     try:
         registry.tag_model("m", {"after": "checkpoint"})
     finally:
         registry.close()
+    reader = token(reg, "reader", name="reader")
     trust = ("--checkpoint", str(mark), "--key", str(public))
     checked = client_cli(server.base_url, reader, "audit", "verify", *trust)
     assert checked.returncode == 0, checked.stderr
-    assert "audit log intact: 7 entries, and it extends the checkpoint" in checked.stdout
+    # 6, the checkpoint over HTTP, the local one, the tag and the reader's token.
+    assert "audit log intact: 10 entries, and it extends the checkpoint" in checked.stdout
     assert reg.cli("audit", "verify", *trust).returncode == 0
     # Without --key the checkpoint's signer is unknown: exit 2 before any request.
     untrusted = client_cli(server.base_url, reader, "audit", "verify", "--checkpoint", str(mark))
@@ -128,10 +153,10 @@ def test_a_server_that_rewrote_its_history_fails_verify_here(
 ) -> None:
     _history(reg, tmp_path)
     private, public = _keys(reg, tmp_path)
-    reader = token(reg, "reader", name="auditor")
+    auditor = token(reg, "admin", name="auditor")
     mark = tmp_path / "checkpoint.json"
     made = client_cli(
-        server.base_url, reader, "audit", "checkpoint", "--key", str(private), "--out", str(mark)
+        server.base_url, auditor, "audit", "checkpoint", "--key", str(private), "--out", str(mark)
     )
     assert made.returncode == 0, made.stderr
 
@@ -142,7 +167,7 @@ def test_a_server_that_rewrote_its_history_fails_verify_here(
     with lying_proxy(server.base_url, lie) as proxy:
         result = client_cli(
             proxy.base_url,
-            reader,
+            auditor,
             "audit",
             "verify",
             "--checkpoint",
@@ -161,16 +186,16 @@ def test_an_entry_edited_in_the_database_fails_verify_over_http(
 ) -> None:
     _history(reg, tmp_path)
     private, public = _keys(reg, tmp_path)
-    reader = token(reg, "reader", name="auditor")
+    auditor = token(reg, "admin", name="auditor")
     mark = tmp_path / "checkpoint.json"
     made = client_cli(
-        server.base_url, reader, "audit", "checkpoint", "--key", str(private), "--out", str(mark)
+        server.base_url, auditor, "audit", "checkpoint", "--key", str(private), "--out", str(mark)
     )
     assert made.returncode == 0, made.stderr
     execute(reg, "UPDATE audit_log SET reason = ? WHERE seq = ?", "approved by the board", 4)
     before = reg.snapshot()
     result = client_cli(
-        server.base_url, reader, "audit", "verify", "--checkpoint", str(mark), "--key", str(public)
+        server.base_url, auditor, "audit", "verify", "--checkpoint", str(mark), "--key", str(public)
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "audit entry 4 (alias.set m@prod) was modified" in one_line_error(result.stderr)
@@ -178,7 +203,7 @@ def test_an_entry_edited_in_the_database_fails_verify_over_http(
     # A checkpoint of a broken chain is refused as well, and nothing is written.
     again = client_cli(
         server.base_url,
-        reader,
+        auditor,
         "audit",
         "checkpoint",
         "--key",
@@ -189,6 +214,7 @@ def test_an_entry_edited_in_the_database_fails_verify_over_http(
     assert again.returncode == 1, again.stderr
     one_line_error(again.stderr)
     assert not (tmp_path / "second.json").exists()
+    assert reg.snapshot() == before  # refused here, before anything was posted
 
 
 def test_the_audit_chain_needs_a_token_for_every_model(
@@ -206,6 +232,36 @@ def test_the_audit_chain_needs_a_token_for_every_model(
     assert result.returncode == 6, result.stderr
     one_line_error(result.stderr)
     assert not mark.exists()
+
+
+def test_a_reader_may_read_the_chain_but_not_record_a_checkpoint(
+    reg: RegistryEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    """Recording a checkpoint is the ``audit`` action (admin), as a local checkpoint:
+    a reader on every model reads and recomputes the chain, then the POST is 403 (exit
+    6, audited as a denial) and no checkpoint file is written."""
+    _history(reg, tmp_path)
+    private, _public = _keys(reg, tmp_path)
+    reader = token(reg, "reader", name="auditor")
+    mark = tmp_path / "checkpoint.json"
+    before = state_without_audit(reg)
+    result = client_cli(
+        server.base_url, reader, "audit", "checkpoint", "--key", str(private), "--out", str(mark)
+    )
+    assert result.returncode == 6, result.stderr
+    assert "audit" in one_line_error(result.stderr)
+    assert not mark.exists()
+    after = state_without_audit(reg)
+    assert after.pop("audit_rows") == before.pop("audit_rows") + 1
+    assert after == before
+    registry = reg.registry()
+    try:
+        denial = registry.audit_log()[-1]
+    finally:
+        registry.close()
+    assert denial.action == "access.denied"
+    assert denial.actor.startswith("token:auditor ")
+    assert _checkpoint_entries(reg) == []
 
 
 def test_the_chain_comes_in_pages_and_verifies_across_them(

@@ -18,7 +18,7 @@ import pytest
 
 from mlprov.client import HttpRegistry
 from mlprov.registry import LineageInput
-from support.client_mode import client_cli, lying_proxy
+from support.client_mode import client_cli, losing_proxy, lying_proxy
 from support.gate_env import GateEnv, gate_env
 from support.registry_env import RegistryEnv, one_line_error
 from support.server_process import ServerProcess, running_server, state_without_audit, token
@@ -299,3 +299,106 @@ def test_a_server_that_lies_about_bytes_fails_the_export_and_leaves_no_file(
         assert not archive.exists(), lie
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".child.tar")] == []
     assert _exports(source.reg) == []
+
+
+def test_an_export_record_whose_answer_is_lost_is_retried_and_audited_once(
+    source: GateEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    """The client sends one ``Idempotency-Key`` per export, so the transport repeats the
+    POST whose answer a proxy lost (503); the server answers the repeat as the first and
+    audits the export once."""
+    reader = token(source.reg, "reader", name="release")
+    archive = tmp_path / "child.tar"
+    with losing_proxy(server.base_url, "/api/v1/exports") as proxy:
+        client = HttpRegistry(proxy.base_url, reader, timeout=30, retries=3)
+        client.transport.backoff = 0.01
+        try:
+            written = client.export("child/1", archive, source.signer("trainer"))
+        finally:
+            client.close()
+    posts = [
+        key for method, path, key in proxy.seen if (method, path) == ("POST", "/api/v1/exports")
+    ]
+    assert len(posts) == 2, proxy.seen
+    assert posts[0] is not None
+    assert posts[0] == posts[1]
+    assert archive.exists()
+    assert [e["archive"] for e in _exports(source.reg)] == [written.archive_digest]
+    assert source.reg.snapshot()["rows"]["export_keys"] == 1
+
+
+def _record(digest: str = "sha256:" + "1" * 64, **fields: Any) -> dict[str, Any]:
+    return {"ref": "child/1", "archive_digest": digest, "with_ancestors": True, **fields}
+
+
+def test_a_repeated_export_record_gets_the_first_answer_and_writes_nothing(
+    source: GateEnv, server: ServerProcess
+) -> None:
+    client = server.client(token(source.reg, "reader", name="release"))
+    key = {"Idempotency-Key": "export-7"}
+    first = client.post("/api/v1/exports", json=_record(), headers=key)
+    assert first.status_code == 201, first.text
+    assert first.json()["versions"] == ["base/1", "child/1"]
+    before = source.reg.snapshot()
+    again = client.post("/api/v1/exports", json=_record(), headers=key)
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert source.reg.snapshot() == before
+    assert len(_exports(source.reg)) == 1
+    # Without a key every POST is audited (a client that never retries needs none).
+    plain = client.post("/api/v1/exports", json=_record())
+    assert plain.status_code == 201, plain.text
+    assert len(_exports(source.reg)) == 2
+
+
+#: name -> (headers, body, status, error type): each refused with nothing written.
+REFUSED_RECORDS: dict[str, tuple[dict[str, str], dict[str, Any], int, str]] = {
+    "the key with another archive digest": (
+        {"Idempotency-Key": "export-7"},
+        _record("sha256:" + "2" * 64),
+        409,
+        "ConflictError",
+    ),
+    "the key with another reference": (
+        {"Idempotency-Key": "export-7"},
+        _record(ref="base/1", with_ancestors=False),
+        409,
+        "ConflictError",
+    ),
+    "the key without the ancestors": (
+        {"Idempotency-Key": "export-7"},
+        _record(with_ancestors=False),
+        409,
+        "ConflictError",
+    ),
+    "a key with a space": (
+        {"Idempotency-Key": "export 8"},
+        _record(),
+        422,
+        "InvalidInputError",
+    ),
+    "a key longer than 128": (
+        {"Idempotency-Key": "k" * 129},
+        _record(),
+        422,
+        "ValidationError",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_RECORDS))
+def test_a_bad_idempotency_key_on_an_export_record_is_refused_and_writes_nothing(
+    source: GateEnv, server: ServerProcess, case: str
+) -> None:
+    headers, body, status, kind = REFUSED_RECORDS[case]
+    client = server.client(token(source.reg, "reader", name="release"))
+    first = client.post("/api/v1/exports", json=_record(), headers={"Idempotency-Key": "export-7"})
+    assert first.status_code == 201, first.text
+    before = source.reg.snapshot()
+    refused = client.post("/api/v1/exports", json=body, headers=headers)
+    assert refused.status_code == status, refused.text
+    error = refused.json()["error"]
+    assert error["type"] == kind, error
+    assert "\n" not in error["message"]
+    assert source.reg.snapshot() == before
+    assert len(_exports(source.reg)) == 1

@@ -119,7 +119,8 @@ def audit_checkpoint(
     the checkpoint elsewhere and give it to `audit verify --checkpoint` later.
 
     Against a server the chain it sends is recomputed here and the checkpoint signed
-    here; the key never leaves this machine."""
+    here (the key never leaves this machine), then the server records it as its
+    `audit.checkpoint` entry: that needs a token with the audit action (admin)."""
     from mlprov.cli._direct import signer_from_options  # noqa: PLC0415
     from mlprov.fs import write_file_atomically  # noqa: PLC0415
 

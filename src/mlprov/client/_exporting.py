@@ -12,12 +12,15 @@ their digests: every piece of evidence must hash to its digest, the bundle to th
 release's, each blob to its SHA-256 key and size as it streams (a mismatch aborts the
 export and leaves no file). Once every member is written, and before the archive is
 renamed into place, the server audits the export with its digest (``POST
-/api/v1/exports``), so both registries' audit logs carry the same digest.
+/api/v1/exports``, with an ``Idempotency-Key`` made for this export, so a POST whose
+answer was lost is repeated and still audited once), so both registries' audit logs
+carry the same digest.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,26 +45,6 @@ if TYPE_CHECKING:
     from mlprov.signing import Signer
 
 __all__ = ["export_from_server"]
-
-
-def _closure_from_json(data: Any) -> ExportClosure:
-    try:
-        origin = dict(data["origin"])
-        closure = ExportClosure(
-            kind=str(data["kind"]),
-            root=str(data["root"]),
-            root_digest=str(data["root_digest"]),
-            versions=tuple(str(v) for v in data["versions"]),
-            with_bytes=tuple(str(v) for v in data["with_bytes"]),
-            with_ancestors=bool(data["with_ancestors"]),
-            origin_id=str(origin["registry_id"]),
-            origin_uri=str(origin["uri"]),
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise MalformedDocumentError(f"the server's export closure is malformed: {e}") from None
-    if closure.kind not in ("model-version", "deployment") or not closure.versions:
-        raise MalformedDocumentError("the server's export closure names no versions")
-    return closure
 
 
 def _checked(content: bytes, digest: str, what: str) -> bytes:
@@ -148,12 +131,13 @@ def export_from_server(
     """Write the archive of ``ref`` (a version or a deployment version, resolved once by
     the server) to ``to`` from what the server sends (module docstring)."""
     to = check_destination(to)
-    closure = _closure_from_json(
+    closure = ExportClosure.from_json(
         registry.transport.json(
             "GET",
             "/api/v1/exports/closure",
             params={"ref": str(ref), "with_ancestors": "true" if with_ancestors else "false"},
-        )
+        ),
+        "the server's export closure",
     )
     carried = set(closure.with_bytes)
     versions = [_version(registry, v, v in carried) for v in closure.versions]
@@ -169,6 +153,10 @@ def export_from_server(
             f"its records {plan.root}, {plan.root_digest}"
         )
 
+    # One key for this export, so the transport may repeat a POST whose answer was lost:
+    # the server answers a repeat as it answered the first and audits the export once.
+    key = f"mlprov-{uuid.uuid4()}"
+
     def record(archive_digest: str) -> None:
         registry.transport.json(
             "POST",
@@ -178,6 +166,8 @@ def export_from_server(
                 "archive_digest": archive_digest,
                 "with_ancestors": with_ancestors,
             },
+            retry=True,
+            headers={"Idempotency-Key": key},
         )
 
     # The registry's one time format (registry._context.utc_text), which a client

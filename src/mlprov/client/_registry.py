@@ -1486,14 +1486,25 @@ class HttpRegistry:
 
     def checkpoint_audit(self, signer: Signer) -> bytes:
         """A checkpoint of the server's audit chain head, signed here with ``signer``
-        after the chain was recomputed here; nothing is written on the server."""
+        after the chain was recomputed here (the key never leaves this process), then
+        recorded by the server as its ``audit.checkpoint`` entry (``POST
+        /api/v1/audit/checkpoints``, which needs ``audit`` on every model). A refused
+        POST raises: no checkpoint is handed out that the server did not record."""
         from mlprov.audit import Checkpoint  # noqa: PLC0415
 
         sequence, head_hash, _entries = self.verified_audit_chain()
         # The registry's time format, as a local checkpoint records it.
         moment = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         mark = Checkpoint(sequence, head_hash, moment)
-        return signer.sign(canonical_json(mark.statement(), "audit checkpoint")).bundle
+        bundle = signer.sign(canonical_json(mark.statement(), "audit checkpoint")).bundle
+        # Not retried (no Idempotency-Key): a lost answer must not record it twice.
+        self._transport.json(
+            "POST",
+            "/api/v1/audit/checkpoints",
+            content=lambda: bundle,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return bundle
 
     def verify_audit(
         self, *, checkpoint: bytes | None = None, trust: Trust | None = None, **options: Any

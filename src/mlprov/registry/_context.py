@@ -4,6 +4,7 @@ and resolving a reference to a stored version."""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from mlprov.artifacts import ArtifactStore, CorruptBlobError
 from mlprov.config import Limits, current_actor
-from mlprov.errors import DigestMismatchError, NotFoundError
+from mlprov.errors import DigestMismatchError, InvalidInputError, NotFoundError
 from mlprov.refs import LATEST, ModelRef
 from mlprov.registry.gate import Gate
 from mlprov.store import MetadataStore, StoreTransaction
@@ -22,9 +23,11 @@ if TYPE_CHECKING:
     from mlprov.registry.tokens import TokenCache
 
 __all__ = [
+    "IDEMPOTENCY_KEY",
     "MAX_ATTEMPTS",
     "LostRace",
     "RegistryContext",
+    "check_idempotency_key",
     "coerce_ref",
     "corrupt_blobs_named",
     "require_model",
@@ -35,6 +38,19 @@ __all__ = [
 
 #: How often a use case redoes its outside work after losing a compare-and-set race.
 MAX_ATTEMPTS = 8
+
+
+#: What an idempotency key may look like: a client-made token (a UUID, say).
+IDEMPOTENCY_KEY = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
+
+
+def check_idempotency_key(key: str) -> None:
+    """Raise InvalidInputError unless ``key`` looks like an idempotency key (the
+    ``Idempotency-Key`` of a registration or an export record over HTTP)."""
+    if not IDEMPOTENCY_KEY.match(key):
+        raise InvalidInputError(
+            "invalid idempotency key: 1 to 128 letters, digits or '.', '_', ':', '-'"
+        )
 
 
 class LostRace(Exception):

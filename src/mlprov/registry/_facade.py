@@ -953,13 +953,24 @@ class Registry:
         return transfer.export_closure(self._context, ref, with_ancestors=with_ancestors)
 
     def record_export(
-        self, ref: ModelRef | str, archive_digest: str, *, with_ancestors: bool = False
+        self,
+        ref: ModelRef | str,
+        archive_digest: str,
+        *,
+        with_ancestors: bool = False,
+        idempotency_key: str | None = None,
     ) -> ExportClosure:
-        """Audit an archive of ``ref`` a client wrote from what this registry sent."""
+        """Audit an archive of ``ref`` a client wrote from what this registry sent; with
+        ``idempotency_key`` a repeat of the request is answered as the first and audits
+        nothing (:func:`mlprov.registry.transfer.record_export`)."""
         from mlprov.registry import transfer  # noqa: PLC0415
 
         return transfer.record_export(
-            self._context, ref, archive_digest, with_ancestors=with_ancestors
+            self._context,
+            ref,
+            archive_digest,
+            with_ancestors=with_ancestors,
+            idempotency_key=idempotency_key,
         )
 
     def import_archive(
@@ -1048,6 +1059,13 @@ class Registry:
         from mlprov.registry import audit  # noqa: PLC0415
 
         return audit.checkpoint(self._context, signer)
+
+    def add_signed_checkpoint(self, bundle: bytes) -> AuditEntry:
+        """Audit a checkpoint of this registry's chain signed elsewhere (``audit.checkpoint``,
+        as a local one); refused unless the entry it names is in the chain with its hash."""
+        from mlprov.registry import audit  # noqa: PLC0415
+
+        return audit.add_signed_checkpoint(self._context, bundle)
 
 
 def open_registry(

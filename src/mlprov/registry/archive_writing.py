@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlprov.archive import ROOT, ArchiveWriter
 from mlprov.canonical import canonical_json
-from mlprov.errors import InvalidInputError
+from mlprov.errors import InvalidInputError, MalformedDocumentError
 from mlprov.records import DeploymentVersion, ModelVersion, StoredFile
 from mlprov.refs import ModelRef
 
@@ -199,6 +199,28 @@ class ExportClosure:
             "with_ancestors": self.with_ancestors,
             "origin": {"registry_id": self.origin_id, "uri": self.origin_uri},
         }
+
+    @classmethod
+    def from_json(cls, data: Any, what: str) -> ExportClosure:
+        """The closure :meth:`to_json` wrote (a server's answer, or the one an export
+        record's idempotency key kept); MalformedDocumentError naming ``what`` otherwise."""
+        try:
+            origin = dict(data["origin"])
+            closure = cls(
+                kind=str(data["kind"]),
+                root=str(data["root"]),
+                root_digest=str(data["root_digest"]),
+                versions=tuple(str(v) for v in data["versions"]),
+                with_bytes=tuple(str(v) for v in data["with_bytes"]),
+                with_ancestors=bool(data["with_ancestors"]),
+                origin_id=str(origin["registry_id"]),
+                origin_uri=str(origin["uri"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise MalformedDocumentError(f"{what} is malformed: {e}") from None
+        if closure.kind not in ("model-version", "deployment") or not closure.versions:
+            raise MalformedDocumentError(f"{what} names no versions")
+        return closure
 
     def audit(self, archive_digest: str) -> tuple[str, str, dict[str, Any]]:
         """The export's audit entry (action, subject, details): the same whether the

@@ -1,4 +1,4 @@
-"""Reading and verifying the audit log."""
+"""Reading and verifying the audit log, and recording checkpoints of it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from mlprov.audit import (
     Checkpoint,
     RegistryState,
     check_against_checkpoint,
+    check_checkpoint_in_chain,
     compare_state,
     state_from_chain,
     verify_chain,
@@ -16,12 +17,12 @@ from mlprov.audit import (
 from mlprov.errors import AuditChainError, InvalidInputError
 from mlprov.records import AuditEntry
 from mlprov.registry._context import RegistryContext, utc_now
-from mlprov.registry._unit import mutation
+from mlprov.registry._unit import Mutation, mutation
 
 if TYPE_CHECKING:
     from mlprov.signing import Signer, Trust
 
-__all__ = ["audit_chain", "audit_log", "checkpoint", "verify_audit"]
+__all__ = ["add_signed_checkpoint", "audit_chain", "audit_log", "checkpoint", "verify_audit"]
 
 
 def audit_log(
@@ -63,12 +64,38 @@ def checkpoint(context: RegistryContext, signer: Signer) -> bytes:
     mark = Checkpoint(sequence, head, utc_now())
     signed = signer.sign(canonical_json(mark.statement(), "audit checkpoint"))
     with mutation(context) as unit:
-        unit.audit(
-            "audit.checkpoint",
-            "audit",
-            {"sequence": sequence, "hash": head, "signer": str(signed.signer)},
-        )
+        _audit_checkpoint(unit, mark, str(signed.signer))
     return signed.bundle
+
+
+def add_signed_checkpoint(context: RegistryContext, bundle: bytes) -> AuditEntry:
+    """Audit a checkpoint signed elsewhere (``POST /api/v1/audit/checkpoints``: a client
+    recomputed the chain it read here and signed its head, ADR 0055 amendment) with the
+    same ``audit.checkpoint`` entry a local checkpoint writes. The signature must verify
+    with the key or certificate the bundle carries (whether that signer is trusted is
+    the question of whoever later runs ``audit verify --checkpoint``), and the entry it
+    names must be in this chain with that hash: AuditChainError (400) otherwise, and
+    nothing is written."""
+    from mlprov import signing  # noqa: PLC0415
+
+    # Verified before the write transaction, which only compares and appends.
+    inspected = signing.inspect_attestation(bundle, limits=context.limits)
+    mark = Checkpoint.from_statement(inspected.statement)
+    # Checked in the write transaction (writers are serialised on the chain head), so
+    # the entry named is the one the checkpoint entry is appended after.
+    with mutation(context) as unit:
+        sequence, _head = unit.tx.audit.head()
+        check_checkpoint_in_chain(mark, sequence, unit.tx.audit.hash_at(mark.sequence))
+        return _audit_checkpoint(unit, mark, str(inspected.carried.signer))
+
+
+def _audit_checkpoint(unit: Mutation, mark: Checkpoint, signer: str) -> AuditEntry:
+    """The one ``audit.checkpoint`` entry, whoever signed the checkpoint and where."""
+    return unit.audit(
+        "audit.checkpoint",
+        "audit",
+        {"sequence": mark.sequence, "hash": mark.hash, "signer": signer},
+    )
 
 
 def verify_audit(

@@ -12,11 +12,15 @@ records as well, and renames the finished file into place.
 
 :func:`export_closure` and :func:`record_export` serve a client that exports from this
 registry over HTTP: what the archive of a reference holds, and the audit entry of the
-archive the client wrote from it.
+archive the client wrote from it. With an idempotency key the key is recorded
+(``export_keys``) in the audit entry's transaction, with the request's digest and the
+answer, so a repeat of the request gets that answer and audits nothing more.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,9 +28,16 @@ from typing import TYPE_CHECKING
 
 from mlprov.archive import MemberDigestError, read_ahead
 from mlprov.artifacts import CorruptBlobError
-from mlprov.errors import DigestMismatchError, InvalidInputError
+from mlprov.canonical import canonical_json
+from mlprov.errors import ConflictError, DigestMismatchError, InvalidInputError
 from mlprov.refs import ModelRef
-from mlprov.registry._context import RegistryContext, coerce_ref, resolve, utc_now
+from mlprov.registry._context import (
+    RegistryContext,
+    check_idempotency_key,
+    coerce_ref,
+    resolve,
+    utc_now,
+)
 from mlprov.registry._unit import mutation
 from mlprov.registry.archive_writing import (
     ArchivedRelease,
@@ -39,6 +50,7 @@ from mlprov.registry.archive_writing import (
     write_export,
 )
 from mlprov.store import StoreTransaction
+from mlprov.store.export_keys import ExportKey
 from mlprov.store.versions import VersionKey
 
 if TYPE_CHECKING:
@@ -175,17 +187,55 @@ def record_export(
     archive_digest: str,
     *,
     with_ancestors: bool = False,
+    idempotency_key: str | None = None,
 ) -> ExportClosure:
     """Audit an archive of ``ref`` that a client wrote from what this registry sent
     (``version.export`` / ``deployment.export``, as a local export would): the closure
-    is this registry's own, only the archive digest is the client's."""
+    is this registry's own, only the archive digest is the client's. With
+    ``idempotency_key`` a repeat of the same request returns the closure the first one
+    was answered with and audits nothing; the same key with another request (another
+    reference, digest or ``with_ancestors``) is a ConflictError."""
     if not _ARCHIVE_DIGEST.match(archive_digest):
         raise InvalidInputError(
             f"archive digest {archive_digest[:80]!r} is not sha256: and 64 hex digits"
         )
+    if idempotency_key is not None:
+        check_idempotency_key(idempotency_key)
+    # The request as sent (``ref`` unresolved): a key names one request, not one export.
+    request = (
+        "sha256:"
+        + hashlib.sha256(
+            canonical_json(
+                {
+                    "ref": str(ref),
+                    "archive_digest": archive_digest,
+                    "with_ancestors": with_ancestors,
+                },
+                "export record",
+            )
+        ).hexdigest()
+    )
     closure = export_closure(context, ref, with_ancestors=with_ancestors)
     with mutation(context) as unit:
-        unit.audit(*closure.audit(archive_digest))
+        if idempotency_key is not None:
+            # Looked up in the write transaction (writers are serialised), so two
+            # repeats arriving together audit the export once.
+            earlier = unit.tx.export_keys.find(idempotency_key)
+            if earlier is not None:
+                if earlier.request_digest != request:
+                    raise ConflictError(
+                        f"idempotency key {idempotency_key!r} was used for a different "
+                        "export record"
+                    )
+                return ExportClosure.from_json(
+                    json.loads(earlier.answer), "the stored answer of an export record"
+                )
+        entry = unit.audit(*closure.audit(archive_digest))
+        if idempotency_key is not None:
+            answer = canonical_json(closure.to_json(), "export closure").decode("utf-8")
+            unit.tx.export_keys.insert(
+                ExportKey(idempotency_key, request, entry.seq, answer, unit.at, unit.actor)
+            )
     return closure
 
 

@@ -29,7 +29,7 @@ from mlprov.errors import ConflictError, InvalidInputError, NotFoundError, Verif
 from mlprov.manifest import SINGLE_FILE_NAME, Digest, FileEntry, Manifest, check_relative_path
 from mlprov.records import FileFormat, ModelVersion
 from mlprov.refs import validate_model_name
-from mlprov.registry._context import RegistryContext
+from mlprov.registry._context import IDEMPOTENCY_KEY, RegistryContext, check_idempotency_key
 from mlprov.registry._unit import Mutation
 from mlprov.registry.formats import detect_blob_format
 from mlprov.registry.inputs import VersionInput
@@ -40,8 +40,6 @@ from mlprov.store.versions import VersionKey
 
 __all__ = ["IDEMPOTENCY_KEY", "UploadedFile", "register_uploaded"]
 
-#: What an idempotency key may look like: a client-made token (a UUID, say).
-IDEMPOTENCY_KEY = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
 _SHA256_HEX = re.compile(r"\A[0-9a-f]{64}\Z")
 _ARTIFACT_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
@@ -79,10 +77,8 @@ def register_uploaded(
         raise InvalidInputError(
             f"invalid artifact name {shown[:80]!r}: letters, digits, '.', '_', '-' only"
         )
-    if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
-        raise InvalidInputError(
-            "invalid idempotency key: 1 to 128 letters, digits or '.', '_', ':', '-'"
-        )
+    if idempotency_key is not None:
+        check_idempotency_key(idempotency_key)
     checked = _checked_files(files, context.limits.max_manifest_files)
     request = _request_digest(name, checked, info, shown, signature)
     if idempotency_key is not None:

@@ -295,6 +295,21 @@ def audit_chain(
     }
 
 
+@router.post("/audit/checkpoints", status_code=201, tags=["audit"], openapi_extra=BUNDLE_BODY)
+async def add_checkpoint(request: Request) -> dict[str, Any]:
+    """Audit a checkpoint the caller signed of a head this server sent (exact bundle
+    bytes: the statement ``audit checkpoint`` signs, ADR 0055 amendment). The signature
+    must verify with the key or certificate it carries, and the entry it names must be
+    in this chain with that hash (400 otherwise, nothing written); the answer is the
+    ``audit.checkpoint`` entry, whose actor is the token. Needs ``audit`` on every
+    model, as a local checkpoint."""
+    service = service_of(request)
+    registry = await anyio.to_thread.run_sync(service.access, request, Action.AUDIT)
+    bundle = await raw_body(request)
+    entry = await anyio.to_thread.run_sync(registry.add_signed_checkpoint, bundle)
+    return entry.to_json()
+
+
 @router.get("/audit/verify", tags=["audit"])
 def verify_audit(request: Request) -> dict[str, Any]:
     """Recompute the audit chain; a broken one is 400 naming the first bad entry."""

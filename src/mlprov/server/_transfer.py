@@ -15,7 +15,8 @@ for the deployment itself. The temporary file is removed in every case.
 ``GET /api/v1/exports/closure`` and ``POST /api/v1/exports`` serve ``mlprov export`` and
 ``mlprov promote`` run against this server (ADR 0054): what the archive of a reference
 holds (its versions, ancestors first, and this registry's identity), and the audit entry
-of the archive the client then wrote from the records, evidence and blobs it read here.
+of the archive the client then wrote from the records, evidence and blobs it read here
+(with an ``Idempotency-Key``, audited once however often the client repeats the POST).
 Both need read access to every model of the closure (and to the deployment); a refusal
 is audited (403). The client fetches and checks the contents through the ordinary read
 routes, each authorised again.
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
 import anyio.to_thread
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 
 from mlprov.access import Action, authorize
 from mlprov.errors import PermissionDeniedError
@@ -114,13 +115,22 @@ def export_closure(
 
 
 @router.post("/exports", status_code=201, tags=["transfer"])
-def record_export(request: Request, body: ExportRecordBody) -> dict[str, Any]:
+def record_export(
+    request: Request,
+    body: ExportRecordBody,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> dict[str, Any]:
     """Audit an archive the caller wrote from what it read here (``version.export`` or
-    ``deployment.export`` with its digest, as a local export is audited)."""
+    ``deployment.export`` with its digest, as a local export is audited). With
+    ``Idempotency-Key`` a retried request gets the first one's answer and audits nothing
+    more; the same key with another body is 409."""
     registry, _closure = _closure_for_reader(
         service_of(request), request, body.ref, body.with_ancestors
     )
     closure = registry.record_export(
-        body.ref, body.archive_digest, with_ancestors=body.with_ancestors
+        body.ref,
+        body.archive_digest,
+        with_ancestors=body.with_ancestors,
+        idempotency_key=idempotency_key,
     )
     return {**closure.to_json(), "archive_digest": body.archive_digest}

@@ -54,6 +54,7 @@ SCHEMA_REVISIONS = (
     "0010",
     "0011",
     "0012",
+    "0013",
 )
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 

@@ -221,6 +221,21 @@ registration_keys = sa.Table(
     sa.Column("created_by", sa.String(256), nullable=False),
 )
 
+# Idempotency keys of export records over HTTP (migration 0013, ADR 0054 amendment): one
+# per key, whatever the reference (it is in the request's body, not its path), with the
+# digest of the request, the audit entry it made and the answer it was given, so a retry
+# with the same key and request gets that answer and writes no second entry.
+export_keys = sa.Table(
+    "export_keys",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("request_digest", sa.String(80), nullable=False),
+    sa.Column("audit_seq", sa.Integer, sa.ForeignKey("audit_log.seq"), nullable=False),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+)
+
 # Bearer tokens (migration 0006). ``models`` is a canonical JSON list of name patterns;
 # ``secret_sha256`` the hex SHA-256 of the whole secret (docs/adr/0042), never the secret.
 tokens = sa.Table(

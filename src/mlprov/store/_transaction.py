@@ -24,6 +24,7 @@ from mlprov.store.blob_holds import BlobHoldRows
 from mlprov.store.deployment_aliases import DeploymentAliasRows
 from mlprov.store.deployments import DeploymentRows
 from mlprov.store.evidence import EvidenceRows
+from mlprov.store.export_keys import ExportKeyRows
 from mlprov.store.lineage import LineageRows
 from mlprov.store.models import ModelRows
 from mlprov.store.origins import VersionOriginRows
@@ -97,6 +98,7 @@ class StoreTransaction:
         self.policies = PolicyRows(connection)
         self.revocations = RevocationRows(connection)
         self.registration_keys = RegistrationKeyRows(connection)
+        self.export_keys = ExportKeyRows(connection)
         self.tokens = TokenRows(connection)
         self.webhooks = WebhookRows(connection, later)
         self.blob_holds = BlobHoldRows(connection)
@@ -121,6 +123,7 @@ class StoreTransaction:
             t.policy_sets,
             t.revocations,
             t.registration_keys,
+            t.export_keys,
             t.tokens,
             t.webhook_subscriptions,
             t.outbox_events,
