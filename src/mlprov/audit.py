@@ -24,6 +24,7 @@ __all__ = [
     "DEPLOYMENT_POINTER_ACTIONS",
     "GENESIS_HASH",
     "POINTER_ACTIONS",
+    "ChainWalk",
     "Checkpoint",
     "PointerHistory",
     "RegistryState",
@@ -78,16 +79,33 @@ def entry_hash(
 
 def verify_chain(entries: Iterable[AuditEntry], *, head_seq: int, head_hash: str) -> int:
     """Recompute the chain; return the number of entries, or raise naming the first broken one."""
-    expected_prev = GENESIS_HASH
-    expected_seq = 1
-    count = 0
+    walk = ChainWalk()
     for entry in entries:
+        walk.add(entry)
+    return walk.finish(head_seq=head_seq, head_hash=head_hash)
+
+
+class ChainWalk:
+    """The chain recomputed one entry at a time, holding only the last link (and, with a
+    checkpoint, the hash of the entry it names): a chain of any length is checked page by
+    page in constant memory (the HTTP client, ADR 0055). :func:`verify_chain` is a walk
+    over a whole list."""
+
+    def __init__(self, checkpoint: Checkpoint | None = None) -> None:
+        self.count = 0
+        self._previous = GENESIS_HASH
+        self._checkpoint = checkpoint
+        self._hash_at_checkpoint: str | None = None
+
+    def add(self, entry: AuditEntry) -> None:
+        """Check the next entry: its number, its link to the one before and its hash."""
+        expected_seq = self.count + 1
         if entry.seq != expected_seq:
             raise AuditChainError(
                 f"audit entry {expected_seq} is missing (next entry found is {entry.seq})",
                 sequence=expected_seq,
             )
-        if entry.prev_hash != expected_prev:
+        if entry.prev_hash != self._previous:
             raise AuditChainError(
                 f"audit entry {entry.seq} does not link to entry {entry.seq - 1} "
                 "(previous hash differs): an entry was changed or removed",
@@ -109,29 +127,37 @@ def verify_chain(entries: Iterable[AuditEntry], *, head_seq: int, head_hash: str
                 "its hash does not match its content",
                 sequence=entry.seq,
             )
-        expected_prev = entry.hash
-        expected_seq += 1
-        count += 1
-    if count > head_seq:
-        extra = head_seq + 1
-        raise AuditChainError(
-            f"audit entry {extra} is not covered by the chain head ({head_seq} entries): "
-            "it was appended outside mlprov",
-            sequence=extra,
-        )
-    if count < head_seq:
-        missing = count + 1
-        raise AuditChainError(
-            f"audit entry {missing} is missing: the chain head records {head_seq} entries, "
-            f"{count} remain",
-            sequence=missing,
-        )
-    if expected_prev != head_hash:
-        raise AuditChainError(
-            f"audit entry {count} does not match the chain head: it was changed or replaced",
-            sequence=count,
-        )
-    return count
+        self._previous = entry.hash
+        self.count = entry.seq
+        if self._checkpoint is not None and entry.seq == self._checkpoint.sequence:
+            self._hash_at_checkpoint = entry.hash
+
+    def finish(self, *, head_seq: int, head_hash: str) -> int:
+        """Check that the head covers exactly the entries walked (and, with a checkpoint,
+        that the chain extends the one it saw); the number of entries."""
+        count = self.count
+        if count > head_seq:
+            extra = head_seq + 1
+            raise AuditChainError(
+                f"audit entry {extra} is not covered by the chain head ({head_seq} entries): "
+                "it was appended outside mlprov",
+                sequence=extra,
+            )
+        if count < head_seq:
+            missing = count + 1
+            raise AuditChainError(
+                f"audit entry {missing} is missing: the chain head records {head_seq} "
+                f"entries, {count} remain",
+                sequence=missing,
+            )
+        if self._previous != head_hash:
+            raise AuditChainError(
+                f"audit entry {count} does not match the chain head: it was changed or replaced",
+                sequence=count,
+            )
+        if self._checkpoint is not None:
+            _extends_checkpoint(count, self._hash_at_checkpoint, self._checkpoint)
+        return count
 
 
 # -- the state the chain vouches for ------------------------------------------------------
@@ -538,18 +564,24 @@ class Checkpoint:
 def check_against_checkpoint(entries: list[AuditEntry], checkpoint: Checkpoint) -> None:
     """Raise AuditChainError if the (already verified) chain is not an extension of the
     chain the checkpoint saw."""
-    if len(entries) < checkpoint.sequence:
+    named = entries[checkpoint.sequence - 1] if 0 < checkpoint.sequence <= len(entries) else None
+    _extends_checkpoint(len(entries), named.hash if named else None, checkpoint)
+
+
+def _extends_checkpoint(count: int, hash_at_checkpoint: str | None, checkpoint: Checkpoint) -> None:
+    """The checks of :func:`check_against_checkpoint` for a verified chain of ``count``
+    entries whose entry at ``checkpoint.sequence`` has ``hash_at_checkpoint``."""
+    if count < checkpoint.sequence:
         raise AuditChainError(
             f"audit log truncated: the checkpoint of {checkpoint.time} saw {checkpoint.sequence} "
-            f"entries, {len(entries)} remain",
-            sequence=len(entries) + 1,
+            f"entries, {count} remain",
+            sequence=count + 1,
         )
     if checkpoint.sequence == 0:
         if checkpoint.hash != GENESIS_HASH:
             raise AuditChainError("the checkpoint of an empty log names a head hash", sequence=0)
         return
-    entry = entries[checkpoint.sequence - 1]
-    if entry.hash != checkpoint.hash:
+    if hash_at_checkpoint != checkpoint.hash:
         raise AuditChainError(
             f"audit entry {checkpoint.sequence} was rewritten after the checkpoint of "
             f"{checkpoint.time}: its hash differs from the one the checkpoint signed",

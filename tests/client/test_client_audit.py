@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from mlprov.audit import GENESIS_HASH, entry_hash
+from mlprov.audit import GENESIS_HASH, Checkpoint, entry_hash
 from mlprov.client import HttpRegistry
-from mlprov.errors import MalformedDocumentError
+from mlprov.errors import AuditChainError, MalformedDocumentError
 from mlprov.records import AuditEntry
 from support.client_mode import client_cli, lying_proxy
 from support.registry_env import RegistryEnv, execute, make_model, one_line_error
@@ -289,7 +289,18 @@ def test_the_chain_comes_in_pages_and_verifies_across_them(
     client = HttpRegistry(server.base_url, reader)
     try:
         client.audit_page = 2  # three pages of two
-        assert client.verified_audit_chain() == local
+        assert client.audit_chain() == local
+        # Walked page by page (one page held at a time), with a checkpoint of entry 3.
+        mark = Checkpoint(3, local[2][2].hash, "2026-01-01T00:00:00.000000Z")
+        assert client.verified_audit_chain(mark) == (6, local[1])
+        # The checkpoint names a hash entry 3 does not have: the history was rewritten.
+        forged = Checkpoint(3, "ab" * 32, "2026-01-01T00:00:00.000000Z")
+        with pytest.raises(AuditChainError, match="audit entry 3 was rewritten"):
+            client.verified_audit_chain(forged)
+        # An entry edited in the database, on the last page: found when that page is walked.
+        execute(reg, "UPDATE audit_log SET reason = ? WHERE seq = ?", "edited", 5)
+        with pytest.raises(AuditChainError, match=r"audit entry 5 .* was modified"):
+            client.verified_audit_chain()
     finally:
         client.close()
 

@@ -72,6 +72,7 @@ from mlprov.registry.types import (
 )
 
 if TYPE_CHECKING:
+    from mlprov.audit import Checkpoint
     from mlprov.comparison import DeploymentDiff, VersionDiff
     from mlprov.registry import RebuildCheck
     from mlprov.registry.api import RegistryApi
@@ -1448,8 +1449,18 @@ class HttpRegistry:
     def audit_chain(self) -> tuple[int, str, list[AuditEntry]]:
         """The chain head (sequence, hash) and every entry with the exact details text
         it hashes (``GET /api/v1/audit/chain``, page by page), for checking the chain
-        here. The head is the last page's, read with it, so it covers every entry sent."""
+        here. The head is the last page's, read with it, so it covers every entry sent.
+        The whole chain is held in memory: :meth:`verified_audit_chain` checks one of any
+        length without that."""
         entries: list[AuditEntry] = []
+        last = (0, "")
+        for head, page in self._chain_pages():
+            entries.extend(page)
+            last = head
+        return last[0], last[1], entries
+
+    def _chain_pages(self) -> Iterator[tuple[tuple[int, str], list[AuditEntry]]]:
+        """Each page of the chain in order, with the head the server read with it."""
         after = 0
         while True:
             data = self._get("/api/v1/audit/chain", after=after, limit=self.audit_page)
@@ -1470,19 +1481,26 @@ class HttpRegistry:
                     f"the server's audit chain does not parse: 'next' is {following!r} "
                     f"after {after}"
                 )
-            entries.extend(page)
+            yield (sequence, head_hash), page
             if following is None:
-                return sequence, head_hash, entries
+                return
             after = following
 
-    def verified_audit_chain(self) -> tuple[int, str, list[AuditEntry]]:
-        """The chain as :meth:`audit_chain` sends it, recomputed here entry by entry
-        (:func:`mlprov.audit.verify_chain`): a broken link is AuditChainError, exit 1."""
-        from mlprov.audit import verify_chain  # noqa: PLC0415
+    def verified_audit_chain(self, checkpoint: Checkpoint | None = None) -> tuple[int, str]:
+        """The chain head (sequence, hash) after the chain the server sends was recomputed
+        here page by page (:class:`mlprov.audit.ChainWalk`, holding one page at a time, so
+        a log of any length fits), and with ``checkpoint`` found to extend the chain it
+        saw: a broken link or a rewritten history is AuditChainError, exit 1."""
+        from mlprov.audit import ChainWalk  # noqa: PLC0415
 
-        sequence, head_hash, entries = self.audit_chain()
-        verify_chain(entries, head_seq=sequence, head_hash=head_hash)
-        return sequence, head_hash, entries
+        walk = ChainWalk(checkpoint)
+        last = (0, "")
+        for head, page in self._chain_pages():
+            for entry in page:
+                walk.add(entry)
+            last = head
+        walk.finish(head_seq=last[0], head_hash=last[1])
+        return last
 
     def checkpoint_audit(self, signer: Signer) -> bytes:
         """A checkpoint of the server's audit chain head, signed here with ``signer``
@@ -1492,7 +1510,7 @@ class HttpRegistry:
         POST raises: no checkpoint is handed out that the server did not record."""
         from mlprov.audit import Checkpoint  # noqa: PLC0415
 
-        sequence, head_hash, _entries = self.verified_audit_chain()
+        sequence, head_hash = self.verified_audit_chain()
         # The registry's time format, as a local checkpoint records it.
         moment = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         mark = Checkpoint(sequence, head_hash, moment)
@@ -1520,7 +1538,7 @@ class HttpRegistry:
                 raise InvalidInputError("trust options go with --checkpoint")
             return int(self._get("/api/v1/audit/verify")["entries"])
         from mlprov import signing  # noqa: PLC0415
-        from mlprov.audit import Checkpoint, check_against_checkpoint  # noqa: PLC0415
+        from mlprov.audit import Checkpoint  # noqa: PLC0415
         from mlprov.config import Limits  # noqa: PLC0415
 
         if trust is None:
@@ -1529,10 +1547,9 @@ class HttpRegistry:
             checkpoint, trust, limits=Limits(), now=options.get("now")
         )
         mark = Checkpoint.from_statement(verified.statement)
-        _sequence, _head, entries = self.verified_audit_chain()
-        check_against_checkpoint(entries, mark)
+        count, _head = self.verified_audit_chain(mark)
         self._get("/api/v1/audit/verify")
-        return len(entries)
+        return count
 
 
 def _version_fields(info: VersionInput) -> dict[str, Any]:

@@ -7,11 +7,13 @@ written against it works in both modes with the same results, errors and exit co
 mypy checks that both classes satisfy it (the assertions at the end of
 ``mlprov.registry`` and ``mlprov.client``).
 
-Only what both can do with the same meaning is here. What needs the stores themselves
-(tokens, webhooks, ``verify`` with the registry's trust, audit checkpoints) stays on
-``Registry``; the CLI refuses those commands against a server in one line
-(docs/client.md). ``verify_version``, ``verified_evidence`` and ``verified_document``
-check over HTTP what the server sends, here, against the trust the caller gives.
+Only what both can do with the same meaning is here, audit checkpoints included (over
+HTTP the client signs the head it recomputed and the server records the checkpoint:
+ADR 0055). What needs the stores themselves (tokens, webhooks, ``verify`` with the
+registry's trust) stays on ``Registry``; the CLI refuses those commands against a
+server in one line (docs/client.md). ``verify_version``, ``verified_evidence``
+and ``verified_document`` check over HTTP what the server sends, here, against the
+trust the caller gives.
 """
 
 from __future__ import annotations
