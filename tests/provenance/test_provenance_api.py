@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -75,6 +77,26 @@ def test_public_surface_is_pinned() -> None:
     assert set(mlprov.provenance.__all__) == EXPECTED_PUBLIC
     for name in EXPECTED_PUBLIC:
         assert hasattr(mlprov.provenance, name), name
+
+
+def test_statements_alone_leave_the_documents_code_unloaded() -> None:
+    # An export's listing and a deployment's bundle statement need only Statement: the
+    # ML-BOM, model-card and capture modules (and YAML) load on first use of their names.
+    code = (
+        "import sys\n"
+        "from mlprov import provenance\n"
+        "provenance.Statement\n"
+        "heavy = ('yaml', 'mlprov.provenance._model_card', 'mlprov.provenance._cyclonedx',\n"
+        "         'mlprov.provenance._capture')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "provenance.ModelCardSpec\n"
+        "print('mlprov.provenance._model_card' in sys.modules)\n"
+        "print(sorted(set(provenance.__all__) - set(dir(provenance))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.split("\n")[:3] == ["[]", "True", "[]"]
 
 
 def test_constants() -> None:

@@ -25,60 +25,16 @@ spaces, UTF-8): sign them as they are, never re-serialise them.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlprov.errors import InvalidInputError
 from mlprov.manifest import Digest
-from mlprov.provenance._capture import (
-    LOCAL_BUILDER_ID,
-    Environment,
-    GitInfo,
-    MetricKey,
-    Package,
-    RunInfo,
-    capture_dataset,
-    capture_environment,
-    detect_git,
-    flatten_params,
-    load_card,
-    load_document,
-    load_metrics,
-    load_params,
-    normalize_metrics,
-    normalize_repo_url,
-    parse_dataset_spec,
-    parse_metric_flag,
-    start_run,
-    utc_timestamp,
-)
-from mlprov.provenance._cyclonedx import (
-    bom_document,
-    check_bom_refs,
-    find_bom_ref_problems,
-)
-from mlprov.provenance._formats import (
-    FORMAT_LABELS,
-    PICKLE_ALLOWED_GLOBALS,
-    detect_format,
-    scan_pickle,
-)
-from mlprov.provenance._model_card import (
-    NO_INFORMATION,
-    ModelCardSpec,
-    card_predicate,
-    render_model_card,
-)
-from mlprov.provenance._slsa import (
-    SLSA_PREDICATE_TYPE,
-    TRAINING_BUILD_TYPE,
-    model_subject,
-    slsa_statement,
-)
 from mlprov.provenance._statement import (
     STATEMENT_TYPE,
     ResourceDescriptor,
@@ -88,6 +44,85 @@ from mlprov.provenance._statement import (
 )
 from mlprov.records import DatasetRef, FileFormat, LineageEdge, ModelVersion
 from mlprov.refs import validate_model_name
+
+if TYPE_CHECKING:
+    from mlprov.provenance._capture import (
+        LOCAL_BUILDER_ID,
+        Environment,
+        GitInfo,
+        MetricKey,
+        Package,
+        RunInfo,
+        capture_dataset,
+        capture_environment,
+        detect_git,
+        flatten_params,
+        load_card,
+        load_document,
+        load_metrics,
+        load_params,
+        normalize_metrics,
+        normalize_repo_url,
+        parse_dataset_spec,
+        parse_metric_flag,
+        start_run,
+        utc_timestamp,
+    )
+    from mlprov.provenance._cyclonedx import (
+        check_bom_refs,
+        find_bom_ref_problems,
+    )
+    from mlprov.provenance._formats import (
+        FORMAT_LABELS,
+        PICKLE_ALLOWED_GLOBALS,
+        detect_format,
+        scan_pickle,
+    )
+    from mlprov.provenance._model_card import (
+        NO_INFORMATION,
+        ModelCardSpec,
+    )
+    from mlprov.provenance._slsa import (
+        SLSA_PREDICATE_TYPE,
+        TRAINING_BUILD_TYPE,
+    )
+
+#: Where each public name of the submodules lives: imported on first use (PEP 562), so
+#: a caller that needs only statements (an export's listing, a deployment's bundle
+#: statement) does not import the ML-BOM, model-card and capture code with YAML
+#: and CycloneDX behind them.
+_HOMES = {
+    "LOCAL_BUILDER_ID": "mlprov.provenance._capture",
+    "Environment": "mlprov.provenance._capture",
+    "GitInfo": "mlprov.provenance._capture",
+    "MetricKey": "mlprov.provenance._capture",
+    "Package": "mlprov.provenance._capture",
+    "RunInfo": "mlprov.provenance._capture",
+    "capture_dataset": "mlprov.provenance._capture",
+    "capture_environment": "mlprov.provenance._capture",
+    "detect_git": "mlprov.provenance._capture",
+    "flatten_params": "mlprov.provenance._capture",
+    "load_card": "mlprov.provenance._capture",
+    "load_document": "mlprov.provenance._capture",
+    "load_metrics": "mlprov.provenance._capture",
+    "load_params": "mlprov.provenance._capture",
+    "normalize_metrics": "mlprov.provenance._capture",
+    "normalize_repo_url": "mlprov.provenance._capture",
+    "parse_dataset_spec": "mlprov.provenance._capture",
+    "parse_metric_flag": "mlprov.provenance._capture",
+    "start_run": "mlprov.provenance._capture",
+    "utc_timestamp": "mlprov.provenance._capture",
+    "check_bom_refs": "mlprov.provenance._cyclonedx",
+    "find_bom_ref_problems": "mlprov.provenance._cyclonedx",
+    "FORMAT_LABELS": "mlprov.provenance._formats",
+    "PICKLE_ALLOWED_GLOBALS": "mlprov.provenance._formats",
+    "detect_format": "mlprov.provenance._formats",
+    "scan_pickle": "mlprov.provenance._formats",
+    "NO_INFORMATION": "mlprov.provenance._model_card",
+    "ModelCardSpec": "mlprov.provenance._model_card",
+    "SLSA_PREDICATE_TYPE": "mlprov.provenance._slsa",
+    "TRAINING_BUILD_TYPE": "mlprov.provenance._slsa",
+}
 
 __all__ = [
     "CYCLONEDX_PREDICATE_TYPE",
@@ -193,6 +228,8 @@ class ProvenanceInputs:
         set_(self, "created_at", format_timestamp(self.created_at, "created_at"))
         # A deep, JSON-only copy: later changes to the caller's dict cannot leak in.
         set_(self, "params", json.loads(canonical_json(dict(self.params), "params")))
+        from mlprov.provenance._capture import normalize_metrics, normalize_repo_url  # noqa: PLC0415
+
         set_(self, "metrics", normalize_metrics(self.metrics, numbers_only=False))
 
         datasets: dict[str, DatasetRef] = {}
@@ -264,6 +301,9 @@ class ProvenanceInputs:
         recorded_finished: str | None = getattr(version, "finished_at", None)
         recorded_lock: list[str] | None = getattr(version, "environment", None)
         recorded_card: Mapping[str, Any] | None = getattr(version, "card", None)
+        from mlprov.provenance._capture import Environment  # noqa: PLC0415
+        from mlprov.provenance._model_card import ModelCardSpec  # noqa: PLC0415
+
         recorded_environment = (
             Environment.from_lock(recorded_lock) if recorded_lock is not None else None
         )
@@ -322,23 +362,31 @@ class ProvenanceInputs:
     @property
     def subject(self) -> ResourceDescriptor:
         """The subject of every statement about this version."""
+        from mlprov.provenance._slsa import model_subject  # noqa: PLC0415
+
         return model_subject(self)
 
 
 def slsa_provenance(inputs: ProvenanceInputs) -> bytes:
     """SLSA Provenance v1 as in-toto Statement v1 bytes (build type
     :data:`TRAINING_BUILD_TYPE`). Refused without a builder id."""
+    from mlprov.provenance._slsa import slsa_statement  # noqa: PLC0415
+
     return slsa_statement(inputs).to_bytes()
 
 
 def cyclonedx_bom(inputs: ProvenanceInputs) -> bytes:
     """The CycloneDX 1.6 ML-BOM as canonical JSON bytes."""
+    from mlprov.provenance._cyclonedx import bom_document  # noqa: PLC0415
+
     return canonical_json(bom_document(inputs), "CycloneDX BOM")
 
 
 def statement_for_bom(inputs: ProvenanceInputs) -> bytes:
     """An in-toto Statement v1 whose predicate is the ML-BOM
     (predicate type :data:`CYCLONEDX_PREDICATE_TYPE`)."""
+    from mlprov.provenance._cyclonedx import bom_document  # noqa: PLC0415
+
     return Statement(
         subject=(inputs.subject,),
         predicate_type=CYCLONEDX_PREDICATE_TYPE,
@@ -348,14 +396,31 @@ def statement_for_bom(inputs: ProvenanceInputs) -> bytes:
 
 def model_card(inputs: ProvenanceInputs) -> str:
     """The model card as Markdown with Hugging Face YAML front matter."""
+    from mlprov.provenance._model_card import render_model_card  # noqa: PLC0415
+
     return render_model_card(inputs)
 
 
 def model_card_statement(inputs: ProvenanceInputs) -> bytes:
     """An in-toto Statement v1 (predicate type :data:`MODEL_CARD_PREDICATE_TYPE`) whose
     predicate holds the Markdown card and the structured card it was made from."""
+    from mlprov.provenance._model_card import card_predicate  # noqa: PLC0415
+
     return Statement(
         subject=(inputs.subject,),
         predicate_type=MODEL_CARD_PREDICATE_TYPE,
         predicate=card_predicate(inputs),
     ).to_bytes()
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
