@@ -25,7 +25,6 @@ spaces, UTF-8): sign them as they are, never re-serialise them.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mlprov.errors import InvalidInputError
+from mlprov.lazy_exports import lazy_exports
 from mlprov.manifest import Digest
 from mlprov.provenance._statement import (
     STATEMENT_TYPE,
@@ -413,14 +413,4 @@ def model_card_statement(inputs: ProvenanceInputs) -> bytes:
     ).to_bytes()
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOMES})
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())

@@ -32,8 +32,9 @@ loads the store or SQLAlchemy (ADR 0049). :class:`Registry` itself is in
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from mlprov.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from mlprov.events import WebhookSettings
@@ -179,16 +180,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        # Not a public name: submodules (``from mlprov.registry import evidence``) are
-        # then found by the import system itself.
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOMES})
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())
