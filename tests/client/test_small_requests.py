@@ -7,6 +7,7 @@ not be repeated still sent through httpx. Against real HTTP servers on loopback.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ class Seen:
 
 
 @contextmanager
-def _json_server(*, close_when_idle: bool = False) -> Iterator[tuple[str, Seen]]:
+def _json_server(*, close_when_idle: bool = False, slow: float = 0.0) -> Iterator[tuple[str, Seen]]:
     """Answers every request with ``{"path": ..., "n": ...}`` (200), ``/missing`` with an
     mlprov 404 body and ``/busy`` once with 503. With ``close_when_idle`` the server
     closes each connection right after answering without saying so (as a server's idle
@@ -51,6 +52,8 @@ def _json_server(*, close_when_idle: bool = False) -> Iterator[tuple[str, Seen]]
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
             seen.requests.append((self.command, self.path, headers, body))
+            if self.path.endswith("/slow"):
+                time.sleep(slow)
             status = 200
             payload: dict[str, Any] = {"path": self.path, "n": len(seen.requests)}
             if self.path.endswith("/missing"):
@@ -110,6 +113,25 @@ def test_a_connection_closed_while_idle_is_replaced_without_spending_a_retry() -
             transport.close()
     assert (first["n"], second["n"], judged["n"]) == (1, 2, 3)
     assert seen.connections == 3
+
+
+def test_a_slow_answer_on_a_kept_connection_is_not_sent_again_at_once() -> None:
+    # A timeout says the server is slow, not that the kept connection was closed: the
+    # request is not resent on a new connection (that would double the wait); only the
+    # transport's retries, here none, may send it again.
+    with _json_server(slow=1.5) as (base, seen):
+        transport = Transport(base, None, timeout=0.5, retries=0)
+        try:
+            transport.json("GET", "/first")  # leaves a kept connection
+            started = time.monotonic()
+            with pytest.raises(StorageError, match="timed out"):
+                transport.json("GET", "/slow")
+            waited = time.monotonic() - started
+        finally:
+            transport.close()
+        time.sleep(1.5)  # let the handler finish before counting
+    assert [r[1] for r in seen.requests] == ["/prefix/first", "/prefix/slow"]
+    assert waited < 1.0
 
 
 def test_an_error_answer_is_its_mlprov_error_and_a_503_is_retried() -> None:

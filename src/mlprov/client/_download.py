@@ -73,6 +73,17 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+#: How a kept connection the server closed while it was idle fails on first use (the
+#: request cannot have been answered). A timeout is not among them: it says the server
+#: is slow, and sending again at once would only double the wait.
+_CLOSED_WHILE_IDLE = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    BrokenPipeError,
+)
+
+
 class DirectGet:
     """GETs (and HEADs) over :mod:`http.client` to one origin (scheme, host, port)."""
 
@@ -117,7 +128,8 @@ class DirectGet:
         the connection kept from the request before when there is one. Only for requests
         that are safe to repeat (the caller's rule): a kept connection the server has
         closed meanwhile (its idle timeout) fails on first use, and the request is then
-        sent once more on a new one; a failure on a new connection is the caller's."""
+        sent once more on a new one; any other failure (a timeout above all), and any
+        failure on a new connection, is the caller's to retry or report."""
         with self._lock:
             kept = self._idle.pop() if self._idle else None
         while True:
@@ -126,9 +138,9 @@ class DirectGet:
                 connection.request(method, target, body=body, headers=dict(headers))
                 answer = connection.getresponse()
                 content = answer.read()
-            except (OSError, http.client.HTTPException):
+            except (OSError, http.client.HTTPException) as e:
                 connection.close()
-                if kept is not None:
+                if kept is not None and isinstance(e, _CLOSED_WHILE_IDLE):
                     kept = None
                     continue
                 raise
