@@ -94,6 +94,44 @@ def test_register_records_everything_and_the_manifest_matches_the_files(
     assert reg.snapshot()["rows"]["version_files"] == 3
 
 
+def test_the_record_registration_returns_is_the_one_stored(api: Registry, tmp_path: Path) -> None:
+    # commit_version returns the record it wrote instead of reading it back: every field
+    # must equal the stored record's, here with everything a version can record.
+    base = api.register(_model(tmp_path, "base"), "base")
+    info = VersionInput(
+        params={"lr": 0.1, "nested": {"b": 1, "a": [1.5, None, "x"]}},
+        metrics={"auc": 0.91, "auc[segment=retail]": 0.88},
+        tags={"zeta": "1", "alpha": "2", "mid": "3"},
+        description="everything",
+        datasets=[
+            DatasetInput.parse(DATASET),
+            DatasetInput.parse("eval=s3://data/eval.parquet@sha256:" + "c" * 64),
+        ],
+        lineage=[
+            LineageInput("teacher", "hf://org/t@sha256:" + "b" * 64),
+            LineageInput("base", "base@latest"),
+        ],
+        source_uri="s3://bucket/run-7/model",
+        run_id="run-7",
+        code_repo="https://git.example/risk",
+        code_commit=COMMIT,
+        code_dirty=True,
+        builder_id="https://ci.example/builder",
+        started_at="2026-01-01T00:00:00Z",
+        finished_at="2026-01-01T01:00:00Z",
+        environment=["torch==2.3.0", "numpy==2.0.0"],
+        card={"license": "apache-2.0"},
+    )
+    returned = api.register(_model(tmp_path, "child"), "child", info)
+    stored = api.get_version("child/1")
+    assert returned == stored
+    assert returned.to_json() == stored.to_json()
+    assert returned.lineage[1].digest == base.digest
+    # And with nothing but files (the defaults the draft fills in).
+    plain = api.register(_model(tmp_path, "plain"), "child")
+    assert plain == api.get_version("child/2")
+
+
 def test_same_bytes_again_are_a_new_version_and_blobs_are_stored_once(
     api: Registry, tmp_path: Path
 ) -> None:
