@@ -379,7 +379,9 @@ def commit_version(
     again if the version number was lost to a concurrent registration. Without it the
     number is simply the next free one when the transaction commits. ``within(unit, key)``
     runs inside the write transaction once the version's rows are written (to record
-    more with it, or raise to roll it all back).
+    more with it, or raise to roll it all back); it must not change the version's own
+    record, which is returned as written (read back only when evidence was stored with
+    it).
     """
     manifest = stored.manifest
     files = [StoredFile(e.path, e.size or 0, str(e.digest), stored.blobs[e.path]) for e in manifest]
