@@ -92,6 +92,10 @@ __all__ = [
 ]
 
 _CHUNK = 1024 * 1024
+#: Files up to this size go inline in a registration request, up to _INLINE_TOTAL bytes
+#: in all (about 1.4 MiB of base64, well under the server's default 16 MiB body limit).
+_INLINE_FILE = 256 * 1024
+_INLINE_TOTAL = 1024 * 1024
 _SIGNATURE_FILE = "model.sig"
 
 
@@ -492,28 +496,55 @@ class HttpRegistry:
         signature: bytes | None,
         progress: ProgressCallback | None,
     ) -> ModelVersion:
-        """Upload each file as a blob, then register the version in one request with an
-        ``Idempotency-Key`` made once here, so a retry never makes a second version."""
+        """Send the files' bytes, then register the version in one request with an
+        ``Idempotency-Key`` made once here, so a retry never makes a second version.
+
+        Small files go inline, in the registration request itself (ADR 0057: a small
+        model is one request); every other file is uploaded as a blob first. A server
+        whose body limit refuses the inline bytes (413) gets them as uploads instead."""
         by_name = {entry.path: entry for entry in manifest}
+        inline = _inline_files(files, by_name)
         for item in files:
+            if item.name in inline:
+                if progress is not None:
+                    progress(len(inline[item.name]))
+                continue
             entry = by_name[item.name]
             size = entry.size if entry.size is not None else item.size
             self.upload_blob(item.path, entry.digest.hex, size, progress)
+        listed = [{"path": e.path, "sha256": e.digest.hex, "size": e.size} for e in manifest]
         body: dict[str, Any] = {
-            "files": [{"path": e.path, "sha256": e.digest.hex, "size": e.size} for e in manifest],
+            "files": [
+                {**f, "content": base64.b64encode(inline[f["path"]]).decode("ascii")}
+                if f["path"] in inline
+                else f
+                for f in listed
+            ],
             "artifact_name": artifact,
             **_version_fields(info),
         }
         if signature is not None:
             body["signature"] = base64.b64encode(signature).decode("ascii")
-        data = self._transport.json(
-            "POST",
-            f"{self._model_path(name)}/versions",
-            json=body,
-            retry=True,
-            headers={"Idempotency-Key": f"mlprov-{uuid.uuid4()}"},
+        path = f"{self._model_path(name)}/versions"
+        headers = {"Idempotency-Key": f"mlprov-{uuid.uuid4()}"}
+        answer = self._transport.request(
+            "POST", path, json=body, retry=True, headers=headers, accept=(413,) if inline else ()
         )
-        return _model_version(data)
+        if answer.status_code == 413:
+            # Nothing was registered (the body was refused before it was read): the same
+            # key, now naming uploaded blobs, is still unused.
+            for item in files:
+                if item.name in inline:
+                    self.upload_blob(item.path, by_name[item.name].digest.hex, item.size, None)
+            answer = self._transport.request(
+                "POST", path, json=body | {"files": listed}, retry=True, headers=headers
+            )
+        try:
+            return _model_version(answer.json())
+        except ValueError:
+            raise StorageError(
+                f"the server at {self._transport.base_url} answered POST {path} with no JSON"
+            ) from None
 
     def register(
         self,
@@ -1579,3 +1610,27 @@ def _require_signed(record: ModelVersion, signed: Manifest, actual: Manifest) ->
         raise VerificationError(
             f"{record.ref}: the server's manifest is not the signed one: {e.message}"
         ) from e
+
+
+def _inline_files(files: Sequence[Any], manifest: Mapping[str, FileEntry]) -> dict[str, bytes]:
+    """The bytes of the small files to send inline, by path, smallest first until
+    :data:`_INLINE_TOTAL`, each read once and checked against the digest it was hashed
+    to (a file that changed since is refused here, before anything is sent)."""
+    import hashlib  # noqa: PLC0415
+
+    chosen: dict[str, bytes] = {}
+    total = 0
+    for item in sorted(files, key=lambda f: (f.size, f.name)):
+        entry = manifest[item.name]
+        if item.size > _INLINE_FILE or total + item.size > _INLINE_TOTAL:
+            break
+        try:
+            with item.path.open("rb") as handle:
+                data = handle.read(_INLINE_FILE + 1)
+        except OSError as e:
+            raise StorageError(f"{item.name}: cannot read: {e.strerror}") from e
+        if hashlib.sha256(data).hexdigest() != entry.digest.hex:
+            raise VerificationError(f"{item.name}: changed while being registered")
+        chosen[item.name] = data
+        total += len(data)
+    return chosen

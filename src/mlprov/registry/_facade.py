@@ -239,8 +239,10 @@ class Registry:
         artifact_name: str | None = None,
         signature: bytes | None = None,
         idempotency_key: str | None = None,
+        contents: Mapping[str, bytes] | None = None,
     ) -> ModelVersion:
-        """Register the next version from blobs already stored (see
+        """Register the next version from blobs already stored, or for the paths in
+        ``contents`` from the bytes given there (see
         :func:`mlprov.registry.uploads.register_uploaded`); with ``idempotency_key`` a
         repeated request returns the version the first one made."""
         from mlprov.registry import uploads  # noqa: PLC0415
@@ -253,6 +255,7 @@ class Registry:
             artifact_name=artifact_name,
             signature=signature,
             idempotency_key=idempotency_key,
+            contents=contents,
         )
 
     def store_blob(self, chunks: Iterable[bytes], sha256: str) -> StoredBlob:

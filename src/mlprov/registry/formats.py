@@ -18,7 +18,7 @@ from mlprov.records import FileFormat
 from mlprov.registry._context import RegistryContext
 from mlprov.registry.types import PreparedVersion, StoredFiles
 
-__all__ = ["detect_blob_format", "detect_formats"]
+__all__ = ["detect_blob_format", "detect_content_format", "detect_formats"]
 
 #: A blob read back for detection stays in memory up to this size, then spills to a
 #: temporary file (detection must seek: a zip archive's directory is at its end).
@@ -67,3 +67,11 @@ def detect_blob_format(context: RegistryContext, path: str, sha256: str, size: i
         copy.seek(0)
         # A spooled file is a seekable binary stream (typeshed does not say it is a BinaryIO).
         return detect_format(path, cast("BinaryIO", copy), limits=context.limits)
+
+
+def detect_content_format(context: RegistryContext, path: str, data: bytes) -> FileFormat:
+    """The format of file ``path`` from its bytes, already checked against its digest
+    (a file sent inline with its registration)."""
+    from mlprov.provenance import detect_format  # noqa: PLC0415 - registration only
+
+    return detect_format(path, data, limits=context.limits)

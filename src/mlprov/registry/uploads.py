@@ -15,23 +15,36 @@ same three steps as :mod:`mlprov.registry.versions`, with the bytes coming from 
 3. the version commits with :func:`~mlprov.registry.versions.commit_version`; with an
    idempotency key the key is recorded in the same transaction, so a retried request
    with the same key returns the version the first one made and never makes a second.
+
+Small files may come *inline* instead (``contents``, by path: the bytes in the request
+itself, ADR 0057), so a small model is registered in one request. Their bytes are
+checked against the size and SHA-256 listed for them in memory, their formats are
+detected from those bytes, and they are stored as blobs only once every check above has
+passed (so a refused request stores nothing), just before the commit. As for an upload
+and a local registration, a stored blob is never deleted when the commit then fails.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from mlprov.canonical import canonical_json
-from mlprov.errors import ConflictError, InvalidInputError, NotFoundError, VerificationError
+from mlprov.errors import (
+    ConflictError,
+    DigestMismatchError,
+    InvalidInputError,
+    NotFoundError,
+    VerificationError,
+)
 from mlprov.manifest import SINGLE_FILE_NAME, Digest, FileEntry, Manifest, check_relative_path
 from mlprov.records import FileFormat, ModelVersion
 from mlprov.refs import validate_model_name
 from mlprov.registry._context import IDEMPOTENCY_KEY, RegistryContext, check_idempotency_key
 from mlprov.registry._unit import Mutation
-from mlprov.registry.formats import detect_blob_format
+from mlprov.registry.formats import detect_blob_format, detect_content_format
 from mlprov.registry.inputs import VersionInput
 from mlprov.registry.types import NewEvidence, StoredFiles
 from mlprov.registry.versions import commit_version, prepare_stored_version
@@ -66,10 +79,12 @@ def register_uploaded(
     artifact_name: str | None = None,
     signature: bytes | None = None,
     idempotency_key: str | None = None,
+    contents: Mapping[str, bytes] | None = None,
 ) -> ModelVersion:
-    """Register the next version of ``name`` from blobs already stored (module docstring).
-    With ``idempotency_key`` a repeat of the same request returns the same version; the
-    same key with a different request is a ConflictError."""
+    """Register the next version of ``name`` from blobs already stored and, for the paths
+    ``contents`` names, from the bytes given there (module docstring). With
+    ``idempotency_key`` a repeat of the same request returns the same version; the same
+    key with a different request is a ConflictError."""
     validate_model_name(name)
     info = info or VersionInput()
     shown = artifact_name if artifact_name is not None else name
@@ -80,6 +95,8 @@ def register_uploaded(
     if idempotency_key is not None:
         check_idempotency_key(idempotency_key)
     checked = _checked_files(files, context.limits.max_manifest_files)
+    inline = _checked_contents(checked, contents or {})
+    # The inline bytes are not part of the digest: each file's SHA-256 stands for them.
     request = _request_digest(name, checked, info, shown, signature)
     if idempotency_key is not None:
         earlier = _earlier(context, name, idempotency_key, request)
@@ -90,8 +107,12 @@ def register_uploaded(
         "sha256", (FileEntry(f.path, Digest("sha256", f.sha256), f.size) for f in checked)
     )
     new_signature = _checked_signature(context, signature, manifest) if signature else None
-    formats = _detect_blob_formats(context, checked)
+    formats = _detect_blob_formats(context, checked, inline)
     prepared = prepare_stored_version(context, name, info, shown, formats)
+    # Every check has passed: only now are the inline bytes stored (outside any
+    # transaction, as an upload would have stored them).
+    for data in inline.values():
+        context.artifacts.put_bytes(data)
     stored = StoredFiles(manifest=manifest, blobs={f.path: f.sha256 for f in checked})
 
     def record_key(unit: Mutation, key: VersionKey) -> None:
@@ -145,6 +166,28 @@ def _checked_files(files: Sequence[UploadedFile], most: int) -> list[UploadedFil
             if "/".join(parts[:cut]) in seen:
                 raise InvalidInputError(f"{path[:200]!r} is inside another listed file")
     return sorted(files, key=lambda f: f.path)
+
+
+def _checked_contents(
+    files: Sequence[UploadedFile], contents: Mapping[str, bytes]
+) -> dict[str, bytes]:
+    """The inline bytes by path, each of the size and SHA-256 its file lists."""
+    listed = {f.path: f for f in files}
+    for path, data in contents.items():
+        item = listed.get(path)
+        if item is None:
+            raise InvalidInputError(f"inline content for {path[:200]!r}, which is not listed")
+        if len(data) != item.size:
+            raise InvalidInputError(
+                f"{path[:200]}: the inline content has {len(data)} bytes, not {item.size}"
+            )
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != item.sha256:
+            raise DigestMismatchError(
+                f"{path[:200]}: the inline content hashes to sha256:{actual}, "
+                f"not sha256:{item.sha256}; nothing kept"
+            )
+    return dict(contents)
 
 
 def _request_digest(
@@ -207,12 +250,16 @@ def _checked_signature(context: RegistryContext, bundle: bytes, manifest: Manife
 
 
 def _detect_blob_formats(
-    context: RegistryContext, files: Sequence[UploadedFile]
+    context: RegistryContext, files: Sequence[UploadedFile], inline: Mapping[str, bytes]
 ) -> list[FileFormat]:
     """Read each blob once (the artefact store checks its digest), check its size is the
-    one given and detect its format from those bytes; path order, as ``files``."""
+    one given and detect its format from those bytes; an inline file's format is
+    detected from its bytes in the request. Path order, as ``files``."""
     found = []
     for item in files:
+        if item.path in inline:
+            found.append(detect_content_format(context, item.path, inline[item.path]))
+            continue
         if not context.artifacts.exists(item.sha256):
             raise NotFoundError(
                 f"{item.path[:200]}: blob {item.sha256} is not stored; upload it first"

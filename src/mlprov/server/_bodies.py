@@ -67,6 +67,9 @@ class FileBody(_Body):
     path: str = Field(min_length=1, max_length=4096)
     sha256: str = Field(min_length=64, max_length=64)
     size: int = Field(ge=0)
+    #: The file's bytes (base64) in this request instead of an upload before it; the
+    #: request's size limit bounds them (docs/server.md, "Registering a version").
+    content: str | None = None
 
 
 class DatasetBody(_Body):
@@ -81,7 +84,8 @@ class LineageBody(_Body):
 
 
 class VersionCreateBody(_Body):
-    """A version from blobs already uploaded (``PUT /api/v1/blobs/{sha256}``)."""
+    """A version from blobs already uploaded (``PUT /api/v1/blobs/{sha256}``) or, for
+    files with a ``content``, sent inline."""
 
     files: list[FileBody] = Field(min_length=1)
     #: The folder name the version records (default: the model name).
@@ -107,6 +111,14 @@ class VersionCreateBody(_Body):
 
     def uploaded_files(self) -> list[UploadedFile]:
         return [UploadedFile(f.path, f.sha256, f.size) for f in self.files]
+
+    def inline_contents(self) -> dict[str, bytes]:
+        """The bytes of the files sent inline, by path (bad base64 is bad input)."""
+        found: dict[str, bytes] = {}
+        for f in self.files:
+            if f.content is not None:
+                found[f.path] = decode_base64(f.content, f"the content of {f.path[:200]!r}")
+        return found
 
     def version_input(self) -> VersionInput:
         return VersionInput(

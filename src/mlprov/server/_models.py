@@ -119,8 +119,9 @@ def register_version(
     body: VersionCreateBody,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> dict[str, Any]:
-    """Register the next version from uploaded blobs. With ``Idempotency-Key`` a retried
-    request returns the version the first one made and never makes a second."""
+    """Register the next version from uploaded blobs, or from files sent inline
+    (``content``, base64). With ``Idempotency-Key`` a retried request returns the version
+    the first one made and never makes a second."""
     service = service_of(request)
     registry = service.access(request, Action.REGISTER, name)
     signature = None
@@ -134,6 +135,7 @@ def register_version(
         artifact_name=body.artifact_name,
         signature=signature,
         idempotency_key=idempotency_key,
+        contents=body.inline_contents(),
     )
     response.headers["Location"] = f"/api/v1/models/{name}/versions/{version.version}"
     return version.to_json()
