@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -93,16 +93,23 @@ def serve(
 
         os.environ["MLPROV_SIGNING_KEY"] = str(signing_key.absolute())
         resolution_signer_from_environment()  # a bad key is one line now, not per worker
-    uvicorn.run(
-        "mlprov.server:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        proxy_headers=False,
-        server_header=False,
-    )
+    options: dict[str, Any] = {
+        "log_level": log_level,
+        "proxy_headers": False,
+        "server_header": False,
+    }
+    from mlprov.server import _workers  # noqa: PLC0415
+
+    if workers == 1:
+        _workers.serve_one(host, port, options)
+    elif _workers.reuse_port_supported():
+        # A socket per worker, so the kernel spreads connections evenly (the module's
+        # docstring); elsewhere uvicorn's workers share one socket.
+        status = _workers.serve_workers(host, port, workers, options)
+        if status:
+            raise typer.Exit(status)
+    else:
+        uvicorn.run(_workers.APP, factory=True, host=host, port=port, workers=workers, **options)
 
 
 def install(app: typer.Typer) -> None:
