@@ -6,7 +6,9 @@ methods are the only SQL in mlprov. Both backends share that code through SQLAlc
 Core; the differences are confined to :func:`_make_engine`:
 
 * SQLite runs in WAL mode with a busy timeout and foreign keys on, and every write
-  transaction is ``BEGIN IMMEDIATE`` so writers queue instead of failing mid-way;
+  transaction is ``BEGIN IMMEDIATE`` so writers queue instead of failing mid-way; the
+  writers of several processes queue on a lock file first
+  (:mod:`mlprov.store._writer_queue`), which wakes them sooner than SQLite's busy handler;
 * PostgreSQL write transactions start by locking the audit chain head row
   (``SELECT ... FOR UPDATE``), which serialises writers in the same way.
 
@@ -30,6 +32,7 @@ from sqlalchemy import event, exc
 from mlprov.errors import ConfigError, StorageError
 from mlprov.store._commit_group import CommitGroup
 from mlprov.store._transaction import StoreTransaction, translate_db_error
+from mlprov.store._writer_queue import WriterQueue
 
 __all__ = [
     "SCHEMA_HEAD",
@@ -121,6 +124,11 @@ class MetadataStore:
         self.engine = _make_engine(url, self.dialect)
         self._writing = threading.local()
         self._group = CommitGroup(self.write, StoreTransaction.savepoint)
+        # Writers of several processes queue on a lock file (SQLite's own lock sleeps).
+        database = self.engine.url.database if self.dialect == "sqlite" else None
+        self._writer_queue = WriterQueue(
+            Path(database) if database and database != ":memory:" else None
+        )
 
     @property
     def in_write_transaction(self) -> bool:
@@ -159,6 +167,7 @@ class MetadataStore:
         """A write transaction, serialised with every other writer; commits on success."""
         try:
             with (
+                self._writer_queue.held(),
                 self.engine.connect().execution_options(mlprov_write=True) as connection,
                 connection.begin(),
             ):
@@ -262,6 +271,7 @@ class MetadataStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._writer_queue.close()
 
 
 def open_metadata_store(uri: str, *, migrate: bool = True) -> MetadataStore:
