@@ -132,6 +132,48 @@ def test_the_record_registration_returns_is_the_one_stored(api: Registry, tmp_pa
     assert plain == api.get_version("child/2")
 
 
+def test_a_known_model_is_registered_without_a_read_before_its_write(api: Registry) -> None:
+    # A model never stops existing, so once this registry has stored one, registering
+    # it again from given bytes opens only the write transaction; a name not known, or
+    # lineage to resolve, still reads first.
+    import hashlib
+
+    from sqlalchemy import event
+
+    from mlprov.registry import UploadedFile
+
+    def register(name: str, data: bytes, info: VersionInput | None = None) -> ModelVersion:
+        digest = hashlib.sha256(data).hexdigest()
+        return api.register_uploaded(
+            name, [UploadedFile("w.bin", digest, len(data))], info, contents={"w.bin": data}
+        )
+
+    register("known", b"first")
+    api.create_deployment("stack")
+    engine = api.metadata.engine
+    begun: list[str] = []
+
+    def count(_connection: Any) -> None:
+        begun.append("begin")
+
+    event.listen(engine, "begin", count)
+    try:
+        register("known", b"second")
+        assert len(begun) == 1
+        begun.clear()
+        register("known", b"third", VersionInput(lineage=[LineageInput("parent", "known/1")]))
+        assert len(begun) == 2  # the lineage is resolved before the bytes are stored
+        begun.clear()
+        with pytest.raises(ConflictError):
+            register("stack", b"fourth")  # not known: checked before anything is stored
+        assert len(begun) == 1
+    finally:
+        event.remove(engine, "begin", count)
+    assert [v.version for v in api.list_versions("known")] == [1, 2, 3]
+    assert api.get_version("known/3").lineage[0].target == "known/1"
+    assert not api.artifacts.exists(hashlib.sha256(b"fourth").hexdigest())
+
+
 def test_same_bytes_again_are_a_new_version_and_blobs_are_stored_once(
     api: Registry, tmp_path: Path
 ) -> None:

@@ -81,6 +81,10 @@ class RegistryContext:
     #: Token rows authentication read recently (mlprov.registry.tokens.TokenCache; None:
     #: every authentication reads the store). Shared by every acting_as view.
     token_cache: TokenCache | None = None
+    #: Names of models this process has seen stored. None is ever deleted or renamed, so
+    #: a registration of one of them needs no namespace check before its write (the
+    #: write checks again in its transaction anyway). Shared by every acting_as view.
+    known_models: set[str] = field(default_factory=set)
 
     @property
     def actor(self) -> str:

@@ -196,13 +196,30 @@ def _checked_input(
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise InvalidInputError(f"dataset {twice[0]!r} is named twice; names must be unique")
-    with context.metadata.read() as tx:
-        # One namespace (ADR 0050), refused before any byte is hashed or stored; the
-        # model's insert checks again inside its transaction.
-        if tx.models.find(name) is None and tx.deployments.find(name) is not None:
-            raise ConflictError(f"{name!r} is a deployment; a model cannot have its name")
-        lineage = [resolve_edge(tx, edge) for edge in info.lineage]
+    lineage: list[LineageEdge] = []
+    if info.lineage or name not in context.known_models:
+        with context.metadata.read() as tx:
+            # One namespace (ADR 0050), refused before any byte is hashed or stored; the
+            # model's insert checks again inside its transaction.
+            found = tx.models.find(name) is not None
+            if not found and tx.deployments.find(name) is not None:
+                raise ConflictError(f"{name!r} is a deployment; a model cannot have its name")
+            lineage = [resolve_edge(tx, edge) for edge in info.lineage]
+        if found:
+            _know_model(context, name)
+    # Otherwise the model is known to exist (so no deployment has its name) and there is
+    # no lineage to resolve: no read transaction before the write (ADR 0049, amendment).
     return _CheckedInput(params, metrics, info, datasets, lineage)
+
+
+#: Most model names one process remembers as stored (then it starts over).
+_KNOWN_MODELS_MOST = 100_000
+
+
+def _know_model(context: RegistryContext, name: str) -> None:
+    if len(context.known_models) >= _KNOWN_MODELS_MOST:
+        context.known_models.clear()
+    context.known_models.add(name)
 
 
 def store_files(
@@ -453,6 +470,7 @@ def commit_version(
             # Another registration took the number; let the racers spread out.
             time.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311 - jitter
             continue
+        _know_model(context, prepared.name)
         if evidence:
             # Evidence rows get their ids and timestamps in the write: read them back.
             return get_version(context, ModelRef(prepared.name, version=written.version))
