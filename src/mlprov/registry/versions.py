@@ -511,9 +511,10 @@ def register(
 def get_version(context: RegistryContext, ref: ModelRef | str) -> ModelVersion:
     """Resolve a reference (number or alias) to its version."""
     ref = coerce_ref(ref)
-    with context.metadata.read() as tx:
-        # One query for the common case; only a miss takes the step-by-step resolve,
-        # which names the missing part (model, version or alias) in its error.
+    # One statement (no transaction around it) for the common case; only a miss takes
+    # the step-by-step resolve, which names the missing part (model, version or alias)
+    # in its error, each step seeing what was committed when it ran.
+    with context.metadata.read_statements() as tx:
         found = tx.versions.resolve_record(
             ref.name, number=ref.version, alias=ref.alias if ref.alias != LATEST else None
         )
