@@ -17,6 +17,7 @@ flight) and waits for them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import multiprocessing
 import os
@@ -70,12 +71,19 @@ def _worker(host: str, port: int, options: Mapping[str, Any], parent: int) -> No
     import uvicorn  # noqa: PLC0415
 
     _stop_when_orphaned(parent)
-    sock = _bound(host, port)
-    sock.listen(_BACKLOG)
+    try:
+        sock = _bound(host, port)
+        sock.listen(_BACKLOG)
+    except OSError as e:
+        # One line, as every error; the supervisor starts another or gives up.
+        sys.stderr.write(f"mlprov: error: worker cannot listen on {host}:{port}: {e.strerror}\n")
+        sys.exit(1)
     config = uvicorn.Config(APP, factory=True, **options)
-    # uvicorn handles SIGINT and SIGTERM itself: it stops accepting, finishes the
-    # requests in flight and runs the application's shutdown.
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn handles SIGINT and SIGTERM itself: it stops accepting, finishes the requests
+    # in flight and runs the application's shutdown. A Ctrl-C before its handlers are
+    # installed ends the worker quietly (the supervisor stops too).
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 def _stop_when_orphaned(parent: int) -> None:
