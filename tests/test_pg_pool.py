@@ -1,9 +1,10 @@
-"""PostgreSQL connections are kept in a pool and tried only after sitting idle
-(:mod:`mlprov.store`): a connection the server closed while it was idle is replaced
-without the caller seeing it; one closed while in steady use fails one call (exit 5, a
-503 over HTTP, which clients retry) and the next call gets a new connection. The server
-side of a connection is ended with ``pg_terminate_backend``, as a restart or an idle
-timeout would end it."""
+"""PostgreSQL connections of :mod:`mlprov.store`: they are kept in a pool and tried only
+after sitting idle, so a connection the server closed while it was idle is replaced
+without the caller seeing it, and one closed while in steady use fails one call (exit 5,
+a 503 over HTTP, which clients retry) and the next call gets a new connection (the server
+side is ended with ``pg_terminate_backend``, as a restart or an idle timeout would end
+it). A read transaction is one snapshot: a write committed while it runs is not seen by
+its later statements, and it cannot write."""
 
 from __future__ import annotations
 
@@ -72,5 +73,33 @@ def test_a_connection_closed_in_steady_use_fails_one_call(
         assert "\n" not in raised.value.message
         assert [m.name for m in registry.list_models()] == ["kept"]
         assert _backend_pid(registry) != first
+    finally:
+        registry.close()
+
+
+def test_a_read_transaction_is_one_snapshot(registry: Registry) -> None:
+    try:
+        registry.create_model("before")
+        with registry.metadata.read() as tx:
+            first = tx.models.find("during")
+            registry.create_model("during")  # committed by another connection meanwhile
+            assert first is None
+            assert tx.models.find("during") is None
+            assert tx.models.find("before") is not None
+        with registry.metadata.read() as tx:
+            assert tx.models.find("during") is not None
+    finally:
+        registry.close()
+
+
+def test_a_read_transaction_cannot_write(registry: Registry) -> None:
+    try:
+        with pytest.raises(StorageError), registry.metadata.read() as tx:
+            tx.connection.exec_driver_sql("CREATE TABLE nothing (x int)")
+        with registry.metadata.read() as tx:
+            tables = tx.connection.exec_driver_sql(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'nothing'"
+            ).scalar_one()
+        assert tables == 0
     finally:
         registry.close()
