@@ -111,3 +111,31 @@ def test_a_client_mode_pull_never_imports_the_store(
     assert "mlprov.client._registry" in loaded
     assert _server_side(loaded) == []
     assert sorted(n for n in loaded if n.split(".")[0] in ("httpx", "httpcore", "anyio")) == []
+
+
+def test_a_client_mode_verify_of_stored_bytes_never_imports_httpx(
+    reg: RegistryEnv, env: GateEnv, server: ServerProcess, tmp_path: Path
+) -> None:
+    # verify streams every stored blob as pull does (Transport.download), not through
+    # httpx: the docs say a command that only reads never imports it.
+    url = server.base_url
+    publisher = token(reg, "publisher", name="ci")
+    reader = token(reg, "reader", name="serving")
+    model = make_model(tmp_path / "model", {"w.bin": "weights", "big.bin": b"\x01" * 3_000_000})
+    signed = client_cli(
+        url, publisher, "sign", str(model), "--name", "m", "--key", str(env.key_file("trainer"))
+    )
+    assert signed.returncode == 0, signed.stderr
+    public = tmp_path / "trainer.pub"
+    public.write_bytes(public_key_pem(load_private_key(env.keys["trainer"]).public_key()))
+    checked = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "mlprov", "verify", "m/1", "--key", str(public)],
+        env=client_env(url, reader),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    loaded = _loaded(checked.stderr)
+    assert sorted(n for n in loaded if n.split(".")[0] in ("httpx", "httpcore", "anyio")) == []

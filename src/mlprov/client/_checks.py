@@ -58,8 +58,14 @@ def stored_bundle(client: HttpRegistry, record: ModelVersion, digest: str) -> by
 
 
 def _blob_chunks(client: HttpRegistry, blob: str) -> Iterator[bytes]:
-    with client.transport.stream("GET", f"/api/v1/blobs/{blob}", retry=True) as response:
-        yield from response.iter_bytes(_CHUNK)
+    # As a pull reads a blob (Transport.download: http.client's readinto, not httpx's
+    # 64 KiB pieces); identity, so the bytes hashed are the blob's, never re-encoded.
+    with client.transport.download(
+        f"/api/v1/blobs/{blob}", headers={"Accept-Encoding": "identity"}
+    ) as read_into:
+        buffer = memoryview(bytearray(_CHUNK))
+        while filled := read_into(buffer):
+            yield bytes(buffer[:filled])
 
 
 def verify_version(
