@@ -75,6 +75,40 @@ def server(reg: RegistryEnv, tmp_path: Path) -> Iterator[ServerProcess]:
         yield running
 
 
+def _signed_over_http(
+    url: str, publisher: str, env: GateEnv, tmp_path: Path, files: dict[str, bytes | str]
+) -> Path:
+    """Sign and register model ``m`` from ``files`` through the server; the signer's
+    public key file."""
+    model = make_model(tmp_path / "model", files)
+    signed = client_cli(
+        url, publisher, "sign", str(model), "--name", "m", "--key", str(env.key_file("trainer"))
+    )
+    assert signed.returncode == 0, signed.stderr
+    public = tmp_path / "trainer.pub"
+    public.write_bytes(public_key_pem(load_private_key(env.keys["trainer"]).public_key()))
+    return public
+
+
+def _imports_of_command(url: str, secret: str, args: list[str]) -> set[str]:
+    """Run ``mlprov ARGS`` against the server (it must succeed): every module it imported,
+    from Python's own log of them."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "mlprov", *args],
+        env=client_env(url, secret),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(_loaded(done.stderr))
+
+
+def _http_stack(loaded: set[str]) -> list[str]:
+    return sorted(n for n in loaded if n.split(".")[0] in ("httpx", "httpcore", "anyio"))
+
+
 def test_a_client_mode_pull_never_imports_the_store(
     reg: RegistryEnv, env: GateEnv, server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -85,32 +119,17 @@ def test_a_client_mode_pull_never_imports_the_store(
     reader = token(reg, "reader", name="serving")
     policy = env.write_policy("- signatures: {count: 1, signers: [trainer]}")
     assert client_cli(url, admin, "policy", "apply", str(policy)).returncode == 0
-    model = make_model(tmp_path / "model", {"w.bin": "weights"})
-    signed = client_cli(
-        url, publisher, "sign", str(model), "--name", "m", "--key", str(env.key_file("trainer"))
-    )
-    assert signed.returncode == 0, signed.stderr
+    public = _signed_over_http(url, publisher, env, tmp_path, {"w.bin": "weights"})
     assert client_cli(url, promoter, "alias", "set", "m", "production", "1").returncode == 0
-    public = tmp_path / "trainer.pub"
-    public.write_bytes(public_key_pem(load_private_key(env.keys["trainer"]).public_key()))
 
     # The pull a serving container runs, with Python's own log of every import it made.
     served = tmp_path / "served"
     args = ["pull", "m@production", "--to", str(served), "--key", str(public)]
-    pulled = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "mlprov", *args],
-        env=client_env(url, reader),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert pulled.returncode == 0, pulled.stderr[-2000:]
+    loaded = _imports_of_command(url, reader, args)
     assert (served / "w.bin").read_text() == "weights"
-    loaded = _loaded(pulled.stderr)
     assert "mlprov.client._registry" in loaded
     assert _server_side(loaded) == []
-    assert sorted(n for n in loaded if n.split(".")[0] in ("httpx", "httpcore", "anyio")) == []
+    assert _http_stack(loaded) == []
 
 
 def test_a_client_mode_verify_of_stored_bytes_never_imports_httpx(
@@ -121,21 +140,7 @@ def test_a_client_mode_verify_of_stored_bytes_never_imports_httpx(
     url = server.base_url
     publisher = token(reg, "publisher", name="ci")
     reader = token(reg, "reader", name="serving")
-    model = make_model(tmp_path / "model", {"w.bin": "weights", "big.bin": b"\x01" * 3_000_000})
-    signed = client_cli(
-        url, publisher, "sign", str(model), "--name", "m", "--key", str(env.key_file("trainer"))
-    )
-    assert signed.returncode == 0, signed.stderr
-    public = tmp_path / "trainer.pub"
-    public.write_bytes(public_key_pem(load_private_key(env.keys["trainer"]).public_key()))
-    checked = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "mlprov", "verify", "m/1", "--key", str(public)],
-        env=client_env(url, reader),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert checked.returncode == 0, checked.stderr[-2000:]
-    loaded = _loaded(checked.stderr)
-    assert sorted(n for n in loaded if n.split(".")[0] in ("httpx", "httpcore", "anyio")) == []
+    files: dict[str, bytes | str] = {"w.bin": "weights", "big.bin": b"\x01" * 3_000_000}
+    public = _signed_over_http(url, publisher, env, tmp_path, files)
+    loaded = _imports_of_command(url, reader, ["verify", "m/1", "--key", str(public)])
+    assert _http_stack(loaded) == []
