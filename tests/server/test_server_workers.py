@@ -189,3 +189,32 @@ def test_a_port_another_servers_workers_listen_on_is_in_use(
     port = int(server.base_url.rsplit(":", 1)[1])
     _in_use(_serve(reg, port, workers), port)
     assert httpx.get(f"{server.base_url}/readyz", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MLPROV_SERVER_TOKEN_CACHE", "99"),
+        ("MLPROV_SERVER_MAX_BODY", "lots"),
+        ("MLPROV_SERVER_RATE", "fast"),
+    ],
+)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_bad_server_setting_is_one_line_before_any_worker_starts(
+    reg: RegistryEnv, name: str, value: str, workers: int
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in reg.env.items() if k != "PYTHONWARNINGS"} | {name: value}
+    result = subprocess.run(
+        [sys.executable, "-m", "mlprov", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "starting another" not in result.stderr  # no worker was started
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"mlprov: error: {name}={value!r}"), result.stderr

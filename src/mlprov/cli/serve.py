@@ -88,6 +88,9 @@ def serve(
     if cli.home is not None:
         os.environ["MLPROV_HOME"] = str(cli.home)
     os.environ["MLPROV_SERVER_DISPATCH"] = str(webhook_interval)
+    from mlprov.server import server_settings_from_environment  # noqa: PLC0415
+
+    server_settings_from_environment()  # a bad MLPROV_SERVER_* is one line now, not per worker
     if signing_key is not None:
         from mlprov.server import resolution_signer_from_environment  # noqa: PLC0415
 

@@ -5,7 +5,8 @@ A thin interface like the CLI: each route authenticates (bearer token), authoris
 result. Every mutation goes through the same registry service and gate as the CLI.
 
 Stable API: :func:`create_app`, :func:`app_from_environment`,
-:func:`resolution_signer_from_environment`, :class:`RateLimit`,
+:func:`resolution_signer_from_environment`, :func:`server_settings_from_environment`,
+:class:`RateLimit`,
 :class:`ServerLimits`.
 """
 
@@ -16,6 +17,7 @@ from mlprov.server._app import (
     app_from_environment,
     create_app,
     resolution_signer_from_environment,
+    server_settings_from_environment,
 )
 from mlprov.server._limits import RateLimit, ServerLimits
 
@@ -26,4 +28,5 @@ __all__ = [
     "app_from_environment",
     "create_app",
     "resolution_signer_from_environment",
+    "server_settings_from_environment",
 ]

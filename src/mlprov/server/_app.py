@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -149,18 +149,35 @@ def app_from_environment() -> FastAPI:
     ``MLPROV_SERVER_DISPATCH`` (seconds between webhook dispatcher passes, ``0`` for no
     dispatcher in this process) and ``MLPROV_SERVER_TOKEN_CACHE`` (seconds a token row
     is reused, at most 60; ``0`` reads it on every request)."""
-    rate_text = os.environ.get("MLPROV_SERVER_RATE", "").strip()
+    return create_app(
+        RegistryConfig.from_environment(),
+        resolution_signer=resolution_signer_from_environment(),
+        **server_settings_from_environment(),
+    )
+
+
+def server_settings_from_environment() -> dict[str, Any]:
+    """The ``create_app`` settings the ``MLPROV_SERVER_*`` variables give (see
+    :func:`app_from_environment`); a bad value is one ConfigError naming it (exit 2).
+    ``mlprov serve`` checks them once before it starts any worker."""
+
+    def number(name: str, default: float, what: str) -> float:
+        text = os.environ.get(name, "").strip()
+        if not text:
+            return default
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not value >= 0:  # also NaN and negative
+            raise ConfigError(f"{name}={text[:40]!r} is not {what}")
+        return value
+
+    rate_value = number("MLPROV_SERVER_RATE", -1.0, "a number of requests per second")
     rate: RateLimit | None = _DEFAULTS.rate_limit
-    if rate_text:
-        value = float(rate_text)
-        rate = RateLimit(value, max(1, int(value * 2))) if value > 0 else None
-    dispatch_text = os.environ.get("MLPROV_SERVER_DISPATCH", "").strip()
-    try:
-        dispatch = float(dispatch_text) if dispatch_text else DISPATCH_INTERVAL
-    except ValueError:
-        raise ConfigError(
-            f"MLPROV_SERVER_DISPATCH={dispatch_text[:40]!r} is not a number of seconds"
-        ) from None
+    if rate_value >= 0:
+        rate = RateLimit(rate_value, max(1, int(rate_value * 2))) if rate_value > 0 else None
+    dispatch = number("MLPROV_SERVER_DISPATCH", DISPATCH_INTERVAL, "a number of seconds")
     cache_text = os.environ.get("MLPROV_SERVER_TOKEN_CACHE", "").strip()
     try:
         cache = float(cache_text) if cache_text else TOKEN_CACHE_SECONDS
@@ -170,12 +187,21 @@ def app_from_environment() -> FastAPI:
         raise ConfigError(
             f"MLPROV_SERVER_TOKEN_CACHE={cache_text[:40]!r}: give 0 (off) to 60 seconds"
         )
-    return create_app(
-        RegistryConfig.from_environment(),
-        token_cache_seconds=cache if cache > 0 else None,
-        dispatch_interval=dispatch if dispatch > 0 else None,
-        resolution_signer=resolution_signer_from_environment(),
-        max_body_bytes=int(os.environ.get("MLPROV_SERVER_MAX_BODY") or _DEFAULTS.max_body_bytes),
-        max_blob_bytes=int(os.environ.get("MLPROV_SERVER_MAX_BLOB") or _DEFAULTS.max_blob_bytes),
-        rate_limit=rate,
-    )
+    limits = {}
+    for name, key, default in (
+        ("MLPROV_SERVER_MAX_BODY", "max_body_bytes", _DEFAULTS.max_body_bytes),
+        ("MLPROV_SERVER_MAX_BLOB", "max_blob_bytes", _DEFAULTS.max_blob_bytes),
+    ):
+        text = os.environ.get(name, "").strip()
+        if not text:
+            limits[key] = default
+        elif text.isdigit() and int(text) > 0:
+            limits[key] = int(text)
+        else:
+            raise ConfigError(f"{name}={text[:40]!r} is not a positive number of bytes")
+    return {
+        "token_cache_seconds": cache if cache > 0 else None,
+        "dispatch_interval": dispatch if dispatch > 0 else None,
+        "rate_limit": rate,
+        **limits,
+    }

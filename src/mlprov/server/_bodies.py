@@ -68,7 +68,7 @@ class FileBody(_Body):
     sha256: str = Field(min_length=64, max_length=64)
     size: int = Field(ge=0)
     #: The file's bytes (base64) in this request instead of an upload before it; the
-    #: request's size limit bounds them (docs/server.md, "Registering a version").
+    #: request's size limit bounds them (docs/server.md, "Uploading and registering").
     content: str | None = None
 
 

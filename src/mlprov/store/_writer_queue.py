@@ -9,8 +9,9 @@ most of their waits asleep while the lock sat free, and about 40 % of the machin
 idled (ADR 0049, amendment "the SQLite writer queue").
 
 So every write transaction on a SQLite file first takes an exclusive ``flock`` on
-``PATH.writers.lock``: a waiter polls it every fraction of a millisecond (in its own
-thread, the GIL released), so it starts within about 0.2 ms of the lock's release. The
+``PATH.writers.lock``: a waiter polls it every 0.2 ms (sleeping in between, the GIL
+released), so it starts within about 0.2 ms of the lock's release; after half a second
+of waiting the polls slow down to one every 5 ms. The
 wait is bounded as SQLite's busy timeout bounds it (60 s, then StorageError, exit 5). A
 database whose folder cannot hold the lock file (a read-only mount: nothing can be
 written there anyway) gets no queue, and SQLite's own lock decides, as before.
