@@ -45,6 +45,7 @@ def _wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], wha
             pytest.fail(f"the process ended (exit {process.returncode}) before {what}: {err}")
         if time.monotonic() > deadline:
             process.kill()
+            process.communicate()  # closes its pipes: no ResourceWarning in a later test
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.002)
 
@@ -109,9 +110,12 @@ def test_sigkill_while_storing_a_large_version_leaves_no_half_version(
     shutil.rmtree(reg.home / "blobs", ignore_errors=True)  # 300 MiB: do not keep it around
 
 
-def _register_killed_while_blocked(reg: RegistryEnv, model: Path, table: str) -> int:
-    """Hold a lock on ``table`` so the registering process waits on its INSERT there,
-    inside its transaction, and kill it there; the pid of its server session."""
+def _register_killed_while_blocked(
+    reg: RegistryEnv, model: Path, table: str, statement: str
+) -> int:
+    """Hold a lock on ``table`` so the registering process waits on ``statement`` there,
+    inside its transaction, and kill it there; the pid of its server session. (A
+    message of several statements is one query in ``pg_stat_activity``.)"""
     with psycopg.connect(reg.metadata_uri) as blocker:
         blocker.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
         process = subprocess.Popen(
@@ -129,7 +133,7 @@ def _register_killed_while_blocked(reg: RegistryEnv, model: Path, table: str) ->
                     rows = observer.execute(
                         "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                         "AND query LIKE %s",
-                        (f"INSERT INTO {table} %",),
+                        (f"%{statement} %",),
                     ).fetchall()
                     waiting[:] = [int(row[0]) for row in rows]
                     return bool(waiting)
@@ -149,9 +153,10 @@ def _register_killed_while_blocked(reg: RegistryEnv, model: Path, table: str) ->
 def test_sigkill_inside_the_metadata_transaction_commits_nothing(
     tmp_path: Path, pg_schema_uri: str
 ) -> None:
-    """PostgreSQL only: the test holds a lock on versions so the registering process stops
-    inside its transaction, after taking the writer lock and the model's next number,
-    at the version row, and is killed there.
+    """PostgreSQL only: the test holds a lock on models so the registering process stops
+    inside its transaction, after taking the writer lock, at the model's next number
+    (sent in one message with the BEGIN and the lock: docs/adr/0049), and is killed
+    there.
     (SQLite offers no external way to pause a writer inside its transaction.)"""
     reg = RegistryEnv(home=tmp_path / "home", metadata_uri=pg_schema_uri)
 
@@ -163,7 +168,7 @@ def test_sigkill_inside_the_metadata_transaction_commits_nothing(
     before = reg.snapshot()
     model = make_model(tmp_path / "v2", {"w.bin": b"two", "x.bin": b"extra"})
 
-    _register_killed_while_blocked(reg, model, "versions")
+    _register_killed_while_blocked(reg, model, "models", "UPDATE models")
 
     after = reg.snapshot()
     assert after["rows"] == before["rows"]
@@ -178,11 +183,12 @@ def test_sigkill_inside_the_metadata_transaction_commits_nothing(
 def test_sigkill_after_the_commit_was_sent_leaves_all_or_nothing(
     tmp_path: Path, pg_schema_uri: str
 ) -> None:
-    """PostgreSQL only: the audit entry, head, outbox and file rows go to the server in one
-    pipeline with the COMMIT (docs/adr/0049). A writer killed while that pipeline waits
-    (here on a lock on audit_log) leaves either the whole registration (the server reached
-    the COMMIT) or none of it (the server found the connection gone first and rolled the
-    transaction back): never a part, and the chain verifies either way."""
+    """PostgreSQL only: the version, file, audit entry, head and outbox rows go to the
+    server in one message with the COMMIT (docs/adr/0049). A writer killed while that
+    message waits (here on a lock on versions, its first statement) leaves either the
+    whole registration (the server reached the COMMIT) or none of it (the server found
+    the connection gone first and rolled the transaction back): never a part, and the
+    chain verifies either way."""
     reg = RegistryEnv(home=tmp_path / "home", metadata_uri=pg_schema_uri)
 
     registry = reg.registry()
@@ -193,9 +199,9 @@ def test_sigkill_after_the_commit_was_sent_leaves_all_or_nothing(
     before = reg.snapshot()
     model = make_model(tmp_path / "v2", {"w.bin": b"two", "x.bin": b"extra"})
 
-    session = _register_killed_while_blocked(reg, model, "audit_log")
+    session = _register_killed_while_blocked(reg, model, "versions", "INSERT INTO versions")
 
-    # The server finishes (or abandons) the pipeline on its own once the lock is gone;
+    # The server finishes (or abandons) the message on its own once the lock is gone;
     # the killed writer's session then ends: wait for that.
     deadline = time.monotonic() + 60
     with psycopg.connect(pg_schema_uri, autocommit=True) as observer:

@@ -1,13 +1,14 @@
 """Writes a transaction sends later (mlprov.store._rows.LaterWrites): on PostgreSQL the
-audit entry, the audit head, the outbox row and a version's files are queued and sent
-with the COMMIT in one pipeline. The transaction still reads what it wrote, a failing
-queued write rolls everything back with the usual error, a rolled-back savepoint takes
-its audit entries with it, and a registration makes only three statements of its own
-under the writer lock on PostgreSQL."""
+writer lock goes with the transaction's first statement, and the audit entry, the audit
+head, the outbox row and a version with its files are queued and sent with the COMMIT
+in one message. The transaction still reads what it wrote, a failing queued write rolls
+everything back with the usual error, a rolled-back savepoint takes its audit entries
+with it, and a registration on PostgreSQL is two round trips, as the server sees them."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,29 @@ def test_a_rolled_back_savepoint_takes_its_audit_entry_with_it(store: MetadataSt
             previous = digest
 
 
-def test_a_registration_makes_three_statements_under_the_lock_on_postgresql(
+def _protocol_trace(engine: Any, path: Path) -> Any:
+    """Trace every message of the engine's connections to ``path`` (libpq's PQtrace): what
+    the database server saw, not what mlprov meant to send."""
+    from psycopg import pq
+
+    out = path.open("w")
+
+    def on_checkout(dbapi_connection: Any, *_: Any) -> None:
+        dbapi_connection.pgconn.trace(out.fileno())
+        dbapi_connection.pgconn.set_trace_flags(
+            pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE
+        )
+
+    def on_checkin(dbapi_connection: Any, *_: Any) -> None:
+        if dbapi_connection is not None:
+            dbapi_connection.pgconn.untrace()
+
+    event.listen(engine, "checkout", on_checkout)
+    event.listen(engine, "checkin", on_checkin)
+    return out, on_checkout, on_checkin
+
+
+def test_a_registration_is_two_round_trips_one_under_the_lock_on_postgresql(
     pg_schema_uri: str, tmp_path: Path
 ) -> None:
     # PostgreSQL only (its round trips are what is counted): the fixture gives a fresh
@@ -107,28 +130,41 @@ def test_a_registration_makes_three_statements_under_the_lock_on_postgresql(
         digest = hashlib.sha256(data).hexdigest()
         registry.store_blob([data], digest)
         engine = registry._context.metadata.engine
-        seen: list[str] = []
-
-        def count(_c: Any, _cursor: Any, statement: str, *_: Any) -> None:
-            seen.append(statement)
-
-        event.listen(engine, "before_cursor_execute", count)
+        engine.dispose()  # every connection from here on is checked out (and traced) anew
+        trace = tmp_path / "trace.txt"
+        out, on_checkout, on_checkin = _protocol_trace(engine, trace)
         try:
             version = registry.register_uploaded(
                 "demo", [UploadedFile("weights.bin", digest, len(data))]
             )
         finally:
-            event.remove(engine, "before_cursor_execute", count)
+            event.remove(engine, "checkout", on_checkout)
+            event.remove(engine, "checkin", on_checkin)
+            out.close()
         assert version.version == 2
-        # Lock (and head read), number found and claimed, version row; the audit
-        # entry, head, outbox row and file rows go with the COMMIT, outside this count.
-        lock = next(i for i, s in enumerate(seen) if "FOR UPDATE" in s and "audit_head" in s)
-        kinds = [s.split(None, 1)[0].upper() for s in seen[lock:]]
-        # No read-back afterwards: the record the write stored is the one returned.
-        assert kinds == ["SELECT", "UPDATE", "INSERT"]
-        assert "models" in seen[lock + 1]
-        assert "versions" in seen[lock + 2]
+        # One entry per message (a query's text may span lines).
+        lines = re.split(r"\n(?=[FB]\t\d+\t)", trace.read_text().strip())
+        sent = [line for line in lines if line.startswith("F\t")]
+        # The write transaction opens with one message: BEGIN, the writer lock and the
+        # number (with the version id) together.
+        first = next(i for i, line in enumerate(lines) if "FOR UPDATE" in line)
+        assert lines[first].split("\t", 3)[2] == "Query"
+        assert lines[first].split("\t", 3)[3].startswith(' "BEGIN;')
+        assert "UPDATE models" in lines[first]
+        assert "nextval" in lines[first]
+        # Then one more: the version, its file, the audit entry and head, the outbox
+        # row and the COMMIT. Round trips are counted by the server's ReadyForQuery.
+        ready = [line for line in lines[first:] if line.split("\t")[2].startswith("ReadyForQuery")]
+        assert [line.rsplit(None, 1)[-1] for line in ready] == ["T", "I"]
+        second = [line for line in lines[first + 1 :] if line.startswith("F\t")]
+        assert len(second) == 1
+        assert second[0].split("\t")[2] == "Query"
+        for table in ("versions", "version_files", "audit_log", "audit_head", "outbox_events"):
+            assert f"INTO {table}" in second[0] or f"UPDATE {table}" in second[0]
+        assert second[0].endswith('COMMIT"')
+        assert len(sent) >= 2
         assert registry.verify_audit() == len(registry.audit_log())
         assert [e.type for e in registry.outbox()][-1:] == ["version.registered"]
+        assert [f.path for f in registry.version_files("demo/2")] == ["weights.bin"]
     finally:
         registry.close()

@@ -435,14 +435,14 @@ def commit_version(
                 taken = unit.tx.models.take_number(prepared.name, number if draft else None)
                 unit.expect(taken is not None)
             assert taken is not None  # for mypy: expect() raised otherwise
-            current, number = taken
+            current, number = taken.model, taken.number
             if draft is None:
                 # Nothing signed names the number: the one that was free just now
                 # (no read transaction before this one to guess it).
                 draft = _draft(prepared, stored, number, unit.at, unit.actor, formats)
             check_leases(unit, prepared.name, stored.leases)
             edges = [stored_edge(unit.tx, edge) for edge in prepared.lineage]
-            key = unit.tx.versions.insert(current, draft, files, edges)
+            key = unit.tx.versions.insert(current, draft, files, edges, version_id=taken.version_id)
             for item in made:
                 add_evidence_in(unit, key, item)
             if within is not None:

@@ -278,8 +278,9 @@ def _fan_out(context: RegistryContext, at: str) -> tuple[int, int]:
         with mutation(context, at=at) as unit:
             subscriptions = unit.tx.webhooks.subscriptions()
             pending = unit.tx.webhooks.undispatched(_FAN_OUT_BATCH)
+            won = unit.tx.webhooks.mark_dispatched([event.id for event in pending])
             for event in pending:
-                if not unit.tx.webhooks.mark_dispatched(event.id):
+                if event.id not in won:
                     continue  # another dispatcher fanned it out first
                 fanned_out += 1
                 for subscription in subscriptions:

@@ -161,6 +161,12 @@ class MetadataStore:
             if self.dialect == "postgresql"
             else {}
         )
+        # On PostgreSQL a write transaction's BEGIN is sent by mlprov, with the writer
+        # lock and the first statement (mlprov.store._rows.LaterWrites): the driver is
+        # in autocommit, or psycopg would send a BEGIN of its own, a round trip.
+        self._write_options: dict[str, Any] = {"mlprov_write": True}
+        if self.dialect == "postgresql":
+            self._write_options["isolation_level"] = "AUTOCOMMIT"
         # Writers of several processes queue on a lock file (SQLite's own lock sleeps).
         database = self.engine.url.database if self.dialect == "sqlite" else None
         self._writer_queue = WriterQueue(
@@ -228,7 +234,7 @@ class MetadataStore:
         try:
             with (
                 self._writer_queue.held(),
-                self.engine.connect().execution_options(mlprov_write=True) as connection,
+                self.engine.connect().execution_options(**self._write_options) as connection,
                 connection.begin(),
             ):
                 tx = StoreTransaction(connection, self.dialect)

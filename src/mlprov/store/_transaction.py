@@ -70,6 +70,9 @@ class StoreTransaction:
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
         """A part of this transaction that rolls back alone when it raises (SAVEPOINT)."""
+        # The lock and the queued writes go first, outside the savepoint (the hook
+        # would send them before SAVEPOINT anyway); then the head is known.
+        self.later.send()
         head = self.audit.known_head
         try:
             with self.connection.begin_nested():
@@ -88,7 +91,7 @@ class StoreTransaction:
         self.dialect = dialect
         #: Writes sent together later on PostgreSQL (mlprov.store._rows.LaterWrites).
         self.later = later = LaterWrites(connection, dialect)
-        self.models = ModelRows(connection)
+        self.models = ModelRows(connection, later)
         self.versions = VersionRows(connection, later)
         self.lineage = LineageRows(connection)
         self.evidence = EvidenceRows(connection)

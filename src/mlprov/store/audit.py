@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,9 +36,13 @@ class AuditRows(Rows):
     def lock_head(self) -> None:
         """Take the global writer lock: the audit head row (a no-op clause on SQLite,
         whose BEGIN IMMEDIATE already holds the database's write lock), and read the
-        head with it, from the locked row."""
-        row = self._one(_LOCK_HEAD)
-        self.known_head = (int(row.seq), str(row.hash)) if row else (0, GENESIS_HASH)
+        head with it, from the locked row. On PostgreSQL the lock is sent with the
+        transaction's first statement (:meth:`LaterWrites.lead`)."""
+        self.known_head = None
+        self.later.lead(_LOCK_HEAD, self._locked)
+
+    def _locked(self, rows: Sequence[Sequence[Any]]) -> None:
+        self.known_head = (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS_HASH)
 
     def append(
         self,
@@ -53,6 +57,8 @@ class AuditRows(Rows):
         """Append one entry to the hash chain and move the head (caller holds the lock).
         The entry and the head are written with the transaction's later writes (sent
         together on PostgreSQL: mlprov.store._rows.LaterWrites)."""
+        if self.known_head is None and self.later.leading:
+            self.later.send()  # the lock, which reads the head
         prev_seq, prev_hash = self.known_head if self.known_head is not None else self.head()
         seq = prev_seq + 1
         text = details_text(details)

@@ -11,7 +11,7 @@ from mlprov.records import RegisteredModel
 from mlprov.store import _schema as t
 from mlprov.store._rows import Row, Rows
 
-__all__ = ["ModelKey", "ModelRows"]
+__all__ = ["ModelKey", "ModelRows", "NumberTaken"]
 
 # Built once, values bound at execution (a registration runs both: ADR 0049).
 _FIND = sa.select(t.models).where(t.models.c.name == sa.bindparam("wanted"))
@@ -27,7 +27,6 @@ _TAKE_NEXT = (
     sa.update(t.models)
     .where(t.models.c.name == sa.bindparam("wanted"))
     .values(next_version=t.models.c.next_version + 1)
-    .returning(t.models.c.id, t.models.c.name, t.models.c.next_version)
 )
 _TAKE_NUMBER = (
     sa.update(t.models)
@@ -35,8 +34,28 @@ _TAKE_NUMBER = (
         t.models.c.name == sa.bindparam("wanted"), t.models.c.next_version == sa.bindparam("taken")
     )
     .values(next_version=sa.bindparam("following"))
-    .returning(t.models.c.id, t.models.c.name, t.models.c.next_version)
 )
+_TAKEN = (t.models.c.id, t.models.c.name, t.models.c.next_version)
+# On PostgreSQL the version row's id is drawn in the same statement, so the version row
+# can be queued with the COMMIT rather than be a round trip of its own under the lock
+# (its RETURNING id was one; ADR 0049, amendment on PostgreSQL registration).
+_NEXT_VERSION_ID = sa.func.nextval(sa.func.pg_get_serial_sequence("versions", "id"))
+_TAKE = {
+    ("sqlite", False): _TAKE_NEXT.returning(*_TAKEN),
+    ("sqlite", True): _TAKE_NUMBER.returning(*_TAKEN),
+    ("postgresql", False): _TAKE_NEXT.returning(*_TAKEN, _NEXT_VERSION_ID),
+    ("postgresql", True): _TAKE_NUMBER.returning(*_TAKEN, _NEXT_VERSION_ID),
+}
+
+
+@dataclass(frozen=True)
+class NumberTaken:
+    """What :meth:`ModelRows.take_number` gives: the model's key (its counter already
+    moved on), the number taken, and on PostgreSQL the id its version row will have."""
+
+    model: ModelKey
+    number: int
+    version_id: int | None
 
 
 @dataclass(frozen=True)
@@ -135,21 +154,23 @@ class ModelRows(Rows):
         )
         return result.rowcount == 1
 
-    def take_number(self, name: str, number: int | None = None) -> tuple[ModelKey, int] | None:
-        """Give the model's next version number to the caller, in one statement: the
-        model's key (its counter already moved on) and the number taken. With ``number``
-        only that one (a compare-and-set, as :meth:`claim_version_number`). None when
-        there is no such model, or ``number`` is no longer the next one."""
+    def take_number(self, name: str, number: int | None = None) -> NumberTaken | None:
+        """Give the model's next version number to the caller, in one statement (sent
+        with the writer lock when it is the transaction's first). With ``number`` only
+        that one (a compare-and-set, as :meth:`claim_version_number`). None when there
+        is no such model, or ``number`` is no longer the next one."""
+        dialect = "postgresql" if self.later.deferring else "sqlite"
         if number is None:
-            row = self.connection.execute(_TAKE_NEXT, {"wanted": name}).first()
+            rows = self.later.now(_TAKE[dialect, False], {"wanted": name})
         else:
-            row = self.connection.execute(
-                _TAKE_NUMBER, {"wanted": name, "taken": number, "following": number + 1}
-            ).first()
-        if row is None:
+            rows = self.later.now(
+                _TAKE[dialect, True], {"wanted": name, "taken": number, "following": number + 1}
+            )
+        if not rows:
             return None
-        key = _key(row)
-        return key, key.next_version - 1
+        row = rows[0]
+        key = ModelKey(id=int(row[0]), name=str(row[1]), next_version=int(row[2]))
+        return NumberTaken(key, key.next_version - 1, int(row[3]) if len(row) > 3 else None)
 
     def claim_imported_number(self, model: ModelKey, number: int) -> bool:
         """Compare-and-set for an imported version, which keeps its number: take

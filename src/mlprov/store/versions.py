@@ -27,6 +27,7 @@ __all__ = ["StoredFile", "VersionKey", "VersionRows"]
 
 #: Built once, values bound at execution (building it cost more than running it: ADR 0049).
 _INSERT_VERSION = sa.insert(t.versions).returning(t.versions.c.id)
+_INSERT_VERSION_ROW = sa.insert(t.versions)  # with its id, drawn before (NumberTaken)
 _INSERT_FILES = sa.insert(t.version_files)
 
 
@@ -153,49 +154,54 @@ class VersionRows(Rows):
         draft: ModelVersion,
         files: Sequence[StoredFile],
         edges: Sequence[StoredEdge],
+        *,
+        version_id: int | None = None,
     ) -> VersionKey:
         """Insert a version with its files, tags and lineage. The unique (model, number)
-        constraint refuses a second version with the same number even without a lock."""
-        result = self.connection.execute(
-            _INSERT_VERSION,
-            {
-                "model_id": model.id,
-                "number": draft.version,
-                "digest": draft.digest,
-                "hash_algorithm": draft.hash_algorithm,
-                "size": draft.size,
-                "file_count": draft.file_count,
-                "single_file": draft.single_file,
-                "artifact_name": draft.artifact_name,
-                "params": _document(draft.params),
-                "metrics": _document(draft.metrics),
-                "datasets": json.dumps([d.to_json() for d in draft.datasets], sort_keys=True),
-                "description": draft.description,
-                "source_uri": draft.source_uri,
-                "run_id": draft.run_id,
-                "code_repo": draft.code_repo,
-                "code_commit": draft.code_commit,
-                "stage": draft.stage.value,
-                "created_at": draft.created_at,
-                "created_by": draft.created_by,
-                "code_dirty": draft.code_dirty,
-                "builder_id": draft.builder_id,
-                "started_at": draft.started_at,
-                "finished_at": draft.finished_at,
-                "environment": (
-                    json.dumps(sorted(set(draft.environment)))
-                    if draft.environment is not None
-                    else None
-                ),
-                "card": json.dumps(draft.card, sort_keys=True) if draft.card is not None else None,
-                "formats": (
-                    json.dumps([f.to_json() for f in draft.formats], sort_keys=True)
-                    if draft.formats is not None
-                    else None
-                ),
-            },
-        )
-        version_id = int(result.scalar_one())
+        constraint refuses a second version with the same number even without a lock.
+        With ``version_id`` (drawn from the sequence beforehand, on PostgreSQL) the row
+        is queued with the transaction's later writes; without, it is inserted at once
+        and its id read back."""
+        values = {
+            "model_id": model.id,
+            "number": draft.version,
+            "digest": draft.digest,
+            "hash_algorithm": draft.hash_algorithm,
+            "size": draft.size,
+            "file_count": draft.file_count,
+            "single_file": draft.single_file,
+            "artifact_name": draft.artifact_name,
+            "params": _document(draft.params),
+            "metrics": _document(draft.metrics),
+            "datasets": json.dumps([d.to_json() for d in draft.datasets], sort_keys=True),
+            "description": draft.description,
+            "source_uri": draft.source_uri,
+            "run_id": draft.run_id,
+            "code_repo": draft.code_repo,
+            "code_commit": draft.code_commit,
+            "stage": draft.stage.value,
+            "created_at": draft.created_at,
+            "created_by": draft.created_by,
+            "code_dirty": draft.code_dirty,
+            "builder_id": draft.builder_id,
+            "started_at": draft.started_at,
+            "finished_at": draft.finished_at,
+            "environment": (
+                json.dumps(sorted(set(draft.environment)))
+                if draft.environment is not None
+                else None
+            ),
+            "card": json.dumps(draft.card, sort_keys=True) if draft.card is not None else None,
+            "formats": (
+                json.dumps([f.to_json() for f in draft.formats], sort_keys=True)
+                if draft.formats is not None
+                else None
+            ),
+        }
+        if version_id is not None:
+            self.later.add(_INSERT_VERSION_ROW, {"id": version_id, **values})
+        else:
+            version_id = int(self.connection.execute(_INSERT_VERSION, values).scalar_one())
         rows = [
             {
                 "version_id": version_id,

@@ -215,14 +215,18 @@ class WebhookRows(Rows):
         query = sa.select(_o).where(_o.c.dispatched.is_(False)).order_by(_o.c.id).limit(limit)
         return [_event(r) for r in self._all(query)]
 
-    def mark_dispatched(self, event_row_id: int) -> bool:
-        """Compare-and-set: True for the one caller that fans this event out."""
-        result = self.connection.execute(
+    def mark_dispatched(self, event_row_ids: Sequence[int]) -> set[int]:
+        """Compare-and-set, for many events in one statement (one round trip under the
+        writer lock, not one per event): the ids this caller is the one to fan out."""
+        if not event_row_ids:
+            return set()
+        rows = self._all(
             sa.update(_o)
-            .where(_o.c.id == event_row_id, _o.c.dispatched.is_(False))
+            .where(_o.c.id.in_(list(event_row_ids)), _o.c.dispatched.is_(False))
             .values(dispatched=True)
+            .returning(_o.c.id)
         )
-        return result.rowcount == 1
+        return {int(row.id) for row in rows}
 
     # -- deliveries ----------------------------------------------------------------
 
