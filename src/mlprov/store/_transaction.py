@@ -10,6 +10,7 @@ mlprov is in the aggregate modules of this package (``models``, ``versions``,
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import sqlalchemy as sa
@@ -90,24 +91,77 @@ class StoreTransaction:
         self.connection = connection
         self.dialect = dialect
         #: Writes sent together later on PostgreSQL (mlprov.store._rows.LaterWrites).
-        self.later = later = LaterWrites(connection, dialect)
-        self.models = ModelRows(connection, later)
-        self.versions = VersionRows(connection, later)
-        self.lineage = LineageRows(connection)
-        self.evidence = EvidenceRows(connection)
-        self.aliases = AliasRows(connection)
-        self.stages = StageRows(connection)
-        self.audit = AuditRows(connection, later)
-        self.policies = PolicyRows(connection)
-        self.revocations = RevocationRows(connection)
-        self.registration_keys = RegistrationKeyRows(connection)
-        self.export_keys = ExportKeyRows(connection)
-        self.tokens = TokenRows(connection)
-        self.webhooks = WebhookRows(connection, later)
-        self.blob_holds = BlobHoldRows(connection)
-        self.deployments = DeploymentRows(connection)
-        self.deployment_aliases = DeploymentAliasRows(connection)
-        self.origins = VersionOriginRows(connection)
+        self.later = LaterWrites(connection, dialect)
+
+    # Each aggregate's queries, made on first use: a transaction uses two or three of
+    # them, and making all seventeen was a measurable part of a registration.
+    @functools.cached_property
+    def models(self) -> ModelRows:
+        return ModelRows(self.connection, self.later)
+
+    @functools.cached_property
+    def versions(self) -> VersionRows:
+        return VersionRows(self.connection, self.later)
+
+    @functools.cached_property
+    def lineage(self) -> LineageRows:
+        return LineageRows(self.connection)
+
+    @functools.cached_property
+    def evidence(self) -> EvidenceRows:
+        return EvidenceRows(self.connection)
+
+    @functools.cached_property
+    def aliases(self) -> AliasRows:
+        return AliasRows(self.connection)
+
+    @functools.cached_property
+    def stages(self) -> StageRows:
+        return StageRows(self.connection)
+
+    @functools.cached_property
+    def audit(self) -> AuditRows:
+        return AuditRows(self.connection, self.later)
+
+    @functools.cached_property
+    def policies(self) -> PolicyRows:
+        return PolicyRows(self.connection)
+
+    @functools.cached_property
+    def revocations(self) -> RevocationRows:
+        return RevocationRows(self.connection)
+
+    @functools.cached_property
+    def registration_keys(self) -> RegistrationKeyRows:
+        return RegistrationKeyRows(self.connection)
+
+    @functools.cached_property
+    def export_keys(self) -> ExportKeyRows:
+        return ExportKeyRows(self.connection)
+
+    @functools.cached_property
+    def tokens(self) -> TokenRows:
+        return TokenRows(self.connection)
+
+    @functools.cached_property
+    def webhooks(self) -> WebhookRows:
+        return WebhookRows(self.connection, self.later)
+
+    @functools.cached_property
+    def blob_holds(self) -> BlobHoldRows:
+        return BlobHoldRows(self.connection)
+
+    @functools.cached_property
+    def deployments(self) -> DeploymentRows:
+        return DeploymentRows(self.connection)
+
+    @functools.cached_property
+    def deployment_aliases(self) -> DeploymentAliasRows:
+        return DeploymentAliasRows(self.connection)
+
+    @functools.cached_property
+    def origins(self) -> VersionOriginRows:
+        return VersionOriginRows(self.connection)
 
     def counts(self) -> dict[str, int]:
         """Rows per table (for `audit verify` summaries and the tests' state snapshots).
