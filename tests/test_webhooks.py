@@ -386,6 +386,26 @@ def test_redirects_are_not_followed(registry: Registry, tmp_path: Path) -> None:
     )
 
 
+def test_marking_events_dispatched_is_one_compare_and_set_for_the_batch(
+    registry: Registry, tmp_path: Path
+) -> None:
+    # The fan-out marks its whole batch in one statement; each event is won once.
+    for n in range(3):
+        _register(registry, tmp_path, "m", f"v{n}")
+    ids = [e.id for e in registry.outbox()]
+    assert len(ids) == 3
+    store = registry._context.metadata
+    with store.write() as tx:
+        assert tx.webhooks.mark_dispatched(ids[:1]) == {ids[0]}
+    with store.write() as tx:
+        # The first is taken already: only the others are this caller's.
+        assert tx.webhooks.mark_dispatched(ids) == set(ids[1:])
+        assert tx.webhooks.mark_dispatched([]) == set()
+    with store.write() as tx:
+        assert tx.webhooks.mark_dispatched(ids) == set()
+    assert all(e.dispatched for e in registry.outbox())
+
+
 def test_two_dispatchers_deliver_each_delivery_exactly_once(
     reg: RegistryEnv, registry: Registry, tmp_path: Path
 ) -> None:

@@ -13,13 +13,8 @@ from mlprov.store._rows import Row, Rows
 
 __all__ = ["ModelKey", "ModelRows", "NumberTaken"]
 
-# Built once, values bound at execution (a registration runs both: ADR 0049).
+# Built once, values bound at execution (a registration runs these: ADR 0049).
 _FIND = sa.select(t.models).where(t.models.c.name == sa.bindparam("wanted"))
-_CLAIM_NUMBER = (
-    sa.update(t.models)
-    .where(t.models.c.id == sa.bindparam("model"), t.models.c.next_version == sa.bindparam("taken"))
-    .values(next_version=sa.bindparam("following"))
-)
 
 # Find and claim in one statement (one round trip under the writer lock, ADR 0049):
 # the counter as it is, or only if it is still the number a signed document names.
@@ -146,19 +141,11 @@ class ModelRows(Rows):
             sa.update(t.models).where(t.models.c.id == model.id).values(description=description)
         )
 
-    def claim_version_number(self, model: ModelKey, number: int) -> bool:
-        """Compare-and-set on the model's counter: take ``number`` only if it is still the
-        next one. False means another registration committed it first."""
-        result = self.connection.execute(
-            _CLAIM_NUMBER, {"model": model.id, "taken": number, "following": number + 1}
-        )
-        return result.rowcount == 1
-
     def take_number(self, name: str, number: int | None = None) -> NumberTaken | None:
         """Give the model's next version number to the caller, in one statement (sent
         with the writer lock when it is the transaction's first). With ``number`` only
-        that one (a compare-and-set, as :meth:`claim_version_number`). None when there
-        is no such model, or ``number`` is no longer the next one."""
+        that one (a compare-and-set on the model's counter). None when there is no such
+        model, or ``number`` is no longer the next one (another registration took it)."""
         dialect = "postgresql" if self.later.deferring else "sqlite"
         if number is None:
             rows = self.later.now(_TAKE[dialect, False], {"wanted": name})
