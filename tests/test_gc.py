@@ -20,6 +20,7 @@ import pytest
 from mlprov.artifacts import open_artifact_store
 from mlprov.errors import ConflictError, StorageError
 from mlprov.registry import GcReport, Registry
+from mlprov.registry.uploads import UploadedFile
 from mlprov.store import open_metadata_store
 from support.registry_env import RegistryEnv, execute, make_model, one_line_error
 from support.s3_server import MotoServer, PausingStore, S3RegistryEnv, age, blob_path
@@ -217,6 +218,73 @@ def test_a_lease_gc_took_over_after_it_expired_fails_the_commit(
     after = reg.snapshot()["rows"]
     assert after == {**before, "audit_log": before["audit_log"] + 1}  # only gc.run
     assert registry.list_models() == []
+
+
+def test_a_registration_from_uploaded_blobs_keeps_what_it_read_from_gc(
+    paused: tuple[Registry, PausingStore],
+) -> None:
+    """The server's registration reads each named blob back before it commits. gc running
+    right after that read (the blob unreferenced and old) must find it leased and keep
+    it, so the version never names a blob that is gone."""
+    registry, store = paused
+    data = b"weights uploaded long ago, registered only now"
+    assert store.put_bytes(data).created
+    reports: list[GcReport] = []
+
+    def collect(digest: str) -> None:
+        store.after_read = None
+        reports.append(registry.collect_garbage(timedelta(0)))
+
+    store.after_read = collect
+    version = registry.register_uploaded("m", [UploadedFile("w.bin", _sha(data), len(data))])
+    [report] = reports
+    assert (report.held, report.removed) == (1, ())
+    assert registry.version_files(version.ref)[0].blob == _sha(data)
+    assert store.read_bytes(_sha(data)) == data
+
+
+def test_an_uploaded_blob_is_leased_until_the_registration_that_names_it(
+    paused: tuple[Registry, PausingStore],
+) -> None:
+    """A blob upload (PUT /api/v1/blobs/...) that finds the blob already stored, old and
+    unreferenced, leases it: a gc between the upload and the registration keeps it, and
+    the registration joins the upload's lease."""
+    registry, store = paused
+    data = b"weights stored long ago, uploaded again before registering"
+    assert store.put_bytes(data).created  # stored without a lease, as by an older mlprov
+    assert registry.collect_garbage(timedelta(0), dry_run=True).removed != ()
+    assert not registry.store_blob([data], _sha(data)).created
+    report = registry.collect_garbage(timedelta(0))
+    assert (report.held, report.removed) == (1, ())
+    version = registry.register_uploaded("m", [UploadedFile("w.bin", _sha(data), len(data))])
+    assert store.read_bytes(_sha(data)) == data
+    assert registry.version_files(version.ref)[0].blob == _sha(data)
+
+
+def test_an_uploaded_registration_whose_lease_gc_took_over_commits_nothing(
+    reg: RegistryEnv, paused: tuple[Registry, PausingStore]
+) -> None:
+    """The commit checks the leases (on PostgreSQL with its first statement): a lease that
+    expired and was claimed by gc after the read fails the registration, exit 3."""
+    registry, store = paused
+    data = b"weights of an upload registration slower than its lease"
+    store.put_bytes(data)
+
+    def expire_and_collect(digest: str) -> None:
+        store.after_read = None
+        execute(reg, "UPDATE blob_holds SET expires_at = ?", "2000-01-01T00:00:00.000000Z")
+        report = registry.collect_garbage(timedelta(0))
+        assert [b.sha256 for b in report.removed] == [digest]
+
+    store.after_read = expire_and_collect
+    registry.create_model("m")
+    before = reg.snapshot()["rows"]
+    with pytest.raises(ConflictError, match="claimed by mlprov gc") as refused:
+        registry.register_uploaded("m", [UploadedFile("w.bin", _sha(data), len(data))])
+    assert refused.value.exit_code == 3
+    after = reg.snapshot()["rows"]
+    assert after == {**before, "audit_log": before["audit_log"] + 1}  # only gc.run
+    assert registry.list_versions("m") == []
 
 
 def test_registrations_racing_gc_never_leave_a_version_without_its_blob(

@@ -68,6 +68,37 @@ def test_a_failing_queued_write_rolls_back_all_with_a_conflict(store: MetadataSt
         assert tx.models.find("kept-out") is None
 
 
+def test_a_failing_check_rolls_back_even_with_only_the_commit_left(
+    store: MetadataStore,
+) -> None:
+    """A check (LaterWrites.check) is never sent with the COMMIT: when the only statement
+    left is the COMMIT, it goes first, so what it decides rolls everything back."""
+    now = "2026-12-01T00:00:00.000000Z"
+    with store.write() as tx:
+        leases = tx.blob_holds.lease(["a" * 64], "register:mine", "2099-01-01T00:00:00Z", now)
+    assert leases == {"a" * 64: "register:mine"}
+    with store.read() as tx:
+        before = tx.counts()
+
+    def lost(digests: list[str]) -> None:
+        raise ConflictError(f"lost {digests}")
+
+    def checked_last() -> None:
+        with store.write() as tx:
+            _append(tx, "never")
+            tx.blob_holds.check_leased({"a" * 64: "register:mine", "b" * 64: "register:mine"}, lost)
+
+    with pytest.raises(ConflictError, match=r"lost \['b{64}'\]"):
+        checked_last()
+    with store.read() as tx:
+        assert tx.counts() == before
+    with store.write() as tx:
+        _append(tx, "kept")
+        tx.blob_holds.check_leased({"a" * 64: "register:mine"}, lost)
+    with store.read() as tx:
+        assert [e.subject for e in tx.audit.entries()] == ["kept"]
+
+
 def test_a_rolled_back_savepoint_takes_its_audit_entry_with_it(store: MetadataStore) -> None:
     with store.write() as tx:
         _append(tx, "kept")
@@ -151,6 +182,12 @@ def test_a_registration_is_two_round_trips_one_under_the_lock_on_postgresql(
         assert lines[first].split("\t", 3)[3].startswith(' "BEGIN;')
         assert "UPDATE models" in lines[first]
         assert "nextval" in lines[first]
+        # The check that gc claimed none of the leased blobs goes in it too, under the
+        # lock; the lease itself was one statement before, outside any transaction.
+        assert "FROM blob_holds" in lines[first]
+        [lease] = [i for i, line in enumerate(lines[:first]) if "INTO blob_holds" in line]
+        lease_ready = next(line for line in lines[lease:] if "\tReadyForQuery" in line)
+        assert lease_ready.rsplit(None, 1)[-1] == "I"
         # Then one more: the version, its file, the audit entry and head, the outbox
         # row and the COMMIT. Round trips are counted by the server's ReadyForQuery.
         ready = [line for line in lines[first:] if line.split("\t")[2].startswith("ReadyForQuery")]

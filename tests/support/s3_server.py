@@ -139,8 +139,9 @@ class S3RegistryEnv(RegistryEnv):
 class PausingStore(ArtifactStore):
     """A real artefact store (any one, reached through its public methods) that calls
     ``before_hold(digest)`` and ``after_hold(digest)`` around a registration's hold (its
-    gc lease) and ``before_delete(digest)`` right before a removal: the points where a
-    registration and gc meet."""
+    gc lease), ``after_read(digest)`` once a blob was read to its end, and
+    ``before_delete(digest)`` right before a removal: the points where a registration and
+    gc meet."""
 
     def __init__(self, inner: ArtifactStore) -> None:
         self.inner = inner
@@ -148,6 +149,7 @@ class PausingStore(ArtifactStore):
         self.before_hold: Callable[[str], None] | None = None
         self.after_hold: Callable[[str], None] | None = None
         self.before_delete: Callable[[str], None] | None = None
+        self.after_read: Callable[[str], None] | None = None
 
     def _put_file(
         self,
@@ -174,7 +176,9 @@ class PausingStore(ArtifactStore):
         return self.inner.exists(sha256)
 
     def _read_chunks(self, sha256: str) -> Iterator[bytes]:
-        return self.inner.read_chunks(sha256)
+        yield from self.inner.read_chunks(sha256)
+        if self.after_read is not None:
+            self.after_read(sha256)
 
     def _delete(self, sha256: str) -> None:
         if self.before_delete is not None:

@@ -3,8 +3,11 @@
 A blob is stored only under the SHA-256 of its bytes: :func:`store_blob` writes the bytes
 as they arrive straight into the artefact store, which hashes them in the same pass, and
 refuses them before they are made durable or named when they hash to another digest
-(nothing is kept). Reads go through the artefact store, which checks every blob's digest
-as it streams it.
+(nothing is kept). Bytes of the right digest are leased against gc before the store looks
+whether the blob is there (as a local registration's are: :mod:`mlprov.registry.gc`), so
+a blob uploaded, or found already stored, stays while the client goes on to register the
+version that names it (the registration joins the lease). Reads go through the artefact
+store, which checks every blob's digest as it streams it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from mlprov.artifacts import StoredBlob
 from mlprov.errors import DigestMismatchError, InvalidInputError
 from mlprov.registry._context import RegistryContext
+from mlprov.registry.gc import lease_blob, new_holder
 
 __all__ = [
     "blob_chunks",
@@ -38,7 +42,8 @@ def store_blob(context: RegistryContext, chunks: Iterable[bytes], sha256: str) -
     """Store bytes arriving as ``chunks`` as blob ``sha256`` in one pass (written once,
     hashed as written, one fsync and rename). Bytes hashing to anything else are refused
     (DigestMismatchError) before the store looks for, makes durable or names a blob, and
-    their temporary file is removed: nothing is kept."""
+    their temporary file is removed: nothing is kept. Bytes of the right digest are
+    leased against gc first (the module docstring)."""
     check_blob_key(sha256)
 
     def same_digest(actual: str) -> None:
@@ -46,6 +51,7 @@ def store_blob(context: RegistryContext, chunks: Iterable[bytes], sha256: str) -
             raise DigestMismatchError(
                 f"the uploaded bytes hash to sha256:{actual}, not sha256:{sha256}; nothing kept"
             )
+        lease_blob(context, sha256, new_holder("upload"))
 
     return context.artifacts.put_chunks(chunks, name=f"blob {sha256[:16]}...", hold=same_digest)
 

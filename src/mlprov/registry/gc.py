@@ -48,6 +48,7 @@ __all__ = [
     "check_leases",
     "collect_garbage",
     "lease_blob",
+    "lease_blobs",
     "new_holder",
     "parse_grace",
 ]
@@ -97,36 +98,50 @@ def parse_grace(text: str) -> timedelta:
 # -- the registration side -------------------------------------------------------------
 
 
-def lease_blob(context: RegistryContext, digest: str, holder: str) -> str:
-    """Lease one blob for a registration (a short transaction of its own); returns the
-    lease's token for :func:`check_leases`. Waits while gc holds a claim on it."""
+def lease_blobs(context: RegistryContext, digests: Iterable[str], holder: str) -> dict[str, str]:
+    """Lease blobs for a registration, committed before this returns (one short
+    transaction of their own, with no wait for the writer lock); each digest's lease
+    token for :func:`check_leases`. Waits while gc holds a claim on any of them."""
+    wanted = sorted(set(digests))
+    leases: dict[str, str] = {}
     deadline = time.monotonic() + LEASE_WAIT_SECONDS
     delay = 0.01
     while True:
         now = _now()
-        with mutation(context) as unit:
-            token = unit.tx.blob_holds.lease(digest, holder, _iso(now + LEASE_TTL), _iso(now))
-        if token is not None:
-            return token
+        missing = [d for d in wanted if d not in leases]
+        leases.update(
+            context.metadata.lease_blobs(missing, holder, _iso(now + LEASE_TTL), _iso(now))
+        )
+        claimed = [d for d in wanted if d not in leases]
+        if not claimed:
+            return leases
         if time.monotonic() > deadline:
             raise ConflictError(
-                f"blob {digest} is being removed by mlprov gc and was not released within "
-                f"{LEASE_WAIT_SECONDS:.0f} s; retry"
+                f"blob {claimed[0]} is being removed by mlprov gc and was not released "
+                f"within {LEASE_WAIT_SECONDS:.0f} s; retry"
             )
         time.sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter
         delay = min(delay * 2, 0.5)
 
 
+def lease_blob(context: RegistryContext, digest: str, holder: str) -> str:
+    """Lease one blob (:func:`lease_blobs`); its lease token."""
+    return lease_blobs(context, [digest], holder)[digest]
+
+
 def check_leases(unit: Mutation, name: str, leases: Mapping[str, str]) -> None:
     """Inside a version's commit: every lease taken while storing is still the blob's
-    row, so gc cannot have removed the blob. Otherwise nothing is committed (exit 3)."""
-    for digest, token in sorted(leases.items()):
-        if not unit.tx.blob_holds.leased(digest, token):
-            raise ConflictError(
-                f"{name}: blob {digest} was claimed by mlprov gc while this registration "
-                f"ran (its lease expired after {LEASE_TTL}); nothing was registered: "
-                "register again"
-            )
+    row, so gc cannot have removed the blob. Otherwise nothing is committed (exit 3).
+    One query for all of them, sent with the transaction's next statement."""
+
+    def lost(digests: list[str]) -> None:
+        raise ConflictError(
+            f"{name}: blob {digests[0]} was claimed by mlprov gc while this registration "
+            f"ran (its lease expired after {LEASE_TTL}); nothing was registered: "
+            "register again"
+        )
+
+    unit.tx.blob_holds.check_leased(leases, lost)
 
 
 # -- the collector ---------------------------------------------------------------------

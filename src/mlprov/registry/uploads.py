@@ -6,13 +6,15 @@ SHA-256 and size, optionally with an OMS signature it made itself. This module r
 same three steps as :mod:`mlprov.registry.versions`, with the bytes coming from the store:
 
 1. every input is checked (:func:`~mlprov.registry.versions.prepare_stored_version`),
-   every blob is read once from the artefact store (so its digest is checked), its size
+   every blob is leased against gc (:func:`~mlprov.registry.gc.lease_blobs`, one short
+   transaction), then read once from the artefact store (so its digest is checked), its size
    must be the one given, and its format is detected from the bytes read (in memory,
    or a temporary file for a large blob: :func:`~mlprov.registry.formats.detect_blob_format`);
 2. a signature, when given, must parse, verify with the key or certificate it carries and
    sign exactly this manifest; whether its signer is *trusted* is the gate's question, as
    for ``mlprov sign``;
-3. the version commits with :func:`~mlprov.registry.versions.commit_version`; with an
+3. the version commits with :func:`~mlprov.registry.versions.commit_version`, which
+   checks that gc claimed none of the leased blobs meanwhile; with an
    idempotency key the key is recorded in the same transaction, so a retried request
    with the same key returns the version the first one made and never makes a second.
 
@@ -20,8 +22,10 @@ Small files may come *inline* instead (``contents``, by path: the bytes in the r
 itself, ADR 0057), so a small model is registered in one request. Their bytes are
 checked against the size and SHA-256 listed for them in memory, their formats are
 detected from those bytes, and they are stored as blobs only once every check above has
-passed (so a refused request stores nothing), just before the commit. As for an upload
-and a local registration, a stored blob is never deleted when the commit then fails.
+passed (so a refused request stores no blob), just before the commit. As for an upload
+and a local registration, a stored blob is never deleted when the commit then fails, and
+the leases of a refused request stay until they expire (gc removes them; they keep the
+blobs they name for a day, and are no part of the registry's state a user sees).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from mlprov.canonical import canonical_json
 from mlprov.errors import (
@@ -45,6 +49,7 @@ from mlprov.refs import validate_model_name
 from mlprov.registry._context import IDEMPOTENCY_KEY, RegistryContext, check_idempotency_key
 from mlprov.registry._unit import Mutation
 from mlprov.registry.formats import detect_blob_format, detect_content_format
+from mlprov.registry.gc import lease_blobs, new_holder
 from mlprov.registry.inputs import VersionInput
 from mlprov.registry.types import NewEvidence, StoredFiles
 from mlprov.registry.versions import commit_version, prepare_stored_version
@@ -107,13 +112,18 @@ def register_uploaded(
         "sha256", (FileEntry(f.path, Digest("sha256", f.sha256), f.size) for f in checked)
     )
     new_signature = _checked_signature(context, signature, manifest) if signature else None
-    formats = _detect_blob_formats(context, checked, inline)
-    prepared = prepare_stored_version(context, name, info, shown, formats)
+    prepared = prepare_stored_version(context, name, info, shown, len(checked))
+    # Every blob is leased before it is read or stored, so gc cannot remove it between
+    # these reads and the commit, which checks the leases (mlprov.registry.gc, ADR 0045).
+    leases = lease_blobs(context, (f.sha256 for f in checked), new_holder("register"))
+    prepared = replace(prepared, formats=_detect_blob_formats(context, checked, inline))
     # Every check has passed: only now are the inline bytes stored (outside any
     # transaction, as an upload would have stored them).
     for data in inline.values():
         context.artifacts.put_bytes(data)
-    stored = StoredFiles(manifest=manifest, blobs={f.path: f.sha256 for f in checked})
+    stored = StoredFiles(
+        manifest=manifest, blobs={f.path: f.sha256 for f in checked}, leases=leases
+    )
 
     def record_key(unit: Mutation, key: VersionKey) -> None:
         if idempotency_key is None:

@@ -138,17 +138,18 @@ def prepare_stored_version(
     name: str,
     info: VersionInput | None,
     artifact_name: str,
-    formats: Sequence[FileFormat],
+    file_count: int,
 ) -> PreparedVersion:
     """Step 1 for a version whose bytes are already stored (uploaded over HTTP): the same
-    checks of its inputs as :func:`prepare_version`, with no local files; ``formats`` were
-    detected from the stored blobs as they were read back (one per file, path order)."""
+    checks of its inputs as :func:`prepare_version`, with no local files. Its ``formats``
+    are the caller's to add, detected from the stored blobs as they are read back (one
+    per file, path order), once they are leased."""
     checked = _checked_input(context, name, info, "sha256")
-    if not formats:
+    if file_count < 1:
         raise InvalidInputError(f"{name}: a version needs at least one file")
-    if len(formats) > context.limits.max_manifest_files:
+    if file_count > context.limits.max_manifest_files:
         raise InvalidInputError(
-            f"{len(formats)} files exceed the limit of {context.limits.max_manifest_files}"
+            f"{file_count} files exceed the limit of {context.limits.max_manifest_files}"
         )
     return PreparedVersion(
         name=name,
@@ -160,7 +161,6 @@ def prepare_stored_version(
         info=checked.info,
         datasets=checked.datasets,
         lineage=checked.lineage,
-        formats=list(formats),
         artifact_name=artifact_name,
     )
 
@@ -425,6 +425,9 @@ def commit_version(
             draft: ModelVersion | None = draft,
             made: Sequence[NewEvidence] = evidence,
         ) -> ModelVersion:
+            # The leases are checked with the transaction's first statement (on
+            # PostgreSQL in its round trip, under the writer lock it takes).
+            check_leases(unit, prepared.name, stored.leases)
             # Found and claimed in one statement (None: no model yet, or, with a number
             # that signed documents name, a concurrent registration took it).
             taken = unit.tx.models.take_number(prepared.name, number if draft else None)
@@ -440,7 +443,6 @@ def commit_version(
                 # Nothing signed names the number: the one that was free just now
                 # (no read transaction before this one to guess it).
                 draft = _draft(prepared, stored, number, unit.at, unit.actor, formats)
-            check_leases(unit, prepared.name, stored.leases)
             edges = [stored_edge(unit.tx, edge) for edge in prepared.lineage]
             key = unit.tx.versions.insert(current, draft, files, edges, version_id=taken.version_id)
             for item in made:

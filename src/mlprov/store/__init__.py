@@ -23,7 +23,7 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ from mlprov.errors import ConfigError, StorageError
 from mlprov.store._commit_group import CommitGroup
 from mlprov.store._transaction import StoreTransaction, translate_db_error
 from mlprov.store._writer_queue import WriterQueue
+from mlprov.store.blob_holds import BlobHoldRows
 
 __all__ = [
     "SCHEMA_HEAD",
@@ -208,6 +209,25 @@ class MetadataStore:
         try:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
                 yield StoreTransaction(c, self.dialect)
+        except exc.SQLAlchemyError as e:
+            raise translate_db_error(e) from e
+
+    def lease_blobs(
+        self, digests: Sequence[str], holder: str, expires_at: str, now: str
+    ) -> dict[str, str]:
+        """Lease blobs for a registration (:meth:`BlobHoldRows.lease`: each digest's token,
+        leaving out those a live gc claim holds), committed before this returns.
+
+        On PostgreSQL this is one statement in driver autocommit: one round trip, and no
+        wait for the writer lock, which a lease does not need (it is one atomic
+        statement and writes no audit entry). On SQLite it is a write transaction like
+        any other, where a write costs little and the writer queue keeps turns fair."""
+        if self.dialect == "sqlite":
+            with self.write() as tx:
+                return tx.blob_holds.lease(digests, holder, expires_at, now)
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                return BlobHoldRows(c).lease(digests, holder, expires_at, now)
         except exc.SQLAlchemyError as e:
             raise translate_db_error(e) from e
 

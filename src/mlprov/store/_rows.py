@@ -15,6 +15,8 @@ Row = sa.Row[Any]
 __all__ = ["LaterWrites", "Row", "Rows"]
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+#: Who reads a statement's rows when they arrive.
+Consumer = Callable[[Sequence[Sequence[Any]]], None]
 #: What may be queued or sent together: a query or a write, built once.
 Statement = sa.Select[Any] | UpdateBase
 
@@ -41,7 +43,10 @@ class LaterWrites:
       so the transaction reads what it wrote), or with the ``COMMIT`` when it ends
       (:meth:`send_with_commit`);
     * a statement whose rows are needed at once (:meth:`now`) goes with whatever is
-      queued, in the same round trip.
+      queued, in the same round trip;
+    * a query whose rows only decide whether the transaction may go on (:meth:`check`:
+      a compare-and-set's condition, such as a gc lease still held) goes with the next
+      statement sent, never with the ``COMMIT``, so what it decides can still roll back.
 
     What is sent together is one simple-query message: the statements with their values
     bound client-side by psycopg (``ClientCursor.mogrify``, its own quoting), joined.
@@ -52,17 +57,16 @@ class LaterWrites:
     a statement is a function call, each runs at once.
     """
 
-    __slots__ = ("_connection", "_lead", "_pending", "deferring")
+    __slots__ = ("_checks", "_connection", "_lead", "_pending", "deferring")
 
     def __init__(self, connection: sa.Connection, dialect: str) -> None:
         self._connection = connection
         self.deferring = dialect == "postgresql"
         self._pending: list[tuple[Statement, Params]] = []
-        self._lead: tuple[Statement, Callable[[Sequence[Sequence[Any]]], None]] | None = None
+        self._lead: tuple[Statement, Consumer] | None = None
+        self._checks: list[tuple[Statement, Mapping[str, Any], Consumer]] = []
 
-    def lead(
-        self, statement: Statement, consume: Callable[[Sequence[Sequence[Any]]], None]
-    ) -> None:
+    def lead(self, statement: Statement, consume: Consumer) -> None:
         """Open the transaction with ``statement`` (the writer lock) and give its rows to
         ``consume``: at once on SQLite, with the first statement sent on PostgreSQL."""
         if not self.deferring:
@@ -81,13 +85,23 @@ class LaterWrites:
             return
         self._pending.append((statement, params))
 
+    def check(self, statement: Statement, params: Mapping[str, Any], consume: Consumer) -> None:
+        """Run the query ``statement`` and give its rows to ``consume``, which raises to
+        roll the transaction back: at once on SQLite, with the next statement sent on
+        PostgreSQL (before a ``COMMIT``, never with it)."""
+        if not self.deferring:
+            consume(self._connection.execute(statement, params).all())
+            return
+        self._checks.append((statement, params, consume))
+
     @property
     def pending(self) -> bool:
-        return bool(self._pending) or self._lead is not None
+        return bool(self._pending) or bool(self._checks) or self._lead is not None
 
     def discard(self) -> None:
         """Forget what was not sent (the transaction is rolling back)."""
         self._pending.clear()
+        self._checks.clear()
 
     def send(self) -> None:
         """Run the lead and the queued writes now, in one round trip."""
@@ -106,6 +120,8 @@ class LaterWrites:
         that follows finds the transaction closed and sends nothing). Without queued
         writes, or off PostgreSQL, nothing happens here and the commit is the caller's
         (a transaction that ran nothing has no BEGIN to end)."""
+        if self._checks:
+            self._batch(None, commit=False)  # what they decide must come before the COMMIT
         if self._pending:
             self._batch(None, commit=True)
 
@@ -116,32 +132,43 @@ class LaterWrites:
 
         lead, self._lead = self._lead, None
         pending, self._pending = self._pending, []
+        checks, self._checks = self._checks, []
         dialect = self._connection.dialect
         driver = self._connection.connection.driver_connection
         assert isinstance(driver, psycopg.Connection)
         binder = psycopg.ClientCursor(driver)
         texts: list[str] = []
+        # Where each statement whose rows are read stands among the texts sent, and
+        # who reads them (the final statement's are returned).
+        readers: list[tuple[int, Consumer]] = []
         try:
             if lead is not None:
                 texts.append("BEGIN")
+                readers.append((len(texts), lead[1]))
                 texts.append(binder.mogrify(*_compiled(lead[0], {}, dialect)))
             for statement, values in pending:
                 for row in [values] if isinstance(values, Mapping) else values:
                     texts.append(binder.mogrify(*_compiled(statement, row, dialect)))
+            for statement, values, consume in checks:
+                readers.append((len(texts), consume))
+                texts.append(binder.mogrify(*_compiled(statement, values, dialect)))
+            final_at = len(texts)
             if final is not None:
                 texts.append(binder.mogrify(*_compiled(final[0], final[1], dialect)))
             if commit:
                 texts.append("COMMIT")
             with driver.cursor() as cursor:
                 cursor.execute(";\n".join(texts))
-                # One result per statement, in order: the lead's follows the BEGIN, the
-                # final statement's is the last but the COMMIT.
-                if lead is not None:
-                    cursor.nextset()
-                    lead[1](cursor.fetchall())
+                # One result per statement, in order; the cursor stands on the first.
+                at = 0
+                for index, consume in readers:
+                    for _ in range(index - at):
+                        cursor.nextset()
+                    at = index
+                    consume(cursor.fetchall())
                 if final is None:
                     return []
-                for _ in range(len(texts) - int(commit) - 1 - (1 if lead is not None else 0)):
+                for _ in range(final_at - at):
                     cursor.nextset()
                 return cursor.fetchall()
         except psycopg.Error as e:

@@ -149,7 +149,7 @@ class StoreTransaction:
 
     @functools.cached_property
     def blob_holds(self) -> BlobHoldRows:
-        return BlobHoldRows(self.connection)
+        return BlobHoldRows(self.connection, self.later)
 
     @functools.cached_property
     def deployments(self) -> DeploymentRows:

@@ -8,15 +8,23 @@ lease's token; the row is replaced only by a claim, and a claim is taken only on
 with no live lease. So a registration whose token is still the row's holder when it
 commits knows no claim came between, and the blob it stored or found is still there.
 
+Leases and claims are each one statement (an insert that, on a digest already held,
+updates only under the rule above: ``ON CONFLICT DO UPDATE ... WHERE``, the same on
+SQLite and PostgreSQL), so they are atomic without the writer lock: a registration's
+leases are taken in a short transaction of their own that waits for no other writer
+(:meth:`mlprov.store.MetadataStore.lease_blobs`).
+
 Times are the registry's ISO-8601 UTC text, which compares in time order as text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from mlprov.store import _schema as t
 from mlprov.store._rows import Rows
@@ -25,6 +33,17 @@ __all__ = ["BlobHold", "BlobHoldRows"]
 
 LEASE = "lease"
 CLAIM = "claim"
+
+_HELD = t.blob_holds.c
+#: The holds of the digests given, for a commit's check of its leases on PostgreSQL (a
+#: constant statement, as what is sent together must be: mlprov.store._rows).
+_HOLDS_OF_ANY = sa.select(_HELD.digest, _HELD.state, _HELD.holder).where(
+    _HELD.digest == sa.any_(sa.bindparam("digests", type_=postgresql.ARRAY(sa.String)))
+)
+
+
+def _insert(dialect: str) -> Any:
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t.blob_holds)
 
 
 @dataclass(frozen=True)
@@ -45,46 +64,88 @@ class BlobHoldRows(Rows):
             return None
         return BlobHold(str(row.digest), str(row.state), str(row.holder), str(row.expires_at))
 
-    def lease(self, digest: str, holder: str, expires_at: str, now: str) -> str | None:
-        """Lease a blob until ``expires_at``; the lease's token, or None while a live
-        claim holds it. An existing lease is joined (its token kept, its expiry only ever
-        extended); a stale claim is replaced."""
-        found = self.find(digest)
-        if found is None:
-            self.connection.execute(
-                sa.insert(t.blob_holds).values(
-                    digest=digest, state=LEASE, holder=holder, expires_at=expires_at
-                )
+    def lease(
+        self, digests: Sequence[str], holder: str, expires_at: str, now: str
+    ) -> dict[str, str]:
+        """Lease blobs until ``expires_at``, in one statement; each digest's lease token,
+        leaving out those a live claim holds. An existing lease is joined (its token
+        kept, its expiry only ever extended); a stale claim is replaced."""
+        wanted = sorted(set(digests))
+        if not wanted:
+            return {}
+        insert = _insert(self.connection.dialect.name)
+        statement = (
+            insert.values(
+                [
+                    {"digest": d, "state": LEASE, "holder": holder, "expires_at": expires_at}
+                    for d in wanted
+                ]
             )
-            return holder
-        if found.state == LEASE:
-            if expires_at > found.expires_at:
-                self._set(digest, LEASE, found.holder, expires_at)
-            return found.holder
-        if found.live(now):
-            return None
-        self._set(digest, LEASE, holder, expires_at)
-        return holder
+            .on_conflict_do_update(
+                index_elements=[_HELD.digest],
+                set_={
+                    "state": LEASE,
+                    "holder": sa.case(
+                        (_HELD.state == LEASE, _HELD.holder), else_=insert.excluded.holder
+                    ),
+                    "expires_at": sa.case(
+                        (
+                            sa.and_(
+                                _HELD.state == LEASE,
+                                _HELD.expires_at > insert.excluded.expires_at,
+                            ),
+                            _HELD.expires_at,
+                        ),
+                        else_=insert.excluded.expires_at,
+                    ),
+                },
+                # A live claim stays: no row comes back for it.
+                where=sa.or_(_HELD.state == LEASE, _HELD.expires_at <= now),
+            )
+            .returning(_HELD.digest, _HELD.holder)
+        )
+        return {str(row[0]): str(row[1]) for row in self.connection.execute(statement)}
 
-    def leased(self, digest: str, token: str) -> bool:
-        """Whether the lease with this token is still the blob's row (no claim since)."""
-        found = self.find(digest)
-        return found is not None and found.state == LEASE and found.holder == token
+    def check_leased(self, leases: Mapping[str, str], lost: Callable[[list[str]], None]) -> None:
+        """A commit's check that every lease (digest to token) is still the blob's row, so
+        no claim came in between: ``lost(digests)`` is called with those that are not,
+        and raises. On PostgreSQL the query goes with the transaction's next statement
+        (:meth:`LaterWrites.check`), not a round trip of its own under the writer lock."""
+        if not leases:
+            return
+
+        def consume(rows: Sequence[Sequence[Any]]) -> None:
+            found = {str(r[0]): (str(r[1]), str(r[2])) for r in rows}
+            gone = sorted(d for d, token in leases.items() if found.get(d) != (LEASE, token))
+            if gone:
+                lost(gone)
+
+        if self.later.deferring:
+            self.later.check(_HOLDS_OF_ANY, {"digests": sorted(leases)}, consume)
+        else:
+            query = sa.select(_HELD.digest, _HELD.state, _HELD.holder).where(
+                _HELD.digest.in_(sorted(leases))
+            )
+            self.later.check(query, {}, consume)
 
     def claim(self, digest: str, holder: str, expires_at: str, now: str) -> bool:
-        """Claim a blob for removal; False while a live lease or claim holds it."""
-        found = self.find(digest)
-        if found is None:
-            self.connection.execute(
-                sa.insert(t.blob_holds).values(
-                    digest=digest, state=CLAIM, holder=holder, expires_at=expires_at
-                )
+        """Claim a blob for removal, in one statement; False while a live lease or claim
+        holds it."""
+        insert = _insert(self.connection.dialect.name)
+        statement = (
+            insert.values(digest=digest, state=CLAIM, holder=holder, expires_at=expires_at)
+            .on_conflict_do_update(
+                index_elements=[_HELD.digest],
+                set_={
+                    "state": CLAIM,
+                    "holder": insert.excluded.holder,
+                    "expires_at": insert.excluded.expires_at,
+                },
+                where=_HELD.expires_at <= now,
             )
-            return True
-        if found.live(now):
-            return False
-        self._set(digest, CLAIM, holder, expires_at)
-        return True
+            .returning(_HELD.digest)
+        )
+        return self.connection.execute(statement).first() is not None
 
     def claim_own_lease(self, digest: str, token: str, expires_at: str) -> bool:
         """Turn the lease with ``token`` into a claim by the same holder (an import undoing
@@ -121,10 +182,3 @@ class BlobHoldRows(Rows):
             sa.delete(t.blob_holds).where(t.blob_holds.c.expires_at <= now)
         )
         return int(result.rowcount or 0)
-
-    def _set(self, digest: str, state: str, holder: str, expires_at: str) -> None:
-        self.connection.execute(
-            sa.update(t.blob_holds)
-            .where(t.blob_holds.c.digest == digest)
-            .values(state=state, holder=holder, expires_at=expires_at)
-        )
