@@ -218,10 +218,11 @@ class MetadataStore:
         """Lease blobs for a registration (:meth:`BlobHoldRows.lease`: each digest's token,
         leaving out those a live gc claim holds), committed before this returns.
 
-        On PostgreSQL this is one statement in driver autocommit: one round trip, and no
-        wait for the writer lock, which a lease does not need (it is one atomic
-        statement and writes no audit entry). On SQLite it is a write transaction like
-        any other, where a write costs little and the writer queue keeps turns fair."""
+        On PostgreSQL this is one statement in driver autocommit (one round trip, a
+        prepared statement after a few uses), with no wait for the writer lock, which a
+        lease does not need: it is one atomic statement and writes no audit entry. On
+        SQLite it is a write transaction like any other, where a write costs little and
+        the writer queue keeps turns fair."""
         if self.dialect == "sqlite":
             with self.write() as tx:
                 return tx.blob_holds.lease(digests, holder, expires_at, now)

@@ -46,6 +46,43 @@ def _insert(dialect: str) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t.blob_holds)
 
 
+def _leasing(insert: Any, now: Any) -> Any:
+    """``insert`` of lease rows, made a lease by the rules of the module docstring: on a
+    digest already held, join a lease (its holder stays the token, its expiry only ever
+    grows) or replace a stale claim; a live claim stays, and no row comes back for it."""
+    return insert.on_conflict_do_update(
+        index_elements=[_HELD.digest],
+        set_={
+            "state": LEASE,
+            "holder": sa.case((_HELD.state == LEASE, _HELD.holder), else_=insert.excluded.holder),
+            "expires_at": sa.case(
+                (
+                    sa.and_(_HELD.state == LEASE, _HELD.expires_at > insert.excluded.expires_at),
+                    _HELD.expires_at,
+                ),
+                else_=insert.excluded.expires_at,
+            ),
+        },
+        where=sa.or_(_HELD.state == LEASE, _HELD.expires_at <= now),
+    ).returning(_HELD.digest, _HELD.holder)
+
+
+#: The lease of any number of digests on PostgreSQL, one constant statement (compiled
+#: once: building and compiling an upsert costs more than running it).
+_PG_LEASE = _leasing(
+    postgresql.insert(t.blob_holds).from_select(
+        ["digest", "state", "holder", "expires_at"],
+        sa.select(
+            sa.func.unnest(sa.bindparam("digests", type_=postgresql.ARRAY(sa.String))),
+            sa.literal(LEASE, sa.String),
+            sa.bindparam("holder", type_=sa.String),
+            sa.bindparam("expires_at", type_=sa.String),
+        ),
+    ),
+    sa.bindparam("now", type_=sa.String),
+)
+
+
 @dataclass(frozen=True)
 class BlobHold:
     digest: str
@@ -73,38 +110,20 @@ class BlobHoldRows(Rows):
         wanted = sorted(set(digests))
         if not wanted:
             return {}
-        insert = _insert(self.connection.dialect.name)
-        statement = (
-            insert.values(
+        rows: Sequence[Sequence[Any]]
+        if self.connection.dialect.name == "postgresql":
+            values = {"digests": wanted, "holder": holder, "expires_at": expires_at, "now": now}
+            rows = self.connection.execute(_PG_LEASE, values).all()
+        else:
+            insert = sqlite.insert(t.blob_holds)
+            listed = insert.values(
                 [
                     {"digest": d, "state": LEASE, "holder": holder, "expires_at": expires_at}
                     for d in wanted
                 ]
             )
-            .on_conflict_do_update(
-                index_elements=[_HELD.digest],
-                set_={
-                    "state": LEASE,
-                    "holder": sa.case(
-                        (_HELD.state == LEASE, _HELD.holder), else_=insert.excluded.holder
-                    ),
-                    "expires_at": sa.case(
-                        (
-                            sa.and_(
-                                _HELD.state == LEASE,
-                                _HELD.expires_at > insert.excluded.expires_at,
-                            ),
-                            _HELD.expires_at,
-                        ),
-                        else_=insert.excluded.expires_at,
-                    ),
-                },
-                # A live claim stays: no row comes back for it.
-                where=sa.or_(_HELD.state == LEASE, _HELD.expires_at <= now),
-            )
-            .returning(_HELD.digest, _HELD.holder)
-        )
-        return {str(row[0]): str(row[1]) for row in self.connection.execute(statement)}
+            rows = self.connection.execute(_leasing(listed, now)).all()
+        return {str(row[0]): str(row[1]) for row in rows}
 
     def check_leased(self, leases: Mapping[str, str], lost: Callable[[list[str]], None]) -> None:
         """A commit's check that every lease (digest to token) is still the blob's row, so
