@@ -221,11 +221,12 @@ class MetadataStore:
         On PostgreSQL this is one statement in driver autocommit (one round trip, a
         prepared statement after a few uses), with no wait for the writer lock, which a
         lease does not need: it is one atomic statement and writes no audit entry. On
-        SQLite it is a write transaction like any other, where a write costs little and
-        the writer queue keeps turns fair."""
+        SQLite, where every write waits for the one writer, it joins the transaction
+        that concurrent writers of this process share (:meth:`write_together`)."""
         if self.dialect == "sqlite":
-            with self.write() as tx:
-                return tx.blob_holds.lease(digests, holder, expires_at, now)
+            return self.write_together(
+                lambda tx: tx.blob_holds.lease(digests, holder, expires_at, now)
+            )
         try:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
                 return BlobHoldRows(c).lease(digests, holder, expires_at, now)
