@@ -1,6 +1,7 @@
 """Blob holds (mlprov.store.blob_holds), each rule as one atomic statement on SQLite and
 PostgreSQL alike: a lease is joined and only ever extended, a live claim keeps leases
-out, a stale claim is replaced, and a claim is taken only on a blob no live hold has."""
+out, a stale claim is replaced, and a claim is taken only on a blob no live hold has.
+Every claim is recorded, numbered, for a registration's watch and its commit check."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from mlprov.errors import ConflictError
 from mlprov.store import MetadataStore, open_metadata_store
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
@@ -74,3 +76,50 @@ def test_a_claim_waits_for_every_live_hold(store: MetadataStore) -> None:
         B: ("claim", "gc:one", SOON),
         C: ("claim", "gc:one", SOON),
     }
+
+
+def test_a_watch_sees_live_claims_and_a_commit_check_sees_claims_since(
+    store: MetadataStore,
+) -> None:
+    with store.read_statements() as tx:
+        assert tx.blob_holds.watch([A, B], NOW) == (0, 0)
+    with store.write() as tx:
+        assert tx.blob_holds.claim(A, "gc:one", SOON, NOW)
+    with store.read_statements() as tx:
+        mark, claimed = tx.blob_holds.watch([A, B], NOW)
+    assert claimed == 1  # A is being removed: a registration waits
+    with store.write() as tx:
+        tx.blob_holds.release_claims([A], "gc:one")
+        assert tx.blob_holds.claim(B, "gc:one", SOON, NOW)
+
+    def lost(digests: list[str]) -> None:
+        raise ConflictError(f"lost {digests}")
+
+    def commit_checking(digests: list[str], since: int) -> None:
+        with store.write() as tx:
+            tx.blob_holds.check_unremoved(digests, since, lost)
+
+    # B was claimed after the mark, A before it.
+    commit_checking([A], mark)
+    with pytest.raises(ConflictError, match=r"lost \['b{64}'\]"):
+        commit_checking([A, B, C], mark)
+    with store.write() as tx:
+        assert tx.blob_holds.prune_removals("2026-12-01T12:00:00.000001Z") == 2
+    with store.read_statements() as tx:
+        assert tx.blob_holds.watch([A], NOW)[0] == 0
+    # Numbers are never given twice, even once every record was pruned.
+    with store.write() as tx:
+        assert tx.blob_holds.claim(C, "gc:two", LATER, SOON)
+    with store.read_statements() as tx:
+        assert tx.blob_holds.watch([C], SOON) == (mark + 2, 1)
+
+
+def test_an_import_undoing_its_blob_is_on_record_as_a_claim(store: MetadataStore) -> None:
+    store.lease_blobs([A], "import:one", LATER, NOW)
+    with store.read_statements() as tx:
+        mark, _ = tx.blob_holds.watch([A], NOW)
+    with store.write() as tx:
+        assert not tx.blob_holds.claim_own_lease(A, "import:other", SOON, NOW)
+        assert tx.blob_holds.claim_own_lease(A, "import:one", SOON, NOW)
+    with store.read_statements() as tx:
+        assert tx.blob_holds.watch([A], NOW) == (mark + 1, 1)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from mlprov.artifacts import open_artifact_store
-from mlprov.errors import ConflictError, StorageError
+from mlprov.errors import BlobRemovedError, ConflictError, NotFoundError, StorageError
 from mlprov.registry import GcReport, Registry
 from mlprov.registry.uploads import UploadedFile
 from mlprov.store import open_metadata_store
@@ -220,14 +220,16 @@ def test_a_lease_gc_took_over_after_it_expired_fails_the_commit(
     assert registry.list_models() == []
 
 
-def test_a_registration_from_uploaded_blobs_keeps_what_it_read_from_gc(
-    paused: tuple[Registry, PausingStore],
+def test_gc_removing_a_blob_a_registration_read_fails_that_registration(
+    reg: RegistryEnv, paused: tuple[Registry, PausingStore]
 ) -> None:
-    """The server's registration reads each named blob back before it commits. gc running
-    right after that read (the blob unreferenced and old) must find it leased and keep
-    it, so the version never names a blob that is gone."""
+    """The server's registration reads each named blob back before it commits, with no
+    write of its own first: it looks at what gc has claimed, then reads. A gc that claims
+    and removes the blob right after that read (a blob old, unreferenced and not leased
+    by an upload) makes the commit fail, exit 3, with nothing registered: the version
+    never names a blob that is gone."""
     registry, store = paused
-    data = b"weights uploaded long ago, registered only now"
+    data = b"weights stored long ago without a lease, registered only now"
     assert store.put_bytes(data).created
     reports: list[GcReport] = []
 
@@ -236,19 +238,49 @@ def test_a_registration_from_uploaded_blobs_keeps_what_it_read_from_gc(
         reports.append(registry.collect_garbage(timedelta(0)))
 
     store.after_read = collect
-    version = registry.register_uploaded("m", [UploadedFile("w.bin", _sha(data), len(data))])
+    registry.create_model("m")
+    before = reg.snapshot()["rows"]
+    with pytest.raises(BlobRemovedError, match="claimed by mlprov gc after") as refused:
+        registry.register_uploaded("m", [UploadedFile("w.bin", _sha(data), len(data))])
+    assert refused.value.exit_code == 3
+    assert refused.value.digests == (_sha(data),)
     [report] = reports
-    assert (report.held, report.removed) == (1, ())
+    assert [b.sha256 for b in report.removed] == [_sha(data)]
+    assert reg.snapshot()["rows"] == {**before, "audit_log": before["audit_log"] + 1}  # gc.run
+    assert registry.list_versions("m") == []
+
+
+def test_gc_removing_an_inline_blob_meanwhile_makes_the_registration_store_it_again(
+    paused: tuple[Registry, PausingStore],
+) -> None:
+    """Inline bytes are in the request: when gc removed the blob they were found stored
+    as, after the registration looked and before it committed, it stores them again and
+    commits (one more attempt), and the version's blob is there."""
+    registry, store = paused
+    data = b"small inline weights, stored long ago by a registration that failed"
+    assert store.put_bytes(data).created
+    reports: list[GcReport] = []
+
+    def collect(digest: str) -> None:
+        store.after_put = None
+        reports.append(registry.collect_garbage(timedelta(0)))
+
+    store.after_put = collect
+    version = registry.register_uploaded(
+        "m", [UploadedFile("w.bin", _sha(data), len(data))], contents={"w.bin": data}
+    )
+    [report] = reports
+    assert [b.sha256 for b in report.removed] == [_sha(data)]
     assert registry.version_files(version.ref)[0].blob == _sha(data)
-    assert store.read_bytes(_sha(data)) == data
+    assert store.read_bytes(_sha(data)) == data  # stored again after gc removed it
 
 
 def test_an_uploaded_blob_is_leased_until_the_registration_that_names_it(
     paused: tuple[Registry, PausingStore],
 ) -> None:
     """A blob upload (PUT /api/v1/blobs/...) that finds the blob already stored, old and
-    unreferenced, leases it: a gc between the upload and the registration keeps it, and
-    the registration joins the upload's lease."""
+    unreferenced, leases it: a gc between the upload and the registration, or during the
+    registration's read of it, keeps it."""
     registry, store = paused
     data = b"weights stored long ago, uploaded again before registering"
     assert store.put_bytes(data).created  # stored without a lease, as by an older mlprov
@@ -256,35 +288,55 @@ def test_an_uploaded_blob_is_leased_until_the_registration_that_names_it(
     assert not registry.store_blob([data], _sha(data)).created
     report = registry.collect_garbage(timedelta(0))
     assert (report.held, report.removed) == (1, ())
+    reports: list[GcReport] = []
+
+    def collect(digest: str) -> None:
+        store.after_read = None
+        reports.append(registry.collect_garbage(timedelta(0)))
+
+    store.after_read = collect
     version = registry.register_uploaded("m", [UploadedFile("w.bin", _sha(data), len(data))])
+    assert [(r.held, r.removed) for r in reports] == [(1, ())]
     assert store.read_bytes(_sha(data)) == data
     assert registry.version_files(version.ref)[0].blob == _sha(data)
 
 
-def test_an_uploaded_registration_whose_lease_gc_took_over_commits_nothing(
-    reg: RegistryEnv, paused: tuple[Registry, PausingStore]
+def test_a_registration_waits_while_gc_is_removing_a_blob_it_names(
+    paused: tuple[Registry, PausingStore],
 ) -> None:
-    """The commit checks the leases (on PostgreSQL with its first statement): a lease that
-    expired and was claimed by gc after the read fails the registration, exit 3."""
+    """gc has claimed the blob and is deleting it when a registration naming it arrives:
+    the registration waits for the claim to go before it reads, then finds the blob gone
+    (404, exit 4) and registers nothing."""
     registry, store = paused
-    data = b"weights of an upload registration slower than its lease"
+    data = b"weights being collected"
     store.put_bytes(data)
+    arrived = threading.Event()
+    outcome: dict[str, Any] = {}
 
-    def expire_and_collect(digest: str) -> None:
-        store.after_read = None
-        execute(reg, "UPDATE blob_holds SET expires_at = ?", "2000-01-01T00:00:00.000000Z")
-        report = registry.collect_garbage(timedelta(0))
-        assert [b.sha256 for b in report.removed] == [digest]
+    def register() -> None:
+        arrived.set()
+        try:
+            outcome["version"] = registry.register_uploaded(
+                "m", [UploadedFile("w.bin", _sha(data), len(data))]
+            )
+        except Exception as e:  # reported to the main thread
+            outcome["error"] = e
 
-    store.after_read = expire_and_collect
-    registry.create_model("m")
-    before = reg.snapshot()["rows"]
-    with pytest.raises(ConflictError, match="claimed by mlprov gc") as refused:
-        registry.register_uploaded("m", [UploadedFile("w.bin", _sha(data), len(data))])
-    assert refused.value.exit_code == 3
-    after = reg.snapshot()["rows"]
-    assert after == {**before, "audit_log": before["audit_log"] + 1}  # only gc.run
-    assert registry.list_versions("m") == []
+    worker = threading.Thread(target=register)
+
+    def delete(digest: str) -> None:
+        worker.start()
+        assert arrived.wait(60)
+        time.sleep(0.5)
+        outcome["waiting_while_claimed"] = worker.is_alive()
+
+    store.before_delete = delete
+    registry.collect_garbage(timedelta(0))
+    worker.join(120)
+    assert outcome["waiting_while_claimed"] is True
+    assert isinstance(outcome.get("error"), NotFoundError), outcome
+    assert outcome["error"].exit_code == 4
+    assert "is not stored; upload it first" in str(outcome["error"])
 
 
 def test_registrations_racing_gc_never_leave_a_version_without_its_blob(
@@ -476,3 +528,20 @@ def test_a_gc_that_fails_half_way_audits_what_it_removed(
     assert _holds(reg) == []  # its claims were released
     store.before_delete = None
     assert len(registry.collect_garbage(timedelta(0)).removed) == 1
+
+
+def test_gc_keeps_a_record_of_each_claim_for_a_day(reg: RegistryEnv) -> None:
+    registry = reg.registry()
+    try:
+        data = b"an unreferenced blob"
+        registry.store_blob([data], _sha(data))
+        execute(reg, "UPDATE blob_holds SET expires_at = ?", "2000-01-01T00:00:00.000000Z")
+        assert [b.sha256 for b in registry.collect_garbage(timedelta(0)).removed] == [_sha(data)]
+        assert [r[0] for r in execute(reg, "SELECT digest FROM blob_removals")] == [_sha(data)]
+        registry.collect_garbage(timedelta(0))
+        assert len(execute(reg, "SELECT digest FROM blob_removals")) == 1  # younger than a day
+        execute(reg, "UPDATE blob_removals SET at = ?", "2000-01-01T00:00:00.000000Z")
+        registry.collect_garbage(timedelta(0))
+        assert execute(reg, "SELECT digest FROM blob_removals") == []
+    finally:
+        registry.close()

@@ -182,12 +182,14 @@ def test_a_registration_is_two_round_trips_one_under_the_lock_on_postgresql(
         assert lines[first].split("\t", 3)[3].startswith(' "BEGIN;')
         assert "UPDATE models" in lines[first]
         assert "nextval" in lines[first]
-        # The check that gc claimed none of the leased blobs goes in it too, under the
-        # lock; the lease itself was one statement before, outside any transaction.
-        assert "FROM blob_holds" in lines[first]
-        [lease] = [i for i, line in enumerate(lines[:first]) if "INTO blob_holds" in line]
-        lease_ready = next(line for line in lines[lease:] if "\tReadyForQuery" in line)
-        assert lease_ready.rsplit(None, 1)[-1] == "I"
+        # The check that gc claimed none of the blobs since the registration looked goes
+        # in it too, under the lock; the look itself was one read before, outside any
+        # transaction, and nothing before the transaction wrote.
+        assert "FROM blob_removals" in lines[first]
+        [look] = [i for i, line in enumerate(lines[:first]) if "FROM blob_removals" in line]
+        look_ready = next(line for line in lines[look:] if "\tReadyForQuery" in line)
+        assert look_ready.rsplit(None, 1)[-1] == "I"
+        assert not [line for line in lines[:first] if "INSERT" in line or "UPDATE" in line]
         # Then one more: the version, its file, the audit entry and head, the outbox
         # row and the COMMIT. Round trips are counted by the server's ReadyForQuery.
         ready = [line for line in lines[first:] if line.split("\t")[2].startswith("ReadyForQuery")]

@@ -19,8 +19,9 @@ exits with that code, and never shows a traceback unless ``--debug`` is given::
     │   └── MalformedDocumentError           a bundle, envelope or statement that does not parse
     │       └── DocumentSyntaxError              ... because it is not JSON or YAML at all
     ├── ConflictError                exit 3  someone else changed the same thing first
-    │   └── PreconditionFailedError          ... before the call: the expected generation
-    │                                        is not the current one (HTTP 412)
+    │   ├── PreconditionFailedError          ... before the call: the expected generation
+    │   │                                    is not the current one (HTTP 412)
+    │   └── BlobRemovedError                 ... mlprov gc removed a blob it had read
     ├── NotFoundError                exit 4  a model, version, alias or file does not exist
     ├── StorageError                 exit 5  the metadata store or artefact store failed
     ├── ConfigError                  exit 2  the registry is configured wrongly
@@ -43,6 +44,8 @@ traceback)``, and exits 70 (``EX_SOFTWARE`` of sysexits.h).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "EXIT_AUTH",
     "EXIT_CONFLICT",
@@ -53,6 +56,7 @@ __all__ = [
     "EXIT_VERIFICATION",
     "AuditChainError",
     "AuthenticationError",
+    "BlobRemovedError",
     "ConfigError",
     "ConflictError",
     "DigestMismatchError",
@@ -172,6 +176,15 @@ class PreconditionFailedError(ConflictError):
     held is a plain :class:`ConflictError`."""
 
     http_status = 412
+
+
+class BlobRemovedError(ConflictError):
+    """mlprov gc claimed a blob after a registration read it and before it committed:
+    nothing was registered. ``digests`` names the blobs."""
+
+    def __init__(self, message: str, digests: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.digests = tuple(digests)
 
 
 class NotFoundError(MlprovError):

@@ -139,9 +139,9 @@ class S3RegistryEnv(RegistryEnv):
 class PausingStore(ArtifactStore):
     """A real artefact store (any one, reached through its public methods) that calls
     ``before_hold(digest)`` and ``after_hold(digest)`` around a registration's hold (its
-    gc lease), ``after_read(digest)`` once a blob was read to its end, and
-    ``before_delete(digest)`` right before a removal: the points where a registration and
-    gc meet."""
+    gc lease), ``after_read(digest)`` once a blob was read to its end, ``after_put(digest)``
+    once bytes were stored (or found stored) by ``put_bytes``, and ``before_delete(digest)``
+    right before a removal: the points where a registration and gc meet."""
 
     def __init__(self, inner: ArtifactStore) -> None:
         self.inner = inner
@@ -150,6 +150,7 @@ class PausingStore(ArtifactStore):
         self.after_hold: Callable[[str], None] | None = None
         self.before_delete: Callable[[str], None] | None = None
         self.after_read: Callable[[str], None] | None = None
+        self.after_put: Callable[[str], None] | None = None
 
     def _put_file(
         self,
@@ -170,7 +171,10 @@ class PausingStore(ArtifactStore):
         return self.inner.put_file(path, name=name, progress=progress, observe=observe, hold=held)
 
     def _put_bytes(self, data: bytes) -> StoredBlob:
-        return self.inner.put_bytes(data)
+        stored = self.inner.put_bytes(data)
+        if self.after_put is not None:
+            self.after_put(stored.sha256)
+        return stored
 
     def _exists(self, sha256: str) -> bool:
         return self.inner.exists(sha256)

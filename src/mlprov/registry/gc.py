@@ -36,9 +36,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from mlprov.artifacts import BlobInfo
-from mlprov.errors import ConflictError, InvalidInputError, MlprovError
+from mlprov.errors import BlobRemovedError, ConflictError, InvalidInputError, MlprovError
 from mlprov.registry._context import RegistryContext
 from mlprov.registry._unit import Mutation, mutation
+from mlprov.registry.types import BlobWatch
 
 __all__ = [
     "CLAIM_TTL",
@@ -46,11 +47,13 @@ __all__ = [
     "LEASE_TTL",
     "GcReport",
     "check_leases",
+    "check_unremoved",
     "collect_garbage",
     "lease_blob",
     "lease_blobs",
     "new_holder",
     "parse_grace",
+    "watch_blobs",
 ]
 
 #: How long gc leaves a blob alone after it was written (``--grace``).
@@ -65,6 +68,9 @@ _CLAIM_MARGIN = timedelta(minutes=10)
 #: Staging copies (uploads in progress) are removed only when at least this old, whatever
 #: the grace: an upload writes its staging copy until just before it is renamed or copied.
 MIN_STAGING_AGE = timedelta(hours=1)
+#: How long a record of a claim (``blob_removals``) is kept: a registration from stored
+#: blobs compares its watch with the records at commit (:func:`check_unremoved`).
+REMOVAL_RECORDS_KEPT = timedelta(hours=24)
 #: How long a registration waits for gc to finish with a blob it claimed.
 LEASE_WAIT_SECONDS = 120.0
 _BATCH = 100
@@ -127,6 +133,51 @@ def lease_blobs(context: RegistryContext, digests: Iterable[str], holder: str) -
 def lease_blob(context: RegistryContext, digest: str, holder: str) -> str:
     """Lease one blob (:func:`lease_blobs`); its lease token."""
     return lease_blobs(context, [digest], holder)[digest]
+
+
+def watch_blobs(context: RegistryContext, digests: Iterable[str]) -> BlobWatch:
+    """Before a registration reads blobs it did not store itself (one read, no write):
+    the claim number it will compare with at commit (:func:`check_unremoved`). Waits
+    while gc holds a live claim on any of them, so a blob gc is removing is looked at
+    only once it is gone (then found missing, or stored again)."""
+    wanted = tuple(sorted(set(digests)))
+    deadline = time.monotonic() + LEASE_WAIT_SECONDS
+    delay = 0.01
+    while True:
+        started = time.monotonic()
+        with context.metadata.read_statements() as tx:
+            mark, claimed = tx.blob_holds.watch(wanted, _iso(_now()))
+        if not claimed:
+            return BlobWatch(wanted, mark, started)
+        if time.monotonic() > deadline:
+            raise ConflictError(
+                f"a blob of this version is being removed by mlprov gc and was not "
+                f"released within {LEASE_WAIT_SECONDS:.0f} s; retry"
+            )
+        time.sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter
+        delay = min(delay * 2, 0.5)
+
+
+def check_unremoved(unit: Mutation, name: str, watch: BlobWatch) -> None:
+    """Inside a version's commit: no claim on a watched blob came after the watch began,
+    so gc (or an import undoing its blobs) has removed none of them since they were read.
+    Otherwise nothing is committed (exit 3). Claim records are kept for
+    :data:`REMOVAL_RECORDS_KEPT`, so a registration older than half of that is refused
+    too, whatever it saw."""
+    if time.monotonic() - watch.started > REMOVAL_RECORDS_KEPT.total_seconds() / 2:
+        raise ConflictError(
+            f"{name}: the registration took longer than {REMOVAL_RECORDS_KEPT / 2} since it "
+            "read its blobs; nothing was registered: register again"
+        )
+
+    def lost(digests: list[str]) -> None:
+        raise BlobRemovedError(
+            f"{name}: blob {digests[0]} was claimed by mlprov gc after this registration "
+            "read it; nothing was registered: upload it again and register again",
+            digests,
+        )
+
+    unit.tx.blob_holds.check_unremoved(watch.digests, watch.mark, lost)
 
 
 def check_leases(unit: Mutation, name: str, leases: Mapping[str, str]) -> None:
@@ -282,7 +333,9 @@ def _report(
 def _audit_run(context: RegistryContext, report: GcReport, failure: str | None) -> None:
     """The run's ``gc.run`` entry; expired holds are removed in the same transaction."""
     with mutation(context) as unit:
-        stale = unit.tx.blob_holds.remove_stale(_iso(_now()))
+        now = _now()
+        stale = unit.tx.blob_holds.remove_stale(_iso(now))
+        unit.tx.blob_holds.prune_removals(_iso(now - REMOVAL_RECORDS_KEPT))
         details = report.to_json()
         details["removed"] = len(report.removed)
         details["stale_holds_removed"] = stale

@@ -401,7 +401,7 @@ def _undo_blobs(context: RegistryContext, reading: ArchiveReading, holder: str) 
                 for sha in reading.added
                 if sha not in in_use
                 and unit.tx.blob_holds.claim_own_lease(
-                    sha, reading.leases.get(sha, ""), utc_text(now + CLAIM_TTL)
+                    sha, reading.leases.get(sha, ""), utc_text(now + CLAIM_TTL), utc_text(now)
                 )
             ]
         for sha in claimed:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AliasStatus",
     "Approval",
+    "BlobWatch",
     "EvidenceCheck",
     "ImportedArchive",
     "IssuedToken",
@@ -63,13 +64,26 @@ class PreparedVersion:
 
 
 @dataclass(frozen=True)
+class BlobWatch:
+    """What a registration from stored blobs saw before it read them: the highest claim
+    number then (``blob_removals``), and when it looked (``time.monotonic``). Its commit
+    checks that no claim on ``digests`` came after (ADR 0045, amendment)."""
+
+    digests: tuple[str, ...]
+    mark: int
+    started: float
+
+
+@dataclass(frozen=True)
 class StoredFiles:
     """The manifest of a prepared version and the blob key of each of its files, with
-    the gc lease token of each blob it stored or found stored (ADR 0045)."""
+    the gc lease token of each blob it stored or found stored, or, for blobs it did not
+    store itself, what it saw of gc before reading them (ADR 0045)."""
 
     manifest: Manifest
     blobs: dict[str, str]
     leases: dict[str, str] = field(default_factory=dict)
+    watch: BlobWatch | None = None
 
 
 @dataclass(frozen=True)

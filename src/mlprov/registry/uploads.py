@@ -5,16 +5,19 @@ unless the bytes hash to the name), then asks for a version naming the blobs by 
 SHA-256 and size, optionally with an OMS signature it made itself. This module runs the
 same three steps as :mod:`mlprov.registry.versions`, with the bytes coming from the store:
 
-1. every input is checked (:func:`~mlprov.registry.versions.prepare_stored_version`),
-   every blob is leased against gc (:func:`~mlprov.registry.gc.lease_blobs`, one short
-   transaction), then read once from the artefact store (so its digest is checked), its size
-   must be the one given, and its format is detected from the bytes read (in memory,
-   or a temporary file for a large blob: :func:`~mlprov.registry.formats.detect_blob_format`);
+1. every input is checked (:func:`~mlprov.registry.versions.prepare_stored_version`);
+   what gc has claimed so far is read (:func:`~mlprov.registry.gc.watch_blobs`: one read,
+   no write; it waits while gc is removing one of the blobs); then every blob is read
+   once from the artefact store (so its digest is checked), its size must be the one
+   given, and its format is detected from the bytes read (in memory, or a temporary
+   file for a large blob: :func:`~mlprov.registry.formats.detect_blob_format`);
 2. a signature, when given, must parse, verify with the key or certificate it carries and
    sign exactly this manifest; whether its signer is *trusted* is the gate's question, as
    for ``mlprov sign``;
 3. the version commits with :func:`~mlprov.registry.versions.commit_version`, which
-   checks that gc claimed none of the leased blobs meanwhile; with an
+   checks that gc claimed none of the blobs since step 1 looked (otherwise nothing is
+   registered: :class:`~mlprov.errors.BlobRemovedError`; the blob upload leased the
+   blob, so gc leaves an uploaded blob alone for a day); with an
    idempotency key the key is recorded in the same transaction, so a retried request
    with the same key returns the version the first one made and never makes a second.
 
@@ -22,10 +25,10 @@ Small files may come *inline* instead (``contents``, by path: the bytes in the r
 itself, ADR 0057), so a small model is registered in one request. Their bytes are
 checked against the size and SHA-256 listed for them in memory, their formats are
 detected from those bytes, and they are stored as blobs only once every check above has
-passed (so a refused request stores no blob), just before the commit. As for an upload
-and a local registration, a stored blob is never deleted when the commit then fails, and
-the leases of a refused request stay until they expire (gc removes them; they keep the
-blobs they name for a day, and are no part of the registry's state a user sees).
+passed (so a refused request stores no blob), just before the commit. When gc removed
+one of them meanwhile, they are stored again and all is done again (bounded); when it
+removed an uploaded blob, the registration fails. As for an upload and a local
+registration, a stored blob is never deleted when the commit then fails.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from dataclasses import asdict, dataclass, replace
 
 from mlprov.canonical import canonical_json
 from mlprov.errors import (
+    BlobRemovedError,
     ConflictError,
     DigestMismatchError,
     InvalidInputError,
@@ -49,7 +53,7 @@ from mlprov.refs import validate_model_name
 from mlprov.registry._context import IDEMPOTENCY_KEY, RegistryContext, check_idempotency_key
 from mlprov.registry._unit import Mutation
 from mlprov.registry.formats import detect_blob_format, detect_content_format
-from mlprov.registry.gc import lease_blobs, new_holder
+from mlprov.registry.gc import watch_blobs
 from mlprov.registry.inputs import VersionInput
 from mlprov.registry.types import NewEvidence, StoredFiles
 from mlprov.registry.versions import commit_version, prepare_stored_version
@@ -58,6 +62,8 @@ from mlprov.store.versions import VersionKey
 
 __all__ = ["IDEMPOTENCY_KEY", "UploadedFile", "register_uploaded"]
 
+#: How often a registration is tried when gc removed one of its inline blobs meanwhile.
+_ATTEMPTS = 3
 _SHA256_HEX = re.compile(r"\A[0-9a-f]{64}\Z")
 _ARTIFACT_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
@@ -113,17 +119,8 @@ def register_uploaded(
     )
     new_signature = _checked_signature(context, signature, manifest) if signature else None
     prepared = prepare_stored_version(context, name, info, shown, len(checked))
-    # Every blob is leased before it is read or stored, so gc cannot remove it between
-    # these reads and the commit, which checks the leases (mlprov.registry.gc, ADR 0045).
-    leases = lease_blobs(context, (f.sha256 for f in checked), new_holder("register"))
-    prepared = replace(prepared, formats=_detect_blob_formats(context, checked, inline))
-    # Every check has passed: only now are the inline bytes stored (outside any
-    # transaction, as an upload would have stored them).
-    for data in inline.values():
-        context.artifacts.put_bytes(data)
-    stored = StoredFiles(
-        manifest=manifest, blobs={f.path: f.sha256 for f in checked}, leases=leases
-    )
+    digests = [f.sha256 for f in checked]
+    inline_digests = {f.sha256 for f in checked if f.path in inline}
 
     def record_key(unit: Mutation, key: VersionKey) -> None:
         if idempotency_key is None:
@@ -136,20 +133,38 @@ def register_uploaded(
             model, RegistrationKey(idempotency_key, key.id, request, unit.at, unit.actor)
         )
 
-    try:
-        return commit_version(
-            context,
-            prepared,
-            stored,
-            evidence_for=(lambda _draft: [new_signature]) if new_signature else None,
-            within=record_key,
+    for attempt in range(_ATTEMPTS):
+        # What gc has claimed so far is read before any blob is read or stored; the
+        # commit checks that no claim on them came after (mlprov.registry.gc, ADR 0045).
+        watch = watch_blobs(context, digests)
+        formats = _detect_blob_formats(context, checked, inline)
+        # Every check has passed: only now are the inline bytes stored (outside any
+        # transaction, as an upload would have stored them).
+        for data in inline.values():
+            context.artifacts.put_bytes(data)
+        stored = StoredFiles(
+            manifest=manifest, blobs={f.path: f.sha256 for f in checked}, watch=watch
         )
-    except _RegisteredMeanwhile:
-        assert idempotency_key is not None
-        earlier = _earlier(context, name, idempotency_key, request)
-        if earlier is None:  # pragma: no cover - keys are never deleted
-            raise ConflictError(f"{name}: idempotency key changed meanwhile; retry") from None
-        return earlier
+        try:
+            return commit_version(
+                context,
+                replace(prepared, formats=formats),
+                stored,
+                evidence_for=(lambda _draft: [new_signature]) if new_signature else None,
+                within=record_key,
+            )
+        except _RegisteredMeanwhile:
+            assert idempotency_key is not None
+            earlier = _earlier(context, name, idempotency_key, request)
+            if earlier is None:  # pragma: no cover - keys are never deleted
+                raise ConflictError(f"{name}: idempotency key changed meanwhile; retry") from None
+            return earlier
+        except BlobRemovedError as e:
+            # gc removed a blob after it was looked at. Inline bytes are here to store
+            # again, so all is done again; an uploaded blob must be uploaded again.
+            if attempt + 1 == _ATTEMPTS or not set(e.digests) <= inline_digests:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 def _checked_files(files: Sequence[UploadedFile], most: int) -> list[UploadedFile]:

@@ -49,7 +49,7 @@ from mlprov.registry._context import (
 from mlprov.registry._unit import Mutation, grouped_mutation, mutation
 from mlprov.registry.evidence import add_evidence_in
 from mlprov.registry.formats import detect_formats
-from mlprov.registry.gc import check_leases, lease_blob, new_holder
+from mlprov.registry.gc import check_leases, check_unremoved, lease_blob, new_holder
 from mlprov.registry.inputs import (
     VersionInput,
     check_tag,
@@ -425,9 +425,11 @@ def commit_version(
             draft: ModelVersion | None = draft,
             made: Sequence[NewEvidence] = evidence,
         ) -> ModelVersion:
-            # The leases are checked with the transaction's first statement (on
+            # The leases (or the watch) are checked with the transaction's first statement (on
             # PostgreSQL in its round trip, under the writer lock it takes).
             check_leases(unit, prepared.name, stored.leases)
+            if stored.watch is not None:
+                check_unremoved(unit, prepared.name, stored.watch)
             # Found and claimed in one statement (None: no model yet, or, with a number
             # that signed documents name, a concurrent registration took it).
             taken = unit.tx.models.take_number(prepared.name, number if draft else None)

@@ -315,6 +315,20 @@ blob_holds = sa.Table(
     sa.Column("expires_at", sa.String(32), nullable=False),
 )
 
+# Added by migration 0014: every claim on a blob (gc removing it, or an import undoing a
+# blob it stored), numbered in commit order (claims are taken under the writer lock): a
+# registration from stored blobs reads the highest number before it reads the blobs and
+# checks at commit that no claim on them came after (ADR 0045, amendment). Pruned by gc
+# after a day; AUTOINCREMENT so that SQLite never gives a number twice.
+blob_removals = sa.Table(
+    "blob_removals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("at", sa.String(32), nullable=False),
+    sqlite_autoincrement=True,
+)
+
 # Added by migration 0011: deployments (docs/deployments.md).
 deployments = sa.Table(
     "deployments",

@@ -166,8 +166,8 @@ class StoreTransaction:
     def counts(self) -> dict[str, int]:
         """Rows per table (for `audit verify` summaries and the tests' state snapshots).
 
-        ``blob_holds`` is left out: its rows coordinate gc with registrations and expire
-        on their own; they are not registry state (ADR 0045)."""
+        ``blob_holds`` and ``blob_removals`` are left out: their rows coordinate gc with
+        registrations and expire on their own; they are not registry state (ADR 0045)."""
         tables = (
             t.models,
             t.versions,

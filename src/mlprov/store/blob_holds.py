@@ -14,6 +14,12 @@ SQLite and PostgreSQL), so they are atomic without the writer lock: a registrati
 leases are taken in a short transaction of their own that waits for no other writer
 (:meth:`mlprov.store.MetadataStore.lease_blobs`).
 
+Every claim is also recorded in ``blob_removals``, numbered in commit order (claims are
+taken in write transactions, under the writer lock). A registration from stored blobs
+does not lease them: it reads the highest number (:meth:`BlobHoldRows.watch`) before it
+reads the blobs, and its commit checks that no claim on them came after
+(:meth:`BlobHoldRows.check_unremoved`), a read where a lease would be a write.
+
 Times are the registry's ISO-8601 UTC text, which compares in time order as text.
 """
 
@@ -39,6 +45,41 @@ _HELD = t.blob_holds.c
 #: constant statement, as what is sent together must be: mlprov.store._rows).
 _HOLDS_OF_ANY = sa.select(_HELD.digest, _HELD.state, _HELD.holder).where(
     _HELD.digest == sa.any_(sa.bindparam("digests", type_=postgresql.ARRAY(sa.String)))
+)
+
+
+_REMOVED = t.blob_removals.c
+#: The claims on the digests given numbered above ``mark``, for a commit's check on
+#: PostgreSQL (a constant statement, as what is sent together must be).
+_REMOVALS_OF_ANY = (
+    sa.select(_REMOVED.digest)
+    .where(
+        _REMOVED.id > sa.bindparam("mark", type_=sa.Integer),
+        _REMOVED.digest == sa.any_(sa.bindparam("digests", type_=postgresql.ARRAY(sa.String))),
+    )
+    .distinct()
+)
+
+
+# The same queries elsewhere (SQLite), with an expanding IN; and a registration's watch.
+# Each is a constant statement: SQLAlchemy builds its cache key and compiles it once.
+_DIGESTS_IN: sa.BindParameter[str] = sa.bindparam("digests", expanding=True)
+_HOLDS_IN = sa.select(_HELD.digest, _HELD.state, _HELD.holder).where(_HELD.digest.in_(_DIGESTS_IN))
+_REMOVALS_IN = (
+    sa.select(_REMOVED.digest)
+    .where(_REMOVED.id > sa.bindparam("mark", type_=sa.Integer), _REMOVED.digest.in_(_DIGESTS_IN))
+    .distinct()
+)
+_WATCH = sa.select(
+    sa.select(sa.func.coalesce(sa.func.max(_REMOVED.id), 0)).scalar_subquery(),
+    sa.select(sa.func.count())
+    .select_from(t.blob_holds)
+    .where(
+        _HELD.digest.in_(_DIGESTS_IN),
+        _HELD.state == CLAIM,
+        _HELD.expires_at > sa.bindparam("now", type_=sa.String),
+    )
+    .scalar_subquery(),
 )
 
 
@@ -146,17 +187,12 @@ class BlobHoldRows(Rows):
             if gone:
                 lost(gone)
 
-        if self.later.deferring:
-            self.later.check(_HOLDS_OF_ANY, {"digests": sorted(leases)}, consume)
-        else:
-            query = sa.select(_HELD.digest, _HELD.state, _HELD.holder).where(
-                _HELD.digest.in_(sorted(leases))
-            )
-            self.later.check(query, {}, consume)
+        query = _HOLDS_OF_ANY if self.later.deferring else _HOLDS_IN
+        self.later.check(query, {"digests": sorted(leases)}, consume)
 
     def claim(self, digest: str, holder: str, expires_at: str, now: str) -> bool:
-        """Claim a blob for removal, in one statement; False while a live lease or claim
-        holds it."""
+        """Claim a blob for removal, in one statement, and record the claim in
+        ``blob_removals``; False while a live lease or claim holds it."""
         insert = _insert(self.connection.dialect.name)
         statement = (
             insert.values(digest=digest, state=CLAIM, holder=holder, expires_at=expires_at)
@@ -171,9 +207,12 @@ class BlobHoldRows(Rows):
             )
             .returning(_HELD.digest)
         )
-        return self.connection.execute(statement).first() is not None
+        if self.connection.execute(statement).first() is None:
+            return False
+        self._record_removal(digest, now)
+        return True
 
-    def claim_own_lease(self, digest: str, token: str, expires_at: str) -> bool:
+    def claim_own_lease(self, digest: str, token: str, expires_at: str, now: str) -> bool:
         """Turn the lease with ``token`` into a claim by the same holder (an import undoing
         a blob it added); False when the row is no longer that lease. A registration that
         joined the lease then fails its commit check, as it would after gc."""
@@ -186,7 +225,43 @@ class BlobHoldRows(Rows):
             )
             .values(state=CLAIM, expires_at=expires_at)
         )
-        return result.rowcount == 1
+        if result.rowcount != 1:
+            return False
+        self._record_removal(digest, now)
+        return True
+
+    def _record_removal(self, digest: str, now: str) -> None:
+        self.connection.execute(sa.insert(t.blob_removals).values(digest=digest, at=now))
+
+    def watch(self, digests: Sequence[str], now: str) -> tuple[int, int]:
+        """Before a registration reads stored blobs: the highest claim number so far, and
+        how many of ``digests`` a live claim holds now (gc is removing them: wait), in
+        one statement."""
+        row = self.connection.execute(_WATCH, {"digests": sorted(set(digests)), "now": now}).one()
+        return int(row[0]), int(row[1])
+
+    def check_unremoved(
+        self, digests: Sequence[str], mark: int, lost: Callable[[list[str]], None]
+    ) -> None:
+        """A commit's check that no claim on ``digests`` was numbered above ``mark`` (none
+        was taken since the registration looked): ``lost(digests)`` is called with those
+        claimed since, and raises. On PostgreSQL the query goes with the transaction's
+        next statement (:meth:`LaterWrites.check`)."""
+        wanted = sorted(set(digests))
+        if not wanted:
+            return
+
+        def consume(rows: Sequence[Sequence[Any]]) -> None:
+            if rows:
+                lost(sorted(str(r[0]) for r in rows))
+
+        query = _REMOVALS_OF_ANY if self.later.deferring else _REMOVALS_IN
+        self.later.check(query, {"mark": mark, "digests": wanted}, consume)
+
+    def prune_removals(self, before: str) -> int:
+        """Forget claims recorded before ``before`` (no registration watches that long)."""
+        result = self.connection.execute(sa.delete(t.blob_removals).where(_REMOVED.at < before))
+        return int(result.rowcount or 0)
 
     def release_claims(self, digests: Iterable[str], holder: str) -> None:
         for digest in digests:
