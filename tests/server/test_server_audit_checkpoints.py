@@ -101,6 +101,27 @@ def test_a_checkpoint_of_the_chain_is_recorded_by_the_token(
     )
 
 
+def test_a_repeated_checkpoint_is_recorded_once(env: Env) -> None:
+    """A retried request (its answer lost) gets the entry the first one wrote; the same
+    head checkpointed by another signer is a checkpoint of its own."""
+    bundle = _checkpoint(4, env.chain[3])
+    first = _post(env.admin, bundle)
+    again = _post(env.admin, bundle)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    other = KeySigner.from_pem(generate_private_key_pem())
+    statement = Checkpoint(4, env.chain[3], "2026-12-02T10:00:00.000000Z").statement()
+    third = _post(env.admin, other.sign(canonical_json(statement, "test statement")).bundle)
+    assert third.status_code == 201
+    assert third.json()["seq"] == first.json()["seq"] + 1
+    registry = env.reg.registry()
+    try:
+        assert [e.action for e in registry.audit_log()[4:]] == ["audit.checkpoint"] * 2
+        assert registry.verify_audit() == 6
+    finally:
+        registry.close()
+
+
 def _other_predicate(_env: Env) -> bytes:
     statement = Checkpoint(1, "0" * 64, "2026-12-02T10:00:00.000000Z").statement()
     return _signed({**statement, "predicateType": "https://example.com/other/v1"})

@@ -1546,10 +1546,11 @@ class HttpRegistry:
         moment = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         mark = Checkpoint(sequence, head_hash, moment)
         bundle = signer.sign(canonical_json(mark.statement(), "audit checkpoint")).bundle
-        # Not retried (no Idempotency-Key): a lost answer must not record it twice.
+        # Retried: the server records one checkpoint once, however often it is sent.
         self._transport.json(
             "POST",
             "/api/v1/audit/checkpoints",
+            retry=True,
             content=lambda: bundle,
             headers={"Content-Type": "application/octet-stream"},
         )

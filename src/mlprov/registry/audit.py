@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlprov.audit import (
     Checkpoint,
@@ -75,7 +76,11 @@ def add_signed_checkpoint(context: RegistryContext, bundle: bytes) -> AuditEntry
     with the key or certificate the bundle carries (whether that signer is trusted is
     the question of whoever later runs ``audit verify --checkpoint``), and the entry it
     names must be in this chain with that hash: AuditChainError (400) otherwise, and
-    nothing is written."""
+    nothing is written.
+
+    A checkpoint already recorded (the same head, the same signer: a retried request
+    whose answer was lost) is not recorded twice: its entry is returned, so a client may
+    repeat the request."""
     from mlprov import signing  # noqa: PLC0415
 
     # Verified before the write transaction, which only compares and appends.
@@ -83,19 +88,23 @@ def add_signed_checkpoint(context: RegistryContext, bundle: bytes) -> AuditEntry
     mark = Checkpoint.from_statement(inspected.statement)
     # Checked in the write transaction (writers are serialised on the chain head), so
     # the entry named is the one the checkpoint entry is appended after.
+    signer = str(inspected.carried.signer)
     with mutation(context) as unit:
         sequence, _head = unit.tx.audit.head()
         check_checkpoint_in_chain(mark, sequence, unit.tx.audit.hash_at(mark.sequence))
-        return _audit_checkpoint(unit, mark, str(inspected.carried.signer))
+        for entry in unit.tx.audit.after_with(mark.sequence, "audit", "audit.checkpoint"):
+            if json.loads(entry.details) == _checkpoint_details(mark, signer):
+                return entry
+        return _audit_checkpoint(unit, mark, signer)
 
 
 def _audit_checkpoint(unit: Mutation, mark: Checkpoint, signer: str) -> AuditEntry:
     """The one ``audit.checkpoint`` entry, whoever signed the checkpoint and where."""
-    return unit.audit(
-        "audit.checkpoint",
-        "audit",
-        {"sequence": mark.sequence, "hash": mark.hash, "signer": signer},
-    )
+    return unit.audit("audit.checkpoint", "audit", _checkpoint_details(mark, signer))
+
+
+def _checkpoint_details(mark: Checkpoint, signer: str) -> dict[str, Any]:
+    return {"sequence": mark.sequence, "hash": mark.hash, "signer": signer}
 
 
 def verify_audit(

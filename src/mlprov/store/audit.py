@@ -92,6 +92,19 @@ class AuditRows(Rows):
         )
         return AuditEntry.model_validate(dict(row._mapping)) if row is not None else None
 
+    def after_with(self, seq: int, subject: str, action: str) -> list[AuditEntry]:
+        """Entries after ``seq`` about exactly ``subject`` with ``action``, oldest first."""
+        query = (
+            sa.select(t.audit_log)
+            .where(
+                t.audit_log.c.seq > seq,
+                t.audit_log.c.subject == subject,
+                t.audit_log.c.action == action,
+            )
+            .order_by(t.audit_log.c.seq)
+        )
+        return [AuditEntry.model_validate(dict(row._mapping)) for row in self._all(query)]
+
     def hash_at(self, seq: int) -> str | None:
         """The hash of entry ``seq`` (the genesis hash for 0), or None if it is missing."""
         if seq == 0:
