@@ -1,7 +1,8 @@
 """``mlprov serve --workers N`` on Linux: each worker accepts on a socket of its own
 (SO_REUSEPORT), so kept-alive connections land on every worker; a worker that dies is
-replaced; SIGTERM stops every worker; a worker whose supervisor was killed stops too; a
-port in use is one line and exit 2. Real server processes on loopback, connections
+replaced, and workers that keep exiting stop the server with one line; SIGTERM stops
+every worker; a worker whose supervisor was killed stops too; a port in use is one line
+and exit 2. Real server processes on loopback, connections
 counted from /proc."""
 
 from __future__ import annotations
@@ -121,6 +122,27 @@ def test_a_killed_worker_is_replaced(server: ServerProcess) -> None:
     for _ in range(20):
         assert httpx.get(f"{server.base_url}/readyz", timeout=10).status_code == 200
     assert server.process.poll() is None
+
+
+def test_workers_that_keep_exiting_stop_the_server_with_one_line(server: ServerProcess) -> None:
+    """Five worker exits within a minute: something is wrong with every start, so the
+    supervisor stops its other workers and exits 1 with one line, instead of restarting
+    workers for ever."""
+    killed: set[int] = set()
+    deadline = time.monotonic() + 120
+    while server.process.poll() is None and time.monotonic() < deadline:
+        alive = {p for p in _children(server.process.pid) if _is_worker(p)} - killed
+        for pid in alive:
+            os.kill(pid, signal.SIGKILL)
+            killed.add(pid)
+        time.sleep(0.05)
+    assert server.process.wait(timeout=60) == 1
+    assert len(killed) >= 5, killed
+    log = server.log_text()
+    [line] = [line for line in log.splitlines() if "times within" in line]
+    assert line.startswith("mlprov: error: workers exited 5 times within 60 s (last: exit code")
+    assert line.endswith("stopping (see the log above)")
+    assert "Traceback" not in log
 
 
 def test_sigterm_stops_every_worker(server: ServerProcess) -> None:
