@@ -12,13 +12,18 @@ protocol of *holds* on blobs (ADR 0045, table ``blob_holds``):
    under a live gc *claim* is waited for (gc removes it, then the registration stores the
    bytes again). Its version commit checks that every lease it took is still the blob's
    row, so no claim came in between (:func:`check_leases`): the commit is what makes the
-   reference;
+   reference. A registration over HTTP, which reads back blobs it did not store, *watches*
+   instead: every claim is recorded, numbered in commit order (``blob_removals``); it
+   reads the highest number before reading the blobs (:func:`watch_blobs`), and its
+   commit checks that no claim on them came after (:func:`check_unremoved`). A blob
+   upload leases what it stores, as above;
 2. gc lists the blobs (outside any transaction), keeps those younger than the grace
    period, and for each other one, in one transaction, checks that no version references
    it and that no live lease holds it, and inserts a *claim* (one row per digest: a lease
    and a claim exclude each other on SQLite and PostgreSQL alike). Only then, outside the
    transaction, it deletes the blob, and finally removes its claims. Expired leases and
-   claims (of a registration or a gc that died) are removed at the end of a run.
+   claims (of a registration or a gc that died), and claim records older than
+   :data:`REMOVAL_RECORDS_KEPT`, are removed at the end of a run.
 
 Blobs the registry reads (evidence, policies) are kept in the metadata store, not the
 artefact store, so version files are the only references.

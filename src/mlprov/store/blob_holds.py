@@ -10,8 +10,8 @@ commits knows no claim came between, and the blob it stored or found is still th
 
 Leases and claims are each one statement (an insert that, on a digest already held,
 updates only under the rule above: ``ON CONFLICT DO UPDATE ... WHERE``, the same on
-SQLite and PostgreSQL), so they are atomic without the writer lock: a registration's
-leases are taken in a short transaction of their own that waits for no other writer
+SQLite and PostgreSQL), so they are atomic without the writer lock: on PostgreSQL a
+registration's leases are one statement of their own that waits for no other writer
 (:meth:`mlprov.store.MetadataStore.lease_blobs`).
 
 Every claim is also recorded in ``blob_removals``, numbered in commit order (claims are
