@@ -962,10 +962,12 @@ class Registry:
         *,
         with_ancestors: bool = False,
         idempotency_key: str | None = None,
+        closure: ExportClosure | None = None,
     ) -> ExportClosure:
         """Audit an archive of ``ref`` a client wrote from what this registry sent; with
         ``idempotency_key`` a repeat of the request is answered as the first and audits
-        nothing (:func:`mlprov.registry.transfer.record_export`)."""
+        nothing; ``closure`` is ``ref``'s, if already worked out
+        (:func:`mlprov.registry.transfer.record_export`)."""
         from mlprov.registry import transfer  # noqa: PLC0415
 
         return transfer.record_export(
@@ -974,6 +976,7 @@ class Registry:
             archive_digest,
             with_ancestors=with_ancestors,
             idempotency_key=idempotency_key,
+            closure=closure,
         )
 
     def import_archive(

@@ -188,13 +188,16 @@ def record_export(
     *,
     with_ancestors: bool = False,
     idempotency_key: str | None = None,
+    closure: ExportClosure | None = None,
 ) -> ExportClosure:
     """Audit an archive of ``ref`` that a client wrote from what this registry sent
     (``version.export`` / ``deployment.export``, as a local export would): the closure
     is this registry's own, only the archive digest is the client's. With
     ``idempotency_key`` a repeat of the same request returns the closure the first one
     was answered with and audits nothing; the same key with another request (another
-    reference, digest or ``with_ancestors``) is a ConflictError."""
+    reference, digest or ``with_ancestors``) is a ConflictError. ``closure``: the one
+    already worked out for ``ref`` and ``with_ancestors`` (the server's access check
+    needs it first), so it is not worked out again."""
     if not _ARCHIVE_DIGEST.match(archive_digest):
         raise InvalidInputError(
             f"archive digest {archive_digest[:80]!r} is not sha256: and 64 hex digits"
@@ -215,7 +218,8 @@ def record_export(
             )
         ).hexdigest()
     )
-    closure = export_closure(context, ref, with_ancestors=with_ancestors)
+    if closure is None:
+        closure = export_closure(context, ref, with_ancestors=with_ancestors)
     with mutation(context) as unit:
         if idempotency_key is not None:
             # Looked up in the write transaction (writers are serialised), so two

@@ -124,13 +124,16 @@ def record_export(
     ``deployment.export`` with its digest, as a local export is audited). With
     ``Idempotency-Key`` a retried request gets the first one's answer and audits nothing
     more; the same key with another body is 409."""
-    registry, _closure = _closure_for_reader(
+    registry, checked = _closure_for_reader(
         service_of(request), request, body.ref, body.with_ancestors
     )
+    # The closure whose models were checked is the one audited (an alias in ``ref``
+    # is resolved once).
     closure = registry.record_export(
         body.ref,
         body.archive_digest,
         with_ancestors=body.with_ancestors,
         idempotency_key=idempotency_key,
+        closure=checked,
     )
     return {**closure.to_json(), "archive_digest": body.archive_digest}
