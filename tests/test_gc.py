@@ -545,3 +545,31 @@ def test_gc_keeps_a_record_of_each_claim_for_a_day(reg: RegistryEnv) -> None:
         assert execute(reg, "SELECT digest FROM blob_removals") == []
     finally:
         registry.close()
+
+
+def test_a_registration_older_than_half_the_claim_records_life_is_refused(
+    reg: RegistryEnv,
+) -> None:
+    """Claim records are pruned after a day, so a watch older than half of that cannot
+    be trusted to see every claim since: the commit refuses it, exit 3, writing nothing."""
+    from mlprov.registry._unit import mutation
+    from mlprov.registry.gc import REMOVAL_RECORDS_KEPT, check_unremoved
+    from mlprov.registry.types import BlobWatch
+
+    registry = reg.registry()
+    try:
+        started = time.monotonic() - REMOVAL_RECORDS_KEPT.total_seconds() / 2 - 1
+        watch = BlobWatch(("a" * 64,), 0, started)
+        before = reg.snapshot()
+
+        def commit() -> None:
+            with mutation(registry._context) as unit:
+                unit.audit("model.create", "m", {})
+                check_unremoved(unit, "m", watch)
+
+        with pytest.raises(ConflictError, match="took longer than 12:00:00") as refused:
+            commit()
+        assert refused.value.exit_code == 3
+        assert reg.snapshot() == before
+    finally:
+        registry.close()

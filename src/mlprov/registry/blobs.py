@@ -5,9 +5,9 @@ as they arrive straight into the artefact store, which hashes them in the same p
 refuses them before they are made durable or named when they hash to another digest
 (nothing is kept). Bytes of the right digest are leased against gc before the store looks
 whether the blob is there (as a local registration's are: :mod:`mlprov.registry.gc`), so
-a blob uploaded, or found already stored, stays while the client goes on to register the
-version that names it (the registration joins the lease). Reads go through the artefact
-store, which checks every blob's digest as it streams it.
+a blob uploaded, or found already stored, stays for a day while the client goes on to
+register the version that names it. Reads go through the artefact store, which checks
+every blob's digest as it streams it.
 """
 
 from __future__ import annotations

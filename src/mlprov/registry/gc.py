@@ -110,9 +110,9 @@ def parse_grace(text: str) -> timedelta:
 
 
 def lease_blobs(context: RegistryContext, digests: Iterable[str], holder: str) -> dict[str, str]:
-    """Lease blobs for a registration, committed before this returns (one short
-    transaction of their own, with no wait for the writer lock); each digest's lease
-    token for :func:`check_leases`. Waits while gc holds a claim on any of them."""
+    """Lease blobs for a registration, committed before this returns (one statement of
+    their own: :meth:`mlprov.store.MetadataStore.lease_blobs`); each digest's lease token
+    for :func:`check_leases`. Waits while gc holds a claim on any of them."""
     wanted = sorted(set(digests))
     leases: dict[str, str] = {}
     deadline = time.monotonic() + LEASE_WAIT_SECONDS
