@@ -55,7 +55,6 @@ __all__ = [
     "check_unremoved",
     "collect_garbage",
     "lease_blob",
-    "lease_blobs",
     "new_holder",
     "parse_grace",
     "watch_blobs",
@@ -109,35 +108,24 @@ def parse_grace(text: str) -> timedelta:
 # -- the registration side -------------------------------------------------------------
 
 
-def lease_blobs(context: RegistryContext, digests: Iterable[str], holder: str) -> dict[str, str]:
-    """Lease blobs for a registration, committed before this returns (one statement of
-    their own: :meth:`mlprov.store.MetadataStore.lease_blobs`); each digest's lease token
-    for :func:`check_leases`. Waits while gc holds a claim on any of them."""
-    wanted = sorted(set(digests))
-    leases: dict[str, str] = {}
+def lease_blob(context: RegistryContext, digest: str, holder: str) -> str:
+    """Lease one blob for a registration, committed before this returns (one statement
+    of its own: :meth:`mlprov.store.MetadataStore.lease_blobs`); the lease's token for
+    :func:`check_leases`. Waits while gc holds a claim on it."""
     deadline = time.monotonic() + LEASE_WAIT_SECONDS
     delay = 0.01
     while True:
         now = _now()
-        missing = [d for d in wanted if d not in leases]
-        leases.update(
-            context.metadata.lease_blobs(missing, holder, _iso(now + LEASE_TTL), _iso(now))
-        )
-        claimed = [d for d in wanted if d not in leases]
-        if not claimed:
-            return leases
+        leases = context.metadata.lease_blobs([digest], holder, _iso(now + LEASE_TTL), _iso(now))
+        if digest in leases:
+            return leases[digest]
         if time.monotonic() > deadline:
             raise ConflictError(
-                f"blob {claimed[0]} is being removed by mlprov gc and was not released "
-                f"within {LEASE_WAIT_SECONDS:.0f} s; retry"
+                f"blob {digest} is being removed by mlprov gc and was not released within "
+                f"{LEASE_WAIT_SECONDS:.0f} s; retry"
             )
         time.sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter
         delay = min(delay * 2, 0.5)
-
-
-def lease_blob(context: RegistryContext, digest: str, holder: str) -> str:
-    """Lease one blob (:func:`lease_blobs`); its lease token."""
-    return lease_blobs(context, [digest], holder)[digest]
 
 
 def watch_blobs(context: RegistryContext, digests: Iterable[str]) -> BlobWatch:

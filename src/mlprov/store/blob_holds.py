@@ -141,9 +141,6 @@ class BlobHold:
     holder: str
     expires_at: str
 
-    def live(self, now: str) -> bool:
-        return self.expires_at > now
-
 
 class BlobHoldRows(Rows):
     def find(self, digest: str) -> BlobHold | None:
